@@ -1,0 +1,1 @@
+"""The REST face: one router module per area, wired into config/api.py."""

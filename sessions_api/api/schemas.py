@@ -1,0 +1,139 @@
+"""Response and request shapes, as they appear in the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Schema
+
+
+class ErrorOut(Schema):
+    code: str
+    message: str
+    path: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class WarningOut(Schema):
+    code: str
+    message: str
+    path: str = ""
+
+
+class SummaryOut(Schema):
+    status: Literal["running", "completed", "aborted", "abandoned", "expired", "error", "unknown"]
+    message_count: int
+    tool_call_count: int
+    tool_error_count: int
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    agent: str | None
+    user: str | None
+    models: list[str]
+    started_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+
+
+class IngestOut(Schema):
+    id: str
+    external_id: str
+    format: str
+    version: int
+    created: bool
+    changed: bool
+    summary: SummaryOut
+    warnings: list[WarningOut]
+    detected_by: str
+
+
+class BatchItemOut(Schema):
+    index: int
+    ok: bool
+    id: str | None = None
+    external_id: str | None = None
+    version: int | None = None
+    created: bool | None = None
+    changed: bool | None = None
+    error: ErrorOut | None = None
+
+
+class BatchOut(Schema):
+    results: list[BatchItemOut]
+
+
+class SessionListItem(Schema):
+    id: str
+    external_id: str
+    format: str
+    version: int
+    title: str
+    has_errors: bool
+    summary: SummaryOut
+
+
+class SessionListOut(Schema):
+    items: list[SessionListItem]
+    next_cursor: str | None
+
+
+class StepOut(Schema):
+    name: str
+    order: int
+    active: bool | None
+    state: Any = None
+    model: str | None
+    model_params: Any = None
+    saved_at: datetime | None
+    level: int
+    flow: str | None
+
+
+class SessionDetailOut(Schema):
+    id: str
+    external_id: str
+    format: str
+    format_variant: str
+    detected_by: str
+    version: int
+    title: str
+    raw_status: str
+    status_before_expiry: str
+    on_hold: bool
+    revision: int | None
+    parent_external_id: str
+    first_received_at: datetime
+    last_received_at: datetime
+    tokens_source: str
+    summary: SummaryOut
+    steps: list[StepOut]
+    flows: list[dict[str, Any]]
+    state: Any = None
+    context: Any = None
+    metadata: dict[str, Any]
+    log_counts: dict[str, int]
+    warnings: list[WarningOut]
+
+
+class TimelineOut(Schema):
+    session_id: str
+    version: int
+    total: int
+    events: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class VersionOut(Schema):
+    number: int
+    received_at: datetime
+    size_bytes: int
+    sha256: str
+    revision: int | None
+    source: str
+
+
+class VersionsOut(Schema):
+    session_id: str
+    versions: list[VersionOut]

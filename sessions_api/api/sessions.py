@@ -1,0 +1,335 @@
+"""REST operations on sessions: thin wrappers over services and selectors."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from ninja import Router
+
+from sessions_api import selectors, services
+from sessions_api.api import auth
+from sessions_api.api.errors import ApiError
+from sessions_api.api.schemas import (
+    BatchOut,
+    ErrorOut,
+    IngestOut,
+    SessionDetailOut,
+    SessionListOut,
+    TimelineOut,
+    VersionsOut,
+)
+from sessions_api.formats import FORMAT_IDS
+from sessions_api.records import SessionRecord
+from sessions_api.storage import BodyNotFound
+
+router = Router(tags=["sessions"])
+
+_JSON_TYPES = ("application/json", "text/json", "text/plain")
+_RAW_JSON_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"description": "The session document exactly as the framework saved it"}
+            }
+        },
+    }
+}
+_ERRORS = {
+    400: ErrorOut,
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    413: ErrorOut,
+    415: ErrorOut,
+    422: ErrorOut,
+}
+
+
+def read_json_body(request: HttpRequest, *, limit: int) -> bytes:
+    """The request body, refused with 413 before reading when its declared length is too big,
+    and with 415 when it does not claim to be JSON."""
+    content_type = request.content_type or ""
+    if content_type and not (content_type in _JSON_TYPES or content_type.endswith("+json")):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send the document as application/json, not {content_type[:100]}",
+        )
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    try:
+        length = int(declared)
+    except ValueError:
+        raise ApiError(400, "bad_content_length", "Content-Length is not a number") from None
+    if length > limit:
+        raise ApiError(413, "too_large", f"body is {length} bytes; the limit is {limit}")
+    return request.body
+
+
+def _format_param(format: str | None) -> str | None:
+    if format is not None and format not in FORMAT_IDS:
+        raise ApiError(
+            422,
+            "unknown_format",
+            f"unknown format id {format!r}; use one of: {', '.join(FORMAT_IDS)}",
+            path="format",
+        )
+    return format or None
+
+
+@router.post(
+    "/sessions",
+    response={200: IngestOut, 201: IngestOut, **_ERRORS},
+    auth=auth.INGEST,
+    openapi_extra=_RAW_JSON_BODY,
+    summary="Ingest one document",
+)
+def ingest_session(request: HttpRequest, format: str | None = None, external_id: str | None = None):
+    """Ingest one session document, body exactly as the framework saved it.
+
+    201 for a new session, 200 for a new version or for bytes identical to the latest version
+    (idempotent). The answer says which detection rule matched.
+    """
+    body = read_json_body(request, limit=settings.INGEST_MAX_DOCUMENT_BYTES)
+    outcome = services.ingest_document(
+        body=body, format_id=_format_param(format), external_id=external_id
+    )
+    return (201 if outcome.created else 200), outcome
+
+
+@router.post(
+    "/sessions/batch",
+    response={200: BatchOut, **_ERRORS},
+    auth=auth.INGEST,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["documents"],
+                        "properties": {"documents": {"type": "array", "items": {}}},
+                    }
+                }
+            },
+        }
+    },
+    summary="Ingest a batch of documents",
+)
+def ingest_batch(request: HttpRequest, format: str | None = None):
+    """Ingest ``{"documents": [...]}``; each item gets its own result, and a bad item never
+    blocks the others."""
+    body = read_json_body(request, limit=settings.INGEST_MAX_BATCH_BYTES)
+    batch = services.ingest_batch(body=body, format_id=_format_param(format))
+    results = []
+    for item in batch.results:
+        if item.outcome is not None:
+            results.append(
+                {
+                    "index": item.index,
+                    "ok": True,
+                    "id": item.outcome.id,
+                    "external_id": item.outcome.external_id,
+                    "version": item.outcome.version,
+                    "created": item.outcome.created,
+                    "changed": item.outcome.changed,
+                }
+            )
+        else:
+            results.append({"index": item.index, "ok": False, "error": item.error})
+    return {"results": results}
+
+
+@router.get(
+    "/sessions", response={200: SessionListOut, **_ERRORS}, auth=auth.READ, summary="List sessions"
+)
+def list_sessions(
+    request: HttpRequest,
+    status: str | None = None,
+    format: str | None = None,
+    agent: str | None = None,
+    user: str | None = None,
+    model: str | None = None,
+    tool: str | None = None,
+    has_errors: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    q: str | None = None,
+    order: str = "-updated_at",
+    cursor: str | None = None,
+    limit: int = 50,
+):
+    """Sessions matching every given filter, newest first by default; page with next_cursor.
+    ``status`` and ``format`` take comma-separated lists."""
+    filters = selectors.SessionFilters(
+        status=_csv(status),
+        format=_csv(format),
+        agent=agent,
+        user=user,
+        model=model,
+        tool=tool,
+        has_errors=has_errors,
+        since=since,
+        until=until,
+        q=q,
+    )
+    page = selectors.list_sessions(filters=filters, order=order, cursor=cursor, limit=limit)
+    return {
+        "items": [_list_item(record) for record in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+@router.get(
+    "/sessions/{session_id}",
+    response={200: SessionDetailOut, **_ERRORS},
+    auth=auth.READ,
+    summary="Get a session's canonical view",
+)
+def get_session(request: HttpRequest, session_id: str):
+    """Summary, steps (name, active, state, model), flows and namespaces, metadata, warnings."""
+    record = _require_session(session_id)
+    parsed = selectors.get_parsed_version(record=record)
+    canonical = parsed.session
+    return {
+        "id": record.id,
+        "external_id": record.external_id,
+        "format": record.format,
+        "format_variant": record.format_variant,
+        "detected_by": record.detection_rule,
+        "version": record.version,
+        "title": record.title,
+        "raw_status": record.raw_status,
+        "status_before_expiry": record.status_before_expiry,
+        "on_hold": record.on_hold,
+        "revision": record.revision,
+        "parent_external_id": record.parent_external_id,
+        "first_received_at": record.first_received_at,
+        "last_received_at": record.last_received_at,
+        "tokens_source": record.tokens_source,
+        "summary": record.summary,
+        "steps": [
+            {
+                "name": s.name,
+                "order": s.order,
+                "active": s.is_active,
+                "state": s.state,
+                "model": s.model,
+                "model_params": s.model_params,
+                "saved_at": s.saved_at,
+                "level": s.level,
+                "flow": s.flow,
+            }
+            for s in canonical.steps
+        ],
+        "flows": list(canonical.flows),
+        "state": canonical.state,
+        "context": canonical.context,
+        "metadata": canonical.metadata,
+        "log_counts": dict(Counter(entry.level.value for entry in canonical.logs)),
+        "warnings": parsed.warnings,
+    }
+
+
+@router.get(
+    "/sessions/{session_id}/raw",
+    auth=auth.READ,
+    response={200: Any, **_ERRORS},
+    summary="Get a stored body, byte for byte",
+)
+def get_raw(request: HttpRequest, session_id: str, version: int | None = None):
+    """The document exactly as received; ``?version=N`` for an older one."""
+    record = _require_session(session_id)
+    number = version or record.version
+    try:
+        body = selectors.get_raw_body(session_id=record.id, version=number)
+    except BodyNotFound:
+        raise ApiError(
+            404, "not_found", f"version {number} of this session does not exist", path="version"
+        ) from None
+    response = HttpResponse(body, content_type="application/json")
+    response["ETag"] = f'"{number}"'
+    response["X-Session-Version"] = str(number)
+    return response
+
+
+@router.get(
+    "/sessions/{session_id}/timeline",
+    response={200: TimelineOut, **_ERRORS},
+    auth=auth.READ,
+    summary="Get a session's timeline, paged",
+)
+def get_timeline(
+    request: HttpRequest,
+    session_id: str,
+    cursor: str | None = None,
+    limit: int = 100,
+    version: int | None = None,
+):
+    """Ordered events: messages, tool calls with their paired results and status source, step
+    changes and log entries. The cursor stays on the version it started with."""
+    record = _require_session(session_id)
+    if version is not None and not 1 <= version <= record.version:
+        raise ApiError(404, "not_found", f"version {version} does not exist", path="version")
+    number, events, next_cursor, total = selectors.get_timeline_page(
+        record=record, cursor=cursor, limit=limit, version=version
+    )
+    return {
+        "session_id": record.id,
+        "version": number,
+        "total": total,
+        "events": events,
+        "next_cursor": next_cursor,
+    }
+
+
+@router.get(
+    "/sessions/{session_id}/versions",
+    response={200: VersionsOut, **_ERRORS},
+    auth=auth.READ,
+    summary="List a session's versions",
+)
+def list_versions(request: HttpRequest, session_id: str):
+    record = _require_session(session_id)
+    return {"session_id": record.id, "versions": selectors.list_versions(session_id=record.id)}
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    response={204: None, **_ERRORS},
+    auth=auth.ADMIN,
+    summary="Delete a session with all its versions",
+)
+def delete_session(request: HttpRequest, session_id: str):
+    record = _require_session(session_id)
+    services.delete_session(session_id=record.id)
+    return 204, None
+
+
+def _require_session(session_id: str) -> SessionRecord:
+    record = selectors.get_session(session_id=session_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"no session with id {session_id[:80]!r}")
+    return record
+
+
+def _list_item(record: SessionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "external_id": record.external_id,
+        "format": record.format,
+        "version": record.version,
+        "title": record.title,
+        "has_errors": record.has_errors,
+        "summary": record.summary,
+    }
+
+
+def _csv(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]

@@ -1,0 +1,199 @@
+"""The format adapter contract and the helpers adapters share.
+
+An adapter is a module-level object with:
+
+- ``format_id``: one of the ids in DESIGN.md;
+- ``rules``: the detection rules it owns, each numbered as in FORMATS.md section 2 (the registry
+  sorts every adapter's rules by that number, so the global precedence stays the documented one);
+- ``parse(doc) -> ParsedSession``: a pure function from the decoded JSON value to the canonical
+  session, raising :class:`InvalidDocument` with a JSON-pointer path when the document is not a
+  valid document of this format, and returning warnings for anything odd but survivable.
+
+Adapters never touch Django, storage or the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sessions_api.domain import ParsedSession, ParseWarning
+
+# Bounds that keep derived values sane (HOSTILE.md "huge numbers", "bad timestamps").
+MAX_SAFE_INTEGER = 2**53 - 1
+EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST_PLAUSIBLE = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+class InvalidDocument(Exception):
+    """The document is not a valid document of the format: a 422 with ``path``."""
+
+    def __init__(self, message: str, *, path: str = "", code: str = "invalid_document") -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.code = code
+
+
+@dataclass(frozen=True)
+class DetectionRule:
+    number: int
+    format_id: str
+    description: str
+    matches: Callable[[Any], bool]
+    # Which shape of the format this rule recognises (e.g. "v1.5", "transcript").
+    variant: str = ""
+
+
+class FormatAdapter(Protocol):
+    format_id: str
+    rules: tuple[DetectionRule, ...]
+
+    def parse(self, doc: Any) -> ParsedSession: ...
+
+
+def pointer(*parts: str | int) -> str:
+    """A JSON pointer (RFC 6901) from path parts: pointer("flows", 0, "name") -> /flows/0/name."""
+    escaped = (str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+    return "".join("/" + part for part in escaped)
+
+
+_TYPE_NAMES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+def json_type_name(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _is_kind(value: Any, kind: type | tuple[type, ...]) -> bool:
+    # bool is an int in Python but not in JSON: never accept true as a number.
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        return False
+    return isinstance(value, kind)
+
+
+def expect(value: Any, kind: type | tuple[type, ...], path: str, *, nullable: bool = False) -> Any:
+    """Return ``value`` if it has the JSON type ``kind``, else raise InvalidDocument at ``path``."""
+    if value is None and nullable:
+        return None
+    if not _is_kind(value, kind):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        wanted = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+        raise InvalidDocument(
+            f"{path or 'document'}: expected {wanted}, got {json_type_name(value)}",
+            path=path,
+            code="wrong_type",
+        )
+    return value
+
+
+def optional(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
+    """``doc[key]`` type-checked, or None when the key is absent or null."""
+    value = doc.get(key)
+    if value is None:
+        return None
+    return expect(value, kind, pointer_join(path, key))
+
+
+def pointer_join(base: str, *parts: str | int) -> str:
+    return base + pointer(*parts)
+
+
+def enumerate_array(value: Any, path: str) -> Iterator[tuple[int, Any, str]]:
+    """Yield (index, item, item_path) over a JSON array, type-checking the container."""
+    expect(value, list, path)
+    for index, item in enumerate(value):
+        yield index, item, pointer_join(path, index)
+
+
+def token_count(value: Any, path: str) -> int | None:
+    """A token count: a non-negative safe integer, or None when absent (HOSTILE.md)."""
+    if value is None:
+        return None
+    expect(value, int, path)
+    if value < 0 or value > MAX_SAFE_INTEGER:
+        raise InvalidDocument(
+            f"{path}: token count {value} is out of range (0 to 2^53-1)",
+            path=path,
+            code="out_of_range",
+        )
+    return value
+
+
+def parse_timestamp(
+    value: Any, path: str, warnings: list[ParseWarning] | None = None
+) -> datetime | None:
+    """Parse an ISO 8601 string, a Mongo extended-JSON ``{"$date": ...}``, or epoch seconds.
+
+    Out-of-range or unparseable values become None plus a warning, never an error: a bad
+    timestamp should not cost the user the whole session (HOSTILE.md "bad timestamps").
+    """
+    if value is None:
+        return None
+    raw = value
+    if isinstance(value, dict) and "$date" in value:
+        value = value["$date"]
+        if isinstance(value, dict) and "$numberLong" in value:
+            value = value["$numberLong"]
+            if isinstance(value, str) and value.lstrip("-").isdigit():
+                value = int(value) / 1000.0
+    parsed: datetime | None = None
+    try:
+        if isinstance(value, bool):
+            parsed = None
+        elif isinstance(value, int | float):
+            parsed = datetime.fromtimestamp(float(value), tz=UTC)
+        elif isinstance(value, str):
+            text = value.strip()
+            if text.endswith("Z"):
+                text = text[:-1] + "+00:00"
+            parsed = datetime.fromisoformat(text)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        parsed = None
+    if parsed is not None and not (EARLIEST_PLAUSIBLE <= parsed <= LATEST_PLAUSIBLE):
+        parsed = None
+    if parsed is None and warnings is not None:
+        warnings.append(
+            ParseWarning(
+                code="bad_timestamp",
+                message=f"unreadable or implausible timestamp {str(raw)[:80]!r}; ignored",
+                path=path,
+            )
+        )
+    return parsed
+
+
+def content_to_text(content: Any) -> tuple[str, Any]:
+    """Split message content into display text and structured parts.
+
+    Plain strings are text. Lists of content blocks contribute their text blocks to the text and
+    are kept whole as parts. Any other value (an object from structured output) is kept as parts
+    and rendered as text by the UI.
+    """
+    if content is None:
+        return "", None
+    if isinstance(content, str):
+        return content, None
+    if isinstance(content, list):
+        texts = []
+        for block in content:
+            if isinstance(block, str):
+                texts.append(block)
+            elif isinstance(block, dict):
+                text = block.get("text")
+                if isinstance(text, str):
+                    texts.append(text)
+        return "\n".join(texts), content
+    return "", content

@@ -1,0 +1,127 @@
+"""Pair tool calls with their results by call id, the same way for every format.
+
+Adapters build messages whose assistant turns carry ``ToolCall(call_id, name, arguments)`` and
+whose tool-result messages carry ``tool_call_id`` (plus the status the format records, if any).
+This module fills in each call's result, status and status source, and reports what does not
+pair: calls with no result ("pending"), results for an unknown id ("unmatched", left on the
+result message), and duplicate call ids (the first unanswered call with that id takes the result).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sessions_api.domain import Message, ParseWarning, StatusSource, ToolCall, ToolStatus
+
+# A heuristic that reads a result's content and says whether it looks like an error.
+ErrorHeuristic = Callable[[Any], bool]
+
+_ERROR_PREFIXES = ("error:", "error ", "tool error", "exception:", "traceback (most recent call")
+
+
+def looks_like_error(content: Any) -> bool:
+    """The shared text heuristic for formats without a status field (FORMATS.md section 4)."""
+    if not isinstance(content, str):
+        return False
+    head = content.lstrip()[:200].lower()
+    return head.startswith(_ERROR_PREFIXES)
+
+
+def pair_tool_calls(
+    messages: Sequence[Message],
+    *,
+    heuristic: ErrorHeuristic | None = looks_like_error,
+) -> tuple[list[Message], list[ParseWarning]]:
+    warnings: list[ParseWarning] = []
+    # call id -> list of (message index, call index) still waiting for a result, in order.
+    waiting: dict[str, list[tuple[int, int]]] = {}
+    seen_ids: set[str] = set()
+    calls: list[list[ToolCall]] = [list(m.tool_calls) for m in messages]
+    result_messages: list[Message] = list(messages)
+
+    for m_index, message in enumerate(messages):
+        for c_index, call in enumerate(message.tool_calls):
+            if call.call_id in seen_ids:
+                warnings.append(
+                    ParseWarning(
+                        code="duplicate_tool_call_id",
+                        message=f"tool call id {call.call_id!r} is used more than once",
+                        path=f"messages[{message.seq}]",
+                    )
+                )
+            seen_ids.add(call.call_id)
+            waiting.setdefault(call.call_id, []).append((m_index, c_index))
+
+        if message.tool_call_id is None:
+            continue
+        queue = waiting.get(message.tool_call_id)
+        if not queue:
+            warnings.append(
+                ParseWarning(
+                    code="unmatched_tool_result",
+                    message=f"tool result for unknown call id {message.tool_call_id!r}",
+                    path=f"messages[{message.seq}]",
+                )
+            )
+            continue
+        call_m, call_c = queue.pop(0)
+        status, source = _result_status(message, heuristic)
+        content: Any = (
+            message.content_parts if message.content_parts is not None else (message.content_text)
+        )
+        calls[call_m][call_c] = dataclasses.replace(
+            calls[call_m][call_c],
+            result_content=content,
+            result_seq=message.seq,
+            status=status,
+            status_source=source,
+        )
+        result_messages[m_index] = dataclasses.replace(
+            message, tool_status=status, tool_status_source=source
+        )
+
+    for m_index, message in enumerate(result_messages):
+        if message.tool_calls:
+            result_messages[m_index] = dataclasses.replace(
+                message, tool_calls=tuple(calls[m_index])
+            )
+    pending = sum(1 for queue in waiting.values() for _ in queue)
+    if pending:
+        warnings.append(
+            ParseWarning(
+                code="tool_call_without_result",
+                message=f"{pending} tool call(s) have no result in the document",
+            )
+        )
+    return result_messages, warnings
+
+
+def _result_status(
+    message: Message, heuristic: ErrorHeuristic | None
+) -> tuple[ToolStatus, StatusSource]:
+    if message.tool_status in (ToolStatus.SUCCESS, ToolStatus.ERROR):
+        return message.tool_status, message.tool_status_source
+    if heuristic is not None:
+        content = (
+            message.content_parts if message.content_parts is not None else (message.content_text)
+        )
+        if heuristic(content):
+            return ToolStatus.ERROR, StatusSource.HEURISTIC
+        return ToolStatus.SUCCESS, StatusSource.HEURISTIC
+    return ToolStatus.UNKNOWN, StatusSource.NONE
+
+
+def count_recorded_tool_errors(messages: Sequence[Message]) -> int:
+    """Tool errors the format records (explicitly or by documented convention).
+
+    DESIGN.md: heuristic verdicts are shown, marked as heuristic, but not counted.
+    """
+    return sum(
+        1
+        for m in messages
+        for call in m.tool_calls
+        if call.status is ToolStatus.ERROR
+        and call.status_source in (StatusSource.EXPLICIT, StatusSource.CONVENTION)
+    )

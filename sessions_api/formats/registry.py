@@ -1,0 +1,96 @@
+"""Every adapter in one place, and detection in the documented precedence (FORMATS.md section 2).
+
+Detection is deterministic and explainable: the first rule (by its FORMATS.md number) that
+matches wins, and the answer names that rule. A user can always force a format with ?format=.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sessions_api.domain import ParsedSession
+from sessions_api.formats import openai_chat, picoflow
+from sessions_api.formats.base import DetectionRule, FormatAdapter, InvalidDocument
+
+# Every format id in DESIGN.md. Adapters not yet written are listed so that ?format= answers
+# "not supported yet" rather than "unknown format id".
+FORMAT_IDS = (
+    "picoflow",
+    "langchain",
+    "openai_agents",
+    "google_adk",
+    "falai",
+    "praisonai",
+    "agentflow",
+    "openai_chat",
+    "anthropic",
+)
+
+ADAPTERS: dict[str, FormatAdapter] = {
+    adapter.format_id: adapter for adapter in (picoflow.ADAPTER, openai_chat.ADAPTER)
+}
+
+RULES: tuple[DetectionRule, ...] = tuple(
+    sorted(
+        (rule for adapter in ADAPTERS.values() for rule in adapter.rules), key=lambda r: r.number
+    )
+)
+
+
+class UnknownFormat(InvalidDocument):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="unknown_format")
+
+
+class AmbiguousFormat(InvalidDocument):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="ambiguous_format")
+
+
+@dataclass(frozen=True)
+class Detection:
+    format_id: str
+    rule: str  # e.g. "rule 1: Picoflow (runStatus + flows + log/error/warn)" or "?format="
+    variant: str = ""
+
+
+def get_adapter(format_id: str) -> FormatAdapter:
+    if format_id not in FORMAT_IDS:
+        raise UnknownFormat(f"unknown format id {format_id!r}; use one of: {', '.join(FORMAT_IDS)}")
+    adapter = ADAPTERS.get(format_id)
+    if adapter is None:
+        raise UnknownFormat(f"format {format_id!r} is not supported yet by this server")
+    return adapter
+
+
+def detect_format(doc: Any) -> Detection:
+    """The first matching rule in FORMATS.md order; UnknownFormat when none matches."""
+    for rule in RULES:
+        try:
+            matched = rule.matches(doc)
+        except (AttributeError, TypeError, KeyError, IndexError):
+            # A sniffer must never crash on an odd shape: odd shapes simply do not match.
+            matched = False
+        if matched:
+            return Detection(
+                format_id=rule.format_id,
+                rule=f"rule {rule.number}: {rule.description}",
+                variant=rule.variant,
+            )
+    raise UnknownFormat(
+        "unknown format: the document matches no detection rule (FORMATS.md section 2); "
+        "if it is a supported framework's document, say which with ?format=ID "
+        f"({', '.join(sorted(ADAPTERS))})"
+    )
+
+
+def parse_document(doc: Any, *, format_id: str | None = None) -> tuple[Detection, ParsedSession]:
+    """Detect (unless forced) and parse. Raises InvalidDocument (or a subclass) on failure."""
+    if format_id:
+        adapter = get_adapter(format_id)
+        detection = Detection(format_id=format_id, rule="forced by ?format=")
+    else:
+        detection = detect_format(doc)
+        adapter = ADAPTERS[detection.format_id]
+    return detection, adapter.parse(doc)

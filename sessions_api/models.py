@@ -1,0 +1,221 @@
+"""The session index and everything derived from it.
+
+One row per session holds every field that lists, filters, expiry and charts use, as real
+indexed columns. Derived rows (tool calls, errors, usage per model) let ops ask questions across
+sessions ("all tool errors in the last hour") without opening document bodies. Bodies themselves
+live behind the DocumentStore (storage/); with the `orm` store in :class:`DocumentBody`.
+
+These rows never leave the storage layer's neighbours: services and selectors turn them into
+frozen dataclasses for the entry points.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from sessions_api.domain import SessionStatus, StatusSource, ToolStatus
+
+
+class Session(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    format = models.CharField(max_length=32)
+    format_variant = models.CharField(max_length=32, blank=True, default="")
+    # The framework's own id (or ?external_id=, or a content hash for id-less formats).
+    external_id = models.CharField(max_length=512)
+    detection_rule = models.CharField(max_length=200, blank=True, default="")
+
+    status = models.CharField(
+        max_length=16, choices=[(s.value, s.value) for s in SessionStatus], db_index=True
+    )
+    raw_status = models.CharField(max_length=64, blank=True, default="")
+    # The status a session had before the expiry job marked it expired.
+    status_before_expiry = models.CharField(max_length=16, blank=True, default="")
+    on_hold = models.BooleanField(default=False)
+
+    agent = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    user = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    title = models.CharField(max_length=500, blank=True, default="")
+    model_names = models.JSONField(default=list, blank=True)
+    parent_external_id = models.CharField(max_length=512, blank=True, default="")
+
+    message_count = models.PositiveIntegerField(default=0)
+    tool_call_count = models.PositiveIntegerField(default=0)
+    tool_error_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    warning_count = models.PositiveIntegerField(default=0)
+    has_errors = models.BooleanField(default=False, db_index=True)
+
+    input_tokens = models.BigIntegerField(null=True, blank=True)
+    output_tokens = models.BigIntegerField(null=True, blank=True)
+    total_tokens = models.BigIntegerField(null=True, blank=True)
+    tokens_source = models.CharField(max_length=16, blank=True, default="")
+
+    # When the conversation started and was last active: the document's own times where it has
+    # them, else the first/last message time, else when we first/last received it. Never null,
+    # so lists order and page on them cheaply.
+    started_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    expire_after_s = models.BigIntegerField(null=True, blank=True)
+
+    first_received_at = models.DateTimeField()
+    last_received_at = models.DateTimeField()
+    latest_version = models.PositiveIntegerField(default=1)
+    revision = models.BigIntegerField(null=True, blank=True)
+
+    # Bounded text for ?q= (ids, names and the start of the conversation).
+    search_text = models.TextField(blank=True, default="")
+    warnings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["format", "external_id"], name="session_format_extid")
+        ]
+        indexes = [
+            models.Index(fields=["-updated_at", "-id"], name="session_updated_idx"),
+            models.Index(fields=["-started_at", "-id"], name="session_started_idx"),
+            models.Index(fields=["status", "-updated_at"], name="session_status_upd_idx"),
+            models.Index(fields=["format", "-updated_at"], name="session_format_upd_idx"),
+            models.Index(fields=["agent", "-updated_at"], name="session_agent_upd_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.format}:{self.external_id}"
+
+
+class DocumentVersion(models.Model):
+    """Metadata of one stored body; the bytes live in the DocumentStore."""
+
+    class Source(models.TextChoices):
+        API = "api"
+        BATCH = "batch"
+        IMPORT = "import"
+        EDIT = "edit"
+        SYNC = "sync"
+        DEMO = "demo"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.PositiveIntegerField()
+    received_at = models.DateTimeField()
+    revision = models.BigIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "number"], name="version_session_number")
+        ]
+        ordering = ["session", "number"]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} v{self.number}"
+
+
+class ToolCallRecord(models.Model):
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="tool_calls")
+    message_seq = models.PositiveIntegerField()
+    call_id = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, db_index=True)
+    status = models.CharField(max_length=16, choices=[(s.value, s.value) for s in ToolStatus])
+    status_source = models.CharField(
+        max_length=16, choices=[(s.value, s.value) for s in StatusSource]
+    )
+    step = models.CharField(max_length=255, blank=True, default="")
+    occurred_at = models.DateTimeField()
+    # The start of an error result, for the errors page; empty for successes.
+    error_preview = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["name", "-occurred_at"], name="toolcall_name_time_idx"),
+            models.Index(fields=["status", "-occurred_at"], name="toolcall_status_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.status} (session {self.session_id})"
+
+
+class SessionError(models.Model):
+    """An error or warning inside a session: a failed tool, an errored message, a log entry."""
+
+    class Kind(models.TextChoices):
+        TOOL_ERROR = "tool_error"
+        MESSAGE_ERROR = "message_error"
+        LOG_ERROR = "log_error"
+        LOG_WARNING = "log_warning"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="errors")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    message = models.CharField(max_length=1000)
+    occurred_at = models.DateTimeField()
+    message_seq = models.PositiveIntegerField(null=True, blank=True)
+    tool_name = models.CharField(max_length=255, blank=True, default="")
+    heuristic = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-occurred_at"], name="sessionerror_time_idx"),
+            models.Index(fields=["kind", "-occurred_at"], name="sessionerror_kind_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message[:60]}"
+
+
+class ModelUsage(models.Model):
+    """Tokens per model in one session. `model == ""` holds session-level tokens that the
+    document does not attribute to one model (several models, session totals only)."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="model_usage")
+    model = models.CharField(max_length=255, db_index=True)
+    message_count = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(null=True, blank=True)
+    output_tokens = models.BigIntegerField(null=True, blank=True)
+    total_tokens = models.BigIntegerField(null=True, blank=True)
+    cached_input_tokens = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "model"], name="modelusage_session_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model or '(unattributed)'} in {self.session_id}"
+
+
+class DocumentBody(models.Model):
+    """Raw bodies for the `orm` DocumentStore (independent of the index on purpose)."""
+
+    session_id = models.CharField(max_length=64)
+    version = models.PositiveIntegerField()
+    body = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session_id", "version"], name="body_session_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"body {self.session_id} v{self.version}"
+
+
+class ApiKey(models.Model):
+    """A scoped API key. Only a SHA-256 of the key is stored; the key is shown once."""
+
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

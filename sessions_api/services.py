@@ -1,0 +1,407 @@
+"""Writes: ingest, delete, API keys. Keyword-only functions; entry points stay thin.
+
+Ingest contract (DESIGN.md section 2): bytes are decoded strictly, the format detected (or
+forced), the document parsed into the canonical session, and then, in one database transaction,
+the body is stored as a new version unless it equals the latest one byte for byte, and the index
+row and its derived rows are replaced. A 2xx answer is given only after that commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from sessions_api.domain import ParseWarning
+from sessions_api.formats import InvalidDocument, parse_document
+from sessions_api.formats.base import json_type_name
+from sessions_api.formats.decoding import (
+    DecodeLimits,
+    RejectedDocument,
+    decode_document,
+    decode_utf8,
+    split_batch_documents,
+)
+from sessions_api.indexing import SessionIndex, build_index
+from sessions_api.models import (
+    ApiKey,
+    DocumentVersion,
+    ModelUsage,
+    Session,
+    SessionError,
+    ToolCallRecord,
+)
+from sessions_api.records import SessionSummary, summary_from_row
+from sessions_api.storage import get_document_store
+
+API_SCOPES = ("ingest", "read", "write", "admin")
+_EXTERNAL_ID_MAX = 512
+
+
+class RevisionConflict(Exception):
+    """Same session and revision as a stored version, different content: a 409."""
+
+    def __init__(self, message: str, *, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    id: str
+    external_id: str
+    format: str
+    version: int
+    created: bool
+    changed: bool
+    summary: SessionSummary
+    warnings: list[ParseWarning]
+    detected_by: str
+
+
+@dataclass(frozen=True)
+class BatchItemOutcome:
+    index: int
+    outcome: IngestOutcome | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    results: list[BatchItemOutcome] = field(default_factory=list)
+
+
+def decode_limits() -> DecodeLimits:
+    return DecodeLimits(
+        max_bytes=settings.INGEST_MAX_DOCUMENT_BYTES,
+        max_depth=settings.INGEST_MAX_DEPTH,
+        max_nodes=settings.INGEST_MAX_NODES,
+    )
+
+
+def ingest_document(
+    *,
+    body: bytes,
+    format_id: str | None = None,
+    external_id: str | None = None,
+    source: str = DocumentVersion.Source.API,
+    now: datetime | None = None,
+) -> IngestOutcome:
+    """Store one document as received. Raises RejectedDocument (4xx), InvalidDocument (422)
+    or RevisionConflict (409); nothing is stored when it raises."""
+    now = now or timezone.now()
+    doc = decode_document(body, decode_limits())
+    if not isinstance(doc, dict | list):
+        raise InvalidDocument(
+            f"expected a JSON object or array, got {json_type_name(doc)}", code="not_a_document"
+        )
+    detection, parsed = parse_document(doc, format_id=format_id)
+    session = parsed.session
+    warnings = list(parsed.warnings)
+
+    if len(session.messages) > settings.INGEST_MAX_MESSAGES:
+        raise RejectedDocument(
+            413,
+            "too_many_messages",
+            f"{len(session.messages)} messages; the limit is {settings.INGEST_MAX_MESSAGES}",
+        )
+    key = _session_key(session.external_id, external_id, body, warnings)
+    digest = hashlib.sha256(body).hexdigest()
+
+    with transaction.atomic():
+        row, created = _lock_or_create_session(
+            format_id=detection.format_id, external_id=key, now=now
+        )
+        if not created:
+            latest = row.versions.order_by("-number").first()
+            if latest is not None and latest.sha256 == digest:
+                return _outcome(
+                    row, created=False, changed=False, warnings=warnings, detected_by=detection.rule
+                )
+            _check_revision(row, session.revision, digest)
+        number = 1 if created else row.latest_version + 1
+        get_document_store().put(session_id=str(row.id), version=number, body=body)
+        DocumentVersion.objects.create(
+            session=row,
+            number=number,
+            sha256=digest,
+            size_bytes=len(body),
+            received_at=now,
+            revision=session.revision,
+            source=source,
+        )
+        index = build_index(
+            session,
+            warnings,
+            first_received_at=row.first_received_at,
+            received_at=now,
+        )
+        _write_index(row, index, version=number, received_at=now, detection_rule=detection.rule)
+    return _outcome(
+        row, created=created, changed=True, warnings=warnings, detected_by=detection.rule
+    )
+
+
+def ingest_batch(
+    *,
+    body: bytes,
+    format_id: str | None = None,
+    source: str = DocumentVersion.Source.BATCH,
+    now: datetime | None = None,
+) -> BatchOutcome:
+    """Ingest each document of ``{"documents": [...]}`` on its own: one bad item never blocks
+    the others. Each item's stored bytes are exactly its bytes inside the batch body."""
+    if len(body) > settings.INGEST_MAX_BATCH_BYTES:
+        raise RejectedDocument(
+            413,
+            "too_large",
+            f"batch is {len(body)} bytes; the limit is {settings.INGEST_MAX_BATCH_BYTES}",
+        )
+    text = decode_utf8(body)
+    if not text.strip():
+        raise RejectedDocument(400, "empty_document", "empty request body")
+    items = split_batch_documents(text)
+    if len(items) > settings.INGEST_MAX_BATCH_ITEMS:
+        raise RejectedDocument(
+            413,
+            "too_many_documents",
+            f"{len(items)} documents; the limit per batch is {settings.INGEST_MAX_BATCH_ITEMS}",
+        )
+    results = []
+    for index, item_text in enumerate(items):
+        try:
+            outcome = ingest_document(
+                body=item_text.encode("utf-8"), format_id=format_id, source=source, now=now
+            )
+        except RejectedDocument as exc:
+            results.append(
+                BatchItemOutcome(
+                    index=index,
+                    error=_error_dict(exc.code, exc.message, exc.path, status=exc.status),
+                )
+            )
+        except InvalidDocument as exc:
+            results.append(
+                BatchItemOutcome(
+                    index=index, error=_error_dict(exc.code, exc.message, exc.path, status=422)
+                )
+            )
+        except RevisionConflict as exc:
+            results.append(
+                BatchItemOutcome(
+                    index=index,
+                    error=_error_dict(
+                        "revision_conflict",
+                        exc.message,
+                        "/revision",
+                        status=409,
+                        details=exc.details,
+                    ),
+                )
+            )
+        else:
+            results.append(BatchItemOutcome(index=index, outcome=outcome))
+    return BatchOutcome(results=results)
+
+
+def delete_session(*, session_id: str) -> bool:
+    """Delete a session with every version and derived row. False if there was none."""
+    with transaction.atomic():
+        row = Session.objects.select_for_update().filter(id=session_id).first()
+        if row is None:
+            return False
+        get_document_store().delete_session(session_id=str(row.id))
+        row.delete()
+    return True
+
+
+# --- API keys ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    id: int
+    name: str
+    scopes: list[str]
+    key: str  # shown once, never stored
+
+
+def create_api_key(*, name: str, scopes: list[str]) -> NewApiKey:
+    unknown = sorted(set(scopes) - set(API_SCOPES))
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be a non-empty subset of {', '.join(API_SCOPES)}")
+    prefix = secrets.token_hex(6)
+    key = f"so_{prefix}_{secrets.token_urlsafe(32)}"
+    row = ApiKey.objects.create(
+        name=name, prefix=prefix, key_hash=hash_api_key(key), scopes=sorted(set(scopes))
+    )
+    return NewApiKey(id=row.id, name=row.name, scopes=row.scopes, key=key)
+
+
+def hash_api_key(key: str) -> str:
+    # Keys carry 256 bits of randomness, so a fast hash is enough (no password stretching).
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def revoke_api_key(*, key_id: int, now: datetime | None = None) -> bool:
+    return bool(
+        ApiKey.objects.filter(id=key_id, revoked_at__isnull=True).update(
+            revoked_at=now or timezone.now()
+        )
+    )
+
+
+# --- internals --------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _session_key(
+    document_id: str | None, requested: str | None, body: bytes, warnings: list[ParseWarning]
+) -> str:
+    if requested is not None:
+        requested = requested.strip()
+        if not requested or len(requested) > _EXTERNAL_ID_MAX or _CONTROL.search(requested):
+            raise InvalidDocument(
+                "external_id must be 1-512 printable characters",
+                code="invalid_external_id",
+                path="?external_id",
+            )
+        if document_id is not None and document_id != requested:
+            raise InvalidDocument(
+                f"?external_id={requested!r} contradicts the document's own id {document_id!r}",
+                code="external_id_conflict",
+                path="?external_id",
+            )
+        return requested
+    if document_id is not None:
+        if len(document_id) > _EXTERNAL_ID_MAX:
+            raise InvalidDocument(
+                "session id is longer than 512 characters", path="/id", code="out_of_range"
+            )
+        return document_id
+    # No id anywhere: a stable id from the content, so re-posting the same bytes does not
+    # duplicate (HOSTILE.md "missing id"). A changed transcript becomes a new session, which is
+    # why the warning asks for ?external_id=.
+    derived = "sha256:" + hashlib.sha256(body).hexdigest()[:32]
+    warnings.append(
+        ParseWarning(
+            code="derived_session_id",
+            message="the document has no session id; derived one from its content. "
+            "Pass ?external_id= to keep versions of one conversation together.",
+        )
+    )
+    return derived
+
+
+def _lock_or_create_session(
+    *, format_id: str, external_id: str, now: datetime
+) -> tuple[Session, bool]:
+    existing = (
+        Session.objects.select_for_update()
+        .filter(format=format_id, external_id=external_id)
+        .first()
+    )
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            row = Session.objects.create(
+                format=format_id,
+                external_id=external_id,
+                status="unknown",
+                started_at=now,
+                updated_at=now,
+                first_received_at=now,
+                last_received_at=now,
+                latest_version=0,
+            )
+        return row, True
+    except IntegrityError:
+        # A concurrent request created it first: take its row (and its lock) instead.
+        return (
+            Session.objects.select_for_update().get(format=format_id, external_id=external_id),
+            False,
+        )
+
+
+def _check_revision(row: Session, revision: int | None, digest: str) -> None:
+    if revision is None:
+        return
+    clash = (
+        row.versions.filter(revision=revision).exclude(sha256=digest).order_by("-number").first()
+    )
+    if clash is not None:
+        raise RevisionConflict(
+            f"revision {revision} of this session is already stored (version {clash.number}) "
+            "with different content",
+            details={
+                "revision": revision,
+                "stored_version": clash.number,
+                "stored_sha256": clash.sha256,
+            },
+        )
+
+
+def _write_index(
+    row: Session, index: SessionIndex, *, version: int, received_at: datetime, detection_rule: str
+) -> None:
+    for column, value in index.columns.items():
+        setattr(row, column, value)
+    # A new document is new life: it supersedes an earlier expiry mark.
+    row.status_before_expiry = ""
+    row.latest_version = version
+    row.last_received_at = received_at
+    row.detection_rule = detection_rule[:200]
+    row.save()
+    ToolCallRecord.objects.filter(session=row).delete()
+    SessionError.objects.filter(session=row).delete()
+    ModelUsage.objects.filter(session=row).delete()
+    ToolCallRecord.objects.bulk_create(
+        [ToolCallRecord(session=row, **vars_of(r)) for r in index.tool_calls]
+    )
+    SessionError.objects.bulk_create(
+        [SessionError(session=row, **vars_of(r)) for r in index.errors]
+    )
+    ModelUsage.objects.bulk_create(
+        [ModelUsage(session=row, **vars_of(r)) for r in index.model_usage]
+    )
+
+
+def vars_of(value: Any) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in value.__dataclass_fields__}
+
+
+def _outcome(
+    row: Session, *, created: bool, changed: bool, warnings: list[ParseWarning], detected_by: str
+) -> IngestOutcome:
+    return IngestOutcome(
+        id=str(row.id),
+        external_id=row.external_id,
+        format=row.format,
+        version=row.latest_version,
+        created=created,
+        changed=changed,
+        summary=summary_from_row(row),
+        warnings=warnings,
+        detected_by=detected_by,
+    )
+
+
+def _error_dict(
+    code: str, message: str, path: str, *, status: int, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if path:
+        error["path"] = path
+    if details:
+        error["details"] = details
+    return error

@@ -1,0 +1,29 @@
+"""Document body storage behind one small interface; see README.md beside this file."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from sessions_api.storage.base import BodyNotFound, DocumentStore, StoreUnavailable
+
+__all__ = ["BodyNotFound", "DocumentStore", "StoreUnavailable", "get_document_store"]
+
+
+@cache
+def get_document_store() -> DocumentStore:
+    """The configured store, built once per process (Django's storage-handler pattern)."""
+    config = getattr(settings, "DOCUMENT_STORE", None) or {}
+    backend_path = config.get("BACKEND")
+    if not backend_path:
+        raise ImproperlyConfigured("settings.DOCUMENT_STORE needs a BACKEND dotted path")
+    try:
+        backend_class = import_string(backend_path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"DOCUMENT_STORE BACKEND {backend_path!r}: {exc}") from exc
+    if not (isinstance(backend_class, type) and issubclass(backend_class, DocumentStore)):
+        raise ImproperlyConfigured(f"{backend_path!r} is not a DocumentStore")
+    return backend_class(**config.get("OPTIONS", {}))
