@@ -34,6 +34,10 @@ class Session(models.Model):
     # The status a session had before the expiry job marked it expired.
     status_before_expiry = models.CharField(max_length=16, blank=True, default="")
     on_hold = models.BooleanField(default=False)
+    # Set by the expiry job when it marks the session expired (purge counts its grace from here).
+    expired_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Set by stuck detection: a running session with no update for too long.
+    stuck_since = models.DateTimeField(null=True, blank=True)
 
     agent = models.CharField(max_length=255, blank=True, default="", db_index=True)
     user = models.CharField(max_length=255, blank=True, default="", db_index=True)
@@ -80,6 +84,8 @@ class Session(models.Model):
             models.Index(fields=["status", "-updated_at"], name="session_status_upd_idx"),
             models.Index(fields=["format", "-updated_at"], name="session_format_upd_idx"),
             models.Index(fields=["agent", "-updated_at"], name="session_agent_upd_idx"),
+            # Incremental rollups pick up what changed since their watermark.
+            models.Index(fields=["last_received_at"], name="session_received_idx"),
         ]
 
     def __str__(self) -> str:
@@ -219,3 +225,113 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class ModelPrice(models.Model):
+    """What a model costs per million tokens from a date on; costs are estimates from this."""
+
+    model = models.CharField(max_length=255, db_index=True)
+    input_per_mtok = models.DecimalField(max_digits=12, decimal_places=4)
+    output_per_mtok = models.DecimalField(max_digits=12, decimal_places=4)
+    cached_input_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True
+    )
+    effective_from = models.DateField()
+    currency = models.CharField(max_length=3, default="USD")
+    notes = models.CharField(max_length=500, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "effective_from"], name="price_model_date")
+        ]
+        ordering = ["model", "-effective_from"]
+
+    def __str__(self) -> str:
+        return f"{self.model} from {self.effective_from}"
+
+
+class JobRun(models.Model):
+    """One run of a background job: history that survives restarts (the Jobs page reads it)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        SKIPPED = "skipped"  # another run held the job's lock
+
+    job = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    params = models.JSONField(default=dict, blank=True)
+    dry_run = models.BooleanField(default=False)
+    triggered_by = models.CharField(max_length=32, blank=True, default="")  # beat, cli, user:NAME
+    task_id = models.CharField(max_length=255, blank=True, default="")
+    queued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    # What the run touched (e.g. purged session ids and why), capped by the job.
+    details = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "-queued_at"], name="jobrun_job_time_idx")]
+        ordering = ["-queued_at"]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.status} {self.queued_at:%Y-%m-%d %H:%M}"
+
+
+class RollupBucket(models.Model):
+    """Pre-aggregated analytics: one value set per (granularity, bucket, series, key).
+
+    Series name what is counted ("sessions_by_status", "tokens_by_model", "tool_calls_by_tool",
+    "errors_by_kind", "duration_by_agent" ...); key is the member of that series ("completed",
+    "gpt-4o", "search_flights" ...). Rollup jobs rewrite whole buckets, so reruns are idempotent.
+    """
+
+    class Granularity(models.TextChoices):
+        HOUR = "hour"
+        DAY = "day"
+
+    granularity = models.CharField(max_length=8, choices=Granularity.choices)
+    bucket_start = models.DateTimeField()
+    series = models.CharField(max_length=64)
+    key = models.CharField(max_length=255)
+    count = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    # A series-specific sum (seconds of duration, cost in USD ...).
+    value_sum = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["granularity", "series", "bucket_start", "key"], name="rollup_bucket_key"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["granularity", "series", "bucket_start"], name="rollup_series_time_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.series}[{self.key}] {self.granularity} {self.bucket_start:%Y-%m-%d %H:%M}"
+
+
+class JobState(models.Model):
+    """Small durable state for jobs: watermarks, resume points (e.g. the Mongo source sync)."""
+
+    name = models.CharField(max_length=128, unique=True)
+    value = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,615 @@
+"""OpenAI Chat Completions transcripts, and the minimal generic transcript (FORMATS.md §3.8).
+
+Shapes recognised (detection rule 16, FORMATS.md §2), each reported as ``format_variant``:
+
+- ``chat-completions``: ``{"messages": [...], "id"?, "model"?, "usage"?, ...}`` where every
+  role is one of system/developer/user/assistant/tool/function;
+- ``generic``: the same object shape written by hand-rolled agents (``{"id", "messages",
+  "variables"}``): an ``agent`` role (the assistant) or a ``variables`` key (session state);
+- ``bare-list``: a top-level array of such message objects (no envelope, so no id).
+
+Detection needs at least one message with a known role and every string role known: an
+empty ``messages`` list is not evidence of anything, and an unknown role means some other
+format. (Forced with ``?format=openai_chat``, unknown roles parse as ``other`` with a warning.)
+Rule 16 yields to rule 15 (Anthropic): a document with ``tool_use``/``tool_result``/
+``thinking`` content blocks, or a top-level ``system`` and no system-role message, never
+matches here, even while no Anthropic adapter is installed. Overlaps with rules 7 and 12-14
+are left to the precedence: those rules come first.
+
+Quirks of the format, and what this adapter does about them:
+
+- No session status field: the status is always ``unknown``.
+- No tool-result status: OpenAI tool messages carry only text, so a result is ``error`` when its
+  text reads like one ("Error: ...") and ``success`` otherwise, both with source ``heuristic``.
+- No per-message timestamps in the plain shape: messages keep document order (``seq``); a
+  ``timestamp``/``created_at``/``created`` key that some apps add is used as an explicit time.
+- Usage is per model *response*, not per message: an envelope ``usage`` is reported as is; else
+  ``responses[].usage`` is summed; else per-message ``usage`` (added by some apps) is summed;
+  else the tokens are unknown (all null). ``input_tokens``/``output_tokens`` (Responses-style
+  names) are read when the chat names are absent.
+- The session ``model`` is put on every assistant message that names none, so that
+  ``Session.models`` reports it.
+- Envelope ids: ``session_id`` wins over ``id`` (in a saved completion, ``id`` is the completion
+  id ``chatcmpl-...``); with neither, ``external_id`` stays None and the ingest service derives
+  one from the content hash.
+- Legacy ``function_call`` (one per assistant turn, no id): the call gets the synthetic id
+  ``function_call:<seq>`` and is answered by the next ``role:"function"`` message, preferring a
+  pending call whose name matches the message's ``name``.
+- Tool-call ``arguments`` are a JSON *string*: parsed when it is JSON (NaN/Infinity refused);
+  otherwise the raw string is kept verbatim with ``arguments_error`` and a warning. A blank
+  string means "no arguments". An object (some apps store it parsed) is kept as is. A
+  ``custom`` tool call's free-form ``input`` is kept as given. A call without an id gets
+  ``tool_call:<seq>:<index>`` and a warning (it can then have no result).
+- ``model_dump()`` writes every optional key as ``null``: null means absent everywhere.
+- ``refusal`` is the message text when the content is empty, and is always kept in ``extra``.
+- Every other non-null key of a message lands in ``Message.extra`` and every other envelope key
+  in ``Session.metadata["envelope_extra"]`` (the document's own ``metadata`` object is the rest
+  of ``Session.metadata``), so nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sessions_api.domain import (
+    Message,
+    ParsedSession,
+    ParseWarning,
+    Role,
+    Session,
+    SessionStatus,
+    TimestampSource,
+    TokenSource,
+    TokenUsage,
+    ToolCall,
+)
+from sessions_api.formats.base import (
+    MAX_SAFE_INTEGER,
+    DetectionRule,
+    InvalidDocument,
+    content_to_text,
+    enumerate_array,
+    expect,
+    optional,
+    parse_timestamp,
+    pointer_join,
+    token_count,
+)
+from sessions_api.formats.pairing import looks_like_error, pair_tool_calls
+
+FORMAT_ID = "openai_chat"
+
+VARIANT_CHAT = "chat-completions"
+VARIANT_GENERIC = "generic"
+VARIANT_BARE_LIST = "bare-list"
+
+_ROLES: dict[str, Role] = {
+    "system": Role.SYSTEM,
+    "developer": Role.SYSTEM,
+    "user": Role.USER,
+    "assistant": Role.ASSISTANT,
+    # The generic hand-rolled transcript calls the assistant "agent".
+    "agent": Role.ASSISTANT,
+    "tool": Role.TOOL,
+    "function": Role.TOOL,
+}
+_GENERIC_ROLES = frozenset({"agent"})
+
+# Content blocks that only the Anthropic Messages API writes: rule 15 owns such documents.
+_ANTHROPIC_BLOCK_TYPES = frozenset(
+    {
+        "tool_use",
+        "tool_result",
+        "thinking",
+        "redacted_thinking",
+        "server_tool_use",
+        "web_search_tool_result",
+    }
+)
+
+# Envelope keys this adapter maps; any other envelope key is kept in metadata["envelope_extra"].
+_ENVELOPE_EXTRA_KEY = "envelope_extra"
+# Message keys read into Message fields; the timestamp key actually used is added per message.
+_MESSAGE_KEYS = frozenset(
+    {
+        "role",
+        "content",
+        "name",
+        "id",
+        "model",
+        "usage",
+        "finish_reason",
+        "tool_calls",
+        "tool_call_id",
+        "function_call",
+    }
+)
+_MESSAGE_TIMESTAMP_KEYS = ("timestamp", "created_at", "created")
+_LEGACY_CALL_PREFIX = "function_call:"
+
+
+# --------------------------------------------------------------------------------- detection
+
+
+def _message_list(doc: Any) -> tuple[list[Any], str] | None:
+    """The candidate message array and the variant its container implies, or None."""
+    if isinstance(doc, list):
+        return doc, VARIANT_BARE_LIST
+    if isinstance(doc, dict) and isinstance(doc.get("messages"), list):
+        variant = VARIANT_GENERIC if "variables" in doc else VARIANT_CHAT
+        return doc["messages"], variant
+    return None
+
+
+def _has_anthropic_blocks(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return False
+    return any(
+        isinstance(block, dict) and block.get("type") in _ANTHROPIC_BLOCK_TYPES for block in content
+    )
+
+
+def sniff_variant(doc: Any) -> str | None:
+    """The rule-16 variant ``doc`` has, or None when rule 16 does not match. Never raises."""
+    found = _message_list(doc)
+    if found is None:
+        return None
+    messages, variant = found
+    roles: set[str] = set()
+    for message in messages:
+        if not isinstance(message, dict):
+            continue  # parse() reports it with its path; it is no evidence either way
+        role = message.get("role")
+        if isinstance(role, str):
+            if role not in _ROLES:
+                return None
+            roles.add(role)
+        if _has_anthropic_blocks(message):
+            return None
+    if not roles:
+        return None
+    if isinstance(doc, dict) and doc.get("system") is not None and "system" not in roles:
+        return None  # Anthropic keeps its system prompt at the top level (rule 15)
+    if variant == VARIANT_CHAT and roles & _GENERIC_ROLES:
+        return VARIANT_GENERIC
+    return variant
+
+
+def _rule(variant: str, description: str) -> DetectionRule:
+    return DetectionRule(
+        number=16,
+        format_id=FORMAT_ID,
+        description=description,
+        matches=lambda doc: sniff_variant(doc) == variant,
+        variant=variant,
+    )
+
+
+RULES: tuple[DetectionRule, ...] = (
+    _rule(VARIANT_CHAT, "OpenAI Chat Completions transcript (messages[] with OpenAI roles)"),
+    _rule(VARIANT_GENERIC, "generic transcript (messages[] with user/agent roles, variables)"),
+    _rule(VARIANT_BARE_LIST, "OpenAI Chat Completions transcript (bare list of messages)"),
+)
+
+
+# ----------------------------------------------------------------------------------- parsing
+
+
+@dataclass
+class _ParseState:
+    """What parsing one document accumulates while walking its messages."""
+
+    session_model: str | None = None
+    warnings: list[ParseWarning] = field(default_factory=list)
+    # Legacy function calls still waiting for their `role: "function"` result: (id, name).
+    pending_legacy_calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def warn(self, code: str, message: str, path: str) -> None:
+        self.warnings.append(ParseWarning(code=code, message=message, path=path))
+
+
+def parse(doc: Any) -> ParsedSession:
+    """Map an OpenAI chat / generic transcript onto the canonical session (module docstring)."""
+    envelope, raw_messages, messages_path = _split_document(doc)
+    state = _ParseState()
+    variant = _parse_variant(doc)
+    state.session_model = optional(envelope, "model", str, "")
+
+    messages = [
+        _parse_message(item, index, item_path, state)
+        for index, item, item_path in enumerate_array(raw_messages, messages_path)
+    ]
+    if not messages:
+        state.warn("no_messages", "the transcript has no messages", messages_path)
+    paired, pairing_warnings = pair_tool_calls(messages, heuristic=_result_looks_like_error)
+
+    session = _build_session(envelope, variant, tuple(paired), state)
+    return ParsedSession(session=session, warnings=(*state.warnings, *pairing_warnings))
+
+
+def _parse_variant(doc: Any) -> str:
+    """The detected variant; for a forced parse that rule 16 would not match, the container's."""
+    variant = sniff_variant(doc)
+    if variant is not None:
+        return variant
+    found = _message_list(doc)
+    return found[1] if found else VARIANT_CHAT
+
+
+def _split_document(doc: Any) -> tuple[dict[str, Any], Any, str]:
+    """(envelope, messages value, JSON pointer of the messages) for either container shape."""
+    if isinstance(doc, list):
+        return {}, doc, ""
+    expect(doc, (dict, list), "")
+    if doc.get("messages") is None:
+        raise InvalidDocument(
+            "messages: required (an array of chat messages)", path="/messages", code="missing_field"
+        )
+    return doc, doc["messages"], "/messages"
+
+
+def _build_session(
+    envelope: dict[str, Any], variant: str, messages: tuple[Message, ...], state: _ParseState
+) -> Session:
+    # `session_id` names the session; in a saved completion `id` is only the completion id.
+    id_key = _first_present(envelope, ("session_id", "id"))
+    created_key = _first_present(envelope, ("created_at", "created"))
+    title_key = _first_present(envelope, ("title", "name"))
+    consumed = {"messages", "model", "usage", "responses", "metadata", "variables", "user"}
+    consumed.update(key for key in (id_key, created_key, title_key, "updated_at") if key)
+
+    metadata = dict(optional(envelope, "metadata", dict, "") or {})
+    extra = {k: v for k, v in envelope.items() if k not in consumed and v is not None}
+    if extra:
+        if _ENVELOPE_EXTRA_KEY in metadata:
+            state.warn(
+                "metadata_key_collision",
+                f"metadata already has {_ENVELOPE_EXTRA_KEY!r}; other envelope keys are only "
+                "in the raw document",
+                "/metadata",
+            )
+        else:
+            metadata[_ENVELOPE_EXTRA_KEY] = extra
+
+    return Session(
+        source_format=FORMAT_ID,
+        format_variant=variant,
+        external_id=_envelope_id(envelope, id_key, state),
+        user_id=optional(envelope, "user", str, ""),
+        status=SessionStatus.UNKNOWN,
+        created_at=_envelope_time(envelope, created_key, state),
+        updated_at=_envelope_time(envelope, "updated_at", state),
+        title=optional(envelope, title_key, str, "") if title_key else None,
+        state=optional(envelope, "variables", dict, ""),
+        tokens=_session_tokens(envelope, messages),
+        messages=messages,
+        metadata=metadata,
+    )
+
+
+def _first_present(doc: dict[str, Any], keys: Iterable[str]) -> str | None:
+    """The first of ``keys`` whose value is not null (model_dump writes absent keys as null)."""
+    return next((key for key in keys if doc.get(key) is not None), None)
+
+
+def _envelope_id(envelope: dict[str, Any], key: str | None, state: _ParseState) -> str | None:
+    if key is None:
+        return None
+    value = expect(envelope[key], str, pointer_join("", key))
+    if not value.strip():
+        state.warn("empty_session_id", f"{key} is blank; treated as absent", f"/{key}")
+        return None
+    return value
+
+
+def _envelope_time(
+    envelope: dict[str, Any], key: str | None, state: _ParseState
+) -> datetime | None:
+    if key is None:
+        return None
+    return parse_timestamp(envelope.get(key), pointer_join("", key), state.warnings)
+
+
+# ---------------------------------------------------------------------------------- messages
+
+
+def _parse_message(item: Any, seq: int, path: str, state: _ParseState) -> Message:
+    raw = expect(item, dict, path)
+    raw_role = raw.get("role")
+    if raw_role is None:
+        raise InvalidDocument(
+            f"{path}/role: required", path=pointer_join(path, "role"), code="missing_field"
+        )
+    role = _parse_role(expect(raw_role, str, pointer_join(path, "role")), path, state)
+    text, parts = _parse_content(raw.get("content"), pointer_join(path, "content"))
+    consumed = set(_MESSAGE_KEYS)
+    timestamp_key = _first_present(raw, _MESSAGE_TIMESTAMP_KEYS)
+    if timestamp_key:
+        consumed.add(timestamp_key)
+    timestamp = (
+        parse_timestamp(raw[timestamp_key], pointer_join(path, timestamp_key), state.warnings)
+        if timestamp_key
+        else None
+    )
+
+    refusal = optional(raw, "refusal", str, path)
+    if refusal and not text:
+        text = refusal  # a refusal is what the user saw instead of an answer
+    model = optional(raw, "model", str, path)
+    if model is None and role is Role.ASSISTANT:
+        model = state.session_model
+
+    tool_calls = _parse_tool_calls(
+        raw.get("tool_calls"), seq, pointer_join(path, "tool_calls"), state
+    )
+    legacy_call = _parse_legacy_function_call(raw.get("function_call"), seq, path, state)
+    if legacy_call is not None:
+        tool_calls = (*tool_calls, legacy_call)
+
+    usage = optional(raw, "usage", dict, path)
+    return Message(
+        seq=seq,
+        role=role,
+        content_text=text,
+        content_parts=parts,
+        external_id=_message_id(raw.get("id"), pointer_join(path, "id")),
+        author=optional(raw, "name", str, path),
+        timestamp=timestamp,
+        timestamp_source=TimestampSource.EXPLICIT if timestamp else TimestampSource.NONE,
+        model=model,
+        tokens=_parse_usage(usage, pointer_join(path, "usage")) if usage is not None else None,
+        finish_reason=optional(raw, "finish_reason", str, path),
+        tool_calls=tool_calls,
+        tool_call_id=_result_call_id(raw, raw_role, path, state),
+        raw_role=raw_role if raw_role != role.value else None,
+        extra={k: v for k, v in raw.items() if k not in consumed and v is not None},
+    )
+
+
+def _parse_role(raw_role: str, path: str, state: _ParseState) -> Role:
+    role = _ROLES.get(raw_role)
+    if role is None:
+        state.warn(
+            "unknown_role",
+            f"unknown role {raw_role[:80]!r}; shown as 'other'",
+            pointer_join(path, "role"),
+        )
+        return Role.OTHER
+    return role
+
+
+def _parse_content(content: Any, path: str) -> tuple[str, Any]:
+    """Text and parts: a string, a list of content parts, or an object (structured output)."""
+    expect(content, (str, list, dict), path, nullable=True)
+    if isinstance(content, list):
+        for _, part, part_path in enumerate_array(content, path):
+            expect(part, (dict, str), part_path)
+            if isinstance(part, dict) and part.get("type") == "text":
+                expect(part.get("text"), str, pointer_join(part_path, "text"))
+    text, parts = content_to_text(content)
+    if isinstance(content, list):
+        # content_to_text reads `text` only; an assistant's refusal part is text the user saw.
+        refusals = [
+            part["refusal"]
+            for part in content
+            if isinstance(part, dict)
+            and part.get("type") == "refusal"
+            and isinstance(part.get("refusal"), str)
+        ]
+        text = "\n".join(t for t in (text, *refusals) if t)
+    return text, parts
+
+
+def _message_id(value: Any, path: str) -> str | None:
+    # Apps that add message ids often use database row numbers: an integer id is still an id.
+    expect(value, (str, int), path, nullable=True)
+    return None if value is None else str(value)
+
+
+def _result_call_id(
+    raw: dict[str, Any], raw_role: str, path: str, state: _ParseState
+) -> str | None:
+    """The call id a tool/function message answers (synthetic for legacy function calls)."""
+    call_id = optional(raw, "tool_call_id", str, path)
+    if call_id is not None:
+        return call_id
+    if raw_role == "function":
+        return _claim_legacy_call(optional(raw, "name", str, path), path, state)
+    if raw_role == "tool":
+        state.warn("tool_result_without_call_id", "tool message has no tool_call_id", path)
+    return None
+
+
+# -------------------------------------------------------------------------------- tool calls
+
+
+def _parse_tool_calls(value: Any, seq: int, path: str, state: _ParseState) -> tuple[ToolCall, ...]:
+    if value is None:
+        return ()
+    return tuple(
+        _parse_tool_call(item, seq, index, item_path, state)
+        for index, item, item_path in enumerate_array(value, path)
+    )
+
+
+def _parse_tool_call(item: Any, seq: int, index: int, path: str, state: _ParseState) -> ToolCall:
+    raw = expect(item, dict, path)
+    call_id = optional(raw, "id", str, path)
+    if not call_id:
+        call_id = f"tool_call:{seq}:{index}"
+        state.warn("missing_tool_call_id", f"tool call has no id; using {call_id!r}", path)
+    call_type = optional(raw, "type", str, path) or "function"
+    # "custom" tools (free-form input) carry `custom{name, input}` instead of `function{...}`.
+    body_key, arguments_key = (
+        ("custom", "input") if call_type == "custom" else ("function", "arguments")
+    )
+    body = optional(raw, body_key, dict, path)
+    if body is None:
+        state.warn("malformed_tool_call", f"tool call has no {body_key!r} object", path)
+        return ToolCall(call_id=call_id, name="")
+    body_path = pointer_join(path, body_key)
+    name = optional(body, "name", str, body_path) or ""
+    if not name:
+        state.warn("missing_tool_name", "tool call has no function name", body_path)
+    if call_type == "custom":
+        return ToolCall(call_id=call_id, name=name, arguments=body.get("input"))
+    arguments, error = _parse_arguments(
+        body.get(arguments_key), pointer_join(body_path, arguments_key), state
+    )
+    return ToolCall(call_id=call_id, name=name, arguments=arguments, arguments_error=error)
+
+
+def _parse_legacy_function_call(
+    value: Any, seq: int, message_path: str, state: _ParseState
+) -> ToolCall | None:
+    """A legacy ``function_call`` as a ToolCall with a synthetic id (module docstring)."""
+    if value is None:
+        return None
+    path = pointer_join(message_path, "function_call")
+    raw = expect(value, dict, path)
+    name = optional(raw, "name", str, path) or ""
+    arguments, error = _parse_arguments(
+        raw.get("arguments"), pointer_join(path, "arguments"), state
+    )
+    call_id = f"{_LEGACY_CALL_PREFIX}{seq}"
+    state.pending_legacy_calls.append((call_id, name))
+    return ToolCall(call_id=call_id, name=name, arguments=arguments, arguments_error=error)
+
+
+def _claim_legacy_call(name: str | None, path: str, state: _ParseState) -> str | None:
+    """Give a ``role: "function"`` result the id of the pending legacy call it answers."""
+    pending = state.pending_legacy_calls
+    if not pending:
+        state.warn(
+            "unmatched_tool_result",
+            "function result with no preceding function_call",
+            path,
+        )
+        return None
+    index = next((i for i, (_, call_name) in enumerate(pending) if call_name == name), 0)
+    return pending.pop(index)[0]
+
+
+def _parse_arguments(value: Any, path: str, state: _ParseState) -> tuple[Any, str | None]:
+    """(arguments, arguments_error): parsed JSON, an object as given, or the raw string."""
+    expect(value, (str, dict), path, nullable=True)
+    if not isinstance(value, str):
+        return value, None
+    if not value.strip():
+        return None, None  # some clients send "" for a call without arguments
+    try:
+        return json.loads(value, parse_constant=_refuse_constant), None
+    except (ValueError, RecursionError) as exc:
+        error = f"arguments are not valid JSON: {str(exc)[:200]}"
+        state.warn("unparseable_tool_arguments", f"{error}; kept verbatim", path)
+        return value, error
+
+
+def _refuse_constant(name: str) -> Any:
+    # NaN/Infinity are not JSON and the store cannot keep them: treat as unparseable.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _result_looks_like_error(content: Any) -> bool:
+    """The shared text heuristic, also for results given as a list of text parts."""
+    if isinstance(content, list | dict):
+        content = content_to_text(content)[0]
+    return looks_like_error(content)
+
+
+# ------------------------------------------------------------------------------------ tokens
+
+
+def _session_tokens(envelope: dict[str, Any], messages: tuple[Message, ...]) -> TokenUsage:
+    """Envelope usage (reported), else responses[].usage, else per-message usage (summed)."""
+    # Both sources are validated even when one wins: a wrong type anywhere is a bad document.
+    usage = optional(envelope, "usage", dict, "")
+    responses = optional(envelope, "responses", list, "")
+    response_usage = _sum_usages(_response_usages(responses or []), "/responses")
+    if usage is not None:
+        return _parse_usage(usage, "/usage")
+    if not response_usage.is_empty:
+        return response_usage
+    return _sum_usages((m.tokens for m in messages if m.tokens is not None), "/messages")
+
+
+def _response_usages(responses: list[Any]) -> list[TokenUsage]:
+    usages = []
+    for _, item, item_path in enumerate_array(responses, "/responses"):
+        response = expect(item, dict, item_path)
+        usage = optional(response, "usage", dict, item_path)
+        if usage is not None:
+            usages.append(_parse_usage(usage, pointer_join(item_path, "usage")))
+    return usages
+
+
+def _parse_usage(usage: dict[str, Any], path: str) -> TokenUsage:
+    """Chat Completions usage (``prompt_tokens``...), or Responses-style (``input_tokens``...)."""
+    input_key = _first_present(usage, ("prompt_tokens", "input_tokens")) or "prompt_tokens"
+    output_key = (
+        _first_present(usage, ("completion_tokens", "output_tokens")) or "completion_tokens"
+    )
+    input_details = _usage_details(usage, ("prompt_tokens_details", "input_tokens_details"), path)
+    output_details = _usage_details(
+        usage, ("completion_tokens_details", "output_tokens_details"), path
+    )
+    return TokenUsage(
+        input=token_count(usage.get(input_key), pointer_join(path, input_key)),
+        output=token_count(usage.get(output_key), pointer_join(path, output_key)),
+        total=token_count(usage.get("total_tokens"), pointer_join(path, "total_tokens")),
+        cached=_detail_count(input_details, "cached_tokens"),
+        reasoning=_detail_count(output_details, "reasoning_tokens"),
+        source=TokenSource.REPORTED,
+    )
+
+
+def _usage_details(
+    usage: dict[str, Any], keys: tuple[str, ...], path: str
+) -> tuple[dict[str, Any], str] | None:
+    key = _first_present(usage, keys)
+    if key is None:
+        return None
+    return expect(usage[key], dict, pointer_join(path, key)), pointer_join(path, key)
+
+
+def _detail_count(details: tuple[dict[str, Any], str] | None, key: str) -> int | None:
+    if details is None:
+        return None
+    values, path = details
+    return token_count(values.get(key), pointer_join(path, key))
+
+
+def _sum_usages(usages: Iterable[TokenUsage], path: str) -> TokenUsage:
+    usages = list(usages)
+    if not usages:
+        return TokenUsage()
+    totals: dict[str, int | None] = {}
+    for name in ("input", "output", "total", "reasoning", "cached", "cache_write"):
+        values = [getattr(u, name) for u in usages if getattr(u, name) is not None]
+        total = sum(values) if values else None
+        if total is not None and total > MAX_SAFE_INTEGER:
+            raise InvalidDocument(
+                f"{path}: summed {name} tokens exceed 2^53-1", path=path, code="out_of_range"
+            )
+        totals[name] = total
+    return dataclasses.replace(TokenUsage(source=TokenSource.SUMMED), **totals)
+
+
+# ----------------------------------------------------------------------------------- adapter
+
+
+class OpenAIChatAdapter:
+    format_id = FORMAT_ID
+    rules = RULES
+
+    def parse(self, doc: Any) -> ParsedSession:
+        return parse(doc)
+
+
+ADAPTER = OpenAIChatAdapter()

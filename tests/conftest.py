@@ -1,0 +1,98 @@
+"""Shared fixtures: API keys, an authenticated JSON client, documents on disk."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from sessions_api import services
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Read-only reference material beside the project (DESIGN.md); tests skip when it is absent.
+SHARED = PROJECT_ROOT.parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared reference {path} is not present beside the project")
+    return path
+
+
+def seed_picoflow_document() -> bytes:
+    """The Picoflow document printed in shared/seeds/000_*.txt, as bytes."""
+    text = shared_path("seeds", "000_fa963f3effebf444.txt").read_text(encoding="utf-8")
+    start = text.index("{", text.index("session document from previous run:"))
+    end = text.rindex("}", 0, text.index("Wrapping up")) + 1
+    return text[start:end].encode("utf-8")
+
+
+class ApiClient:
+    """Django's test client speaking the REST API with a bearer key."""
+
+    def __init__(self, client: Client, key: str | None) -> None:
+        self.client = client
+        self.key = key
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self.key:
+            headers["Authorization"] = f"Bearer {self.key}"
+        return headers
+
+    def post(self, path: str, body: bytes | str | Any, *, content_type: str = "application/json",
+             headers: dict[str, str] | None = None, **params: Any):
+        if not isinstance(body, bytes | str):
+            body = json.dumps(body)
+        return self.client.post(
+            "/api/v1" + path + _query(params), data=body, content_type=content_type,
+            headers=self._headers(headers),
+        )
+
+    def get(self, path: str, *, headers: dict[str, str] | None = None, **params: Any):
+        return self.client.get("/api/v1" + path + _query(params), headers=self._headers(headers))
+
+    def delete(self, path: str, *, headers: dict[str, str] | None = None):
+        return self.client.delete("/api/v1" + path, headers=self._headers(headers))
+
+
+def _query(params: dict[str, Any]) -> str:
+    from urllib.parse import urlencode
+
+    clean = {k: v for k, v in params.items() if v is not None}
+    return ("?" + urlencode(clean, doseq=True)) if clean else ""
+
+
+@pytest.fixture
+def make_api_key(db) -> Callable[..., str]:
+    def make(*scopes: str, name: str = "test") -> str:
+        return services.create_api_key(name=name, scopes=list(scopes)).key
+
+    return make
+
+
+@pytest.fixture
+def api(client: Client, make_api_key) -> ApiClient:
+    """A client holding every scope."""
+    return ApiClient(client, make_api_key("ingest", "read", "write", "admin"))
+
+
+@pytest.fixture
+def api_as(client: Client, make_api_key) -> Callable[..., ApiClient]:
+    """api_as("read") -> a client whose key holds only those scopes (none: no key at all)."""
+
+    def make(*scopes: str) -> ApiClient:
+        return ApiClient(client, make_api_key(*scopes) if scopes else None)
+
+    return make
+
+
+@pytest.fixture
+def seed_document() -> bytes:
+    return seed_picoflow_document()
