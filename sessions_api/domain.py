@@ -181,7 +181,7 @@ class Session:
     messages: tuple[Message, ...] = ()
     steps: tuple[StepState, ...] = ()
     logs: tuple[LogEntry, ...] = ()
-    # Flow / namespace layout: [{"flow": name, "namespaces": [...], "current_step": ...}, ...]
+    # Flow / namespace layout: [{"name": flow, "namespaces": [...], "current_step": ...}, ...]
     flows: tuple[dict[str, Any], ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
 

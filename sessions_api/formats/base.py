@@ -142,11 +142,15 @@ def parse_timestamp(
         return None
     raw = value
     if isinstance(value, dict) and "$date" in value:
+        # Mongo extended JSON: {"$date": ISO} or epoch *milliseconds* as a number or as
+        # {"$numberLong": "..."}.
         value = value["$date"]
         if isinstance(value, dict) and "$numberLong" in value:
             value = value["$numberLong"]
             if isinstance(value, str) and value.lstrip("-").isdigit():
-                value = int(value) / 1000.0
+                value = int(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = value / 1000.0
     parsed: datetime | None = None
     try:
         if isinstance(value, bool):

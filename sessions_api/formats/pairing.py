@@ -47,8 +47,8 @@ def pair_tool_calls(
                 warnings.append(
                     ParseWarning(
                         code="duplicate_tool_call_id",
-                        message=f"tool call id {call.call_id!r} is used more than once",
-                        path=f"messages[{message.seq}]",
+                        message=f"tool call id {call.call_id!r} is used more than once "
+                        f"(message #{message.seq})",
                     )
                 )
             seen_ids.add(call.call_id)
@@ -61,8 +61,8 @@ def pair_tool_calls(
             warnings.append(
                 ParseWarning(
                     code="unmatched_tool_result",
-                    message=f"tool result for unknown call id {message.tool_call_id!r}",
-                    path=f"messages[{message.seq}]",
+                    message=f"tool result for unknown call id {message.tool_call_id!r} "
+                    f"(message #{message.seq})",
                 )
             )
             continue

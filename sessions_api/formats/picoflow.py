@@ -32,6 +32,16 @@ Quirks this adapter deals with:
   dashboard attributes tokens to models.
 - Messages are concatenated across flows and namespaces in document order and never deduped:
   steps that share memory legitimately repeat messages.
+
+What the canonical session gets beyond the obvious fields:
+
+- ``steps`` are ordered by first activation in their flow's ``sequence`` (steps never activated
+  come last, in ``steps[]`` order); ``model_params`` holds ``temperature``/``preset``
+  (modelParamsName)/``params`` in v1 and ``provider``/``params``/``retryAttempts`` in v1.5.
+- ``flows``: one ``{"name", "namespaces", "sequence": [{"step", "level"}], "current_step",
+  "context"}`` per flow, plus ``temperature`` (v1), ``model`` and ``summaries`` (v1.5).
+- A field of the wrong JSON type raises InvalidDocument at its JSON pointer; nothing is
+  coerced ("451" is not 451). Odd but survivable things are warnings.
 """
 
 from __future__ import annotations
@@ -65,7 +75,6 @@ from sessions_api.formats.base import (
     DetectionRule,
     InvalidDocument,
     content_to_text,
-    enumerate_array,
     expect,
     optional,
     parse_timestamp,
@@ -166,12 +175,28 @@ class _Flow:
     context: Any
 
 
+# The helpers below check types first and build a JSON pointer only on failure: messages are
+# the hot path (a 2 MB document holds thousands), and base.optional/enumerate_array build a
+# pointer for every field and item they see.
+
+
+def _field(container: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
+    """base.optional with the error path built only when the type is wrong."""
+    value = container.get(key)
+    if value is None or type(value) in (kind if isinstance(kind, tuple) else (kind,)):
+        return value
+    return optional(container, key, kind, path)  # raises wrong_type at path/key
+
+
 def _items(container: dict[str, Any], key: str, path: str) -> Iterator[tuple[int, Any, str]]:
-    """Like enumerate_array over ``container[key]``, with an absent/null key read as empty."""
+    """Like base.enumerate_array over ``container[key]``; an absent/null key reads as empty."""
     value = container.get(key)
     if value is None:
-        return iter(())
-    return enumerate_array(value, pointer_join(path, key))
+        return
+    array_path = pointer_join(path, key)
+    expect(value, list, array_path)
+    for index, item in enumerate(value):
+        yield index, item, f"{array_path}/{index}"
 
 
 def _timestamp(value: Any, path: str, ctx: _Parse) -> datetime | None:
@@ -180,11 +205,7 @@ def _timestamp(value: Any, path: str, ctx: _Parse) -> datetime | None:
         return None
     if isinstance(value, dict):
         inner = expect(value.get("$date"), (str, int, dict), pointer_join(path, "$date"))
-        if isinstance(inner, int):
-            # Legacy extended JSON: epoch milliseconds, which base.parse_timestamp would read
-            # as seconds; hand it over in the $numberLong form it reads as milliseconds.
-            value = {"$date": {"$numberLong": str(inner)}}
-        elif isinstance(inner, dict):
+        if isinstance(inner, dict):
             expect(inner.get("$numberLong"), str, pointer_join(path, "$date", "$numberLong"))
     else:
         expect(value, str, path)
@@ -202,7 +223,7 @@ def _as_text(value: Any) -> str:
 
 
 def _session_id(doc: dict[str, Any], ctx: _Parse) -> str:
-    doc_id = optional(doc, "id", str, "")
+    doc_id = _field(doc, "id", str, "")
     mongo_id = _mongo_id(doc.get("_id"))
     if doc_id and mongo_id and doc_id != mongo_id:
         ctx.warn("id_mismatch", f"id {doc_id!r} differs from _id {mongo_id!r}; using id", "/id")
@@ -224,7 +245,7 @@ def _mongo_id(value: Any) -> str | None:
 
 
 def _run_status(doc: dict[str, Any], ctx: _Parse) -> tuple[SessionStatus, str | None]:
-    raw = optional(doc, "runStatus", str, "")
+    raw = _field(doc, "runStatus", str, "")
     if raw is None:
         ctx.warn("missing_status", "no runStatus; status is unknown", "/runStatus")
         return SessionStatus.UNKNOWN, None
@@ -238,7 +259,7 @@ def _run_status(doc: dict[str, Any], ctx: _Parse) -> tuple[SessionStatus, str | 
 def _expiry(
     doc: dict[str, Any], saved_at: datetime | None, ctx: _Parse
 ) -> tuple[int | None, datetime | None]:
-    seconds = optional(doc, "expireAfter", int, "")
+    seconds = _field(doc, "expireAfter", int, "")
     if seconds is None:
         return None, None
     if not 0 <= seconds <= MAX_SAFE_INTEGER:
@@ -264,7 +285,7 @@ def _expiry(
 
 def _tokens(doc: dict[str, Any]) -> tuple[TokenUsage, int | None]:
     """Session totals (the only usage Picoflow records) and v1.5 visibleOutputTokens."""
-    tokens = optional(doc, "tokens", dict, "")
+    tokens = _field(doc, "tokens", dict, "")
     if tokens is None:
         return TokenUsage(), None
     counts = {
@@ -314,8 +335,8 @@ def _flows(doc: dict[str, Any], ctx: _Parse) -> list[_Flow]:
 
 def _flow(raw: Any, path: str, ctx: _Parse) -> _Flow:
     expect(raw, dict, path)
-    name = optional(raw, "name", str, path)
-    context = optional(raw, "context", dict, path)
+    name = _field(raw, "name", str, path)
+    context = _field(raw, "context", dict, path)
     info: dict[str, Any] = {"name": name}
     default_model, default_params = None, None
     if ctx.variant == V1_5:
@@ -354,7 +375,7 @@ def _current_step(
     if ctx.variant != V1_5:
         # v1 has no currentStep: the step flagged isActive is the current one.
         return next((step.name for step in steps if step.is_active), None)
-    current = optional(raw, "currentStep", str, path)
+    current = _field(raw, "currentStep", str, path)
     if current is not None and all(step.name != current for step in steps):
         ctx.warn("unknown_current_step", f"currentStep {current!r} is not in steps[]", path)
     return current
@@ -370,9 +391,9 @@ def _model_spec(value: Any, path: str) -> tuple[str | None, dict[str, Any] | Non
     params = {
         key: found
         for key, kind in (("provider", str), ("params", dict), ("retryAttempts", int))
-        if (found := optional(value, key, kind, path)) is not None
+        if (found := _field(value, key, kind, path)) is not None
     }
-    return optional(value, "name", str, path), params or None
+    return _field(value, "name", str, path), params or None
 
 
 def _step(
@@ -385,7 +406,7 @@ def _step(
 ) -> StepState:
     expect(raw, dict, path)
     name = expect(raw.get("name"), str, pointer_join(path, "name"))
-    state = optional(raw, "state", dict, path)
+    state = _field(raw, "state", dict, path)
     saved_at = None
     if state is not None:
         state = dict(state)
@@ -399,8 +420,8 @@ def _step(
         else:
             model, params = default_model, default_params
     else:
-        is_active = optional(raw, "isActive", bool, path)
-        model = optional(raw, "modelName", str, path)
+        is_active = _field(raw, "isActive", bool, path)
+        model = _field(raw, "modelName", str, path)
         params = _v1_model_params(raw, path)
     return StepState(
         name=name,
@@ -422,7 +443,7 @@ def _v1_model_params(raw: dict[str, Any], path: str) -> dict[str, Any] | None:
             ("modelParamsName", "preset", str),
             ("modelParams", "params", dict),
         )
-        if (found := optional(raw, key, kind, path)) is not None
+        if (found := _field(raw, key, kind, path)) is not None
     }
     return params or None
 
@@ -436,7 +457,7 @@ def _sequence(raw: dict[str, Any], path: str, ctx: _Parse) -> list[dict[str, Any
             continue
         expect(item, (str, dict), item_path)
         step = expect(item.get("stepName"), str, pointer_join(item_path, "stepName"))
-        level = optional(item, "level", int, item_path)
+        level = _field(item, "level", int, item_path)
         if level is None or level < 1:
             ctx.warn("bad_step_level", f"sequence level {level!r} is not >= 1; using 1", item_path)
             level = 1
@@ -473,14 +494,14 @@ def _namespaces(
 ) -> Iterator[tuple[str | None, str, dict[str, Any], str]]:
     """(namespace, entry path, entry, message-list key) for v1 ``memory[]`` or v1.5 ``memory{}``."""
     if ctx.variant == V1_5:
-        memory = optional(raw, "memory", dict, path) or {}
+        memory = _field(raw, "memory", dict, path) or {}
         for namespace, entry in memory.items():
             entry_path = pointer_join(path, "memory", namespace)
             yield namespace, entry_path, expect(entry, dict, entry_path), "messages"
         return
     for _, entry, entry_path in _items(raw, "memory", path):
         expect(entry, dict, entry_path)
-        yield optional(entry, "nameSpace", str, entry_path), entry_path, entry, "history"
+        yield _field(entry, "nameSpace", str, entry_path), entry_path, entry, "history"
 
 
 # --- messages ---------------------------------------------------------------------------------
@@ -489,16 +510,16 @@ def _namespaces(
 def _message(raw: Any, path: str, ctx: _Parse, where: _Where) -> Message:
     expect(raw, dict, path)
     seq = len(ctx.messages)
-    raw_type = optional(raw, "type", str, path)
+    raw_type = _field(raw, "type", str, path)
     role = _ROLES.get(raw_type or "")
     if role is None:
         ctx.warn("unknown_role", f"unknown message type {raw_type!r}; shown as other", path)
         role = Role.OTHER
-    text, parts = _content(raw.get("content"), pointer_join(path, "content"))
-    message_id = optional(raw, "id", str, path)
+    text, parts = _content(raw.get("content"), f"{path}/content")
+    message_id = _field(raw, "id", str, path)
     step, id_time = _split_message_id(message_id)
     timestamp, timestamp_source = _message_time(raw, id_time, path, ctx)
-    kwargs = optional(raw, "additional_kwargs", dict, path)
+    kwargs = _field(raw, "additional_kwargs", dict, path)
     tool_call_id, tool_status, status_source = _tool_result_fields(raw, role, path, ctx)
     model = None
     if role is Role.ASSISTANT:
@@ -509,7 +530,7 @@ def _message(raw: Any, path: str, ctx: _Parse, where: _Where) -> Message:
         content_text=text,
         content_parts=parts,
         external_id=message_id,
-        author=optional(raw, "name", str, path),
+        author=_field(raw, "name", str, path),
         timestamp=timestamp,
         timestamp_source=timestamp_source,
         step=step,
@@ -544,9 +565,9 @@ def _message_time(
     raw: dict[str, Any], id_time: str | None, path: str, ctx: _Parse
 ) -> tuple[datetime | None, TimestampSource]:
     if raw.get("timestamp") is not None:
-        explicit = _timestamp(raw["timestamp"], pointer_join(path, "timestamp"), ctx)
+        explicit = _timestamp(raw["timestamp"], f"{path}/timestamp", ctx)
         return explicit, TimestampSource.EXPLICIT if explicit else TimestampSource.NONE
-    id_path = pointer_join(path, "id")
+    id_path = f"{path}/id"
     if id_time is None:
         ctx.warn("no_message_time", "message id has no time segment; document order used", id_path)
         return None, TimestampSource.NONE
@@ -559,10 +580,10 @@ def _tool_result_fields(
 ) -> tuple[str | None, ToolStatus | None, StatusSource]:
     if role is not Role.TOOL:
         return None, None, StatusSource.NONE
-    call_id = optional(raw, "tool_call_id", str, path)
+    call_id = _field(raw, "tool_call_id", str, path)
     if call_id is None:
         ctx.warn("tool_result_without_call_id", "tool message without tool_call_id", path)
-    raw_status = optional(raw, "status", str, path)
+    raw_status = _field(raw, "status", str, path)
     if raw_status is None:
         return call_id, None, StatusSource.NONE
     status = _TOOL_STATUSES.get(raw_status)
@@ -576,7 +597,7 @@ def _tool_calls(raw: dict[str, Any], path: str, seq: int, ctx: _Parse) -> tuple[
     calls = []
     for index, item, item_path in _items(raw, "tool_calls", path):
         expect(item, dict, item_path)
-        call_id = optional(item, "id", str, item_path)
+        call_id = _field(item, "id", str, item_path)
         if not call_id:
             ctx.warn("tool_call_without_id", "tool call without id; it cannot be paired", item_path)
             call_id = f"missing-id:{seq}:{index}"
@@ -584,7 +605,7 @@ def _tool_calls(raw: dict[str, Any], path: str, seq: int, ctx: _Parse) -> tuple[
         calls.append(
             ToolCall(
                 call_id=call_id,
-                name=optional(item, "name", str, item_path) or "",
+                name=_field(item, "name", str, item_path) or "",
                 arguments=arguments,
                 arguments_error=arguments_error,
             )
@@ -670,8 +691,8 @@ class PicoflowAdapter:
             (None, None) if ctx.variant == V1_5 else _expiry(doc, updated_at, ctx)
         )
         tokens, visible_output = _tokens(doc)
-        version = optional(doc, "version", (int, float), "")
-        revision = optional(doc, "revision", int, "")
+        version = _field(doc, "version", (int, float), "")
+        revision = _field(doc, "revision", int, "")
         flows = _flows(doc, ctx)
         logs = _logs(doc, ctx)
 
