@@ -46,12 +46,21 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {self.key}"
         return headers
 
-    def post(self, path: str, body: bytes | str | Any, *, content_type: str = "application/json",
-             headers: dict[str, str] | None = None, **params: Any):
+    def post(
+        self,
+        path: str,
+        body: bytes | str | Any,
+        *,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+        **params: Any,
+    ):
         if not isinstance(body, bytes | str):
             body = json.dumps(body)
         return self.client.post(
-            "/api/v1" + path + _query(params), data=body, content_type=content_type,
+            "/api/v1" + path + _query(params),
+            data=body,
+            content_type=content_type,
             headers=self._headers(headers),
         )
 
