@@ -38,7 +38,11 @@ class DocumentStore(ABC):
 
     @abstractmethod
     def put(self, *, session_id: str, version: int, body: bytes) -> None:
-        """Store ``body`` for (session_id, version). Same key, same bytes again: a no-op."""
+        """Store ``body`` for (session_id, version).
+
+        Same key, same bytes again: a no-op. Different bytes at a stored key: ValueError, and the
+        stored bytes stay unchanged (versions are immutable).
+        """
 
     @abstractmethod
     def get(self, *, session_id: str, version: int) -> bytes:

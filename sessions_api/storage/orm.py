@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 
 from sessions_api.models import DocumentBody
 from sessions_api.storage.base import BodyNotFound, DocumentStore, StoreUnavailable
@@ -18,22 +18,34 @@ class OrmDocumentStore(DocumentStore):
             with transaction.atomic():
                 DocumentBody.objects.create(session_id=session_id, version=version, body=body)
         except IntegrityError:
-            # Same key again: idempotent when the bytes match (a retried write).
-            existing = self.get(session_id=session_id, version=version)
+            # The only constraint is (session_id, version): the key is taken. Idempotent when
+            # the bytes match (a retried write); versions are immutable otherwise.
+            existing = self._read(session_id, version)
+            if existing is None:
+                raise  # taken and gone again: not a duplicate, let the caller see it
             if existing != body:
                 raise ValueError(
                     f"version {version} of {session_id} already holds different bytes"
                 ) from None
+        except OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     def get(self, *, session_id: str, version: int) -> bytes:
+        try:
+            body = self._read(session_id, version)
+        except OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        if body is None:
+            raise BodyNotFound(f"{session_id} v{version}")
+        return body
+
+    def _read(self, session_id: str, version: int) -> bytes | None:
         row = (
             DocumentBody.objects.filter(session_id=session_id, version=version)
             .values_list("body", flat=True)
             .first()
         )
-        if row is None:
-            raise BodyNotFound(f"{session_id} v{version}")
-        return bytes(row)
+        return None if row is None else bytes(row)
 
     def delete_versions(self, *, session_id: str, versions: Iterable[int]) -> int:
         deleted, _ = DocumentBody.objects.filter(

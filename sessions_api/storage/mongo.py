@@ -1,0 +1,220 @@
+"""The `mongo` DocumentStore: bodies in one MongoDB collection (also DocumentDB, Cosmos DB).
+
+The only module in the project that imports pymongo. Each body is stored as BSON Binary, never
+parsed into BSON, so `$`-prefixed and dotted keys inside a document are opaque bytes here and
+can never be read as operators or field paths (RELIABILITY V7). Filters are built only from
+our own session id (str) and version (int), checked for type before use (RELIABILITY S7).
+
+Writes are not part of the Django transaction (``transactional_with_index = False``): the
+ingest service puts the body first and then writes the index; the ``reconcile_store`` job
+repairs what a crash between the two leaves behind. See README.md beside this file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from bson.binary import Binary
+from pymongo import ASCENDING, MongoClient
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.write_concern import WriteConcern
+
+from sessions_api.storage.base import BodyNotFound, DocumentStore, StoreUnavailable
+
+# A 2xx from ingestion means durably stored: acknowledged by a majority, in the journal.
+DURABLE = WriteConcern(w="majority", j=True)
+
+
+class MongoDocumentStore(DocumentStore):
+    """Documents ``{_id: "<session_id>:<version>", session_id, version, body, size, sha256,
+    stored_at}`` in one collection, with a unique index on (session_id, version).
+
+    Nothing touches the network until the first call: building the store (at settings time,
+    before a fork) never fails because MongoDB is down. ``client`` injects a ready client
+    (tests pass ``mongomock.MongoClient()``); otherwise one pymongo client is built on first
+    use with a short server-selection timeout, so an unreachable server surfaces as
+    StoreUnavailable (HTTP 503) within about two seconds, and a socket timeout, so a server
+    that stops answering mid-operation does too (after ``socket_timeout_ms``). Options written
+    in ``url`` (``?serverSelectionTimeoutMS=...``) win over these defaults. (Not pymongo's
+    ``timeoutMS``: pymongo then uses it for server selection too, stretching the 2 s bound.)
+    """
+
+    transactional_with_index = False
+
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        collection: str = "session_bodies",
+        client: Any | None = None,
+        server_selection_timeout_ms: int = 2000,
+        socket_timeout_ms: int = 10_000,
+    ) -> None:
+        if client is None and not url.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("MongoDocumentStore needs a mongodb:// or mongodb+srv:// url")
+        self._url = url
+        self._database = database
+        self._collection_name = collection
+        self._client: Any | None = client
+        self._owns_client = client is None
+        self._client_options = _defaults_not_in_url(
+            url,
+            {
+                "serverSelectionTimeoutMS": server_selection_timeout_ms,
+                "socketTimeoutMS": socket_timeout_ms,
+            },
+        )
+        self._collection: Any | None = None
+        self._lock = threading.Lock()
+
+    # --- DocumentStore ------------------------------------------------------------------------
+
+    def put(self, *, session_id: str, version: int, body: bytes) -> None:
+        key = _key(session_id, version)
+        if not isinstance(body, bytes):
+            raise TypeError(f"body must be bytes, not {type(body).__name__}")
+        document = {
+            "_id": key,
+            "session_id": session_id,
+            "version": version,
+            "body": Binary(body),
+            "size": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "stored_at": datetime.now(UTC),
+        }
+        with _unavailable_on_network_errors():
+            collection = self._ready_collection()
+            # Two rounds only for the rare race where a delete removes the existing body
+            # between our failed insert and our read of it.
+            for _ in range(2):
+                try:
+                    collection.insert_one(document)
+                    return
+                except DuplicateKeyError:
+                    pass
+                existing = collection.find_one({"_id": key}, {"body": True})
+                if existing is None:
+                    continue
+                if bytes(existing["body"]) != body:
+                    # Same contract as the orm store: a version is immutable once stored.
+                    raise ValueError(
+                        f"version {version} of {session_id} already holds different bytes"
+                    )
+                return  # the same bytes again: a retried write, nothing to do
+        raise StoreUnavailable(f"put of {key} kept racing a concurrent delete; retry")
+
+    def get(self, *, session_id: str, version: int) -> bytes:
+        key = _key(session_id, version)
+        with _unavailable_on_network_errors():
+            found = self._ready_collection().find_one({"_id": key}, {"body": True})
+        if found is None:
+            raise BodyNotFound(f"{session_id} v{version}")
+        return bytes(found["body"])
+
+    def delete_versions(self, *, session_id: str, versions: Iterable[int]) -> int:
+        keys = [_key(session_id, version) for version in versions]
+        if not keys:
+            return 0
+        with _unavailable_on_network_errors():
+            result = self._ready_collection().delete_many({"_id": {"$in": keys}})
+        return int(result.deleted_count)
+
+    def delete_session(self, *, session_id: str) -> int:
+        _check_session_id(session_id)
+        with _unavailable_on_network_errors():
+            result = self._ready_collection().delete_many({"session_id": session_id})
+        return int(result.deleted_count)
+
+    def list_versions(self, *, session_id: str) -> list[int]:
+        _check_session_id(session_id)
+        with _unavailable_on_network_errors():
+            cursor = (
+                self._ready_collection()
+                .find({"session_id": session_id}, {"_id": False, "version": True})
+                .sort("version", ASCENDING)
+            )
+            return [int(document["version"]) for document in cursor]
+
+    def ping(self) -> None:
+        with _unavailable_on_network_errors():
+            self._get_client().admin.command("ping")
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the client this store built (an injected client belongs to the caller)."""
+        with self._lock:
+            if self._owns_client and self._client is not None:
+                self._client.close()
+                self._client = None
+            self._collection = None
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    # Built here, not in __init__: no network before the first call, and a
+                    # client created after the web or worker process has forked.
+                    self._client = MongoClient(self._url, **self._client_options)
+        return self._client
+
+    def _ready_collection(self) -> Any:
+        """The collection with a durable write concern, its index ensured once per process."""
+        if self._collection is None:
+            client = self._get_client()
+            with self._lock:
+                if self._collection is None:
+                    collection = client[self._database].get_collection(
+                        self._collection_name, write_concern=DURABLE
+                    )
+                    # Idempotent on the server; also serves list_versions and delete_session.
+                    collection.create_index(
+                        [("session_id", ASCENDING), ("version", ASCENDING)],
+                        name="session_version",
+                        unique=True,
+                    )
+                    self._collection = collection
+        return self._collection
+
+
+@contextmanager
+def _unavailable_on_network_errors() -> Iterator[None]:
+    """Connection failures (ServerSelectionTimeoutError, AutoReconnect, NetworkTimeout, ...)
+    and operation timeouts become StoreUnavailable; every other error propagates as it is."""
+    try:
+        yield
+    except ConnectionFailure as exc:
+        raise StoreUnavailable(f"MongoDB is unreachable: {exc}"[:300]) from exc
+    except PyMongoError as exc:
+        if exc.timeout:  # ExecutionTimeout, WTimeoutError: the server did not answer in time
+            raise StoreUnavailable(f"MongoDB timed out: {exc}"[:300]) from exc
+        raise
+
+
+def _check_session_id(session_id: object) -> None:
+    if not isinstance(session_id, str):
+        raise TypeError(f"session_id must be str, not {type(session_id).__name__}")
+    if not session_id:
+        raise ValueError("session_id must not be empty")
+
+
+def _key(session_id: object, version: object) -> str:
+    """The document _id; the only values that ever reach a filter are built here."""
+    _check_session_id(session_id)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise TypeError(f"version must be int, not {type(version).__name__}")
+    if version < 0:
+        raise ValueError(f"version must not be negative, got {version}")
+    return f"{session_id}:{version}"
+
+
+def _defaults_not_in_url(url: str, defaults: dict[str, int]) -> dict[str, int]:
+    """Keep only the defaults the url does not set itself (option names are case-insensitive)."""
+    in_url = {name.lower() for name, _ in parse_qsl(urlsplit(url).query)}
+    return {name: value for name, value in defaults.items() if name.lower() not in in_url}
