@@ -162,7 +162,7 @@ else:
     # Embedded broker: kombu's filesystem transport under DATA_DIR, results as files. Web,
     # worker and beat share it across processes; nothing to install.
     BROKER_DIR = DATA_DIR / "broker"
-    for sub in ("queue", "processed", "results"):
+    for sub in ("queue", "processed", "results", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -170,6 +170,8 @@ else:
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        # Broadcast/control messages; kombu's default is a folder in the current directory.
+        "control_folder": str(BROKER_DIR / "control"),
     }
     CELERY_RESULT_BACKEND = f"file://{BROKER_DIR / 'results'}"
 
