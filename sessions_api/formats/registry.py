@@ -10,7 +10,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from sessions_api.domain import ParsedSession
-from sessions_api.formats import openai_chat, picoflow
+from sessions_api.formats import (
+    agentflow,
+    anthropic,
+    falai,
+    google_adk,
+    langchain,
+    openai_agents,
+    openai_chat,
+    picoflow,
+    praisonai,
+)
 from sessions_api.formats.base import DetectionRule, FormatAdapter, InvalidDocument
 
 # Every format id in DESIGN.md. Adapters not yet written are listed so that ?format= answers
@@ -28,7 +38,18 @@ FORMAT_IDS = (
 )
 
 ADAPTERS: dict[str, FormatAdapter] = {
-    adapter.format_id: adapter for adapter in (picoflow.ADAPTER, openai_chat.ADAPTER)
+    adapter.format_id: adapter
+    for adapter in (
+        picoflow.ADAPTER,
+        openai_chat.ADAPTER,
+        langchain.ADAPTER,
+        anthropic.ADAPTER,
+        agentflow.ADAPTER,
+        falai.ADAPTER,
+        praisonai.ADAPTER,
+        openai_agents.ADAPTER,
+        google_adk.ADAPTER,
+    )
 }
 
 RULES: tuple[DetectionRule, ...] = tuple(
