@@ -188,14 +188,15 @@ def test_binary_limits_bad_json_and_unknown_files(storage: Path):
 
 
 @pytest.mark.django_db
-def test_a_bad_session_json_is_reported_and_does_not_stop_the_others(storage: Path, capsys):
+def test_a_bad_session_json_is_reported_and_does_not_stop_the_others(storage: Path):
     bad = storage / "sessions" / SESSION_IDS[1] / "session.json"
     bad.write_text(bad.read_text(encoding="utf-8").replace('"agent"', '"score": NaN, "agent"'))
 
+    out = StringIO()
     with pytest.raises(CommandError, match="1 document"):
-        _run(str(storage))
+        call_command("import_sessions", str(storage), stdout=out, stderr=StringIO())
 
-    printed = capsys.readouterr().out
+    printed = out.getvalue()
     assert f"FAIL {bad.parent}: non_finite_number" in printed
     assert Session.objects.count() == 2
 

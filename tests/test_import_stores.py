@@ -45,9 +45,7 @@ def _command(capsys, args: tuple[str, ...], *, fails: bool) -> str:
             call_command("import_sessions", *args, stdout=out, stderr=err)
     else:
         call_command("import_sessions", *args, stdout=out, stderr=err)
-    # The per-file result lines go through tqdm.write, i.e. to sys.stdout.
-    captured = capsys.readouterr()
-    return captured.out + captured.err + out.getvalue() + err.getvalue()
+    return out.getvalue() + err.getvalue()
 
 
 @pytest.fixture

@@ -31,13 +31,14 @@ class Command(BaseCommand):
                     sources = list(importing.read_sources(path))
                 except OSError as exc:
                     tally["failed"] += 1
-                    progress.write(f"FAIL {path}: {exc}")
+                    self._say(progress, f"FAIL {path}: {exc}")
                     continue
                 for source in sources:
                     result = importing.import_source(source, format_id=format)
                     tally[_bucket(result)] += 1
-                    progress.write(
-                        f"{'ok  ' if result.ok else 'FAIL'} {result.label}: {result.detail}"
+                    self._say(
+                        progress,
+                        f"{'ok  ' if result.ok else 'FAIL'} {result.label}: {result.detail}",
                     )
         self.stdout.write(
             f"{len(files)} file(s): {tally['created']} new, {tally['updated']} updated, "
@@ -45,6 +46,10 @@ class Command(BaseCommand):
         )
         if tally["failed"]:
             raise CommandError(f"{tally['failed']} document(s) failed", returncode=2)
+
+    def _say(self, progress: tqdm, line: str) -> None:
+        # Per-file results go to the command's stdout, printed above the progress bar.
+        progress.write(line, file=self.stdout._out)
 
 
 def _bucket(result: importing.ImportResult) -> str:
