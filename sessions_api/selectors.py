@@ -74,6 +74,7 @@ class Page:
 
 def filtered_sessions(filters: SessionFilters) -> QuerySet[Session]:
     """The index rows a filter selects (shared by the list, exports and charts)."""
+    _refuse_nul(filters)
     rows = Session.objects.all()
     if filters.status:
         rows = rows.filter(status__in=filters.status)
@@ -107,6 +108,16 @@ def filtered_sessions(filters: SessionFilters) -> QuerySet[Session]:
     return rows
 
 
+def _refuse_nul(filters: SessionFilters) -> None:
+    """PostgreSQL refuses a NUL character in any query parameter (a database error, so a 500).
+    Ingest never stores one, so such a filter could match nothing anyway: say so as a 400."""
+    for name in ("status", "format", "agent", "user", "model", "tool", "q"):
+        value = getattr(filters, name)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(item, str) and "\x00" in item for item in values):
+            raise InvalidQuery(f"{name} must not contain NUL (\\u0000)", path=name)
+
+
 def list_sessions(
     *,
     filters: SessionFilters,
@@ -115,7 +126,9 @@ def list_sessions(
     limit: int = 50,
 ) -> Page:
     descending = order.startswith("-")
-    field_name = order.lstrip("-")
+    # Exactly one optional "-": lstrip("-") would accept "--updated_at" and then write
+    # cursors that no decoder of that order can read.
+    field_name = order[1:] if descending else order
     if field_name not in ORDER_FIELDS:
         raise InvalidQuery(
             f"order must be one of {', '.join(sorted(ORDER_FIELDS))} (prefix - for descending)",
@@ -154,9 +167,17 @@ def _decode_list_cursor(cursor: str, order: str) -> tuple[Any, str]:
             value = datetime.fromisoformat(value)
         except (TypeError, ValueError):
             raise InvalidQuery("malformed cursor", path="cursor") from None
-    elif not isinstance(value, int):
+        if value.tzinfo is None:
+            # Cursors we write are always aware; a naive one compares wrongly (and warns).
+            raise InvalidQuery("malformed cursor", path="cursor")
+    elif isinstance(value, bool) or not isinstance(value, int):
         raise InvalidQuery("malformed cursor", path="cursor")
-    return value, str(last_id)
+    # The id goes into a UUID comparison: anything else would be a database error (a 500).
+    try:
+        last_id = str(uuid.UUID(last_id))
+    except (TypeError, ValueError, AttributeError):
+        raise InvalidQuery("malformed cursor", path="cursor") from None
+    return value, last_id
 
 
 def _encode_cursor(data: Any) -> str:
@@ -240,10 +261,16 @@ def get_timeline_page(
     if cursor:
         data = _decode_cursor(cursor)
         if not (
-            isinstance(data, list) and len(data) == 2 and all(isinstance(x, int) for x in data)
+            isinstance(data, list)
+            and len(data) == 2
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in data)
         ):
             raise InvalidQuery("malformed cursor", path="cursor")
         version, start = data
+        # A cursor names a stored version and a non-negative offset: another version would be
+        # a missing body (a 500), a negative offset would slice from the end.
+        if not 1 <= version <= record.version or start < 0:
+            raise InvalidQuery("malformed cursor", path="cursor")
     limit = max(1, min(limit, MAX_TIMELINE_PAGE))
     number = version or record.version
     parsed = get_parsed_version(record=record, version=number)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,9 +27,10 @@ from sessions_api.formats.decoding import (
     RejectedDocument,
     decode_document,
     decode_utf8,
+    printable,
     split_batch_documents,
 )
-from sessions_api.indexing import SessionIndex, build_index
+from sessions_api.indexing import ModelUsageRow, SessionIndex, build_index
 from sessions_api.models import (
     ApiKey,
     DocumentVersion,
@@ -372,8 +373,37 @@ def _write_index(
         [SessionError(session=row, **vars_of(r)) for r in index.errors]
     )
     ModelUsage.objects.bulk_create(
-        [ModelUsage(session=row, **vars_of(r)) for r in index.model_usage]
+        [ModelUsage(session=row, **vars_of(r)) for r in _one_row_per_model(index.model_usage)]
     )
+
+
+_USAGE_SUMS = (
+    "message_count",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cached_input_tokens",
+)
+
+
+def _one_row_per_model(rows: list[ModelUsageRow]) -> list[ModelUsageRow]:
+    """Merge rows that name the same model as stored (names are cut to the column's 255
+    characters, so two long names can collide): (session, model) is unique in the table, and a
+    collision must not become an IntegrityError (a 500) for a document the client got right."""
+    merged: dict[str, ModelUsageRow] = {}
+    for usage in rows:
+        seen = merged.get(usage.model)
+        if seen is None:
+            merged[usage.model] = usage
+            continue
+        sums = {
+            name: None
+            if getattr(seen, name) is None and getattr(usage, name) is None
+            else (getattr(seen, name) or 0) + (getattr(usage, name) or 0)
+            for name in _USAGE_SUMS
+        }
+        merged[usage.model] = replace(seen, **sums)
+    return list(merged.values())
 
 
 def vars_of(value: Any) -> dict[str, Any]:
@@ -399,9 +429,9 @@ def _outcome(
 def _error_dict(
     code: str, message: str, path: str, *, status: int, details: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    error: dict[str, Any] = {"code": code, "message": printable(message), "status": status}
     if path:
-        error["path"] = path
+        error["path"] = printable(path)
     if details:
         error["details"] = details
     return error

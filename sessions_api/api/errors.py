@@ -15,10 +15,10 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 
 from sessions_api.formats import InvalidDocument
-from sessions_api.formats.decoding import RejectedDocument
+from sessions_api.formats.decoding import RejectedDocument, printable
 from sessions_api.selectors import InvalidQuery
 from sessions_api.services import RevisionConflict
-from sessions_api.storage import StoreUnavailable
+from sessions_api.storage import BodyNotFound, StoreUnavailable
 
 logger = logging.getLogger("sessions_api.api")
 
@@ -46,9 +46,11 @@ class ApiError(Exception):
 
 
 def error_body(code: str, message: str, path: str = "", details: Any = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "message": message}
+    # Messages and paths may quote the client's input: never let a lone surrogate in it turn
+    # the error answer into a rendering failure (a 500).
+    body: dict[str, Any] = {"code": code, "message": printable(message)}
     if path:
-        body["path"] = path
+        body["path"] = printable(path)
     if details:
         body["details"] = details
     return body
@@ -147,6 +149,14 @@ def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(HttpError)
     def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         return respond(request, exc.status_code, error_body("http_error", str(exc)))
+
+    @api.exception_handler(BodyNotFound)
+    def on_body_missing(request: HttpRequest, exc: BodyNotFound) -> HttpResponse:
+        # A version whose body was pruned (or lost by the store) while its number is still
+        # known: the client asked for something that is not there, not a server fault.
+        return respond(
+            request, 404, error_body("not_found", "that version's body is not stored", "version")
+        )
 
     @api.exception_handler(StoreUnavailable)
     def on_store_down(request: HttpRequest, exc: StoreUnavailable) -> HttpResponse:

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from ninja import Router
 
 from sessions_api import selectors, services
@@ -65,10 +66,22 @@ def read_json_body(request: HttpRequest, *, limit: int) -> bytes:
     try:
         length = int(declared)
     except ValueError:
-        raise ApiError(400, "bad_content_length", "Content-Length is not a number") from None
+        length = -1
+    if length < 0:
+        raise ApiError(400, "bad_content_length", "Content-Length is not a non-negative number")
     if length > limit:
         raise ApiError(413, "too_large", f"body is {length} bytes; the limit is {limit}")
-    return request.body
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        # The length was absent or understated (a chunked body under ASGI) and Django's own
+        # cap stopped the read: still the client's oversize body, not a server error.
+        raise ApiError(413, "too_large", f"body is over the limit of {limit} bytes") from None
+    except UnreadablePostError:
+        raise ApiError(400, "unreadable_body", "the request body could not be read") from None
+    if len(body) > limit:
+        raise ApiError(413, "too_large", f"body is {len(body)} bytes; the limit is {limit}")
+    return body
 
 
 def _format_param(format: str | None) -> str | None:
