@@ -185,16 +185,23 @@ def _error_rows(session: Session, *, fallback_time: datetime) -> list[ErrorRow]:
     return rows
 
 
+MODEL_NAME_CHARS = 255
+
+
 def _model_usage_rows(session: Session) -> list[ModelUsageRow]:
     per_model: dict[str, dict[str, Any]] = {}
+
+    def entry_for(model: str) -> dict[str, Any]:
+        # Keyed by the name as stored, so two names that differ only past the column width
+        # share one row instead of clashing on the (session, model) constraint.
+        empty = {"message_count": 0, "input": None, "output": None, "total": None, "cached": None}
+        return per_model.setdefault(model[:MODEL_NAME_CHARS], empty)
+
     any_message_tokens = False
     for message in session.messages:
         if message.role is not Role.ASSISTANT or not message.model:
             continue
-        entry = per_model.setdefault(
-            message.model,
-            {"message_count": 0, "input": None, "output": None, "total": None, "cached": None},
-        )
+        entry = entry_for(message.model)
         entry["message_count"] += 1
         if message.tokens is not None and not message.tokens.is_empty:
             any_message_tokens = True
@@ -207,26 +214,19 @@ def _model_usage_rows(session: Session) -> list[ModelUsageRow]:
                 if value is not None:
                     entry[key] = (entry[key] or 0) + value
     for model in session.models:
-        per_model.setdefault(
-            model,
-            {"message_count": 0, "input": None, "output": None, "total": None, "cached": None},
-        )
+        entry_for(model)
 
     tokens = session.tokens
     if not any_message_tokens and not tokens.is_empty:
         # Session-level totals only: attribute them to the one model if there is exactly one;
         # otherwise keep them unattributed rather than invent a split.
         target = next(iter(per_model)) if len(per_model) == 1 else ""
-        entry = per_model.setdefault(
-            target,
-            {"message_count": 0, "input": None, "output": None, "total": None, "cached": None},
-        )
-        entry.update(
+        entry_for(target).update(
             input=tokens.input, output=tokens.output, total=tokens.total, cached=tokens.cached
         )
     return [
         ModelUsageRow(
-            model=model[:255],
+            model=model,
             message_count=entry["message_count"],
             input_tokens=entry["input"],
             output_tokens=entry["output"],

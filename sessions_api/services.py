@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ from sessions_api.formats.decoding import (
     printable,
     split_batch_documents,
 )
-from sessions_api.indexing import ModelUsageRow, SessionIndex, build_index
+from sessions_api.indexing import SessionIndex, build_index
 from sessions_api.models import (
     ApiKey,
     DocumentVersion,
@@ -129,7 +129,7 @@ def ingest_document(
                 )
             _check_revision(row, session.revision, digest)
         number = 1 if created else row.latest_version + 1
-        get_document_store().put(session_id=str(row.id), version=number, body=body)
+        _put_body(session_id=str(row.id), version=number, body=body)
         DocumentVersion.objects.create(
             session=row,
             number=number,
@@ -214,14 +214,37 @@ def ingest_batch(
 
 
 def delete_session(*, session_id: str) -> bool:
-    """Delete a session with every version and derived row. False if there was none."""
+    """Delete a session with every version and derived row. False if there was none.
+
+    The index goes first: bodies left behind by a failure after the commit are orphans the
+    reconcile job removes, whereas an index row pointing at deleted bodies could not be repaired.
+    """
+    store = get_document_store()
     with transaction.atomic():
         row = Session.objects.select_for_update().filter(id=session_id).first()
         if row is None:
             return False
-        get_document_store().delete_session(session_id=str(row.id))
+        key = str(row.id)
         row.delete()
+        if store.transactional_with_index:
+            store.delete_session(session_id=key)
+        else:
+            transaction.on_commit(lambda: store.delete_session(session_id=key))
     return True
+
+
+def _put_body(*, session_id: str, version: int, body: bytes) -> None:
+    store = get_document_store()
+    try:
+        store.put(session_id=session_id, version=version, body=body)
+    except ValueError:
+        if store.transactional_with_index:
+            raise
+        # Different bytes already at this key, yet no index row for it (we hold the session's
+        # row lock and `version` is one past the latest indexed): an orphan of a write whose
+        # index transaction never committed. Replace it.
+        store.delete_versions(session_id=session_id, versions=[version])
+        store.put(session_id=session_id, version=version, body=body)
 
 
 # --- API keys ---------------------------------------------------------------------------------
@@ -373,37 +396,8 @@ def _write_index(
         [SessionError(session=row, **vars_of(r)) for r in index.errors]
     )
     ModelUsage.objects.bulk_create(
-        [ModelUsage(session=row, **vars_of(r)) for r in _one_row_per_model(index.model_usage)]
+        [ModelUsage(session=row, **vars_of(r)) for r in index.model_usage]
     )
-
-
-_USAGE_SUMS = (
-    "message_count",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cached_input_tokens",
-)
-
-
-def _one_row_per_model(rows: list[ModelUsageRow]) -> list[ModelUsageRow]:
-    """Merge rows that name the same model as stored (names are cut to the column's 255
-    characters, so two long names can collide): (session, model) is unique in the table, and a
-    collision must not become an IntegrityError (a 500) for a document the client got right."""
-    merged: dict[str, ModelUsageRow] = {}
-    for usage in rows:
-        seen = merged.get(usage.model)
-        if seen is None:
-            merged[usage.model] = usage
-            continue
-        sums = {
-            name: None
-            if getattr(seen, name) is None and getattr(usage, name) is None
-            else (getattr(seen, name) or 0) + (getattr(usage, name) or 0)
-            for name in _USAGE_SUMS
-        }
-        merged[usage.model] = replace(seen, **sums)
-    return list(merged.values())
 
 
 def vars_of(value: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, UnreadablePostError
-from ninja import Router
+from ninja import Router, Status
 
 from sessions_api import selectors, services
 from sessions_api.api import auth
@@ -112,7 +112,7 @@ def ingest_session(request: HttpRequest, format: str | None = None, external_id:
     outcome = services.ingest_document(
         body=body, format_id=_format_param(format), external_id=external_id
     )
-    return (201 if outcome.created else 200), outcome
+    return Status(201 if outcome.created else 200, outcome)
 
 
 @router.post(
@@ -322,7 +322,7 @@ def list_versions(request: HttpRequest, session_id: str):
 def delete_session(request: HttpRequest, session_id: str):
     record = _require_session(session_id)
     services.delete_session(session_id=record.id)
-    return 204, None
+    return Status(204, None)
 
 
 def _require_session(session_id: str) -> SessionRecord:
