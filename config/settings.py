@@ -7,6 +7,7 @@ document store, a filesystem broker for Celery, and a dev-only secret key. Produ
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -68,6 +69,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Dashboard: a Content-Security-Policy header on every response (RELIABILITY.md S4).
+    "dashboard.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -193,6 +196,14 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Dashboard: plotly.js is served from the copy inside the installed `plotly` package (never a
+# CDN, never a vendored copy): /static/vendor/plotly/plotly.min.js. find_spec locates it
+# without importing plotly here.
+_PLOTLY_SPEC = importlib.util.find_spec("plotly")
+if _PLOTLY_SPEC and _PLOTLY_SPEC.origin:
+    STATICFILES_DIRS.append(
+        ("vendor/plotly", str(Path(_PLOTLY_SPEC.origin).parent / "package_data"))
+    )
 # In development WhiteNoise serves straight from the finders; no collectstatic needed.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG

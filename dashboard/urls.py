@@ -1,8 +1,27 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard.views import errors, overview, prices, sessions
 
 app_name = "dashboard"
 urlpatterns = [
-    path("", views.overview, name="overview"),
+    path("", overview.overview, name="overview"),
+    path("sessions/", sessions.explorer, name="sessions"),
+    path("sessions/export.csv", sessions.export_csv, name="sessions_export_csv"),
+    path("sessions/export.json", sessions.export_json, name="sessions_export_json"),
+    path("sessions/<uuid:session_id>/", sessions.detail, name="session"),
+    path(
+        "sessions/<uuid:session_id>/timeline/",
+        sessions.timeline_fragment,
+        name="session_timeline",
+    ),
+    path("sessions/<uuid:session_id>/raw/", sessions.raw, name="session_raw"),
+    path(
+        "sessions/<uuid:session_id>/raw/download/",
+        sessions.raw_download,
+        name="session_raw_download",
+    ),
+    path("sessions/<uuid:session_id>/versions/", sessions.versions, name="session_versions"),
+    path("errors/", errors.errors, name="errors"),
+    path("prices/", prices.prices, name="prices"),
+    path("prices/<int:price_id>/edit/", prices.edit_price, name="price_edit"),
 ]

@@ -1,0 +1,1 @@
+"""Dashboard pages, one module per area (thin views over selectors, analytics and charts)."""

@@ -1,0 +1,29 @@
+"""What every dashboard view shares: roles, JSON-safe bad-request answers, query strings."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http import HttpRequest, QueryDict
+
+ADMIN_GROUP = "admin"
+
+
+def is_dashboard_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Superusers and members of the `admin` group (DESIGN.md) may change the price table."""
+    if not user.is_authenticated:
+        return False
+    return bool(user.is_superuser or user.groups.filter(name=ADMIN_GROUP).exists())
+
+
+def query_without(request: HttpRequest, *names: str) -> str:
+    """The current query string minus some parameters (for links that replace them)."""
+    params: QueryDict = request.GET.copy()
+    for name in names:
+        params.pop(name, None)
+    return params.urlencode()
+
+
+def build_query(**params: object) -> str:
+    return urlencode({k: v for k, v in params.items() if v not in (None, "")})

@@ -1,0 +1,446 @@
+"""The session explorer (list, exports) and one session (timeline, panels, raw, versions)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from dashboard.forms import PAGE_SIZES, RANGE_PRESETS, STATUSES, SessionFilterForm
+from dashboard.views.common import query_without
+from sessions_api import analytics, dashboard_queries, selectors
+from sessions_api.formats import FORMAT_IDS, InvalidDocument
+from sessions_api.records import SessionRecord
+from sessions_api.storage import BodyNotFound
+
+TIMELINE_PAGE = 200
+# Columns the explorer can sort on: label -> order field (cost is not an index column).
+SORTABLE = {
+    "updated": "updated_at",
+    "started": "started_at",
+    "messages": "message_count",
+    "tools": "tool_call_count",
+    "errors": "error_count",
+    "tokens": "total_tokens",
+}
+
+
+def _parse_filters(request: HttpRequest) -> tuple[SessionFilterForm, Any, str]:
+    form = SessionFilterForm(request.GET)
+    form.is_valid()
+    now = timezone.now()
+    filters = form.filters(now)
+    _, _, preset = form.time_window(now)
+    return form, filters, preset
+
+
+@login_required
+@require_GET
+def explorer(request: HttpRequest) -> HttpResponse:
+    form, filters, preset = _parse_filters(request)
+    data = form.cleaned_data
+    order = data.get("order") or "-updated_at"
+    problem = ""
+    try:
+        page = dashboard_queries.explorer_page(
+            filters=filters,
+            order=order,
+            cursor=data.get("cursor") or None,
+            limit=data.get("limit") or 50,
+            min_duration_s=data.get("min_duration"),
+            max_duration_s=data.get("max_duration"),
+        )
+    except selectors.InvalidQuery as exc:
+        problem = exc.message
+        page = dashboard_queries.ExplorerPage(items=[], next_cursor=None, prev_cursor=None)
+    costs = analytics.session_costs(sessions={r.id: r.summary.started_at for r in page.items})
+    rows = [{"record": r, "cost": costs.get(r.id)} for r in page.items]
+    active_filters = _active_filters(form, filters, preset)
+    context = {
+        "nav": "sessions",
+        "form": form,
+        "filters": filters,
+        "rows": rows,
+        "page": page,
+        "order": order,
+        "sort_links": _sort_links(request, order),
+        "statuses": STATUSES,
+        "formats": FORMAT_IDS,
+        "presets": list(RANGE_PRESETS),
+        "preset": preset,
+        "page_sizes": PAGE_SIZES,
+        "choices": dashboard_queries.filter_choices(),
+        "active_filters": active_filters,
+        "base_query": query_without(request, "cursor"),
+        "export_query": query_without(request, "cursor", "limit"),
+        "export_limit": dashboard_queries.EXPORT_MAX_ROWS,
+        "problem": problem,
+    }
+    return render(request, "dashboard/sessions.html", context, status=400 if problem else 200)
+
+
+def _sort_links(request: HttpRequest, order: str) -> dict[str, dict[str, str]]:
+    links = {}
+    current = order.lstrip("-")
+    base = query_without(request, "order", "cursor")
+    for label, field_name in SORTABLE.items():
+        if current == field_name:
+            new_order = field_name if order.startswith("-") else f"-{field_name}"
+            state = "desc" if order.startswith("-") else "asc"
+        else:
+            new_order, state = f"-{field_name}", ""
+        query = f"{base}&order={new_order}" if base else f"order={new_order}"
+        links[label] = {"href": f"?{query}", "state": state}
+    return links
+
+
+def _active_filters(form: SessionFilterForm, filters: Any, preset: str) -> list[dict[str, str]]:
+    """Chips for the filters in force, each with the link that removes it."""
+    chips = []
+    params = form.data
+    for name in ("agent", "user", "model", "tool", "q", "has_errors"):
+        value = form.cleaned_data.get(name)
+        if value:
+            chips.append({"label": name.replace("_", " "), "value": str(value), "param": name})
+    if filters.status:
+        chips.append({"label": "status", "value": ", ".join(filters.status), "param": "status"})
+    if filters.format:
+        chips.append({"label": "format", "value": ", ".join(filters.format), "param": "format"})
+    if (
+        form.cleaned_data.get("min_duration") is not None
+        or form.cleaned_data.get("max_duration") is not None
+    ):
+        low = form.cleaned_data.get("min_duration") or 0
+        high = form.cleaned_data.get("max_duration")
+        chips.append(
+            {
+                "label": "duration",
+                "value": f"{low}s to {high}s" if high is not None else f"≥ {low}s",
+                "param": "min_duration,max_duration",
+            }
+        )
+    if preset:
+        value = preset if preset != "custom" else "custom range"
+        chips.append({"label": "time", "value": value, "param": "range,since,until"})
+    for chip in chips:
+        remaining = params.copy()
+        for name in chip["param"].split(","):
+            remaining.pop(name, None)
+        remaining.pop("cursor", None)
+        chip["remove"] = "?" + remaining.urlencode()
+    return chips
+
+
+# --- exports ------------------------------------------------------------------------------------
+
+EXPORT_FIELDS = [
+    "id",
+    "external_id",
+    "format",
+    "status",
+    "agent",
+    "user",
+    "title",
+    "models",
+    "started_at",
+    "updated_at",
+    "expires_at",
+    "version",
+    "message_count",
+    "tool_call_count",
+    "tool_error_count",
+    "error_count",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "estimated_cost_usd",
+]
+
+
+def _export_rows(request: HttpRequest) -> Iterator[dict[str, Any]]:
+    form, filters, _ = _parse_filters(request)
+    data = form.cleaned_data
+    book = analytics.price_book()
+    for records in dashboard_queries.export_pages(
+        filters=filters,
+        order=data.get("order") or "-updated_at",
+        min_duration_s=data.get("min_duration"),
+        max_duration_s=data.get("max_duration"),
+    ):
+        costs = analytics.session_costs(
+            sessions={r.id: r.summary.started_at for r in records}, book=book
+        )
+        for record in records:
+            yield _export_item(record, costs.get(record.id))
+
+
+def _export_item(record: SessionRecord, cost: analytics.CostEstimate | None) -> dict[str, Any]:
+    s = record.summary
+    amount = cost.amount if cost is not None else None
+    return {
+        "id": record.id,
+        "external_id": record.external_id,
+        "format": record.format,
+        "status": s.status,
+        "agent": s.agent or "",
+        "user": s.user or "",
+        "title": record.title,
+        "models": s.models,
+        "started_at": s.started_at,
+        "updated_at": s.updated_at,
+        "expires_at": s.expires_at,
+        "version": record.version,
+        "message_count": s.message_count,
+        "tool_call_count": s.tool_call_count,
+        "tool_error_count": s.tool_error_count,
+        "error_count": record.error_count,
+        "input_tokens": s.input_tokens,
+        "output_tokens": s.output_tokens,
+        "total_tokens": s.total_tokens,
+        "estimated_cost_usd": str(amount.quantize(Decimal("0.000001"))) if amount else None,
+    }
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, list):
+        value = ";".join(value)
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    # Spreadsheets run cells that start with these as formulas: keep them text.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _stamp() -> str:
+    return timezone.now().strftime("%Y%m%d-%H%M%S")
+
+
+@login_required
+@require_GET
+def export_csv(request: HttpRequest) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(EXPORT_FIELDS)
+        for item in _export_rows(request):
+            yield writer.writerow([_csv_cell(item[name]) for name in EXPORT_FIELDS])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="sessions-{_stamp()}.csv"'
+    return response
+
+
+@login_required
+@require_GET
+def export_json(request: HttpRequest) -> StreamingHttpResponse:
+    def chunks() -> Iterator[str]:
+        yield "["
+        first = True
+        for item in _export_rows(request):
+            yield ("" if first else ",\n") + json.dumps(item, cls=DjangoJSONEncoder)
+            first = False
+        yield "]\n"
+
+    response = StreamingHttpResponse(chunks(), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="sessions-{_stamp()}.json"'
+    return response
+
+
+# --- one session --------------------------------------------------------------------------------
+
+
+def _record_or_404(session_id: str) -> SessionRecord:
+    record = selectors.get_session(session_id=str(session_id))
+    if record is None:
+        raise Http404("no such session")
+    return record
+
+
+def _cost(record: SessionRecord) -> analytics.CostEstimate:
+    return analytics.session_costs(sessions={record.id: record.summary.started_at})[record.id]
+
+
+def _int_param(request: HttpRequest, name: str) -> int | None:
+    try:
+        value = int(request.GET.get(name, ""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _version_param(request: HttpRequest, record: SessionRecord) -> int:
+    version = _int_param(request, "version")
+    return version if version and 1 <= version <= record.version else record.version
+
+
+@login_required
+@require_GET
+def detail(request: HttpRequest, session_id: str) -> HttpResponse:
+    record = _record_or_404(session_id)
+    version = _version_param(request, record)
+    start = _int_param(request, "start") or 0
+    around = _int_param(request, "around")
+    problem = ""
+    window = panels = None
+    try:
+        if around is not None:
+            index = dashboard_queries.event_index_of_seq(record=record, seq=around, version=version)
+            if index is not None:
+                start = max(0, index - 20)
+        window = dashboard_queries.timeline_window(
+            record=record, version=version, start=start, limit=TIMELINE_PAGE
+        )
+        panels = dashboard_queries.session_panels(record=record, version=version)
+    except (BodyNotFound, InvalidDocument) as exc:
+        problem = f"This version's document could not be read: {exc}"
+    return render(
+        request,
+        "dashboard/session_detail.html",
+        {
+            "nav": "sessions",
+            "tab": "timeline",
+            "record": record,
+            "s": record.summary,
+            "version": version,
+            "window": window,
+            "panels": panels,
+            "cost": _cost(record),
+            "around": around,
+            "versions_count": record.version,
+            "problem": problem,
+            "page_size": TIMELINE_PAGE,
+        },
+    )
+
+
+@login_required
+@require_GET
+def timeline_fragment(request: HttpRequest, session_id: str) -> JsonResponse:
+    """A window of timeline events as rendered HTML (escaped by the template) plus where it
+    sits, for the page's "load more" / "load earlier"."""
+    record = _record_or_404(session_id)
+    version = _version_param(request, record)
+    limit = _int_param(request, "limit") or TIMELINE_PAGE
+    start = _int_param(request, "start") or 0
+    window = dashboard_queries.timeline_window(
+        record=record, version=version, start=start, limit=min(limit, TIMELINE_PAGE)
+    )
+    html = render_to_string(
+        "dashboard/partials/timeline_events.html",
+        {"events": window.events, "record": record},
+        request=request,
+    )
+    return JsonResponse(
+        {
+            "version": window.version,
+            "start": window.start,
+            "end": window.end,
+            "total": window.total,
+            "html": html,
+        }
+    )
+
+
+@login_required
+@require_GET
+def raw(request: HttpRequest, session_id: str) -> HttpResponse:
+    record = _record_or_404(session_id)
+    version = _version_param(request, record)
+    try:
+        body = dashboard_queries.pretty_body(session_id=record.id, version=version)
+    except BodyNotFound:
+        raise Http404("this version's body is missing from the store") from None
+    return render(
+        request,
+        "dashboard/session_raw.html",
+        {
+            "nav": "sessions",
+            "tab": "raw",
+            "record": record,
+            "s": record.summary,
+            "version": version,
+            "body": body,
+            "versions": selectors.list_versions(session_id=record.id),
+            "versions_count": record.version,
+            "cost": _cost(record),
+        },
+    )
+
+
+@login_required
+@require_GET
+def raw_download(request: HttpRequest, session_id: str) -> HttpResponse:
+    """The stored bytes as an attachment (never rendered inline by the browser)."""
+    record = _record_or_404(session_id)
+    version = _version_param(request, record)
+    try:
+        body = selectors.get_raw_body(session_id=record.id, version=version)
+    except BodyNotFound:
+        raise Http404("this version's body is missing from the store") from None
+    response = HttpResponse(body, content_type="application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="session-{record.id}-v{version}.json"'
+    return response
+
+
+@login_required
+@require_GET
+def versions(request: HttpRequest, session_id: str) -> HttpResponse:
+    record = _record_or_404(session_id)
+    version_list = selectors.list_versions(session_id=record.id)
+    numbers = [v.number for v in version_list]
+    a = _int_param(request, "a")
+    b = _int_param(request, "b")
+    if len(numbers) >= 2 and a is None and b is None:
+        a, b = numbers[-2], numbers[-1]
+    diff = None
+    problem = ""
+    if a is not None and b is not None:
+        if a in numbers and b in numbers:
+            try:
+                diff = dashboard_queries.diff_versions(session_id=record.id, a=a, b=b)
+            except BodyNotFound:
+                problem = "A version's body is missing from the store."
+        else:
+            problem = "Pick two existing versions."
+    return render(
+        request,
+        "dashboard/session_versions.html",
+        {
+            "nav": "sessions",
+            "tab": "versions",
+            "record": record,
+            "s": record.summary,
+            "version": record.version,
+            "versions": list(reversed(version_list)),
+            "a": a,
+            "b": b,
+            "diff": diff,
+            "problem": problem,
+            "versions_count": record.version,
+            "cost": _cost(record),
+        },
+    )
