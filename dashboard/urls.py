@@ -25,3 +25,13 @@ urlpatterns = [
     path("prices/", prices.prices, name="prices"),
     path("prices/<int:price_id>/edit/", prices.edit_price, name="price_edit"),
 ]
+
+# Jobs page (issue 5): job history, and run now / retry / dry-run preview for admins.
+from dashboard.views import jobs as jobs_views  # noqa: E402
+
+urlpatterns += [
+    path("jobs/", jobs_views.jobs_page, name="jobs"),
+    path("jobs/runs/<int:run_id>/", jobs_views.run_detail, name="job_run"),
+    path("jobs/runs/<int:run_id>/retry/", jobs_views.retry, name="job_retry"),
+    path("jobs/<str:name>/run/", jobs_views.run_now, name="job_run_now"),
+]
