@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Serves Swagger UI for /api/v1/docs from its own static files instead of a CDN.
+    "ninja",
     "sessions_api",
     "dashboard",
     "workers",

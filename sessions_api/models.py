@@ -139,6 +139,8 @@ class ToolCallRecord(models.Model):
         indexes = [
             models.Index(fields=["name", "-occurred_at"], name="toolcall_name_time_idx"),
             models.Index(fields=["status", "-occurred_at"], name="toolcall_status_time_idx"),
+            # Rollups and the errors page scan tool calls by time range.
+            models.Index(fields=["occurred_at"], name="toolcall_time_idx"),
         ]
 
     def __str__(self) -> str:

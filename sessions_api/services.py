@@ -380,8 +380,10 @@ def _write_index(
 ) -> None:
     for column, value in index.columns.items():
         setattr(row, column, value)
-    # A new document is new life: it supersedes an earlier expiry mark.
+    # A new document is new life: it supersedes earlier expiry and stuck marks.
     row.status_before_expiry = ""
+    row.expired_at = None
+    row.stuck_since = None
     row.latest_version = version
     row.last_received_at = received_at
     row.detection_rule = detection_rule[:200]
