@@ -396,6 +396,13 @@ class SessionPanels:
     metadata: dict[str, Any]
     flows: list[dict[str, Any]]
     models: list[str]
+    # Files that travel with a session (AgentFlow notes and artifacts), from its metadata.
+    notes: list[dict[str, Any]]
+    artifacts: list[dict[str, Any]]
+
+
+# Metadata keys shown in their own panels rather than in the raw metadata dump.
+_FILE_METADATA_KEYS = ("notes", "artifacts")
 
 
 def session_panels(
@@ -437,10 +444,16 @@ def _build_panels(record: SessionRecord, version: int, max_logs: int) -> Session
         warnings=parsed.warnings,
         state=session.state,
         context=session.context,
-        metadata=dict(session.metadata),
+        metadata={k: v for k, v in session.metadata.items() if k not in _FILE_METADATA_KEYS},
         flows=list(session.flows),
         models=session.models,
+        notes=_dicts(session.metadata.get("notes")),
+        artifacts=_dicts(session.metadata.get("artifacts")),
     )
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 @dataclass(frozen=True)
