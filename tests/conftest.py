@@ -11,6 +11,14 @@ import pytest
 from django.test import Client
 
 from sessions_api import services
+from sessions_api.models import (
+    DocumentBody,
+    DocumentVersion,
+    ModelUsage,
+    Session,
+    SessionError,
+    ToolCallRecord,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -105,3 +113,58 @@ def api_as(client: Client, make_api_key) -> Callable[..., ApiClient]:
 @pytest.fixture
 def seed_document() -> bytes:
     return seed_picoflow_document()
+
+
+# --- what ingest stores, and how a rejection must look ---------------------------------
+
+ERROR_KEYS = {"code", "message", "path", "details"}
+
+
+def count_stored() -> dict[str, int]:
+    """Every table an ingest writes to: a rejection must leave all of them unchanged."""
+    return {
+        model.__name__: model.objects.count()
+        for model in (
+            Session,
+            DocumentVersion,
+            DocumentBody,
+            ToolCallRecord,
+            SessionError,
+            ModelUsage,
+        )
+    }
+
+
+@pytest.fixture
+def stored() -> Callable[[], dict[str, int]]:
+    return count_stored
+
+
+@pytest.fixture
+def reject(api) -> Callable[..., dict[str, Any]]:
+    """Post a body, assert the exact error answer and that nothing at all was stored."""
+
+    def check(
+        body: bytes,
+        status: int,
+        code: str,
+        *,
+        path: str | None = None,
+        endpoint: str = "/sessions",
+        content_type: str = "application/json",
+        **params: Any,
+    ) -> dict[str, Any]:
+        before = count_stored()
+        response = api.post(endpoint, body, content_type=content_type, **params)
+        assert response.status_code == status, response.content[:600]
+        assert response["Content-Type"].startswith("application/json")
+        error = response.json()
+        assert set(error) <= ERROR_KEYS, error
+        assert error["code"] == code, error
+        assert isinstance(error["message"], str) and error["message"], error
+        if path is not None:
+            assert error.get("path") == path, error
+        assert count_stored() == before, "a rejected document left rows behind"
+        return error
+
+    return check

@@ -23,8 +23,7 @@ from sessions_api.formats import (
 )
 from sessions_api.formats.base import DetectionRule, FormatAdapter, InvalidDocument
 
-# Every format id in DESIGN.md. Adapters not yet written are listed so that ?format= answers
-# "not supported yet" rather than "unknown format id".
+# Every format id in DESIGN.md (the fixed contract), in its order.
 FORMAT_IDS = (
     "picoflow",
     "langchain",
@@ -52,6 +51,9 @@ ADAPTERS: dict[str, FormatAdapter] = {
     )
 }
 
+if set(ADAPTERS) != set(FORMAT_IDS):
+    raise RuntimeError(f"adapters {sorted(ADAPTERS)} do not match the format ids {FORMAT_IDS}")
+
 RULES: tuple[DetectionRule, ...] = tuple(
     sorted(
         (rule for adapter in ADAPTERS.values() for rule in adapter.rules), key=lambda r: r.number
@@ -77,11 +79,9 @@ class Detection:
 
 
 def get_adapter(format_id: str) -> FormatAdapter:
-    if format_id not in FORMAT_IDS:
-        raise UnknownFormat(f"unknown format id {format_id!r}; use one of: {', '.join(FORMAT_IDS)}")
     adapter = ADAPTERS.get(format_id)
     if adapter is None:
-        raise UnknownFormat(f"format {format_id!r} is not supported yet by this server")
+        raise UnknownFormat(f"unknown format id {format_id!r}; use one of: {', '.join(FORMAT_IDS)}")
     return adapter
 
 

@@ -16,11 +16,11 @@ from django.forms.models import model_to_dict
 
 from sessions_api import services
 from sessions_api.models import ApiKey, Session
+from tests.conftest import ERROR_KEYS
 
 pytestmark = pytest.mark.django_db
 
 DOC = b'[{"role": "user", "content": "hi"}]'
-ERROR_KEYS = {"code", "message", "path", "details"}
 
 
 def call(client, method: str, path: str, key: str | None, *, authorization: str | None = None):

@@ -881,16 +881,6 @@ def test_unknown_format_parameter_is_422(reject, format_id):
     reject(dumps(pico()), 422, "unknown_format", path="format", format=format_id)
 
 
-def test_a_known_but_unsupported_format_is_422(reject):
-    from sessions_api.formats import FORMAT_IDS, registry
-
-    unsupported = [format_id for format_id in FORMAT_IDS if format_id not in registry.ADAPTERS]
-    if not unsupported:
-        pytest.skip("every DESIGN.md format id has an adapter: nothing is 'not supported yet'")
-    error = reject(dumps(pico()), 422, "unknown_format", format=unsupported[0])
-    assert "not supported" in error["message"]
-
-
 def test_document_of_no_known_format_is_422(reject):
     reject(dumps({"hello": "world"}), 422, "unknown_format")
 
