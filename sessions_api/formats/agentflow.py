@@ -59,7 +59,6 @@ import base64
 import binascii
 import dataclasses
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,28 +67,35 @@ from sessions_api.domain import (
     LogLevel,
     Message,
     ParsedSession,
-    ParseWarning,
     Role,
     Session,
     SessionStatus,
     StatusSource,
     StepState,
-    TokenSource,
     TokenUsage,
     ToolCall,
     ToolStatus,
 )
 from sessions_api.formats.base import (
-    MAX_SAFE_INTEGER,
     DetectionRule,
     InvalidDocument,
+    ModuleAdapter,
+    ParseContext,
+    checked_content,
     content_to_text,
     enumerate_array,
     expect,
     optional,
     parse_timestamp,
     pointer_join,
+    required,
     token_count,
+)
+from sessions_api.formats.common import (
+    map_role,
+    sum_token_usages,
+    timestamp_field,
+    tool_call_objects,
 )
 from sessions_api.formats.pairing import looks_like_error, pair_tool_calls
 
@@ -191,12 +197,8 @@ class _Node:
 
 
 @dataclass
-class _Parse:
-    warnings: list[ParseWarning] = field(default_factory=list)
+class _Parse(ParseContext):
     nodes: dict[str, _Node] = field(default_factory=dict)
-
-    def warn(self, code: str, message: str, path: str = "") -> None:
-        self.warnings.append(ParseWarning(code=code, message=message, path=path))
 
     def node(self, name: str) -> _Node:
         return self.nodes.setdefault(name, _Node())
@@ -278,7 +280,7 @@ def _parse_bundle(doc: dict[str, Any], ctx: _Parse) -> ParsedSession:
     session = Session(
         **fields,
         format_variant=VARIANT_BUNDLE,
-        tokens=_sum_usages(usages),
+        tokens=sum_token_usages(usages, "/events", skip_empty=True),
         messages=tuple(paired),
         steps=_steps(ctx, default_workflow),
         logs=tuple(logs),
@@ -317,8 +319,7 @@ def _session_fields(raw: dict[str, Any], path: str, ctx: _Parse) -> dict[str, An
     extra = {k: v for k, v in raw.items() if k not in SESSION_JSON_KEYS and v is not None}
     if extra:
         metadata["session_extra"] = extra
-    created = raw.get("created_at")
-    expect(created, (str, int, float), pointer_join(path, "created_at"), nullable=True)
+    created_at = timestamp_field(raw, "created_at", path, ctx.warnings)
     user_id = app_metadata.get("user_id")
     title = app_metadata.get("title")
     return {
@@ -329,7 +330,7 @@ def _session_fields(raw: dict[str, Any], path: str, ctx: _Parse) -> dict[str, An
         "title": title if isinstance(title, str) else None,
         "status": status,
         "raw_status": raw_status,
-        "created_at": parse_timestamp(created, pointer_join(path, "created_at"), ctx.warnings),
+        "created_at": created_at,
         "metadata": metadata,
     }
 
@@ -375,23 +376,13 @@ def _history(value: Any, path: str, ctx: _Parse) -> list[Message]:
     messages: list[Message] = []
     for index, item, item_path in enumerate_array(value, path):
         raw = expect(item, dict, item_path)
-        role_value = raw.get("role")
-        if role_value is None:
-            raise InvalidDocument(
-                f"{item_path}/role: required", path=f"{item_path}/role", code="missing_field"
-            )
-        raw_role = expect(role_value, str, f"{item_path}/role")
+        raw_role = required(raw, "role", str, item_path)
         extra = _history_extra(raw, item_path)
         if raw_role == "tool_result":
             messages.extend(_tool_results(raw, index, item_path, len(messages), extra, ctx))
             continue
-        role = _ROLES.get(raw_role)
-        if role is None:
-            ctx.warn("unknown_role", f"unknown role {raw_role[:80]!r}; shown as 'other'", item_path)
-            role = Role.OTHER
-        content = raw.get("content")
-        expect(content, (str, list, dict), f"{item_path}/content", nullable=True)
-        text, parts = content_to_text(content)
+        role = map_role(raw_role, _ROLES, item_path, ctx.warnings)
+        text, parts = checked_content(raw.get("content"), f"{item_path}/content")
         seq = len(messages)
         messages.append(
             Message(
@@ -429,15 +420,8 @@ def _history_extra(raw: dict[str, Any], path: str) -> dict[str, Any]:
 
 
 def _tool_calls(value: Any, seq: int, path: str, ctx: _Parse) -> tuple[ToolCall, ...]:
-    if value is None:
-        return ()
     calls = []
-    for index, item, item_path in enumerate_array(value, path):
-        raw = expect(item, dict, item_path)
-        call_id = optional(raw, "id", str, item_path)
-        if not call_id:
-            call_id = f"tool_call:{seq}:{index}"
-            ctx.warn("missing_tool_call_id", f"tool call has no id; using {call_id!r}", item_path)
+    for raw, item_path, call_id in tool_call_objects(value, seq, path, ctx.warnings):
         calls.append(
             ToolCall(
                 call_id=call_id,
@@ -488,9 +472,7 @@ def _tool_results(
         call_id = optional(result, "tool_call_id", str, item_path)
         if call_id is None:
             ctx.warn("tool_result_without_call_id", "tool result has no tool_call_id", item_path)
-        content = result.get("content")
-        expect(content, (str, list, dict), f"{item_path}/content", nullable=True)
-        text, parts = content_to_text(content)
+        text, parts = checked_content(result.get("content"), f"{item_path}/content")
         is_error = optional(result, "is_error", bool, item_path)
         message_extra = dict(base_extra)
         status, source = _result_status(is_error, text, message_extra)
@@ -590,22 +572,6 @@ def _event_usage(data: dict[str, Any], path: str) -> TokenUsage:
     if input_tokens is not None and output_tokens is not None:
         total = input_tokens + output_tokens
     return TokenUsage(input=input_tokens, output=output_tokens, total=total)
-
-
-def _sum_usages(usages: Iterable[TokenUsage]) -> TokenUsage:
-    usages = [u for u in usages if not u.is_empty]
-    if not usages:
-        return TokenUsage()
-    totals: dict[str, int | None] = {}
-    for name in ("input", "output", "total"):
-        values = [getattr(u, name) for u in usages if getattr(u, name) is not None]
-        total = sum(values) if values else None
-        if total is not None and total > MAX_SAFE_INTEGER:
-            raise InvalidDocument(
-                f"/events: summed {name} tokens exceed 2^53-1", path="/events", code="out_of_range"
-            )
-        totals[name] = total
-    return TokenUsage(**totals, source=TokenSource.SUMMED)
 
 
 # ------------------------------------------------------------------------- notes and artifacts
@@ -731,12 +697,4 @@ def _steps(ctx: _Parse, default_workflow: Any) -> tuple[StepState, ...]:
 # ----------------------------------------------------------------------------------- adapter
 
 
-class AgentFlowAdapter:
-    format_id = FORMAT_ID
-    rules = RULES
-
-    def parse(self, doc: Any) -> ParsedSession:
-        return parse(doc)
-
-
-ADAPTER = AgentFlowAdapter()
+ADAPTER = ModuleAdapter(FORMAT_ID, RULES, parse)

@@ -70,27 +70,34 @@ from typing import Any
 from sessions_api.domain import (
     Message,
     ParsedSession,
-    ParseWarning,
     Role,
     Session,
     SessionStatus,
     StatusSource,
-    TokenSource,
     TokenUsage,
     ToolCall,
     ToolStatus,
 )
 from sessions_api.formats.base import (
-    MAX_SAFE_INTEGER,
     DetectionRule,
     InvalidDocument,
+    ModuleAdapter,
+    ParseContext,
     content_to_text,
     enumerate_array,
     expect,
     optional,
     parse_timestamp,
     pointer_join,
+    required,
     token_count,
+)
+from sessions_api.formats.common import (
+    first_id,
+    first_string,
+    has_anthropic_blocks,
+    map_role,
+    sum_token_usages,
 )
 from sessions_api.formats.pairing import pair_tool_calls
 
@@ -100,17 +107,6 @@ V_TRANSCRIPT = "transcript"
 V_MESSAGE = "message"
 V_BARE_LIST = "bare-list"
 
-# Block types only the Anthropic Messages API writes (the set openai_chat yields on, rule 16).
-_RULE_BLOCK_TYPES = frozenset(
-    {
-        "tool_use",
-        "tool_result",
-        "thinking",
-        "redacted_thinking",
-        "server_tool_use",
-        "web_search_tool_result",
-    }
-)
 _ROLES = {"user": Role.USER, "assistant": Role.ASSISTANT, "system": Role.SYSTEM}
 _SERVER_CALL_TYPES = frozenset({"server_tool_use", "mcp_tool_use"})
 _KNOWN_BLOCK_TYPES = frozenset(
@@ -153,22 +149,13 @@ _ENVELOPE_KEYS = frozenset(
 # --------------------------------------------------------------------------------- detection
 
 
-def _has_rule_blocks(message: Any) -> bool:
-    if not isinstance(message, dict):
-        return False
-    content = message.get("content")
-    return isinstance(content, list) and any(
-        isinstance(block, dict) and block.get("type") in _RULE_BLOCK_TYPES for block in content
-    )
-
-
 def is_transcript(doc: Any) -> bool:
     """Rule 15: Anthropic blocks in ``messages[]``, or a top-level ``system`` and no message
     with the role ``system`` (the same tests openai_chat yields on). Never raises."""
     if not isinstance(doc, dict) or not isinstance(doc.get("messages"), list):
         return False
     messages = doc["messages"]
-    if any(_has_rule_blocks(message) for message in messages):
+    if any(has_anthropic_blocks(message) for message in messages):
         return True
     if doc.get("system") is None:
         return False
@@ -219,8 +206,7 @@ class _ServerCall:
 
 
 @dataclass
-class _Ctx:
-    warnings: list[ParseWarning] = field(default_factory=list)
+class _Ctx(ParseContext):
     messages: list[Message] = field(default_factory=list)
     # tool_use id -> tool name, for naming the tool-result messages.
     tool_names: dict[str, str] = field(default_factory=dict)
@@ -232,9 +218,6 @@ class _Ctx:
     unknown_block_types: set[str] = field(default_factory=set)
     # Assistant messages that a response may match: (index in messages, normalised content).
     candidates: list[tuple[int, Any]] = field(default_factory=list)
-
-    def warn(self, code: str, message: str, path: str) -> None:
-        self.warnings.append(ParseWarning(code=code, message=message, path=path))
 
     @property
     def seq(self) -> int:
@@ -308,21 +291,9 @@ def _system_message(system: Any, ctx: _Ctx) -> Message:
 
 def _parse_message(item: Any, index: int, path: str, ctx: _Ctx) -> None:
     raw = expect(item, dict, path)
-    raw_role = raw.get("role")
-    if raw_role is None:
-        raise InvalidDocument(
-            f"{path}/role: required", path=pointer_join(path, "role"), code="missing_field"
-        )
-    expect(raw_role, str, pointer_join(path, "role"))
-    role = _ROLES.get(raw_role)
-    if role is None:
-        ctx.warn(
-            "unknown_role",
-            f"unknown role {raw_role[:80]!r}; shown as 'other'",
-            pointer_join(path, "role"),
-        )
-        role = Role.OTHER
-    elif role is Role.SYSTEM:
+    raw_role = required(raw, "role", str, path)
+    role = map_role(raw_role, _ROLES, pointer_join(path, "role"), ctx.warnings)
+    if role is Role.SYSTEM:
         ctx.warn(
             "system_role_in_messages",
             "a message with the role 'system' (the API keeps the system prompt top-level)",
@@ -721,18 +692,8 @@ def _session_tokens(
     if usage is not None:
         return _usage(usage, "/usage")
     usages = [m.tokens for m in messages if m.tokens is not None] + unmatched
-    if not usages:
-        return TokenUsage()
-    totals: dict[str, int | None] = {}
-    for name in ("input", "output", "total", "reasoning", "cached", "cache_write"):
-        values = [getattr(u, name) for u in usages if getattr(u, name) is not None]
-        total = sum(values) if values else None
-        if total is not None and total > MAX_SAFE_INTEGER:
-            raise InvalidDocument(
-                f"summed {name} tokens exceed 2^53-1", path="/responses", code="out_of_range"
-            )
-        totals[name] = total
-    return TokenUsage(source=TokenSource.SUMMED, **totals)
+    # This message never named the path (the others start with it): kept as it was.
+    return sum_token_usages(usages, "/responses", path_in_message=False)
 
 
 # ----------------------------------------------------------------------------------- session
@@ -755,7 +716,7 @@ def _build_session(
             messages=messages,
         )
     metadata = dict(optional(envelope, "metadata", dict, "") or {})
-    user = _first_string(envelope, ("user", "user_id"), "") or optional(
+    user = first_string(envelope, ("user", "user_id"), "") or optional(
         metadata, "user_id", str, "/metadata"
     )
     extra = {k: v for k, v in envelope.items() if k not in _ENVELOPE_KEYS and v is not None}
@@ -765,7 +726,7 @@ def _build_session(
     return Session(
         source_format=FORMAT_ID,
         format_variant=variant,
-        external_id=_session_id(envelope, ctx),
+        external_id=first_id(envelope, ("session_id", "id"), "", ctx.warnings),
         user_id=user,
         status=SessionStatus.UNKNOWN,
         created_at=parse_timestamp(
@@ -779,35 +740,7 @@ def _build_session(
     )
 
 
-def _session_id(envelope: dict[str, Any], ctx: _Ctx) -> str | None:
-    for key in ("session_id", "id"):
-        value = envelope.get(key)
-        if value is None:
-            continue
-        expect(value, str, pointer_join("", key))
-        if value.strip():
-            return value
-        ctx.warn("empty_session_id", f"{key} is blank; treated as absent", pointer_join("", key))
-    return None
-
-
-def _first_string(container: dict[str, Any], keys: Iterable[str], path: str) -> str | None:
-    for key in keys:
-        value = optional(container, key, str, path)
-        if value:
-            return value
-    return None
-
-
 # ----------------------------------------------------------------------------------- adapter
 
 
-class AnthropicAdapter:
-    format_id = FORMAT_ID
-    rules = RULES
-
-    def parse(self, doc: Any) -> ParsedSession:
-        return parse(doc)
-
-
-ADAPTER = AnthropicAdapter()
+ADAPTER = ModuleAdapter(FORMAT_ID, RULES, parse)

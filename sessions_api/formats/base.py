@@ -15,7 +15,7 @@ Adapters never touch Django, storage or the network.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -54,6 +54,29 @@ class FormatAdapter(Protocol):
     def parse(self, doc: Any) -> ParsedSession: ...
 
 
+@dataclass(frozen=True)
+class ModuleAdapter:
+    """A :class:`FormatAdapter` whose ``parse`` is the adapter module's ``parse`` function."""
+
+    format_id: str
+    rules: tuple[DetectionRule, ...]
+    parse_function: Callable[[Any], ParsedSession]
+
+    def parse(self, doc: Any) -> ParsedSession:
+        return self.parse_function(doc)
+
+
+@dataclass
+class ParseContext:
+    """What every parse collects: its warnings. Adapters subclass it for their own state
+    (with ``@dataclass(kw_only=True)`` when a field has no default)."""
+
+    warnings: list[ParseWarning] = field(default_factory=list)
+
+    def warn(self, code: str, message: str, path: str = "") -> None:
+        self.warnings.append(ParseWarning(code=code, message=message, path=path))
+
+
 def pointer(*parts: str | int) -> str:
     """A JSON pointer (RFC 6901) from path parts: pointer("flows", 0, "name") -> /flows/0/name."""
     escaped = (str(part).replace("~", "~0").replace("/", "~1") for part in parts)
@@ -76,8 +99,11 @@ def json_type_name(value: Any) -> str:
 
 
 def _is_kind(value: Any, kind: type | tuple[type, ...]) -> bool:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if type(value) in kinds:
+        return True  # the common case: decoded JSON holds exactly these types
     # bool is an int in Python but not in JSON: never accept true as a number.
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+    if isinstance(value, bool) and bool not in kinds:
         return False
     return isinstance(value, kind)
 
@@ -98,11 +124,23 @@ def expect(value: Any, kind: type | tuple[type, ...], path: str, *, nullable: bo
 
 
 def optional(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
-    """``doc[key]`` type-checked, or None when the key is absent or null."""
+    """``doc[key]`` type-checked, or None when the key is absent or null.
+
+    The JSON pointer ``path/key`` is built only to report a wrong type: this runs for every
+    field of every message, so the happy path allocates nothing."""
+    value = doc.get(key)
+    if value is None or _is_kind(value, kind):
+        return value
+    return expect(value, kind, pointer_join(path, key))  # raises wrong_type at path/key
+
+
+def required(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
+    """``doc[key]`` type-checked; absent or null is ``missing_field`` ("path/key: required")."""
     value = doc.get(key)
     if value is None:
-        return None
-    return expect(value, kind, pointer_join(path, key))
+        at = pointer_join(path, key)
+        raise InvalidDocument(f"{at}: required", path=at, code="missing_field")
+    return optional(doc, key, kind, path)
 
 
 def pointer_join(base: str, *parts: str | int) -> str:
@@ -110,10 +148,31 @@ def pointer_join(base: str, *parts: str | int) -> str:
 
 
 def enumerate_array(value: Any, path: str) -> Iterator[tuple[int, Any, str]]:
-    """Yield (index, item, item_path) over a JSON array, type-checking the container."""
+    """Yield (index, item, item_path) over a JSON array, type-checking the container.
+
+    ``item_path`` is ``pointer_join(path, index)``, built without escaping (an index has
+    nothing to escape)."""
     expect(value, list, path)
     for index, item in enumerate(value):
-        yield index, item, pointer_join(path, index)
+        yield index, item, f"{path}/{index}"
+
+
+def array_items(container: dict[str, Any], key: str, path: str) -> Iterator[tuple[int, Any, str]]:
+    """:func:`enumerate_array` over ``container[key]`` (at ``path/key``); absent or null reads
+    as an empty array."""
+    value = container.get(key)
+    if value is None:
+        return
+    yield from enumerate_array(value, pointer_join(path, key))
+
+
+def object_items(
+    container: dict[str, Any], key: str, path: str = ""
+) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """:func:`array_items` whose every item must be an object (``wrong_type`` at its path):
+    the rows of a table in a database dump."""
+    for index, item, item_path in array_items(container, key, path):
+        yield index, expect(item, dict, item_path), item_path
 
 
 def token_count(value: Any, path: str) -> int | None:
@@ -177,6 +236,17 @@ def parse_timestamp(
             )
         )
     return parsed
+
+
+def checked_content(
+    content: Any, path: str, kinds: tuple[type, ...] = (str, list, dict)
+) -> tuple[str, Any]:
+    """:func:`content_to_text` of a message's ``content`` after checking that it is a string,
+    an array or an object (or null): anything else is ``wrong_type`` at ``path`` (``kinds``
+    only orders the types the message names)."""
+    if content is not None:
+        expect(content, kinds, path)
+    return content_to_text(content)
 
 
 def content_to_text(content: Any) -> tuple[str, Any]:

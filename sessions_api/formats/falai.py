@@ -61,14 +61,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sessions_api.domain import (
     Message,
     ParsedSession,
-    ParseWarning,
     Role,
     Session,
     SessionStatus,
@@ -81,12 +80,23 @@ from sessions_api.domain import (
 from sessions_api.formats.base import (
     DetectionRule,
     InvalidDocument,
+    ModuleAdapter,
+    ParseContext,
     content_to_text,
     enumerate_array,
     expect,
     optional,
     parse_timestamp,
     pointer_join,
+    required,
+)
+from sessions_api.formats.common import (
+    CHAT_ROLES,
+    map_role,
+    parse_tool_arguments,
+    refuse_json_constant,
+    result_looks_like_error,
+    tool_call_objects,
 )
 from sessions_api.formats.pairing import looks_like_error, pair_tool_calls
 
@@ -98,12 +108,6 @@ VARIANT_ROW = "agent-session-row"
 VARIANT_EXPORT = "export"
 VARIANT_ROWS = "message-rows"
 
-_HISTORY_ROLES = {
-    "system": Role.SYSTEM,
-    "user": Role.USER,
-    "assistant": Role.ASSISTANT,
-    "tool": Role.TOOL,
-}
 _ROW_ROLES = {"system": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
 _STATUSES = {
     "active": SessionStatus.RUNNING,
@@ -272,14 +276,6 @@ def variant_of(doc: Any) -> str:
 
 
 @dataclass
-class _Parse:
-    warnings: list[ParseWarning] = field(default_factory=list)
-
-    def warn(self, code: str, message: str, path: str = "") -> None:
-        self.warnings.append(ParseWarning(code=code, message=message, path=path))
-
-
-@dataclass
 class _Row:
     """A row with camelCase keys, and the document's own key for each (for error paths)."""
 
@@ -300,7 +296,7 @@ class _Row:
         return expect(value, kind, self.at(key))
 
 
-def _camel_row(raw: Any, path: str, ctx: _Parse) -> _Row:
+def _camel_row(raw: Any, path: str, ctx: ParseContext) -> _Row:
     """A row as camelCase keys (the SQLite adapter writes snake_case columns, JSON as text)."""
     expect(raw, dict, path)
     values: dict[str, Any] = {}
@@ -317,22 +313,18 @@ def _camel_row(raw: Any, path: str, ctx: _Parse) -> _Row:
     return _Row(values=values, keys=keys, path=path)
 
 
-def _json_text(value: str, path: str, ctx: _Parse) -> Any:
+def _json_text(value: str, path: str, ctx: ParseContext) -> Any:
     try:
-        return json.loads(value, parse_constant=_refuse_constant)
+        return json.loads(value, parse_constant=refuse_json_constant)
     except (ValueError, RecursionError) as exc:
         ctx.warn("unparseable_json_column", f"not JSON ({str(exc)[:120]}); ignored", path)
         return None
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse(doc: Any) -> ParsedSession:
     expect(doc, (dict, list), "")
     variant = variant_of(doc)
-    ctx = _Parse()
+    ctx = ParseContext()
     session_row: _Row | None = None
     rows: Any = None
     rows_path = ""
@@ -401,7 +393,7 @@ def parse(doc: Any) -> ParsedSession:
     return ParsedSession(session=session, warnings=(*ctx.warnings, *pairing_warnings))
 
 
-def _collected(row: _Row, ctx: _Parse) -> tuple[dict[str, Any], str]:
+def _collected(row: _Row, ctx: ParseContext) -> tuple[dict[str, Any], str]:
     value = row.get("collectedData")
     if value is None:
         ctx.warn(
@@ -415,7 +407,7 @@ def _collected(row: _Row, ctx: _Parse) -> tuple[dict[str, Any], str]:
 
 
 def _session_fields(
-    row: _Row | None, state: dict[str, Any], state_path: str, ctx: _Parse
+    row: _Row | None, state: dict[str, Any], state_path: str, ctx: ParseContext
 ) -> dict[str, Any]:
     state_meta = optional(state, "metadata", dict, state_path) or {}
     meta_path = pointer_join(state_path, "metadata")
@@ -492,14 +484,14 @@ def _id(value: Any, path: str) -> str | None:
     return str(value)
 
 
-def _time(value: Any, path: str, ctx: _Parse) -> datetime | None:
+def _time(value: Any, path: str, ctx: ParseContext) -> datetime | None:
     if value is None:
         return None
     expect(value, (str, int, float, dict), path)
     return parse_timestamp(value, path, ctx.warnings)
 
 
-def _status(row: _Row, ctx: _Parse) -> tuple[SessionStatus, str | None]:
+def _status(row: _Row, ctx: ParseContext) -> tuple[SessionStatus, str | None]:
     raw = row.optional("status", str)
     if raw is None:
         ctx.warn("missing_status", "the session row has no status", row.at("status"))
@@ -514,23 +506,15 @@ def _status(row: _Row, ctx: _Parse) -> tuple[SessionStatus, str | None]:
 # ----------------------------------------------------------------------------------- history
 
 
-def _history_messages(state: dict[str, Any], path: str, ctx: _Parse) -> list[Message]:
+def _history_messages(state: dict[str, Any], path: str, ctx: ParseContext) -> list[Message]:
     history = state.get("history")
     if history is None:
         return []
     messages = []
     for index, item, item_path in enumerate_array(history, pointer_join(path, "history")):
         raw = expect(item, dict, item_path)
-        raw_role = raw.get("role")
-        if raw_role is None:
-            raise InvalidDocument(
-                f"{item_path}/role: required", path=f"{item_path}/role", code="missing_field"
-            )
-        expect(raw_role, str, f"{item_path}/role")
-        role = _HISTORY_ROLES.get(raw_role)
-        if role is None:
-            ctx.warn("unknown_role", f"unknown role {raw_role[:80]!r}; shown as 'other'", item_path)
-            role = Role.OTHER
+        raw_role = required(raw, "role", str, item_path)
+        role = map_role(raw_role, CHAT_ROLES, item_path, ctx.warnings)
         text, parts = content_to_text(raw.get("content"))
         extra = {k: v for k, v in raw.items() if k not in _HISTORY_ITEM_KEYS and v is not None}
         timestamp = None
@@ -558,17 +542,12 @@ def _history_messages(state: dict[str, Any], path: str, ctx: _Parse) -> list[Mes
 
 
 def _history_tool_calls(
-    raw: dict[str, Any], seq: int, path: str, ctx: _Parse
+    raw: dict[str, Any], seq: int, path: str, ctx: ParseContext
 ) -> tuple[ToolCall, ...]:
-    if raw.get("tool_calls") is None:
-        return ()
     calls = []
-    for index, item, item_path in enumerate_array(raw["tool_calls"], f"{path}/tool_calls"):
-        call = expect(item, dict, item_path)
-        call_id = optional(call, "id", str, item_path)
-        if not call_id:
-            call_id = f"tool_call:{seq}:{index}"
-            ctx.warn("missing_tool_call_id", f"tool call has no id; using {call_id!r}", item_path)
+    for call, item_path, call_id in tool_call_objects(
+        raw.get("tool_calls"), seq, f"{path}/tool_calls", ctx.warnings
+    ):
         arguments, error = _arguments(call.get("arguments"), f"{item_path}/arguments", ctx)
         calls.append(
             ToolCall(
@@ -581,16 +560,10 @@ def _history_tool_calls(
     return tuple(calls)
 
 
-def _arguments(value: Any, path: str, ctx: _Parse) -> tuple[Any, str | None]:
-    """falai writes arguments as an object; a JSON string is parsed, anything else kept."""
-    if not isinstance(value, str):
-        return value, None
-    try:
-        return json.loads(value, parse_constant=_refuse_constant), None
-    except (ValueError, RecursionError) as exc:
-        error = f"arguments are not valid JSON: {str(exc)[:200]}"
-        ctx.warn("unparseable_tool_arguments", f"{error}; kept verbatim", path)
-        return value, error
+def _arguments(value: Any, path: str, ctx: ParseContext) -> tuple[Any, str | None]:
+    """falai writes arguments as an object; a JSON string is parsed, anything else kept (and,
+    unlike the chat formats, a blank string is unparseable text)."""
+    return parse_tool_arguments(value, path, ctx.warnings, check_type=False, blank_is_none=False)
 
 
 def _result_looks_like_error(content: Any) -> bool:
@@ -604,15 +577,13 @@ def _result_looks_like_error(content: Any) -> bool:
             return True
         data = content.get("data")
         return isinstance(data, str) and looks_like_error(data)
-    if isinstance(content, list):
-        content = content_to_text(content)[0]
-    return looks_like_error(content)
+    return result_looks_like_error(content)
 
 
 # -------------------------------------------------------------------------------------- rows
 
 
-def _row_messages(value: Any, path: str, ctx: _Parse) -> tuple[list[Message], dict[str, Any]]:
+def _row_messages(value: Any, path: str, ctx: ParseContext) -> tuple[list[Message], dict[str, Any]]:
     rows = [_camel_row(item, item_path, ctx) for _, item, item_path in enumerate_array(value, path)]
     times = [_time(row.get("createdAt"), row.at("createdAt"), ctx) for row in rows]
     order = list(range(len(rows)))
@@ -644,7 +615,7 @@ def _row_messages(value: Any, path: str, ctx: _Parse) -> tuple[list[Message], di
     }
 
 
-def _rows_session_id(row_ids: dict[str, Any], ctx: _Parse) -> str | None:
+def _rows_session_id(row_ids: dict[str, Any], ctx: ParseContext) -> str | None:
     ids = row_ids["ids"]
     if len(ids) > 1:
         ctx.warn(
@@ -660,7 +631,7 @@ def _row_to_messages(
     timestamp: datetime | None,
     first_seq: int,
     pending: list[tuple[str, str]],
-    ctx: _Parse,
+    ctx: ParseContext,
 ) -> list[Message]:
     raw_role = row.get("role")
     if raw_role is None:
@@ -731,7 +702,7 @@ def _tool_messages(
     common: dict[str, Any],
     first_seq: int,
     pending: list[tuple[str, str]],
-    ctx: _Parse,
+    ctx: ParseContext,
 ) -> list[Message]:
     """One tool message per ``event.data.tool_calls[]`` entry, paired by tool name."""
     base = pointer_join(row.at("event"), "data", "tool_calls")
@@ -793,7 +764,7 @@ def _claim(pending: list[tuple[str, str]], tool_id: str | None) -> str | None:
     return None
 
 
-def _row_tool_calls(row: _Row, row_key: str, ctx: _Parse) -> tuple[ToolCall, ...]:
+def _row_tool_calls(row: _Row, row_key: str, ctx: ParseContext) -> tuple[ToolCall, ...]:
     value = row.get("toolCalls")
     if value is None:
         return ()
@@ -832,7 +803,7 @@ def _ref(value: Any, path: str) -> tuple[str | None, dict[str, Any]]:
 
 
 def _steps(
-    row: _Row | None, state: dict[str, Any], state_path: str, ctx: _Parse
+    row: _Row | None, state: dict[str, Any], state_path: str, ctx: ParseContext
 ) -> tuple[StepState, ...]:
     flow_key = "currentFlow" if state.get("currentFlow") is not None else "currentRoute"
     flow_id, flow_info = _ref(state.get(flow_key), pointer_join(state_path, flow_key))
@@ -915,12 +886,4 @@ def _steps(
 # ----------------------------------------------------------------------------------- adapter
 
 
-class FalaiAdapter:
-    format_id = FORMAT_ID
-    rules = RULES
-
-    def parse(self, doc: Any) -> ParsedSession:
-        return parse(doc)
-
-
-ADAPTER = FalaiAdapter()
+ADAPTER = ModuleAdapter(FORMAT_ID, RULES, parse)

@@ -51,9 +51,7 @@ Mapping and quirks:
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -63,7 +61,6 @@ from sessions_api.domain import (
     LogLevel,
     Message,
     ParsedSession,
-    ParseWarning,
     Role,
     Session,
     SessionStatus,
@@ -76,15 +73,17 @@ from sessions_api.domain import (
     ToolStatus,
 )
 from sessions_api.formats.base import (
-    MAX_SAFE_INTEGER,
     DetectionRule,
     InvalidDocument,
+    ModuleAdapter,
+    ParseContext,
     expect,
+    object_items,
     parse_timestamp,
     pointer_join,
     token_count,
 )
-from sessions_api.formats.openai_agents import parse_embedded_json
+from sessions_api.formats.common import parse_embedded_json, sum_token_usages
 from sessions_api.formats.pairing import pair_tool_calls
 
 FORMAT_ID = "google_adk"
@@ -244,16 +243,12 @@ RULES: tuple[DetectionRule, ...] = (
 
 
 @dataclass
-class _Parse:
-    warnings: list[ParseWarning] = field(default_factory=list)
+class _Parse(ParseContext):
     messages: list[Message] = field(default_factory=list)
     logs: list[LogEntry] = field(default_factory=list)
     steps: list[StepState] = field(default_factory=list)
     # Tool results to pair, one per function_response part: (result message, parent seq).
     results: list[Message] = field(default_factory=list)
-
-    def warn(self, code: str, message: str, path: str = "") -> None:
-        self.warnings.append(ParseWarning(code=code, message=message, path=path))
 
     def log(self, level: LogLevel, message: str, timestamp: datetime | None, extra: Any) -> None:
         self.logs.append(
@@ -330,17 +325,6 @@ def _session_from_object(doc: dict[str, Any], path: str, ctx: _Parse) -> _Sessio
     )
 
 
-def _table(doc: dict[str, Any], key: str) -> Iterator[tuple[dict[str, Any], str]]:
-    value = doc.get(key)
-    if value is None:
-        return
-    path = pointer_join("", key)
-    expect(value, list, path)
-    for index, row in enumerate(value):
-        row_path = pointer_join(path, index)
-        yield expect(row, dict, row_path), row_path
-
-
 def session_keys(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Every (app, user, session id) a dump or list names, sessions first, in order."""
     keys: dict[tuple[str, str, str], None] = {}
@@ -359,8 +343,8 @@ def session_keys(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def _session_from_tables(doc: dict[str, Any], ctx: _Parse) -> _SessionRow:
     """The one session of a DB dump or list_sessions answer, state merged per FORMATS.md §3.4."""
-    sessions = list(_table(doc, "sessions"))
-    events = list(_table(doc, "events"))
+    sessions = [(row, path) for _, row, path in object_items(doc, "sessions")]
+    events = [(row, path) for _, row, path in object_items(doc, "events")]
     for row, path in sessions:
         for key in ("id", "app_name", "user_id"):
             _typed(row, key, str, path, required=True)
@@ -398,7 +382,7 @@ def _session_from_tables(doc: dict[str, Any], ctx: _Parse) -> _SessionRow:
             lambda r: _get(r, "app_name") == app_name and _get(r, "user_id") == user_id,
         ),
     ):
-        for scoped, scoped_path in _table(doc, table):
+        for _, scoped, scoped_path in object_items(doc, table):
             if match(scoped):
                 for key, value in (_row_state(scoped, scoped_path, ctx) or {}).items():
                     merged[f"{prefix}{key}"] = value
@@ -477,7 +461,9 @@ def _build(row: _SessionRow, variant: str, ctx: _Parse) -> ParsedSession:
     for event, path in row.events:
         _event(event, path, ctx)
     messages = _pair(ctx)
-    tokens = _sum_tokens(messages)
+    tokens = sum_token_usages(
+        (m.tokens for m in messages if m.tokens is not None), "/events", skip_empty=True
+    )
     created_at = parse_timestamp(row.created, row.created_path, ctx.warnings)
     if created_at is None:
         created_at = next((m.timestamp for m in messages if m.timestamp), None)
@@ -733,22 +719,6 @@ def _usage(usage: dict[str, Any], path: str) -> TokenUsage:
     )
 
 
-def _sum_tokens(messages: list[Message]) -> TokenUsage:
-    usages = [m.tokens for m in messages if m.tokens is not None and not m.tokens.is_empty]
-    if not usages:
-        return TokenUsage()
-    totals: dict[str, int | None] = {}
-    for name in ("input", "output", "total", "reasoning", "cached"):
-        values = [getattr(u, name) for u in usages if getattr(u, name) is not None]
-        total = sum(values) if values else None
-        if total is not None and total > MAX_SAFE_INTEGER:
-            raise InvalidDocument(
-                f"/events: summed {name} tokens exceed 2^53-1", path="/events", code="out_of_range"
-            )
-        totals[name] = total
-    return dataclasses.replace(TokenUsage(source=TokenSource.SUMMED), **totals)
-
-
 def _pair(ctx: _Parse) -> list[Message]:
     """Pair calls with responses by id. An event may answer several calls, so every
     ``function_response`` part is paired as a result message of its own (carrying the event's
@@ -826,12 +796,4 @@ def split_sessions(doc: Any) -> list[tuple[str, Any]] | None:
 # ----------------------------------------------------------------------------------- adapter
 
 
-class GoogleAdkAdapter:
-    format_id = FORMAT_ID
-    rules = RULES
-
-    def parse(self, doc: Any) -> ParsedSession:
-        return parse(doc)
-
-
-ADAPTER = GoogleAdkAdapter()
+ADAPTER = ModuleAdapter(FORMAT_ID, RULES, parse)

@@ -87,21 +87,21 @@ from sessions_api.domain import (
     LogLevel,
     Message,
     ParsedSession,
-    ParseWarning,
     Role,
     Session,
     SessionStatus,
     StatusSource,
     StepState,
-    TokenSource,
     TokenUsage,
     ToolCall,
     ToolStatus,
 )
 from sessions_api.formats.base import (
-    MAX_SAFE_INTEGER,
     DetectionRule,
     InvalidDocument,
+    ModuleAdapter,
+    ParseContext,
+    array_items,
     content_to_text,
     enumerate_array,
     expect,
@@ -109,6 +109,13 @@ from sessions_api.formats.base import (
     parse_timestamp,
     pointer_join,
     token_count,
+)
+from sessions_api.formats.common import (
+    first_id,
+    first_string,
+    parse_tool_arguments,
+    sum_token_usages,
+    tool_call_id,
 )
 from sessions_api.formats.pairing import pair_tool_calls
 
@@ -318,13 +325,9 @@ RULES: tuple[DetectionRule, ...] = (
 
 
 @dataclass
-class _Ctx:
-    warnings: list[ParseWarning] = field(default_factory=list)
+class _Ctx(ParseContext):
     # Invalid tool calls per message seq, attached after pairing unless a result answers them.
     invalid_calls: dict[int, list[ToolCall]] = field(default_factory=dict)
-
-    def warn(self, code: str, message: str, path: str) -> None:
-        self.warnings.append(ParseWarning(code=code, message=message, path=path))
 
 
 @dataclass
@@ -387,8 +390,8 @@ def _list_session(doc: Any, variant: str, ctx: _Ctx) -> Session:
     return Session(
         source_format=FORMAT_ID,
         format_variant=variant,
-        external_id=_first_id(envelope, _ENVELOPE_ID_KEYS, "", ctx),
-        user_id=_first_string(envelope, _ENVELOPE_USER_KEYS, ""),
+        external_id=first_id(envelope, _ENVELOPE_ID_KEYS, "", ctx.warnings),
+        user_id=first_string(envelope, _ENVELOPE_USER_KEYS, ""),
         status=SessionStatus.UNKNOWN,
         created_at=parse_timestamp(envelope.get("created_at"), "/created_at", ctx.warnings),
         updated_at=parse_timestamp(envelope.get("updated_at"), "/updated_at", ctx.warnings),
@@ -665,7 +668,9 @@ def _tool_call(item: Any, path: str, seq: int, index: int, ctx: _Ctx) -> ToolCal
         ctx.warn("missing_tool_name", "tool call has no name", path)
     args = raw.get("args")
     expect(args, dict, pointer_join(path, "args"), nullable=True)
-    return ToolCall(call_id=_call_id(raw, path, seq, index, ctx), name=name, arguments=args)
+    return ToolCall(
+        call_id=tool_call_id(raw, path, seq, index, ctx.warnings), name=name, arguments=args
+    )
 
 
 def _invalid_tool_call(item: Any, path: str, seq: int, index: int, ctx: _Ctx) -> ToolCall:
@@ -682,15 +687,6 @@ def _invalid_tool_call(item: Any, path: str, seq: int, index: int, ctx: _Ctx) ->
     return ToolCall(call_id=call_id, name=name, arguments=args, arguments_error=error)
 
 
-def _call_id(raw: dict[str, Any], path: str, seq: int, index: int, ctx: _Ctx) -> str:
-    call_id = optional(raw, "id", str, path)
-    if call_id:
-        return call_id
-    synthetic = f"tool_call:{seq}:{index}"
-    ctx.warn("missing_tool_call_id", f"tool call has no id; using {synthetic!r}", path)
-    return synthetic
-
-
 def _legacy_tool_calls(body: dict[str, Any], path: str, seq: int, ctx: _Ctx) -> list[ToolCall]:
     """Raw OpenAI ``additional_kwargs.tool_calls`` of a message from before ``tool_calls``."""
     additional = body.get("additional_kwargs")
@@ -703,30 +699,21 @@ def _legacy_tool_calls(body: dict[str, Any], path: str, seq: int, ctx: _Ctx) -> 
         function = optional(raw, "function", dict, item_path) or {}
         function_path = pointer_join(item_path, "function")
         name = optional(function, "name", str, function_path) or ""
-        arguments: Any = function.get("arguments")
-        expect(arguments, (str, dict), pointer_join(function_path, "arguments"), nullable=True)
-        error = None
-        if isinstance(arguments, str) and arguments.strip():
-            try:
-                arguments = json.loads(arguments, parse_constant=_refuse_constant)
-            except (ValueError, RecursionError) as exc:
-                error = f"arguments are not valid JSON: {str(exc)[:200]}"
-                ctx.warn("unparseable_tool_arguments", f"{error}; kept verbatim", item_path)
-        elif isinstance(arguments, str):
-            arguments = None
+        arguments, error = parse_tool_arguments(
+            function.get("arguments"),
+            pointer_join(function_path, "arguments"),
+            ctx.warnings,
+            warn_path=item_path,
+        )
         calls.append(
             ToolCall(
-                call_id=_call_id(raw, item_path, seq, index, ctx),
+                call_id=tool_call_id(raw, item_path, seq, index, ctx.warnings),
                 name=name,
                 arguments=arguments,
                 arguments_error=error,
             )
         )
     return calls
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _calls_only_in_content(
@@ -792,21 +779,7 @@ def _is_toolnode_error(text: str) -> bool:
 
 
 def _session_tokens(messages: Iterable[Message], path: str) -> TokenUsage:
-    usages = [m.tokens for m in messages if m.tokens is not None]
-    if not usages:
-        return TokenUsage()
-    totals: dict[str, int | None] = {}
-    for name in ("input", "output", "total", "reasoning", "cached", "cache_write"):
-        values = [getattr(u, name) for u in usages if getattr(u, name) is not None]
-        total = sum(values) if values else None
-        if total is not None and total > MAX_SAFE_INTEGER:
-            raise InvalidDocument(
-                f"{path or 'document'}: summed {name} tokens exceed 2^53-1",
-                path=path,
-                code="out_of_range",
-            )
-        totals[name] = total
-    return TokenUsage(source=TokenSource.SUMMED, **totals)
+    return sum_token_usages((m.tokens for m in messages if m.tokens is not None), path)
 
 
 # ------------------------------------------------------------------------------ thread state
@@ -846,10 +819,10 @@ def _read_state(raw: Any, path: str, ctx: _Ctx) -> _State:
         # Checked in every state of a history, though only the newest one's are parsed.
         expect(values["messages"], list, pointer_join(path, "values", "messages"))
     next_nodes = [
-        expect(node, str, node_path) for _, node, node_path in _array(state, "next", path)
+        expect(node, str, node_path) for _, node, node_path in array_items(state, "next", path)
     ]
     tasks = []
-    for _, task, task_path in _array(state, "tasks", path):
+    for _, task, task_path in array_items(state, "tasks", path):
         expect(task, dict, task_path)
         optional(task, "name", str, task_path)
         optional(task, "error", str, task_path)
@@ -876,14 +849,6 @@ def _read_state(raw: Any, path: str, ctx: _Ctx) -> _State:
         thread_id=thread_id,
         checkpoint_id=checkpoint_id,
     )
-
-
-def _array(container: dict[str, Any], key: str, path: str) -> Iterable[tuple[int, Any, str]]:
-    """enumerate_array over ``container[key]``; absent or null reads as empty."""
-    value = container.get(key)
-    if value is None:
-        return iter(())
-    return enumerate_array(value, pointer_join(path, key))
 
 
 def _checkpoint_ids(state: dict[str, Any], path: str) -> tuple[str | None, str | None]:
@@ -1072,9 +1037,9 @@ def _state_session(
         source_format=FORMAT_ID,
         format_variant=variant,
         external_id=state.thread_id or None,
-        user_id=_first_string(state.metadata, ("user_id",), pointer_join(state.path, "metadata"))
-        or _first_string(configurable, ("user_id",), ""),
-        agent_name=_first_string(
+        user_id=first_string(state.metadata, ("user_id",), pointer_join(state.path, "metadata"))
+        or first_string(configurable, ("user_id",), ""),
+        agent_name=first_string(
             state.metadata, ("graph_id", "assistant_id"), pointer_join(state.path, "metadata")
         ),
         status=status,
@@ -1138,35 +1103,7 @@ def _preview(value: Any) -> str:
         return repr(value)[:300]
 
 
-def _first_string(container: dict[str, Any], keys: Iterable[str], path: str) -> str | None:
-    for key in keys:
-        value = optional(container, key, str, path)
-        if value:
-            return value
-    return None
-
-
-def _first_id(container: dict[str, Any], keys: Iterable[str], path: str, ctx: _Ctx) -> str | None:
-    for key in keys:
-        value = container.get(key)
-        if value is None:
-            continue
-        expect(value, str, pointer_join(path, key))
-        if value.strip():
-            return value
-        ctx.warn("empty_session_id", f"{key} is blank; treated as absent", pointer_join(path, key))
-    return None
-
-
 # ----------------------------------------------------------------------------------- adapter
 
 
-class LangChainAdapter:
-    format_id = FORMAT_ID
-    rules = RULES
-
-    def parse(self, doc: Any) -> ParsedSession:
-        return parse(doc)
-
-
-ADAPTER = LangChainAdapter()
+ADAPTER = ModuleAdapter(FORMAT_ID, RULES, parse)

@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -85,7 +85,6 @@ from typing import Any
 from sessions_api.domain import (
     Message,
     ParsedSession,
-    ParseWarning,
     Role,
     Session,
     SessionStatus,
@@ -98,22 +97,19 @@ from sessions_api.domain import (
     ToolStatus,
 )
 from sessions_api.formats.base import (
-    MAX_SAFE_INTEGER,
     DetectionRule,
     InvalidDocument,
+    ModuleAdapter,
+    ParseContext,
     content_to_text,
     expect,
+    object_items,
     optional,
-    parse_timestamp,
     pointer_join,
+    required,
     token_count,
 )
-from sessions_api.formats.decoding import (
-    DecodeLimits,
-    RejectedDocument,
-    check_content,
-    parse_json_text,
-)
+from sessions_api.formats.common import parse_embedded_json, sum_token_usages, timestamp_field
 from sessions_api.formats.pairing import looks_like_error, pair_tool_calls
 
 FORMAT_ID = "openai_agents"
@@ -200,8 +196,6 @@ _ITEM_STATUSES = {
 # Where a call keeps its arguments, and a self-contained call its result (first present wins).
 _ARGUMENT_KEYS = ("arguments", "input", "action", "actions", "queries", "code", "operation")
 _RESULT_KEYS = ("output", "results", "outputs", "result")
-
-_EMBEDDED_LIMITS = DecodeLimits()
 
 
 # --------------------------------------------------------------------------------- detection
@@ -315,54 +309,13 @@ class _Item:
 
 
 @dataclass
-class _Parse:
-    warnings: list[ParseWarning] = field(default_factory=list)
+class _Parse(ParseContext):
     messages: list[Message] = field(default_factory=list)
     # call id -> tool name, to recognise handoff outputs.
     call_names: dict[str, str] = field(default_factory=dict)
     # seq -> a hosted call answered by its own item (kept out of id pairing).
     self_contained: dict[int, ToolCall] = field(default_factory=dict)
     turn: int = 0
-
-    def warn(self, code: str, message: str, path: str = "") -> None:
-        self.warnings.append(ParseWarning(code=code, message=message, path=path))
-
-
-def _field(container: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
-    return optional(container, key, kind, path)
-
-
-def _rows(doc: dict[str, Any], key: str) -> Iterator[tuple[int, dict[str, Any], str]]:
-    """(index, row, path) over an optional array of objects ``doc[key]``."""
-    value = doc.get(key)
-    if value is None:
-        return
-    path = pointer_join("", key)
-    expect(value, list, path)
-    for index, row in enumerate(value):
-        row_path = pointer_join(path, index)
-        yield index, expect(row, dict, row_path), row_path
-
-
-def parse_embedded_json(text: str, path: str) -> tuple[Any, str | None]:
-    """A JSON value stored as a string inside the document (``message_data``, ``event_data``,
-    token details): (value, None), or (None, reason) when it is not strict JSON.
-
-    Strings that no store can hold (NUL, lone surrogates) are a 422 at ``path``, exactly as they
-    would be in the document itself."""
-    try:
-        value = parse_json_text(text)
-    except RejectedDocument as exc:
-        return None, exc.message
-    try:
-        check_content(value, _EMBEDDED_LIMITS)
-    except RejectedDocument as exc:
-        if exc.status == 422:
-            raise InvalidDocument(
-                f"{path}: {exc.message}", path=path + (exc.path or ""), code=exc.code
-            ) from None
-        return None, exc.message
-    return value, None
 
 
 # ----------------------------------------------------------------------------------- parsing
@@ -398,8 +351,8 @@ def _parse_envelope(doc: dict[str, Any]) -> ParsedSession:
         source_format=FORMAT_ID,
         format_variant=VARIANT_ENVELOPE,
         external_id=session_id,
-        created_at=_time(doc, "created_at", "", ctx),
-        updated_at=_time(doc, "updated_at", "", ctx),
+        created_at=timestamp_field(doc, "created_at", "", ctx.warnings),
+        updated_at=timestamp_field(doc, "updated_at", "", ctx.warnings),
         metadata={"envelope_extra": extra} if extra else {},
     )
     return _finish(ctx, items, session=session)
@@ -411,11 +364,6 @@ def _session_id(value: Any, path: str, ctx: _Parse) -> str | None:
         ctx.warn("empty_session_id", "session_id is blank; treated as absent", path)
         return None
     return value
-
-
-def _time(container: dict[str, Any], key: str, path: str, ctx: _Parse) -> datetime | None:
-    value = _field(container, key, (str, int, float), path)
-    return parse_timestamp(value, pointer_join(path, key), ctx.warnings)
 
 
 # --- rule 5: the SQLiteSession tables -----------------------------------------------------------
@@ -436,8 +384,8 @@ def dump_session_ids(doc: dict[str, Any]) -> list[str]:
 def _parse_dump(doc: dict[str, Any]) -> ParsedSession:
     expect(doc, dict, "")
     ctx = _Parse()
-    sessions = list(_rows(doc, "agent_sessions"))
-    messages = list(_rows(doc, "agent_messages"))
+    sessions = list(object_items(doc, "agent_sessions"))
+    messages = list(object_items(doc, "agent_messages"))
     for _, row, path in [*sessions, *messages]:
         expect(row.get("session_id"), str, pointer_join(path, "session_id"))
     ids = dump_session_ids(doc)
@@ -460,8 +408,8 @@ def _parse_dump(doc: dict[str, Any]) -> ParsedSession:
     created_at = updated_at = None
     if sessions:
         _, row, path = sessions[0]
-        created_at = _time(row, "created_at", path, ctx)
-        updated_at = _time(row, "updated_at", path, ctx)
+        created_at = timestamp_field(row, "created_at", path, ctx.warnings)
+        updated_at = timestamp_field(row, "updated_at", path, ctx.warnings)
 
     structure = _message_structure(doc)
     ordered = _ordered_rows(messages)
@@ -494,15 +442,12 @@ def _ordered_rows(rows: list[tuple[int, dict[str, Any], str]]) -> list[tuple[dic
 def _dump_item(
     row: dict[str, Any], path: str, structure: dict[Any, dict[str, Any]], ctx: _Parse
 ) -> _Item:
-    row_id = _field(row, "id", (int, str), path)
-    timestamp = _time(row, "created_at", path, ctx)
+    row_id = optional(row, "id", (int, str), path)
+    timestamp = timestamp_field(row, "created_at", path, ctx.warnings)
     extra: dict[str, Any] = {"row_id": row_id} if row_id is not None else {}
     extra.update(_structure_extra(structure.get(row_id)))
     data_path = pointer_join(path, "message_data")
-    data = row.get("message_data")
-    if data is None:
-        raise InvalidDocument(f"{data_path}: required", path=data_path, code="missing_field")
-    expect(data, (str, dict), data_path)
+    data = required(row, "message_data", (str, dict), path)
     if isinstance(data, dict):
         return _Item(data, data_path, timestamp=timestamp, extra=extra)
     value, error = parse_embedded_json(data, data_path)
@@ -517,8 +462,8 @@ def _dump_item(
 def _message_structure(doc: dict[str, Any]) -> dict[Any, dict[str, Any]]:
     """AdvancedSQLiteSession ``message_structure`` rows by ``message_id``."""
     found: dict[Any, dict[str, Any]] = {}
-    for _, row, path in _rows(doc, "message_structure"):
-        message_id = _field(row, "message_id", (int, str), path)
+    for _, row, path in object_items(doc, "message_structure"):
+        message_id = optional(row, "message_id", (int, str), path)
         if message_id is not None:
             found[message_id] = row
     return found
@@ -571,12 +516,14 @@ def _parse_run_state(doc: dict[str, Any]) -> ParsedSession:
     usages = [
         _response_usage(r, pointer_join("/model_responses", i)) for i, r in enumerate(responses)
     ]
-    context = _field(doc, "context", dict, "")
+    context = optional(doc, "context", dict, "")
     reported = None
     if context is not None and context.get("usage") is not None:
         usage = expect(context["usage"], dict, "/context/usage")
         reported = _usage(usage, "/context/usage", ctx)
-    tokens = reported or _sum_usages([u for _, u in usages if u is not None], "/model_responses")
+    tokens = reported or sum_token_usages(
+        [u for _, u in usages if u is not None], "/model_responses"
+    )
 
     metadata: dict[str, Any] = {
         "schema_version": schema_version,
@@ -628,12 +575,12 @@ def _agent_name(value: Any, path: str) -> str | None:
     expect(value, (dict, str), path)
     if isinstance(value, str):
         return value
-    return _field(value, "name", str, path)
+    return optional(value, "name", str, path)
 
 
 def _run_item(run_item: Any, path: str, ctx: _Parse) -> _Item:
     expect(run_item, dict, path)
-    item_type = _field(run_item, "type", str, path)
+    item_type = optional(run_item, "type", str, path)
     extra: dict[str, Any] = {"run_state_part": "generated_items", "run_item_type": item_type}
     target = _agent_name(run_item.get("target_agent"), pointer_join(path, "target_agent"))
     if target:
@@ -651,8 +598,8 @@ def _run_item(run_item: Any, path: str, ctx: _Parse) -> _Item:
 
 def _response_usage(response: Any, path: str) -> tuple[str | None, TokenUsage | None]:
     expect(response, dict, path)
-    response_id = _field(response, "response_id", str, path)
-    usage = _field(response, "usage", dict, path)
+    response_id = optional(response, "response_id", str, path)
+    usage = optional(response, "usage", dict, path)
     return response_id, _usage(usage, pointer_join(path, "usage"), None) if usage else None
 
 
@@ -708,23 +655,7 @@ def _details(value: Any, path: str, ctx: _Parse | None) -> dict[str, int]:
 
 
 def _turn_usage(doc: dict[str, Any], ctx: _Parse) -> list[tuple[dict[str, Any], str, TokenUsage]]:
-    return [(row, path, _usage(row, path, ctx)) for _, row, path in _rows(doc, "turn_usage")]
-
-
-def _sum_usages(usages: Iterable[TokenUsage], path: str) -> TokenUsage:
-    usages = list(usages)
-    if not usages:
-        return TokenUsage()
-    totals: dict[str, int | None] = {}
-    for name in ("input", "output", "total", "reasoning", "cached", "cache_write"):
-        values = [getattr(u, name) for u in usages if getattr(u, name) is not None]
-        total = sum(values) if values else None
-        if total is not None and total > MAX_SAFE_INTEGER:
-            raise InvalidDocument(
-                f"{path}: summed {name} tokens exceed 2^53-1", path=path, code="out_of_range"
-            )
-        totals[name] = total
-    return dataclasses.replace(TokenUsage(source=TokenSource.SUMMED), **totals)
+    return [(row, path, _usage(row, path, ctx)) for _, row, path in object_items(doc, "turn_usage")]
 
 
 # --- items --------------------------------------------------------------------------------------
@@ -762,7 +693,7 @@ def _finish(
             _turn_step(row, usage, order) for order, (row, _, usage) in enumerate(turn_usage)
         )
         session = dataclasses.replace(
-            session, tokens=_sum_usages((usage for _, _, usage in turn_usage), "/turn_usage")
+            session, tokens=sum_token_usages((usage for _, _, usage in turn_usage), "/turn_usage")
         )
     session = dataclasses.replace(session, messages=tuple(messages), steps=steps)
     return ParsedSession(session=session, warnings=(*ctx.warnings, *pairing_warnings))
@@ -821,7 +752,7 @@ def _message(item: _Item, seq: int, ctx: _Parse) -> Message:
         return _other(
             seq, item, text="[encrypted]", raw_role="encrypted", extra={"encrypted": envelope}
         )
-    item_type = _field(raw, "type", str, item.path)
+    item_type = optional(raw, "type", str, item.path)
     if item_type is None or item_type == "message":
         return _role_message(raw, seq, item, ctx)
     if item_type == "reasoning":
@@ -882,7 +813,7 @@ def _with_turn(message: Message, ctx: _Parse) -> Message:
 
 
 def _item_id(raw: dict[str, Any], path: str) -> str | None:
-    return _field(raw, "id", str, path)
+    return optional(raw, "id", str, path)
 
 
 def _leftovers(raw: dict[str, Any], consumed: Iterable[str]) -> dict[str, Any]:
@@ -908,11 +839,7 @@ def _content(value: Any, path: str) -> tuple[str, Any]:
 
 
 def _role_message(raw: dict[str, Any], seq: int, item: _Item, ctx: _Parse) -> Message:
-    raw_role = raw.get("role")
-    if raw_role is None:
-        path = pointer_join(item.path, "role")
-        raise InvalidDocument(f"{path}: required", path=path, code="missing_field")
-    expect(raw_role, str, pointer_join(item.path, "role"))
+    raw_role = required(raw, "role", str, item.path)
     role = _ROLES.get(raw_role)
     if role is None:
         ctx.warn("unknown_role", f"unknown role {raw_role[:80]!r}; shown as other", item.path)
@@ -963,7 +890,7 @@ def _reasoning(raw: dict[str, Any], seq: int, item: _Item) -> Message:
 
 def _call_id(raw: dict[str, Any], path: str, seq: int, ctx: _Parse, *, keys=("call_id",)) -> str:
     for key in keys:
-        value = _field(raw, key, str, path)
+        value = optional(raw, key, str, path)
         if value:
             return value
     call_id = f"missing-call-id:{seq}"
@@ -992,7 +919,7 @@ def _arguments(raw: dict[str, Any], path: str, ctx: _Parse) -> tuple[Any, str | 
 
 def _call(raw: dict[str, Any], item_type: str, seq: int, item: _Item, ctx: _Parse) -> Message:
     call_id = _call_id(raw, item.path, seq, ctx)
-    name = _field(raw, "name", str, item.path) or item_type
+    name = optional(raw, "name", str, item.path) or item_type
     arguments, error = _arguments(raw, item.path, ctx)
     ctx.call_names[call_id] = name
     extra: dict[str, Any] = {
@@ -1039,7 +966,7 @@ def _output(raw: dict[str, Any], item_type: str, seq: int, item: _Item, ctx: _Pa
     if handoff_to and "handoff_to" not in extra:
         extra["handoff_to"] = handoff_to
     status, source = None, StatusSource.NONE
-    raw_status = _field(raw, "status", str, item.path)
+    raw_status = optional(raw, "status", str, item.path)
     if raw_status is not None:
         extra["status"] = raw_status
         mapped = _ITEM_STATUSES.get(raw_status)
@@ -1051,7 +978,7 @@ def _output(raw: dict[str, Any], item_type: str, seq: int, item: _Item, ctx: _Pa
             role=Role.TOOL,
             content_text=text,
             content_parts=parts,
-            external_id=_field(raw, "id", str, item.path)
+            external_id=optional(raw, "id", str, item.path)
             if item_type != "local_shell_call_output"
             else None,
             author=item.author,
@@ -1083,11 +1010,11 @@ def _hosted_call(
     raw: dict[str, Any], item_type: str, seq: int, item: _Item, ctx: _Parse
 ) -> Message:
     call_id = _call_id(raw, item.path, seq, ctx, keys=("call_id", "id"))
-    name = _field(raw, "name", str, item.path) or item_type
+    name = optional(raw, "name", str, item.path) or item_type
     arguments, error = _arguments(raw, item.path, ctx)
     result_key = next((k for k in _RESULT_KEYS if raw.get(k) is not None), None)
     result = raw.get(result_key) if result_key else None
-    raw_status = _field(raw, "status", str, item.path)
+    raw_status = optional(raw, "status", str, item.path)
     status = _ITEM_STATUSES.get(raw_status or "", ToolStatus.UNKNOWN)
     source = StatusSource.EXPLICIT if raw_status in _ITEM_STATUSES else StatusSource.NONE
     if raw_status is not None and raw_status not in _ITEM_STATUSES:
@@ -1200,12 +1127,4 @@ def split_sessions(doc: Any) -> list[tuple[str, Any]] | None:
 # ----------------------------------------------------------------------------------- adapter
 
 
-class OpenAIAgentsAdapter:
-    format_id = FORMAT_ID
-    rules = RULES
-
-    def parse(self, doc: Any) -> ParsedSession:
-        return parse(doc)
-
-
-ADAPTER = OpenAIAgentsAdapter()
+ADAPTER = ModuleAdapter(FORMAT_ID, RULES, parse)

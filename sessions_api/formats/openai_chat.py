@@ -49,8 +49,6 @@ Quirks of the format, and what this adapter does about them:
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,7 +57,6 @@ from typing import Any
 from sessions_api.domain import (
     Message,
     ParsedSession,
-    ParseWarning,
     Role,
     Session,
     SessionStatus,
@@ -69,18 +66,28 @@ from sessions_api.domain import (
     ToolCall,
 )
 from sessions_api.formats.base import (
-    MAX_SAFE_INTEGER,
     DetectionRule,
     InvalidDocument,
+    ModuleAdapter,
+    ParseContext,
     content_to_text,
     enumerate_array,
     expect,
     optional,
     parse_timestamp,
     pointer_join,
+    required,
     token_count,
 )
-from sessions_api.formats.pairing import looks_like_error, pair_tool_calls
+from sessions_api.formats.common import (
+    has_anthropic_blocks,
+    map_role,
+    parse_tool_arguments,
+    result_looks_like_error,
+    sum_token_usages,
+    tool_call_objects,
+)
+from sessions_api.formats.pairing import pair_tool_calls
 
 FORMAT_ID = "openai_chat"
 
@@ -99,18 +106,6 @@ _ROLES: dict[str, Role] = {
     "function": Role.TOOL,
 }
 _GENERIC_ROLES = frozenset({"agent"})
-
-# Content blocks that only the Anthropic Messages API writes: rule 15 owns such documents.
-_ANTHROPIC_BLOCK_TYPES = frozenset(
-    {
-        "tool_use",
-        "tool_result",
-        "thinking",
-        "redacted_thinking",
-        "server_tool_use",
-        "web_search_tool_result",
-    }
-)
 
 # Envelope keys this adapter maps; any other envelope key is kept in metadata["envelope_extra"].
 _ENVELOPE_EXTRA_KEY = "envelope_extra"
@@ -146,15 +141,6 @@ def _message_list(doc: Any) -> tuple[list[Any], str] | None:
     return None
 
 
-def _has_anthropic_blocks(message: dict[str, Any]) -> bool:
-    content = message.get("content")
-    if not isinstance(content, list):
-        return False
-    return any(
-        isinstance(block, dict) and block.get("type") in _ANTHROPIC_BLOCK_TYPES for block in content
-    )
-
-
 def sniff_variant(doc: Any) -> str | None:
     """The rule-16 variant ``doc`` has, or None when rule 16 does not match. Never raises."""
     found = _message_list(doc)
@@ -170,8 +156,8 @@ def sniff_variant(doc: Any) -> str | None:
             if role not in _ROLES:
                 return None
             roles.add(role)
-        if _has_anthropic_blocks(message):
-            return None
+        if has_anthropic_blocks(message):
+            return None  # rule 15 owns messages with Anthropic-only content blocks
     if not roles:
         return None
     if isinstance(doc, dict) and doc.get("system") is not None and "system" not in roles:
@@ -202,16 +188,12 @@ RULES: tuple[DetectionRule, ...] = (
 
 
 @dataclass
-class _ParseState:
+class _ParseState(ParseContext):
     """What parsing one document accumulates while walking its messages."""
 
     session_model: str | None = None
-    warnings: list[ParseWarning] = field(default_factory=list)
     # Legacy function calls still waiting for their `role: "function"` result: (id, name).
     pending_legacy_calls: list[tuple[str, str]] = field(default_factory=list)
-
-    def warn(self, code: str, message: str, path: str) -> None:
-        self.warnings.append(ParseWarning(code=code, message=message, path=path))
 
 
 def parse(doc: Any) -> ParsedSession:
@@ -227,7 +209,7 @@ def parse(doc: Any) -> ParsedSession:
     ]
     if not messages:
         state.warn("no_messages", "the transcript has no messages", messages_path)
-    paired, pairing_warnings = pair_tool_calls(messages, heuristic=_result_looks_like_error)
+    paired, pairing_warnings = pair_tool_calls(messages, heuristic=result_looks_like_error)
 
     session = _build_session(envelope, variant, tuple(paired), state)
     return ParsedSession(session=session, warnings=(*state.warnings, *pairing_warnings))
@@ -321,12 +303,8 @@ def _envelope_time(
 
 def _parse_message(item: Any, seq: int, path: str, state: _ParseState) -> Message:
     raw = expect(item, dict, path)
-    raw_role = raw.get("role")
-    if raw_role is None:
-        raise InvalidDocument(
-            f"{path}/role: required", path=pointer_join(path, "role"), code="missing_field"
-        )
-    role = _parse_role(expect(raw_role, str, pointer_join(path, "role")), path, state)
+    raw_role = required(raw, "role", str, path)
+    role = map_role(raw_role, _ROLES, pointer_join(path, "role"), state.warnings)
     text, parts = _parse_content(raw.get("content"), pointer_join(path, "content"))
     consumed = set(_MESSAGE_KEYS)
     timestamp_key = _first_present(raw, _MESSAGE_TIMESTAMP_KEYS)
@@ -370,18 +348,6 @@ def _parse_message(item: Any, seq: int, path: str, state: _ParseState) -> Messag
         raw_role=raw_role if raw_role != role.value else None,
         extra={k: v for k, v in raw.items() if k not in consumed and v is not None},
     )
-
-
-def _parse_role(raw_role: str, path: str, state: _ParseState) -> Role:
-    role = _ROLES.get(raw_role)
-    if role is None:
-        state.warn(
-            "unknown_role",
-            f"unknown role {raw_role[:80]!r}; shown as 'other'",
-            pointer_join(path, "role"),
-        )
-        return Role.OTHER
-    return role
 
 
 def _parse_content(content: Any, path: str) -> tuple[str, Any]:
@@ -430,20 +396,13 @@ def _result_call_id(
 
 
 def _parse_tool_calls(value: Any, seq: int, path: str, state: _ParseState) -> tuple[ToolCall, ...]:
-    if value is None:
-        return ()
     return tuple(
-        _parse_tool_call(item, seq, index, item_path, state)
-        for index, item, item_path in enumerate_array(value, path)
+        _parse_tool_call(raw, call_id, item_path, state)
+        for raw, item_path, call_id in tool_call_objects(value, seq, path, state.warnings)
     )
 
 
-def _parse_tool_call(item: Any, seq: int, index: int, path: str, state: _ParseState) -> ToolCall:
-    raw = expect(item, dict, path)
-    call_id = optional(raw, "id", str, path)
-    if not call_id:
-        call_id = f"tool_call:{seq}:{index}"
-        state.warn("missing_tool_call_id", f"tool call has no id; using {call_id!r}", path)
+def _parse_tool_call(raw: dict[str, Any], call_id: str, path: str, state: _ParseState) -> ToolCall:
     call_type = optional(raw, "type", str, path) or "function"
     # "custom" tools (free-form input) carry `custom{name, input}` instead of `function{...}`.
     body_key, arguments_key = (
@@ -459,8 +418,8 @@ def _parse_tool_call(item: Any, seq: int, index: int, path: str, state: _ParseSt
         state.warn("missing_tool_name", "tool call has no function name", body_path)
     if call_type == "custom":
         return ToolCall(call_id=call_id, name=name, arguments=body.get("input"))
-    arguments, error = _parse_arguments(
-        body.get(arguments_key), pointer_join(body_path, arguments_key), state
+    arguments, error = parse_tool_arguments(
+        body.get(arguments_key), pointer_join(body_path, arguments_key), state.warnings
     )
     return ToolCall(call_id=call_id, name=name, arguments=arguments, arguments_error=error)
 
@@ -474,8 +433,8 @@ def _parse_legacy_function_call(
     path = pointer_join(message_path, "function_call")
     raw = expect(value, dict, path)
     name = optional(raw, "name", str, path) or ""
-    arguments, error = _parse_arguments(
-        raw.get("arguments"), pointer_join(path, "arguments"), state
+    arguments, error = parse_tool_arguments(
+        raw.get("arguments"), pointer_join(path, "arguments"), state.warnings
     )
     call_id = f"{_LEGACY_CALL_PREFIX}{seq}"
     state.pending_legacy_calls.append((call_id, name))
@@ -496,33 +455,6 @@ def _claim_legacy_call(name: str | None, path: str, state: _ParseState) -> str |
     return pending.pop(index)[0]
 
 
-def _parse_arguments(value: Any, path: str, state: _ParseState) -> tuple[Any, str | None]:
-    """(arguments, arguments_error): parsed JSON, an object as given, or the raw string."""
-    expect(value, (str, dict), path, nullable=True)
-    if not isinstance(value, str):
-        return value, None
-    if not value.strip():
-        return None, None  # some clients send "" for a call without arguments
-    try:
-        return json.loads(value, parse_constant=_refuse_constant), None
-    except (ValueError, RecursionError) as exc:
-        error = f"arguments are not valid JSON: {str(exc)[:200]}"
-        state.warn("unparseable_tool_arguments", f"{error}; kept verbatim", path)
-        return value, error
-
-
-def _refuse_constant(name: str) -> Any:
-    # NaN/Infinity are not JSON and the store cannot keep them: treat as unparseable.
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _result_looks_like_error(content: Any) -> bool:
-    """The shared text heuristic, also for results given as a list of text parts."""
-    if isinstance(content, list | dict):
-        content = content_to_text(content)[0]
-    return looks_like_error(content)
-
-
 # ------------------------------------------------------------------------------------ tokens
 
 
@@ -531,12 +463,12 @@ def _session_tokens(envelope: dict[str, Any], messages: tuple[Message, ...]) -> 
     # Both sources are validated even when one wins: a wrong type anywhere is a bad document.
     usage = optional(envelope, "usage", dict, "")
     responses = optional(envelope, "responses", list, "")
-    response_usage = _sum_usages(_response_usages(responses or []), "/responses")
+    response_usage = sum_token_usages(_response_usages(responses or []), "/responses")
     if usage is not None:
         return _parse_usage(usage, "/usage")
     if not response_usage.is_empty:
         return response_usage
-    return _sum_usages((m.tokens for m in messages if m.tokens is not None), "/messages")
+    return sum_token_usages((m.tokens for m in messages if m.tokens is not None), "/messages")
 
 
 def _response_usages(responses: list[Any]) -> list[TokenUsage]:
@@ -585,31 +517,7 @@ def _detail_count(details: tuple[dict[str, Any], str] | None, key: str) -> int |
     return token_count(values.get(key), pointer_join(path, key))
 
 
-def _sum_usages(usages: Iterable[TokenUsage], path: str) -> TokenUsage:
-    usages = list(usages)
-    if not usages:
-        return TokenUsage()
-    totals: dict[str, int | None] = {}
-    for name in ("input", "output", "total", "reasoning", "cached", "cache_write"):
-        values = [getattr(u, name) for u in usages if getattr(u, name) is not None]
-        total = sum(values) if values else None
-        if total is not None and total > MAX_SAFE_INTEGER:
-            raise InvalidDocument(
-                f"{path}: summed {name} tokens exceed 2^53-1", path=path, code="out_of_range"
-            )
-        totals[name] = total
-    return dataclasses.replace(TokenUsage(source=TokenSource.SUMMED), **totals)
-
-
 # ----------------------------------------------------------------------------------- adapter
 
 
-class OpenAIChatAdapter:
-    format_id = FORMAT_ID
-    rules = RULES
-
-    def parse(self, doc: Any) -> ParsedSession:
-        return parse(doc)
-
-
-ADAPTER = OpenAIChatAdapter()
+ADAPTER = ModuleAdapter(FORMAT_ID, RULES, parse)

@@ -49,7 +49,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,7 +58,6 @@ from sessions_api.domain import (
     LogLevel,
     Message,
     ParsedSession,
-    ParseWarning,
     Role,
     Session,
     SessionStatus,
@@ -74,7 +73,10 @@ from sessions_api.formats.base import (
     MAX_SAFE_INTEGER,
     DetectionRule,
     InvalidDocument,
-    content_to_text,
+    ModuleAdapter,
+    ParseContext,
+    array_items,
+    checked_content,
     expect,
     optional,
     parse_timestamp,
@@ -147,14 +149,10 @@ def _rule(variant: str, shape: str) -> DetectionRule:
 # --- parse state ------------------------------------------------------------------------------
 
 
-@dataclass
-class _Parse:
+@dataclass(kw_only=True)
+class _Parse(ParseContext):
     variant: str
-    warnings: list[ParseWarning] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-
-    def warn(self, code: str, message: str, path: str = "") -> None:
-        self.warnings.append(ParseWarning(code=code, message=message, path=path))
+    messages: list[Message] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -173,30 +171,6 @@ class _Flow:
     info: dict[str, Any]
     steps: list[StepState]
     context: Any
-
-
-# The helpers below check types first and build a JSON pointer only on failure: messages are
-# the hot path (a 2 MB document holds thousands), and base.optional/enumerate_array build a
-# pointer for every field and item they see.
-
-
-def _field(container: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
-    """base.optional with the error path built only when the type is wrong."""
-    value = container.get(key)
-    if value is None or type(value) in (kind if isinstance(kind, tuple) else (kind,)):
-        return value
-    return optional(container, key, kind, path)  # raises wrong_type at path/key
-
-
-def _items(container: dict[str, Any], key: str, path: str) -> Iterator[tuple[int, Any, str]]:
-    """Like base.enumerate_array over ``container[key]``; an absent/null key reads as empty."""
-    value = container.get(key)
-    if value is None:
-        return
-    array_path = pointer_join(path, key)
-    expect(value, list, array_path)
-    for index, item in enumerate(value):
-        yield index, item, f"{array_path}/{index}"
 
 
 def _timestamp(value: Any, path: str, ctx: _Parse) -> datetime | None:
@@ -223,7 +197,7 @@ def _as_text(value: Any) -> str:
 
 
 def _session_id(doc: dict[str, Any], ctx: _Parse) -> str:
-    doc_id = _field(doc, "id", str, "")
+    doc_id = optional(doc, "id", str, "")
     mongo_id = _mongo_id(doc.get("_id"))
     if doc_id and mongo_id and doc_id != mongo_id:
         ctx.warn("id_mismatch", f"id {doc_id!r} differs from _id {mongo_id!r}; using id", "/id")
@@ -245,7 +219,7 @@ def _mongo_id(value: Any) -> str | None:
 
 
 def _run_status(doc: dict[str, Any], ctx: _Parse) -> tuple[SessionStatus, str | None]:
-    raw = _field(doc, "runStatus", str, "")
+    raw = optional(doc, "runStatus", str, "")
     if raw is None:
         ctx.warn("missing_status", "no runStatus; status is unknown", "/runStatus")
         return SessionStatus.UNKNOWN, None
@@ -259,7 +233,7 @@ def _run_status(doc: dict[str, Any], ctx: _Parse) -> tuple[SessionStatus, str | 
 def _expiry(
     doc: dict[str, Any], saved_at: datetime | None, ctx: _Parse
 ) -> tuple[int | None, datetime | None]:
-    seconds = _field(doc, "expireAfter", int, "")
+    seconds = optional(doc, "expireAfter", int, "")
     if seconds is None:
         return None, None
     if not 0 <= seconds <= MAX_SAFE_INTEGER:
@@ -285,7 +259,7 @@ def _expiry(
 
 def _tokens(doc: dict[str, Any]) -> tuple[TokenUsage, int | None]:
     """Session totals (the only usage Picoflow records) and v1.5 visibleOutputTokens."""
-    tokens = _field(doc, "tokens", dict, "")
+    tokens = optional(doc, "tokens", dict, "")
     if tokens is None:
         return TokenUsage(), None
     counts = {
@@ -298,7 +272,7 @@ def _tokens(doc: dict[str, Any]) -> tuple[TokenUsage, int | None]:
 def _logs(doc: dict[str, Any], ctx: _Parse) -> tuple[LogEntry, ...]:
     entries: list[LogEntry] = []
     for key, level in _LOG_ARRAYS:
-        for _, item, path in _items(doc, key, ""):
+        for _, item, path in array_items(doc, key, ""):
             entries.append(_log_entry(item, level, path, len(entries), ctx))
     return tuple(entries)
 
@@ -330,13 +304,13 @@ def _flows(doc: dict[str, Any], ctx: _Parse) -> list[_Flow]:
         return [_flow(doc["flow"], "/flow", ctx)]
     if "flows" not in doc and "flow" in doc:
         expect(doc["flow"], dict, "/flow")  # a `flow` that is not an object: say so there
-    return [_flow(raw, path, ctx) for _, raw, path in _items(doc, "flows", "")]
+    return [_flow(raw, path, ctx) for _, raw, path in array_items(doc, "flows", "")]
 
 
 def _flow(raw: Any, path: str, ctx: _Parse) -> _Flow:
     expect(raw, dict, path)
-    name = _field(raw, "name", str, path)
-    context = _field(raw, "context", dict, path)
+    name = optional(raw, "name", str, path)
+    context = optional(raw, "context", dict, path)
     info: dict[str, Any] = {"name": name}
     default_model, default_params = None, None
     if ctx.variant == V1_5:
@@ -350,7 +324,7 @@ def _flow(raw: Any, path: str, ctx: _Parse) -> _Flow:
 
     steps = [
         _step(item, item_path, name, ctx, default_model, default_params)
-        for _, item, item_path in _items(raw, "steps", path)
+        for _, item, item_path in array_items(raw, "steps", path)
     ]
     current_step = _current_step(raw, path, steps, ctx)
     if ctx.variant == V1_5:
@@ -375,7 +349,7 @@ def _current_step(
     if ctx.variant != V1_5:
         # v1 has no currentStep: the step flagged isActive is the current one.
         return next((step.name for step in steps if step.is_active), None)
-    current = _field(raw, "currentStep", str, path)
+    current = optional(raw, "currentStep", str, path)
     if current is not None and all(step.name != current for step in steps):
         ctx.warn("unknown_current_step", f"currentStep {current!r} is not in steps[]", path)
     return current
@@ -391,9 +365,9 @@ def _model_spec(value: Any, path: str) -> tuple[str | None, dict[str, Any] | Non
     params = {
         key: found
         for key, kind in (("provider", str), ("params", dict), ("retryAttempts", int))
-        if (found := _field(value, key, kind, path)) is not None
+        if (found := optional(value, key, kind, path)) is not None
     }
-    return _field(value, "name", str, path), params or None
+    return optional(value, "name", str, path), params or None
 
 
 def _step(
@@ -406,7 +380,7 @@ def _step(
 ) -> StepState:
     expect(raw, dict, path)
     name = expect(raw.get("name"), str, pointer_join(path, "name"))
-    state = _field(raw, "state", dict, path)
+    state = optional(raw, "state", dict, path)
     saved_at = None
     if state is not None:
         state = dict(state)
@@ -420,8 +394,8 @@ def _step(
         else:
             model, params = default_model, default_params
     else:
-        is_active = _field(raw, "isActive", bool, path)
-        model = _field(raw, "modelName", str, path)
+        is_active = optional(raw, "isActive", bool, path)
+        model = optional(raw, "modelName", str, path)
         params = _v1_model_params(raw, path)
     return StepState(
         name=name,
@@ -443,7 +417,7 @@ def _v1_model_params(raw: dict[str, Any], path: str) -> dict[str, Any] | None:
             ("modelParamsName", "preset", str),
             ("modelParams", "params", dict),
         )
-        if (found := _field(raw, key, kind, path)) is not None
+        if (found := optional(raw, key, kind, path)) is not None
     }
     return params or None
 
@@ -451,13 +425,13 @@ def _v1_model_params(raw: dict[str, Any], path: str) -> dict[str, Any] | None:
 def _sequence(raw: dict[str, Any], path: str, ctx: _Parse) -> list[dict[str, Any]]:
     """Step activation order, repeats kept: v1 bare names, v1.5 ``{level, stepName}``."""
     entries: list[dict[str, Any]] = []
-    for _, item, item_path in _items(raw, "sequence", path):
+    for _, item, item_path in array_items(raw, "sequence", path):
         if isinstance(item, str):
             entries.append({"step": item, "level": 1})
             continue
         expect(item, (str, dict), item_path)
         step = expect(item.get("stepName"), str, pointer_join(item_path, "stepName"))
-        level = _field(item, "level", int, item_path)
+        level = optional(item, "level", int, item_path)
         if level is None or level < 1:
             ctx.warn("bad_step_level", f"sequence level {level!r} is not >= 1; using 1", item_path)
             level = 1
@@ -479,7 +453,7 @@ def _memory(
     for namespace, entry_path, entry, key in _namespaces(raw, path, ctx):
         namespaces.append(namespace)
         where = _Where(flow, namespace, step_models, default_model)
-        for _, message, message_path in _items(entry, key, entry_path):
+        for _, message, message_path in array_items(entry, key, entry_path):
             ctx.messages.append(_message(message, message_path, ctx, where))
         if namespace is not None and entry.get("summary") is not None:
             summaries[namespace] = {
@@ -494,14 +468,14 @@ def _namespaces(
 ) -> Iterator[tuple[str | None, str, dict[str, Any], str]]:
     """(namespace, entry path, entry, message-list key) for v1 ``memory[]`` or v1.5 ``memory{}``."""
     if ctx.variant == V1_5:
-        memory = _field(raw, "memory", dict, path) or {}
+        memory = optional(raw, "memory", dict, path) or {}
         for namespace, entry in memory.items():
             entry_path = pointer_join(path, "memory", namespace)
             yield namespace, entry_path, expect(entry, dict, entry_path), "messages"
         return
-    for _, entry, entry_path in _items(raw, "memory", path):
+    for _, entry, entry_path in array_items(raw, "memory", path):
         expect(entry, dict, entry_path)
-        yield _field(entry, "nameSpace", str, entry_path), entry_path, entry, "history"
+        yield optional(entry, "nameSpace", str, entry_path), entry_path, entry, "history"
 
 
 # --- messages ---------------------------------------------------------------------------------
@@ -510,16 +484,17 @@ def _namespaces(
 def _message(raw: Any, path: str, ctx: _Parse, where: _Where) -> Message:
     expect(raw, dict, path)
     seq = len(ctx.messages)
-    raw_type = _field(raw, "type", str, path)
+    raw_type = optional(raw, "type", str, path)
     role = _ROLES.get(raw_type or "")
     if role is None:
         ctx.warn("unknown_role", f"unknown message type {raw_type!r}; shown as other", path)
         role = Role.OTHER
-    text, parts = _content(raw.get("content"), f"{path}/content")
-    message_id = _field(raw, "id", str, path)
+    # Text, or an object from a structured-output step (kept whole as parts).
+    text, parts = checked_content(raw.get("content"), f"{path}/content", (str, dict, list))
+    message_id = optional(raw, "id", str, path)
     step, id_time = _split_message_id(message_id)
     timestamp, timestamp_source = _message_time(raw, id_time, path, ctx)
-    kwargs = _field(raw, "additional_kwargs", dict, path)
+    kwargs = optional(raw, "additional_kwargs", dict, path)
     tool_call_id, tool_status, status_source = _tool_result_fields(raw, role, path, ctx)
     model = None
     if role is Role.ASSISTANT:
@@ -530,7 +505,7 @@ def _message(raw: Any, path: str, ctx: _Parse, where: _Where) -> Message:
         content_text=text,
         content_parts=parts,
         external_id=message_id,
-        author=_field(raw, "name", str, path),
+        author=optional(raw, "name", str, path),
         timestamp=timestamp,
         timestamp_source=timestamp_source,
         step=step,
@@ -544,13 +519,6 @@ def _message(raw: Any, path: str, ctx: _Parse, where: _Where) -> Message:
         raw_role=raw_type if role is Role.OTHER else None,
         extra={"additional_kwargs": kwargs} if kwargs else {},
     )
-
-
-def _content(value: Any, path: str) -> tuple[str, Any]:
-    # Text, or an object from a structured-output step (kept whole as parts).
-    if value is not None:
-        expect(value, (str, dict, list), path)
-    return content_to_text(value)
 
 
 def _split_message_id(message_id: str | None) -> tuple[str | None, str | None]:
@@ -580,10 +548,10 @@ def _tool_result_fields(
 ) -> tuple[str | None, ToolStatus | None, StatusSource]:
     if role is not Role.TOOL:
         return None, None, StatusSource.NONE
-    call_id = _field(raw, "tool_call_id", str, path)
+    call_id = optional(raw, "tool_call_id", str, path)
     if call_id is None:
         ctx.warn("tool_result_without_call_id", "tool message without tool_call_id", path)
-    raw_status = _field(raw, "status", str, path)
+    raw_status = optional(raw, "status", str, path)
     if raw_status is None:
         return call_id, None, StatusSource.NONE
     status = _TOOL_STATUSES.get(raw_status)
@@ -595,9 +563,9 @@ def _tool_result_fields(
 
 def _tool_calls(raw: dict[str, Any], path: str, seq: int, ctx: _Parse) -> tuple[ToolCall, ...]:
     calls = []
-    for index, item, item_path in _items(raw, "tool_calls", path):
+    for index, item, item_path in array_items(raw, "tool_calls", path):
         expect(item, dict, item_path)
-        call_id = _field(item, "id", str, item_path)
+        call_id = optional(item, "id", str, item_path)
         if not call_id:
             ctx.warn("tool_call_without_id", "tool call without id; it cannot be paired", item_path)
             call_id = f"missing-id:{seq}:{index}"
@@ -605,7 +573,7 @@ def _tool_calls(raw: dict[str, Any], path: str, seq: int, ctx: _Parse) -> tuple[
         calls.append(
             ToolCall(
                 call_id=call_id,
-                name=_field(item, "name", str, item_path) or "",
+                name=optional(item, "name", str, item_path) or "",
                 arguments=arguments,
                 arguments_error=arguments_error,
             )
@@ -672,60 +640,60 @@ def _session_context(flows: list[_Flow]) -> Any:
 # --- the adapter ------------------------------------------------------------------------------
 
 
-class PicoflowAdapter:
-    format_id = FORMAT_ID
-    rules: tuple[DetectionRule, ...] = (
-        _rule(V1_5, "`flow` is an object"),
-        _rule(V1_EXT, "createdOn/_id are Mongo extended JSON"),
-        _rule(V1_PLAIN, "plain `_id` and dates"),
+RULES: tuple[DetectionRule, ...] = (
+    _rule(V1_5, "`flow` is an object"),
+    _rule(V1_EXT, "createdOn/_id are Mongo extended JSON"),
+    _rule(V1_PLAIN, "plain `_id` and dates"),
+)
+
+
+def parse(doc: Any) -> ParsedSession:
+    """Map a Picoflow session document (any generation) onto the canonical session."""
+    expect(doc, dict, "")
+    ctx = _Parse(variant=variant_of(doc))
+    external_id = _session_id(doc, ctx)
+    status, raw_status = _run_status(doc, ctx)
+    created_at = _timestamp(doc.get("createdOn"), "/createdOn", ctx)
+    updated_at = _timestamp(doc.get("saveOn"), "/saveOn", ctx)
+    expire_after_s, expires_at = (
+        (None, None) if ctx.variant == V1_5 else _expiry(doc, updated_at, ctx)
     )
+    tokens, visible_output = _tokens(doc)
+    version = optional(doc, "version", (int, float), "")
+    revision = optional(doc, "revision", int, "")
+    flows = _flows(doc, ctx)
+    logs = _logs(doc, ctx)
 
-    def parse(self, doc: Any) -> ParsedSession:
-        expect(doc, dict, "")
-        ctx = _Parse(variant_of(doc))
-        external_id = _session_id(doc, ctx)
-        status, raw_status = _run_status(doc, ctx)
-        created_at = _timestamp(doc.get("createdOn"), "/createdOn", ctx)
-        updated_at = _timestamp(doc.get("saveOn"), "/saveOn", ctx)
-        expire_after_s, expires_at = (
-            (None, None) if ctx.variant == V1_5 else _expiry(doc, updated_at, ctx)
-        )
-        tokens, visible_output = _tokens(doc)
-        version = _field(doc, "version", (int, float), "")
-        revision = _field(doc, "revision", int, "")
-        flows = _flows(doc, ctx)
-        logs = _logs(doc, ctx)
+    # Status is explicit in Picoflow: no text heuristic (see the module docstring).
+    messages, pairing_warnings = pair_tool_calls(ctx.messages, heuristic=None)
+    messages = _attribute_results_to_calling_step(messages)
 
-        # Status is explicit in Picoflow: no text heuristic (see the module docstring).
-        messages, pairing_warnings = pair_tool_calls(ctx.messages, heuristic=None)
-        messages = _attribute_results_to_calling_step(messages)
-
-        metadata: dict[str, Any] = {"version": version}
-        if expire_after_s is not None:
-            metadata["expiry_basis"] = "saveOn + expireAfter"
-        if visible_output is not None:
-            metadata["visible_output_tokens"] = visible_output
-        session = Session(
-            source_format=FORMAT_ID,
-            format_variant=ctx.variant,
-            external_id=external_id,
-            agent_name=flows[0].name if flows else None,
-            status=status,
-            raw_status=raw_status,
-            created_at=created_at,
-            updated_at=updated_at,
-            expires_at=expires_at,
-            expire_after_s=expire_after_s,
-            revision=revision,
-            context=_session_context(flows),
-            tokens=tokens,
-            messages=tuple(messages),
-            steps=_ordered_steps(flows),
-            logs=logs,
-            flows=tuple(flow.info for flow in flows),
-            metadata=metadata,
-        )
-        return ParsedSession(session=session, warnings=(*ctx.warnings, *pairing_warnings))
+    metadata: dict[str, Any] = {"version": version}
+    if expire_after_s is not None:
+        metadata["expiry_basis"] = "saveOn + expireAfter"
+    if visible_output is not None:
+        metadata["visible_output_tokens"] = visible_output
+    session = Session(
+        source_format=FORMAT_ID,
+        format_variant=ctx.variant,
+        external_id=external_id,
+        agent_name=flows[0].name if flows else None,
+        status=status,
+        raw_status=raw_status,
+        created_at=created_at,
+        updated_at=updated_at,
+        expires_at=expires_at,
+        expire_after_s=expire_after_s,
+        revision=revision,
+        context=_session_context(flows),
+        tokens=tokens,
+        messages=tuple(messages),
+        steps=_ordered_steps(flows),
+        logs=logs,
+        flows=tuple(flow.info for flow in flows),
+        metadata=metadata,
+    )
+    return ParsedSession(session=session, warnings=(*ctx.warnings, *pairing_warnings))
 
 
-ADAPTER = PicoflowAdapter()
+ADAPTER = ModuleAdapter(FORMAT_ID, RULES, parse)

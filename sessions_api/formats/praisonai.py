@@ -53,15 +53,12 @@ Quirks of the format, and what this adapter does about them:
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from sessions_api.domain import (
     Message,
     ParsedSession,
-    ParseWarning,
     Role,
     Session,
     SessionStatus,
@@ -75,25 +72,29 @@ from sessions_api.domain import (
 from sessions_api.formats.base import (
     DetectionRule,
     InvalidDocument,
-    content_to_text,
+    ModuleAdapter,
+    ParseContext,
+    checked_content,
     enumerate_array,
     expect,
     optional,
-    parse_timestamp,
+    required,
     token_count,
 )
-from sessions_api.formats.pairing import looks_like_error, pair_tool_calls
+from sessions_api.formats.common import (
+    CHAT_ROLES,
+    map_role,
+    parse_tool_arguments,
+    result_looks_like_error,
+    timestamp_field,
+    tool_call_objects,
+)
+from sessions_api.formats.pairing import pair_tool_calls
 
 FORMAT_ID = "praisonai"
 VARIANT_DEFAULT = "default"
 VARIANT_HIERARCHICAL = "hierarchical"
 
-_ROLES = {
-    "system": Role.SYSTEM,
-    "user": Role.USER,
-    "assistant": Role.ASSISTANT,
-    "tool": Role.TOOL,
-}
 _APP_TOOL_STATUSES = {"success": ToolStatus.SUCCESS, "error": ToolStatus.ERROR}
 # Keys only HierarchicalSessionStore writes.
 _HIERARCHY_KEYS = (
@@ -172,12 +173,8 @@ RULES: tuple[DetectionRule, ...] = (
 
 
 @dataclass
-class _Parse:
+class _Parse(ParseContext):
     model: str | None = None
-    warnings: list[ParseWarning] = field(default_factory=list)
-
-    def warn(self, code: str, message: str, path: str = "") -> None:
-        self.warnings.append(ParseWarning(code=code, message=message, path=path))
 
 
 def parse(doc: Any) -> ParsedSession:
@@ -204,7 +201,7 @@ def parse(doc: Any) -> ParsedSession:
         _message(item, seq, path, archived, ctx)
         for seq, (item, path, archived) in enumerate(raw_messages)
     ]
-    paired, pairing_warnings = pair_tool_calls(messages, heuristic=_result_looks_like_error)
+    paired, pairing_warnings = pair_tool_calls(messages, heuristic=result_looks_like_error)
     status, status_note = _derived_status(paired)
 
     metadata = _session_metadata(doc, doc_metadata, ctx)
@@ -219,8 +216,8 @@ def parse(doc: Any) -> ParsedSession:
         user_id=optional(doc, "user_id", str, ""),
         agent_name=optional(doc, "agent_name", str, ""),
         status=status,
-        created_at=_iso_time(doc, "created_at", ctx),
-        updated_at=_iso_time(doc, "updated_at", ctx),
+        created_at=timestamp_field(doc, "created_at", "", ctx.warnings),
+        updated_at=timestamp_field(doc, "updated_at", "", ctx.warnings),
         title=_mirrored(doc, doc_metadata, "title", str, ctx),
         parent_external_id=optional(doc, "parent_id", str, ""),
         tokens=tokens,
@@ -261,35 +258,15 @@ def _mirrored(
     return top if top is not None else inner
 
 
-def _iso_time(doc: dict[str, Any], key: str, ctx: _Parse) -> datetime | None:
-    value = doc.get(key)
-    if value is None:
-        return None
-    expect(value, (str, int, float), f"/{key}")
-    return parse_timestamp(value, f"/{key}", ctx.warnings)
-
-
 # ---------------------------------------------------------------------------------- messages
 
 
 def _message(item: Any, seq: int, path: str, archived: bool, ctx: _Parse) -> Message:
     raw = expect(item, dict, path)
-    raw_role = raw.get("role")
-    if raw_role is None:
-        raise InvalidDocument(f"{path}/role: required", path=f"{path}/role", code="missing_field")
-    expect(raw_role, str, f"{path}/role")
-    role = _ROLES.get(raw_role)
-    if role is None:
-        ctx.warn("unknown_role", f"unknown role {raw_role[:80]!r}; shown as 'other'", path)
-        role = Role.OTHER
-    content = raw.get("content")
-    expect(content, (str, list, dict), f"{path}/content", nullable=True)
-    text, parts = content_to_text(content)
-
-    timestamp = None
-    if raw.get("timestamp") is not None:
-        expect(raw["timestamp"], (int, float, str), f"{path}/timestamp")
-        timestamp = parse_timestamp(raw["timestamp"], f"{path}/timestamp", ctx.warnings)
+    raw_role = required(raw, "role", str, path)
+    role = map_role(raw_role, CHAT_ROLES, path, ctx.warnings)
+    text, parts = checked_content(raw.get("content"), f"{path}/content")
+    timestamp = timestamp_field(raw, "timestamp", path, ctx.warnings, (int, float, str))
     metadata = optional(raw, "metadata", dict, path) or {}
 
     extra: dict[str, Any] = {}
@@ -343,15 +320,8 @@ def _app_tool_status(
 
 
 def _tool_calls(value: Any, seq: int, path: str, ctx: _Parse) -> tuple[ToolCall, ...]:
-    if value is None:
-        return ()
     calls = []
-    for index, item, item_path in enumerate_array(value, path):
-        raw = expect(item, dict, item_path)
-        call_id = optional(raw, "id", str, item_path)
-        if not call_id:
-            call_id = f"tool_call:{seq}:{index}"
-            ctx.warn("missing_tool_call_id", f"tool call has no id; using {call_id!r}", item_path)
+    for raw, item_path, call_id in tool_call_objects(value, seq, path, ctx.warnings):
         function = optional(raw, "function", dict, item_path)
         if function is None:
             ctx.warn("malformed_tool_call", "tool call has no 'function' object", item_path)
@@ -359,36 +329,13 @@ def _tool_calls(value: Any, seq: int, path: str, ctx: _Parse) -> tuple[ToolCall,
             continue
         function_path = f"{item_path}/function"
         name = optional(function, "name", str, function_path) or ""
-        arguments, error = _arguments(function.get("arguments"), f"{function_path}/arguments", ctx)
+        arguments, error = parse_tool_arguments(
+            function.get("arguments"), f"{function_path}/arguments", ctx.warnings
+        )
         calls.append(
             ToolCall(call_id=call_id, name=name, arguments=arguments, arguments_error=error)
         )
     return tuple(calls)
-
-
-def _arguments(value: Any, path: str, ctx: _Parse) -> tuple[Any, str | None]:
-    """Arguments are a JSON string; an object is taken as is; unparseable text is kept."""
-    expect(value, (str, dict), path, nullable=True)
-    if not isinstance(value, str):
-        return value, None
-    if not value.strip():
-        return None, None
-    try:
-        return json.loads(value, parse_constant=_refuse_constant), None
-    except (ValueError, RecursionError) as exc:
-        error = f"arguments are not valid JSON: {str(exc)[:200]}"
-        ctx.warn("unparseable_tool_arguments", f"{error}; kept verbatim", path)
-        return value, error
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _result_looks_like_error(content: Any) -> bool:
-    if isinstance(content, list | dict):
-        content = content_to_text(content)[0]
-    return looks_like_error(content)
 
 
 def _derived_status(messages: list[Message]) -> tuple[SessionStatus, str | None]:
@@ -479,12 +426,4 @@ def _tokens(
 # ----------------------------------------------------------------------------------- adapter
 
 
-class PraisonAIAdapter:
-    format_id = FORMAT_ID
-    rules = RULES
-
-    def parse(self, doc: Any) -> ParsedSession:
-        return parse(doc)
-
-
-ADAPTER = PraisonAIAdapter()
+ADAPTER = ModuleAdapter(FORMAT_ID, RULES, parse)

@@ -6,12 +6,20 @@ The FileSystemStorage folder itself is imported by tests/test_import_agentflow.p
 from __future__ import annotations
 
 import copy
-import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import (
+    FIXTURES,
+    assert_folder_detects_as_its_format,
+    assert_message_texts_in_timeline,
+    assert_no_other_fixture_detects_as,
+    codes,
+    ingest,
+    load,
+    manifest_entries,
+)
 
 from sessions_api.domain import LogLevel, Role, SessionStatus, StatusSource, TokenSource, ToolStatus
 from sessions_api.formats import agentflow, registry
@@ -19,23 +27,10 @@ from sessions_api.formats.base import InvalidDocument
 from sessions_api.formats.pairing import count_recorded_tool_errors
 from sessions_api.timeline import build_timeline
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-MANIFEST = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
 # JSON documents (the fs_storage folder entry is a folder, imported as a unit elsewhere).
-ENTRIES = [
-    e for e in MANIFEST["fixtures"] if e["format_id"] == "agentflow" and e["path"].endswith(".json")
-]
-SCRIPT = "<script>alert(1)</script>"
+ENTRIES = manifest_entries("agentflow", json_only=True)
 STATUS = {"active": SessionStatus.RUNNING, "completed": SessionStatus.COMPLETED}
 STATUS["error"] = SessionStatus.ERROR
-
-
-def load(path: str) -> Any:
-    return json.loads((FIXTURES / path).read_text(encoding="utf-8"))
-
-
-def codes(parsed) -> list[str]:
-    return [w.code for w in parsed.warnings]
 
 
 def variant_for(item: dict[str, Any]) -> str:
@@ -44,15 +39,6 @@ def variant_for(item: dict[str, Any]) -> str:
     if item["path"].endswith("session.json"):
         return "session-json"
     return "history"
-
-
-def timeline_texts(session) -> list[str]:
-    texts = []
-    for event in build_timeline(session):
-        for key in ("text", "result"):
-            if isinstance(event.get(key), str):
-                texts.append(event[key])
-    return texts
 
 
 def bundle() -> dict[str, Any]:
@@ -129,18 +115,10 @@ def test_fixture_counts_match_the_manifest(item):
 @pytest.mark.parametrize("item", ENTRIES, ids=lambda e: e["path"])
 def test_every_message_text_is_in_the_timeline(item):
     session = agentflow.ADAPTER.parse(load(item["path"])).session
-    shown = timeline_texts(session)
 
-    for message in session.messages:
-        if message.content_text:
-            assert message.content_text in shown, message.seq
-    coverage = item["coverage"]
-    if coverage["script_markup"]:
-        assert any(SCRIPT in text for text in shown)
-    if coverage["message_over_5kb"]:
-        assert any(len(text.encode("utf-8")) > 5000 for text in shown)
-    if coverage["non_ascii"] and item["expected"]["messages"]:
-        assert any(not text.isascii() for text in shown)
+    assert_message_texts_in_timeline(
+        session, item["coverage"], check_non_ascii=bool(item["expected"]["messages"])
+    )
 
 
 # ------------------------------------------------------------------------ tools and status
@@ -329,30 +307,13 @@ def test_a_bundle_without_session_takes_the_id_the_events_name():
 # ------------------------------------------------------------------------------- detection
 
 
-def _all_fixture_documents() -> list[tuple[str, Any]]:
-    docs = []
-    for path in sorted(FIXTURES.rglob("*.json")):
-        if path.name == "manifest.json" or "generate" in path.parts or "artifacts" in path.parts:
-            continue
-        docs.append((path.relative_to(FIXTURES).as_posix(), json.loads(path.read_bytes())))
-    return docs
-
-
 def test_no_other_fixture_detects_as_agentflow():
-    for name, doc in _all_fixture_documents():
-        if name.startswith("agentflow/"):
-            continue
-        try:
-            format_id = registry.detect_format(doc).format_id
-        except registry.UnknownFormat:
-            continue
-        assert format_id != "agentflow", name
+    assert_no_other_fixture_detects_as("agentflow", skip_parts=("generate", "artifacts"))
 
 
 @pytest.mark.parametrize("folder", ["openai_chat", "picoflow"])
 def test_openai_chat_and_picoflow_fixtures_still_detect_as_before(folder):
-    for path in sorted((FIXTURES / folder).glob("*.json")):
-        assert registry.detect_format(load(f"{folder}/{path.name}")).format_id == folder
+    assert_folder_detects_as_its_format(folder)
 
 
 @pytest.mark.parametrize(
@@ -469,13 +430,8 @@ def test_a_forced_bundle_of_another_kind_is_refused():
 @pytest.mark.django_db
 @pytest.mark.parametrize("item", ENTRIES, ids=lambda e: e["path"])
 def test_api_ingests_the_fixture(api, item):
-    body = (FIXTURES / item["path"]).read_bytes()
+    answer = ingest(api, (FIXTURES / item["path"]).read_bytes(), "agentflow")
 
-    response = api.post("/sessions", body)
-
-    assert response.status_code == 201, response.content[:500]
-    answer = response.json()
-    assert answer["format"] == "agentflow"
     expected_id = item["expected"].get("external_id")
     if expected_id:
         assert answer["external_id"] == expected_id

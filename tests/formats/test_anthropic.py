@@ -10,14 +10,27 @@ messages through it.
 from __future__ import annotations
 
 import copy
-import json
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from helpers import (
+    FIXTURES,
+    JSON_VALUES,
+    NON_ASCII,
+    ODD_SHAPE_SETTINGS,
+    SCRIPT,
+    assert_odd_shape_is_handled,
+    codes,
+    ingest,
+    load,
+    manifest_entries,
+    other_format_fixtures,
+    rejection,
+    set_path,
+    strings_in,
+)
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sessions_api.domain import Role, StatusSource, TokenSource, TokenUsage, ToolStatus
@@ -26,37 +39,11 @@ from sessions_api.formats.base import InvalidDocument
 from sessions_api.formats.pairing import count_recorded_tool_errors
 from sessions_api.timeline import build_timeline
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-MANIFEST = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
-ENTRIES = {e["path"]: e for e in MANIFEST["fixtures"] if e["format_id"] == "anthropic"}
+ENTRIES = {e["path"]: e for e in manifest_entries("anthropic")}
 TRANSCRIPT = "anthropic/messages_transcript.json"
 STRING_SYSTEM = "anthropic/string_system_no_usage.json"
-NON_ASCII = "Grüße, 東京, émoji 🚀"
-SCRIPT = "<script>alert(1)</script>"
 
-
-def load(path: str) -> Any:
-    return json.loads((FIXTURES / path).read_text(encoding="utf-8"))
-
-
-def parse(doc: Any):
-    return anthropic.ADAPTER.parse(doc)
-
-
-def codes(parsed) -> list[str]:
-    return [w.code for w in parsed.warnings]
-
-
-def strings_in(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from strings_in(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from strings_in(item)
+parse = anthropic.ADAPTER.parse
 
 
 def transcript_roles(session) -> Counter:
@@ -463,15 +450,7 @@ def test_openai_chat_fixtures_still_detect_as_openai_chat(path):
     assert registry.detect_format(doc).format_id == "openai_chat"
 
 
-def _other_format_fixtures() -> list[str]:
-    return sorted(
-        e["path"]
-        for e in MANIFEST["fixtures"]
-        if e["format_id"] != "anthropic" and e["path"].endswith(".json")
-    )
-
-
-@pytest.mark.parametrize("path", _other_format_fixtures())
+@pytest.mark.parametrize("path", sorted(other_format_fixtures("anthropic")))
 def test_other_formats_fixtures_are_never_anthropic(path):
     doc = load(path)
     try:
@@ -534,15 +513,6 @@ def test_a_responses_output_message_item_is_not_a_message_dump():
 # ------------------------------------------------------------------------------- bad input
 
 
-def _set(doc: Any, path: str, value: Any) -> Any:
-    *parents, last = [int(p) if p.isdigit() else p for p in path.strip("/").split("/")]
-    target = doc
-    for part in parents:
-        target = target[part]
-    target[last] = value
-    return doc
-
-
 WRONG_TYPES = [
     ("/messages", {"role": "user"}),
     ("/messages/0", "hi"),
@@ -579,7 +549,7 @@ WRONG_TYPES = [
 
 @pytest.mark.parametrize(("path", "value"), WRONG_TYPES)
 def test_wrong_types_are_rejected_with_a_json_pointer(path, value):
-    doc = _set(load(TRANSCRIPT), path, value)
+    doc = set_path(load(TRANSCRIPT), path, value)
 
     with pytest.raises(InvalidDocument) as raised:
         parse(doc)
@@ -593,18 +563,14 @@ def test_wrong_types_are_rejected_with_a_json_pointer(path, value):
     [({"system": "s"}, "/messages"), ({"messages": [{"content": "no role"}]}, "/messages/0/role")],
 )
 def test_missing_required_fields(doc, path):
-    with pytest.raises(InvalidDocument) as raised:
-        parse(doc)
-    assert (raised.value.code, raised.value.path) == ("missing_field", path)
+    assert rejection(parse, doc) == ("missing_field", path)
 
 
 @pytest.mark.parametrize("count", [-5, 2**53])
 def test_impossible_token_counts_are_rejected(count):
-    doc = _set(load(TRANSCRIPT), "/responses/2/usage/output_tokens", count)
+    doc = set_path(load(TRANSCRIPT), "/responses/2/usage/output_tokens", count)
 
-    with pytest.raises(InvalidDocument) as raised:
-        parse(doc)
-    assert (raised.value.code, raised.value.path) == (
+    assert rejection(parse, doc) == (
         "out_of_range",
         "/responses/2/usage/output_tokens",
     )
@@ -612,18 +578,9 @@ def test_impossible_token_counts_are_rejected(count):
 
 @pytest.mark.parametrize("doc", ["x", 1, None, False])
 def test_scalar_documents_are_rejected(doc):
-    with pytest.raises(InvalidDocument) as raised:
-        parse(doc)
-    assert (raised.value.code, raised.value.path) == ("wrong_type", "")
+    assert rejection(parse, doc) == ("wrong_type", "")
 
 
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
-    ),
-    max_leaves=10,
-)
 BLOCK_TYPES = st.sampled_from(
     ["text", "tool_use", "tool_result", "thinking", "server_tool_use", "web_search_tool_result"]
 )
@@ -643,15 +600,10 @@ DOCUMENTS = JSON_VALUES | st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@ODD_SHAPE_SETTINGS
 @given(DOCUMENTS)
 def test_odd_shapes_never_crash_detection_or_parsing(doc):
-    for rule in anthropic.ADAPTER.rules:
-        assert rule.matches(doc) in (True, False)
-    try:
-        parse(doc)
-    except InvalidDocument as exc:
-        assert exc.code in {"wrong_type", "missing_field", "out_of_range"}
+    assert_odd_shape_is_handled(anthropic.ADAPTER, doc)
 
 
 # -------------------------------------------------------------------------------- the API
@@ -659,15 +611,12 @@ def test_odd_shapes_never_crash_detection_or_parsing(doc):
 
 @pytest.mark.django_db
 def test_transcript_is_ingested_through_the_api(api):
-    body = (FIXTURES / TRANSCRIPT).read_bytes()
     expected = ENTRIES[TRANSCRIPT]["expected"]
 
-    response = api.post("/sessions", body)
+    answer = ingest(api, (FIXTURES / TRANSCRIPT).read_bytes(), "anthropic")
 
-    assert response.status_code == 201, response.content[:400]
-    answer = response.json()
     summary = answer["summary"]
-    assert (answer["format"], answer["external_id"]) == ("anthropic", "anthropic-session-trip-0001")
+    assert answer["external_id"] == "anthropic-session-trip-0001"
     # One more message than the manifest: the two tool_result blocks are two tool messages.
     assert summary["message_count"] == expected["messages"] + 1
     assert summary["tool_call_count"] == expected["tool_calls"]
@@ -683,10 +632,7 @@ def test_transcript_is_ingested_through_the_api(api):
 
 @pytest.mark.django_db
 def test_string_system_transcript_is_ingested_through_the_api(api):
-    response = api.post("/sessions", (FIXTURES / STRING_SYSTEM).read_bytes())
+    summary = ingest(api, (FIXTURES / STRING_SYSTEM).read_bytes(), "anthropic")["summary"]
 
-    assert response.status_code == 201, response.content[:400]
-    summary = response.json()["summary"]
-    assert response.json()["format"] == "anthropic"
     assert summary["message_count"] == ENTRIES[STRING_SYSTEM]["expected"]["messages"]
     assert summary["input_tokens"] is None

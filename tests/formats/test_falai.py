@@ -7,10 +7,18 @@ import copy
 import json
 import random
 from collections import Counter
-from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers import (
+    FIXTURES,
+    assert_folder_detects_as_its_format,
+    assert_message_texts_in_timeline,
+    assert_no_other_fixture_detects_as,
+    codes,
+    ingest,
+    load,
+    manifest_entries,
+)
 
 from sessions_api.domain import Role, SessionStatus, StatusSource, ToolStatus
 from sessions_api.formats import falai, registry
@@ -18,10 +26,7 @@ from sessions_api.formats.base import InvalidDocument
 from sessions_api.formats.pairing import count_recorded_tool_errors
 from sessions_api.timeline import build_timeline
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-MANIFEST = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
-ENTRIES = [e for e in MANIFEST["fixtures"] if e["format_id"] == "falai"]
-SCRIPT = "<script>alert(1)</script>"
+ENTRIES = manifest_entries("falai")
 VARIANTS = {
     "falai/session_state_v2.json": "session-state-2.x",
     "falai/session_state_v1.json": "session-state-1.x",
@@ -38,25 +43,7 @@ STATUS = {
 }
 
 
-def load(path: str) -> Any:
-    return json.loads((FIXTURES / path).read_text(encoding="utf-8"))
-
-
-def parse(doc: Any):
-    return falai.ADAPTER.parse(doc)
-
-
-def codes(parsed) -> list[str]:
-    return [w.code for w in parsed.warnings]
-
-
-def timeline_texts(session) -> list[str]:
-    texts = []
-    for event in build_timeline(session):
-        for key in ("text", "result"):
-            if isinstance(event.get(key), str):
-                texts.append(event[key])
-    return texts
+parse = falai.ADAPTER.parse
 
 
 def test_every_falai_fixture_is_in_the_manifest():
@@ -116,18 +103,11 @@ def test_fixture_counts_match_the_manifest(item):
 @pytest.mark.parametrize("item", ENTRIES, ids=lambda e: e["path"])
 def test_every_message_text_is_in_the_timeline(item):
     session = parse(load(item["path"])).session
-    shown = timeline_texts(session)
+    has_messages = bool(item["expected"]["messages"])
 
-    for message in session.messages:
-        if message.content_text:
-            assert message.content_text in shown, message.seq
-    coverage = item["coverage"]
-    if coverage["script_markup"] and item["expected"]["messages"]:
-        assert any(SCRIPT in text for text in shown)
-    if coverage["message_over_5kb"]:
-        assert any(len(text.encode("utf-8")) > 5000 for text in shown)
-    if coverage["non_ascii"] and item["expected"]["messages"]:
-        assert any(not text.isascii() for text in shown)
+    assert_message_texts_in_timeline(
+        session, item["coverage"], check_markup=has_messages, check_non_ascii=has_messages
+    )
 
 
 # ------------------------------------------------------------------ SessionState and history
@@ -319,30 +299,13 @@ def test_rows_of_several_sessions_warn():
 # ------------------------------------------------------------------------------- detection
 
 
-def _all_fixture_documents() -> list[tuple[str, Any]]:
-    docs = []
-    for path in sorted(FIXTURES.rglob("*.json")):
-        if path.name == "manifest.json" or "generate" in path.parts:
-            continue
-        docs.append((path.relative_to(FIXTURES).as_posix(), json.loads(path.read_bytes())))
-    return docs
-
-
 def test_no_other_fixture_detects_as_falai():
-    for name, doc in _all_fixture_documents():
-        if name.startswith("falai/"):
-            continue
-        try:
-            format_id = registry.detect_format(doc).format_id
-        except registry.UnknownFormat:
-            continue
-        assert format_id != "falai", name
+    assert_no_other_fixture_detects_as("falai")
 
 
 @pytest.mark.parametrize("folder", ["openai_chat", "picoflow"])
 def test_openai_chat_and_picoflow_fixtures_still_detect_as_before(folder):
-    for path in sorted((FIXTURES / folder).glob("*.json")):
-        assert registry.detect_format(load(f"{folder}/{path.name}")).format_id == folder
+    assert_folder_detects_as_its_format(folder)
 
 
 @pytest.mark.parametrize(
@@ -477,13 +440,8 @@ def test_bad_collected_data_text_is_a_warning():
 @pytest.mark.django_db
 @pytest.mark.parametrize("item", ENTRIES, ids=lambda e: e["path"])
 def test_api_ingests_the_fixture(api, item):
-    body = (FIXTURES / item["path"]).read_bytes()
+    answer = ingest(api, (FIXTURES / item["path"]).read_bytes(), "falai")
 
-    response = api.post("/sessions", body)
-
-    assert response.status_code == 201, response.content[:500]
-    answer = response.json()
-    assert answer["format"] == "falai"
     assert answer["external_id"] == item["expected"]["external_id"]
     assert answer["summary"]["message_count"] == item["expected"]["messages"]
     assert answer["summary"]["tool_error_count"] == 0

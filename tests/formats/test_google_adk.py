@@ -9,11 +9,25 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from helpers import (
+    ODD_SHAPE_ERROR_CODES,
+    ODD_SHAPE_SETTINGS,
+    SCRIPT,
+    assert_odd_shape_is_handled,
+    assert_refuses_several_sessions,
+    codes,
+    ingest,
+    load,
+    manifest_entries,
+    manifest_entry,
+    other_format_fixtures,
+    rejection,
+    set_path,
+)
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sessions_api.domain import (
@@ -30,30 +44,9 @@ from sessions_api.formats.base import InvalidDocument
 from sessions_api.formats.pairing import count_recorded_tool_errors
 from sessions_api.timeline import build_timeline
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-MANIFEST = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
-ENTRIES = [
-    entry
-    for entry in MANIFEST["fixtures"]
-    if entry["format_id"] == "google_adk" and entry["path"].endswith(".json")
-]
-SCRIPT = "<script>alert(1)</script>"
+ENTRIES = manifest_entries("google_adk", json_only=True)
 
-
-def load(path: str) -> Any:
-    return json.loads((FIXTURES / path).read_text(encoding="utf-8"))
-
-
-def entry(path: str) -> dict[str, Any]:
-    return next(e for e in ENTRIES if e["path"] == path)
-
-
-def parse(doc: Any):
-    return google_adk.ADAPTER.parse(doc)
-
-
-def codes(parsed) -> list[str]:
-    return [w.code for w in parsed.warnings]
+parse = google_adk.ADAPTER.parse
 
 
 def key_of(expected: dict[str, Any]) -> str:
@@ -158,7 +151,7 @@ def test_same_session_id_for_two_users_is_two_sessions():
 
 
 def test_list_sessions_answer_is_one_session_without_messages():
-    fixture = entry("google_adk/list_sessions_camel.json")
+    fixture = manifest_entry("google_adk/list_sessions_camel.json")
     parsed = parse(load(fixture["path"]))
     session = parsed.session
 
@@ -171,7 +164,7 @@ def test_list_sessions_answer_is_one_session_without_messages():
 
 
 def test_db_dump_with_two_sessions_is_refused_and_split_for_the_importer():
-    fixture = entry("google_adk/sqlite_dump.json")
+    fixture = manifest_entry("google_adk/sqlite_dump.json")
     doc = load(fixture["path"])
 
     with pytest.raises(InvalidDocument) as raised:
@@ -336,14 +329,7 @@ def test_an_empty_session_parses_with_a_warning():
 # ------------------------------------------------------------------------ detection boundaries
 
 
-OTHER_FORMAT_FIXTURES = [
-    e["path"]
-    for e in MANIFEST["fixtures"]
-    if e["format_id"] != "google_adk" and e["path"].endswith(".json")
-]
-
-
-@pytest.mark.parametrize("path", OTHER_FORMAT_FIXTURES)
+@pytest.mark.parametrize("path", other_format_fixtures("google_adk"))
 def test_no_other_formats_fixture_matches_rules_2_to_4(path):
     doc = load(path)
     assert not any(rule.matches(doc) for rule in google_adk.RULES)
@@ -381,21 +367,14 @@ ODD = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@ODD_SHAPE_SETTINGS
 @given(ODD)
 def test_odd_shapes_never_crash_detection_or_parsing(doc):
-    for rule in google_adk.RULES:
-        assert rule.matches(doc) in (True, False)
-    try:
-        parse(doc)
-    except InvalidDocument as exc:
-        assert exc.code in {
-            "wrong_type",
-            "missing_field",
-            "out_of_range",
-            "missing_session_id",
-            "multiple_sessions",
-        }
+    assert_odd_shape_is_handled(
+        google_adk.ADAPTER,
+        doc,
+        {*ODD_SHAPE_ERROR_CODES, "missing_session_id", "multiple_sessions"},
+    )
 
 
 # ------------------------------------------------------------------------ wrong types
@@ -411,15 +390,6 @@ def _camel() -> dict[str, Any]:
 
 def _dump() -> dict[str, Any]:
     return google_adk.split_sessions(load("google_adk/sqlite_dump.json"))[1][1]
-
-
-def _set(doc: Any, path: str, value: Any) -> Any:
-    *parents, last = [int(p) if p.isdigit() else p for p in path.strip("/").split("/")]
-    target = doc
-    for part in parents:
-        target = target[part]
-    target[last] = value
-    return doc
 
 
 WRONG_TYPES = [
@@ -454,7 +424,7 @@ WRONG_TYPES = [
 
 @pytest.mark.parametrize(("make", "path", "value"), WRONG_TYPES)
 def test_wrong_types_are_rejected_with_a_json_pointer(make, path, value):
-    doc = _set(make(), path, value)
+    doc = set_path(make(), path, value)
 
     with pytest.raises(InvalidDocument) as raised:
         parse(doc)
@@ -470,13 +440,11 @@ def test_wrong_types_are_rejected_with_a_json_pointer(make, path, value):
 def test_missing_ids_are_rejected(path, code):
     doc = _snake()
     del doc[path.strip("/")]
-    with pytest.raises(InvalidDocument) as raised:
-        parse(doc)
-    assert (raised.value.code, raised.value.path) == (code, path)
+    assert rejection(parse, doc) == (code, path)
 
 
 def test_negative_token_counts_are_rejected():
-    doc = _set(_snake(), "/events/1/usage_metadata/total_token_count", -5)
+    doc = set_path(_snake(), "/events/1/usage_metadata/total_token_count", -5)
     with pytest.raises(InvalidDocument) as raised:
         parse(doc)
     assert raised.value.code == "out_of_range"
@@ -497,11 +465,8 @@ def test_unparseable_event_data_is_kept_with_a_warning():
 
 @pytest.mark.django_db
 def test_api_ingests_the_camel_session_per_app_and_user(api):
-    expected = entry("google_adk/session_camel.json")["expected"]
-    answer = api.post("/sessions", load("google_adk/session_camel.json"))
-    assert answer.status_code == 201, answer.content[:400]
-    body = answer.json()
-    assert body["format"] == "google_adk"
+    expected = manifest_entry("google_adk/session_camel.json")["expected"]
+    body = ingest(api, load("google_adk/session_camel.json"), "google_adk")
     assert body["external_id"] == key_of(expected)
     assert body["detected_by"].startswith("rule 2:")
     summary = body["summary"]
@@ -521,8 +486,4 @@ def test_api_ingests_the_camel_session_per_app_and_user(api):
 
 @pytest.mark.django_db
 def test_api_refuses_a_dump_with_several_sessions_and_says_what_to_do(api):
-    answer = api.post("/sessions", load("google_adk/sqlite_dump.json"))
-
-    assert answer.status_code == 422
-    assert answer.json()["code"] == "multiple_sessions"
-    assert "import_sessions" in answer.json()["message"]
+    assert_refuses_several_sessions(api, load("google_adk/sqlite_dump.json"))

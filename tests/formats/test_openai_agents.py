@@ -10,11 +10,24 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from helpers import (
+    FIXTURES,
+    ODD_SHAPE_SETTINGS,
+    SCRIPT,
+    assert_odd_shape_is_handled,
+    assert_refuses_several_sessions,
+    codes,
+    ingest,
+    load,
+    manifest_entries,
+    manifest_entry,
+    other_format_fixtures,
+    set_path,
+)
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sessions_api.domain import Role, StatusSource, TimestampSource, TokenSource, ToolStatus
@@ -23,30 +36,9 @@ from sessions_api.formats.base import InvalidDocument
 from sessions_api.formats.pairing import count_recorded_tool_errors
 from sessions_api.timeline import build_timeline
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-MANIFEST = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
-ENTRIES = [
-    entry
-    for entry in MANIFEST["fixtures"]
-    if entry["format_id"] == "openai_agents" and entry["path"].endswith(".json")
-]
-SCRIPT = "<script>alert(1)</script>"
+ENTRIES = manifest_entries("openai_agents", json_only=True)
 
-
-def load(path: str) -> Any:
-    return json.loads((FIXTURES / path).read_text(encoding="utf-8"))
-
-
-def entry(path: str) -> dict[str, Any]:
-    return next(e for e in ENTRIES if e["path"] == path)
-
-
-def parse(doc: Any):
-    return openai_agents.ADAPTER.parse(doc)
-
-
-def codes(parsed) -> list[str]:
-    return [w.code for w in parsed.warnings]
+parse = openai_agents.ADAPTER.parse
 
 
 def single_session_docs(fixture: dict[str, Any]) -> list[tuple[dict[str, Any], Any]]:
@@ -149,7 +141,7 @@ def test_item_fixtures_match_the_manifest(fixture, expected, doc):
     "path", ["openai_agents/run_state_tools.json", "openai_agents/run_state_handoff.json"]
 )
 def test_run_state_fixtures_match_the_manifest(path):
-    expected = entry(path)["expected"]
+    expected = manifest_entry(path)["expected"]
     parsed = parse(load(path))
     session = parsed.session
     generated = [m for m in session.messages if m.extra.get("run_state_part") == "generated_items"]
@@ -205,7 +197,7 @@ def test_run_state_handoff_names_source_and_target_agents():
 
 
 def test_encrypted_dump_shows_each_item_as_encrypted():
-    fixture = entry("openai_agents/encrypted_sqlite_dump.json")
+    fixture = manifest_entry("openai_agents/encrypted_sqlite_dump.json")
     expected = fixture["sessions"][0]
     parsed = parse(load(fixture["path"]))
     session = parsed.session
@@ -224,7 +216,7 @@ def test_encrypted_dump_shows_each_item_as_encrypted():
 
 
 def test_sqlite_dump_with_two_sessions_is_refused_and_split_for_the_importer():
-    fixture = entry("openai_agents/sqlite_session_dump.json")
+    fixture = manifest_entry("openai_agents/sqlite_session_dump.json")
     doc = load(fixture["path"])
 
     with pytest.raises(InvalidDocument) as raised:
@@ -249,7 +241,7 @@ def test_split_is_none_for_one_session_and_other_documents():
 
 
 def test_dump_rows_give_session_times_and_message_times():
-    fixture = entry("openai_agents/advanced_sqlite_dump.json")
+    fixture = manifest_entry("openai_agents/advanced_sqlite_dump.json")
     doc = load(fixture["path"])
     session = parse(doc).session
     row = doc["agent_sessions"][0]
@@ -262,7 +254,7 @@ def test_dump_rows_give_session_times_and_message_times():
 
 
 def test_advanced_dump_turn_usage_becomes_turn_steps():
-    fixture = entry("openai_agents/advanced_sqlite_dump.json")
+    fixture = manifest_entry("openai_agents/advanced_sqlite_dump.json")
     expected = fixture["sessions"][0]
     session = parse(load(fixture["path"])).session
 
@@ -457,14 +449,7 @@ def test_openai_chat_fixtures_stay_openai_chat(path):
     assert not any(rule.matches(doc) for rule in openai_agents.RULES)
 
 
-OTHER_FORMAT_FIXTURES = [
-    e["path"]
-    for e in MANIFEST["fixtures"]
-    if e["format_id"] != "openai_agents" and e["path"].endswith(".json")
-]
-
-
-@pytest.mark.parametrize("path", OTHER_FORMAT_FIXTURES)
+@pytest.mark.parametrize("path", other_format_fixtures("openai_agents"))
 def test_no_other_formats_fixture_matches_rules_5_to_7(path):
     doc = load(path)
     assert not any(rule.matches(doc) for rule in openai_agents.RULES)
@@ -536,15 +521,10 @@ ODD = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@ODD_SHAPE_SETTINGS
 @given(ODD)
 def test_odd_shapes_never_crash_detection_or_parsing(doc):
-    for rule in openai_agents.RULES:
-        assert rule.matches(doc) in (True, False)
-    try:
-        parse(doc)
-    except InvalidDocument as exc:
-        assert exc.code in {"wrong_type", "missing_field", "out_of_range"}
+    assert_odd_shape_is_handled(openai_agents.ADAPTER, doc)
 
 
 # ------------------------------------------------------------------------ wrong types
@@ -560,15 +540,6 @@ def _dump_doc() -> dict[str, Any]:
 
 def _run_state_doc() -> dict[str, Any]:
     return copy.deepcopy(load("openai_agents/run_state_tools.json"))
-
-
-def _set(doc: Any, path: str, value: Any) -> Any:
-    *parents, last = [int(p) if p.isdigit() else p for p in path.strip("/").split("/")]
-    target = doc
-    for part in parents:
-        target = target[part]
-    target[last] = value
-    return doc
 
 
 WRONG_TYPES = [
@@ -608,7 +579,7 @@ WRONG_TYPES = [
 
 @pytest.mark.parametrize(("make", "path", "value"), WRONG_TYPES)
 def test_wrong_types_are_rejected_with_a_json_pointer(make, path, value):
-    doc = _set(make(), path, value)
+    doc = set_path(make(), path, value)
 
     with pytest.raises(InvalidDocument) as raised:
         parse(doc)
@@ -620,7 +591,7 @@ def test_wrong_types_are_rejected_with_a_json_pointer(make, path, value):
 
 @pytest.mark.parametrize("count", [-1, 2**53])
 def test_impossible_token_counts_are_rejected(count):
-    doc = _set(_dump_doc(), "/turn_usage/1/total_tokens", count)
+    doc = set_path(_dump_doc(), "/turn_usage/1/total_tokens", count)
 
     with pytest.raises(InvalidDocument) as raised:
         parse(doc)
@@ -646,19 +617,14 @@ def test_a_forced_object_without_items_says_what_is_missing():
 
 @pytest.mark.django_db
 def test_api_ingests_an_envelope_and_a_run_state(api):
-    envelope = entry("openai_agents/session_items_envelope.json")
-    answer = api.post("/sessions", load(envelope["path"]))
-    assert answer.status_code == 201, answer.content[:400]
-    body = answer.json()
-    assert body["format"] == "openai_agents"
+    envelope = manifest_entry("openai_agents/session_items_envelope.json")
+    body = ingest(api, load(envelope["path"]), "openai_agents")
     assert body["external_id"] == envelope["expected"]["external_id"]
     assert body["detected_by"].startswith("rule 7:")
     assert body["summary"]["message_count"] == envelope["expected"]["messages"]
 
-    run_state = entry("openai_agents/run_state_tools.json")
-    answer = api.post("/sessions", load(run_state["path"]))
-    assert answer.status_code == 201, answer.content[:400]
-    body = answer.json()
+    run_state = manifest_entry("openai_agents/run_state_tools.json")
+    body = ingest(api, load(run_state["path"]), "openai_agents")
     assert body["external_id"].startswith("sha256:")
     assert body["summary"]["total_tokens"] == run_state["expected"]["tokens"]["total"]
     assert body["summary"]["tool_error_count"] == 0  # heuristic verdicts are not counted
@@ -670,8 +636,4 @@ def test_api_ingests_an_envelope_and_a_run_state(api):
 
 @pytest.mark.django_db
 def test_api_refuses_a_dump_with_several_sessions_and_says_what_to_do(api):
-    answer = api.post("/sessions", load("openai_agents/sqlite_session_dump.json"))
-
-    assert answer.status_code == 422
-    assert answer.json()["code"] == "multiple_sessions"
-    assert "import_sessions" in answer.json()["message"]
+    assert_refuses_several_sessions(api, load("openai_agents/sqlite_session_dump.json"))

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
+from helpers import codes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,22 +27,18 @@ from sessions_api.domain import (
 from sessions_api.formats import picoflow, registry
 from sessions_api.formats.base import InvalidDocument
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "picoflow"
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 SEED = SHARED / "seeds" / "000_fa963f3effebf444.txt"
 REAL = SHARED / "formats" / "picoflow-real"
 
 
 def load(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    """A fixture of tests/fixtures/picoflow by its file name."""
+    return helpers.load(f"picoflow/{name}")
 
 
 def parse(doc: Any) -> ParsedSession:
     return picoflow.ADAPTER.parse(doc)
-
-
-def codes(parsed: ParsedSession) -> list[str]:
-    return [warning.code for warning in parsed.warnings]
 
 
 def at(moment: str) -> datetime:

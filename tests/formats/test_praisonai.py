@@ -4,12 +4,20 @@ real praisonaiagents library wrote (tests/fixtures/manifest.json), and bad input
 from __future__ import annotations
 
 import copy
-import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import (
+    FIXTURES,
+    assert_folder_detects_as_its_format,
+    assert_message_texts_in_timeline,
+    assert_no_other_fixture_detects_as,
+    codes,
+    ingest,
+    load,
+    manifest_entries,
+)
 
 from sessions_api.domain import Role, SessionStatus, StatusSource, TokenSource, ToolStatus
 from sessions_api.formats import praisonai, registry
@@ -17,32 +25,11 @@ from sessions_api.formats.base import InvalidDocument
 from sessions_api.formats.pairing import count_recorded_tool_errors
 from sessions_api.timeline import build_timeline
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-MANIFEST = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
-ENTRIES = [e for e in MANIFEST["fixtures"] if e["format_id"] == "praisonai"]
-SCRIPT = "<script>alert(1)</script>"
-
-
-def load(path: str) -> Any:
-    return json.loads((FIXTURES / path).read_text(encoding="utf-8"))
+ENTRIES = manifest_entries("praisonai")
 
 
 def entry(name: str) -> dict[str, Any]:
     return next(e for e in ENTRIES if e["path"] == f"praisonai/{name}")
-
-
-def codes(parsed) -> list[str]:
-    return [w.code for w in parsed.warnings]
-
-
-def timeline_texts(session) -> list[str]:
-    """Every string the timeline shows as a message text or as a tool result."""
-    texts = []
-    for event in build_timeline(session):
-        for key in ("text", "result"):
-            if isinstance(event.get(key), str):
-                texts.append(event[key])
-    return texts
 
 
 def test_every_praisonai_fixture_is_in_the_manifest():
@@ -124,18 +111,8 @@ def test_tokens_are_the_session_total_and_a_recorded_zero_is_not_reported(item):
 @pytest.mark.parametrize("item", ENTRIES, ids=lambda e: e["path"])
 def test_every_message_text_is_in_the_timeline(item):
     session = praisonai.ADAPTER.parse(load(item["path"])).session
-    shown = timeline_texts(session)
 
-    for message in session.messages:
-        if message.content_text:
-            assert message.content_text in shown, message.seq
-    coverage = item["coverage"]
-    if coverage["script_markup"]:
-        assert any(SCRIPT in text for text in shown)
-    if coverage["message_over_5kb"]:
-        assert any(len(text.encode("utf-8")) > 5000 for text in shown)
-    if coverage["non_ascii"]:
-        assert any(not text.isascii() for text in shown)
+    assert_message_texts_in_timeline(session, item["coverage"])
 
 
 @pytest.mark.parametrize("item", ENTRIES, ids=lambda e: e["path"])
@@ -289,30 +266,13 @@ def test_unknown_role_is_other_with_a_warning():
 # ------------------------------------------------------------------------------- detection
 
 
-def _all_fixture_documents() -> list[tuple[str, Any]]:
-    docs = []
-    for path in sorted(FIXTURES.rglob("*.json")):
-        if path.name == "manifest.json" or "generate" in path.parts:
-            continue
-        docs.append((path.relative_to(FIXTURES).as_posix(), json.loads(path.read_bytes())))
-    return docs
-
-
 def test_no_other_fixture_detects_as_praisonai():
-    for name, doc in _all_fixture_documents():
-        if name.startswith("praisonai/"):
-            continue
-        try:
-            format_id = registry.detect_format(doc).format_id
-        except registry.UnknownFormat:
-            continue
-        assert format_id != "praisonai", name
+    assert_no_other_fixture_detects_as("praisonai")
 
 
 @pytest.mark.parametrize("folder", ["openai_chat", "picoflow"])
 def test_openai_chat_and_picoflow_fixtures_still_detect_as_before(folder):
-    for path in sorted((FIXTURES / folder).glob("*.json")):
-        assert registry.detect_format(load(f"{folder}/{path.name}")).format_id == folder
+    assert_folder_detects_as_its_format(folder)
 
 
 @pytest.mark.parametrize(
@@ -394,13 +354,8 @@ def test_a_bad_timestamp_is_a_warning_not_an_error():
 @pytest.mark.django_db
 @pytest.mark.parametrize("item", ENTRIES, ids=lambda e: e["path"])
 def test_api_ingests_the_fixture(api, item):
-    body = (FIXTURES / item["path"]).read_bytes()
+    answer = ingest(api, (FIXTURES / item["path"]).read_bytes(), "praisonai")
 
-    response = api.post("/sessions", body)
-
-    assert response.status_code == 201, response.content[:500]
-    answer = response.json()
-    assert answer["format"] == "praisonai"
     assert answer["external_id"] == item["expected"]["external_id"]
     assert answer["summary"]["message_count"] == item["expected"]["messages"]
     assert answer["summary"]["tool_error_count"] == item["expected"]["tool_errors"]
