@@ -1,17 +1,19 @@
 # Session Observatory: one image for web (gunicorn), the Celery worker and beat.
-# docker-compose.yml runs it against PostgreSQL, MongoDB and Redis.
+# docker-compose.yml runs it against PostgreSQL, MongoDB and Redis (docs/OPERATIONS.md).
 FROM python:3.11-slim
 
 # The code runs from /app (PYTHONPATH), where settings find templates/ and static/ beside
 # config/ (BASE_DIR). DATA_DIR only holds collected static files and beat's schedule here: the
-# data lives in PostgreSQL and MongoDB, the queue in Redis.
+# data lives in PostgreSQL and MongoDB, the queue in Redis. XDG_RUNTIME_DIR: where gunicorn 25+
+# puts its control socket (the default, ~/.gunicorn, is not writable for the app user).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DJANGO_SETTINGS_MODULE=config.settings \
     DATA_DIR=/app/var \
-    PYTHONPATH=/app
+    PYTHONPATH=/app \
+    XDG_RUNTIME_DIR=/tmp
 
 WORKDIR /app
 
@@ -30,12 +32,16 @@ RUN mkdir -p config sessions_api dashboard workers \
 
 COPY . .
 # Static files at build time; WhiteNoise serves them from STATIC_ROOT (DATA_DIR/staticfiles).
-RUN python manage.py collectstatic --noinput --verbosity 0 \
+# collectstatic needs settings, not a database or a secret: it runs on the dev defaults.
+RUN DJANGO_DEBUG=1 python manage.py collectstatic --noinput --verbosity 0 \
     && mkdir -p /app/var/run \
     && chown -R app:app /app/var
 
 USER app
 EXPOSE 8000
 
+# The same server as docker-compose.yml's web service (which overrides this command).
 CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", \
-     "--timeout", "60", "--graceful-timeout", "20", "--access-logfile", "-", "--error-logfile", "-"]
+     "--timeout", "60", "--graceful-timeout", "20", "--keep-alive", "5", \
+     "--max-requests", "5000", "--max-requests-jitter", "500", \
+     "--worker-tmp-dir", "/dev/shm", "--error-logfile", "-"]

@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the correlation id (X-Request-ID) covers every response and log line (S10).
+    "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -120,7 +122,13 @@ _STORE_BACKENDS = {
     "orm": {"BACKEND": "sessions_api.storage.orm.OrmDocumentStore", "OPTIONS": {}},
     "mongo": {
         "BACKEND": "sessions_api.storage.mongo.MongoDocumentStore",
-        "OPTIONS": {"url": MONGODB_URL, "database": MONGODB_DB},
+        "OPTIONS": {
+            "url": MONGODB_URL,
+            "database": MONGODB_DB,
+            # RELIABILITY F5: an unreachable MongoDB is a 503 with Retry-After within 2 s.
+            "server_selection_timeout_ms": env_int("MONGODB_TIMEOUT_MS", 1000),
+            "socket_timeout_ms": env_int("MONGODB_SOCKET_TIMEOUT_MS", 10_000),
+        },
     },
 }
 if SESSION_STORE not in _STORE_BACKENDS:
@@ -147,11 +155,13 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's RedisCache that treats an outage as a miss (config/cache.py): the cache
+            # is never a reason for a 500 or a slow request (RELIABILITY F3).
+            "BACKEND": "config.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "observatory",
             "TIMEOUT": 3600,
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1, "retry_after": 5},
         }
     }
     CELERY_BROKER_URL = REDIS_URL
@@ -218,6 +228,10 @@ CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# RELIABILITY S3: requests per key per window (0: off). Generous by default (above the B1
+# benchmark's 800 docs/s); lower it per deployment. See sessions_api/api/ratelimit.py.
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 60_000)
+API_RATE_WINDOW_SECONDS = env_int("API_RATE_WINDOW_SECONDS", 60)
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -226,6 +240,8 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Load balancers and orchestrators probe these over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     CSRF_TRUSTED_ORIGINS = [
         origin.strip()
         for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",")
@@ -234,11 +250,27 @@ if not DEBUG:
 
 # --- Logging ----------------------------------------------------------------------------------
 
+# JSON lines with the request's correlation id (config/logging.py) in production; plain text
+# in development. ACCESS_LOG: one line per request from config.middleware.
+LOG_FORMAT = os.environ.get("LOG_FORMAT") or ("plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be json or plain")
+ACCESS_LOG = env_bool("ACCESS_LOG", not DEBUG)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request": {"()": "config.logging.RequestContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "config.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

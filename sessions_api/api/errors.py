@@ -10,6 +10,7 @@ import logging
 import uuid
 from typing import Any
 
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
@@ -65,6 +66,24 @@ def _loc_to_path(loc: Any) -> str:
             return "/" + "/".join(rest)
         return ".".join(rest) if rest else source
     return "/" + "/".join(parts)
+
+
+def database_failure(exc: DatabaseError) -> tuple[int, str, str, str] | None:
+    """(status, code, message, Retry-After) for a database that cannot take the request now
+    (RELIABILITY F6, F8): busy, read-only, full or unreachable. None for anything else (a bug:
+    the 500 path). The transaction was rolled back, so nothing partial is left behind."""
+    cause = exc.__cause__
+    sqlstate = str(getattr(cause, "sqlstate", "") or "")
+    text = str(exc).lower()
+    if sqlstate.startswith("53") or "disk is full" in text or "no space left" in text:
+        return 507, "insufficient_storage", "the database is out of space", "60"
+    if sqlstate == "25006" or "readonly database" in text or "read-only" in text:
+        return 503, "database_read_only", "the database is read-only right now", "30"
+    if sqlstate in {"55P03", "40001", "40P01"} or "is locked" in text:
+        return 503, "database_busy", "the database is busy; retry shortly", "1"
+    if isinstance(exc, OperationalError | InterfaceError):
+        return 503, "database_unavailable", "the database is unavailable", "5"
+    return None
 
 
 def install_error_handlers(api: NinjaAPI) -> None:
@@ -160,6 +179,8 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(StoreUnavailable)
     def on_store_down(request: HttpRequest, exc: StoreUnavailable) -> HttpResponse:
+        if isinstance(exc.__cause__, DatabaseError):  # the orm store: say what the database said
+            return on_database_error(request, exc.__cause__)
         return respond(
             request,
             503,
@@ -167,9 +188,22 @@ def install_error_handlers(api: NinjaAPI) -> None:
             {"Retry-After": "5"},
         )
 
+    @api.exception_handler(DatabaseError)
+    def on_database_error(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
+        failure = database_failure(exc)
+        if failure is None:
+            return on_unexpected(request, exc)
+        status, code, message, retry_after = failure
+        logger.warning(
+            "database refused the request: %s", code, extra={"error": type(exc).__name__}
+        )
+        return respond(request, status, error_body(code, message), {"Retry-After": retry_after})
+
     @api.exception_handler(Exception)
     def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
-        correlation_id = uuid.uuid4().hex
+        # The request's X-Request-ID (config.middleware): the same id is on every log line of
+        # this request and in the response header.
+        correlation_id = getattr(request, "request_id", None) or uuid.uuid4().hex
         logger.exception("unhandled API error", extra={"correlation_id": correlation_id})
         return respond(
             request,
