@@ -12,3 +12,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("dashboard.urls")),
 ]
+
+# A refused dashboard action is recorded in the audit log, then Django's 403 page (issue 6).
+handler403 = "dashboard.views.audit.permission_denied"

@@ -29,6 +29,7 @@ from django.db.models import Count, F, Q
 
 from sessions_api import policy, rollups
 from sessions_api.domain import SessionStatus
+from sessions_api.models import Checkpoint as PinnedCheckpoint
 from sessions_api.models import DocumentBody, DocumentVersion, Session
 from sessions_api.storage import DocumentStore, get_document_store
 
@@ -359,12 +360,14 @@ def _purge_batch(
 
 
 def pinned_checkpoint_versions(*, session_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, set[int]]:
-    """Versions that pruning must keep whatever their age: pinned checkpoints.
-
-    Hook for issue 6 (checkpoints): return {session id: {version numbers}}. Nothing can be
-    pinned yet, so nothing is.
-    """
-    return {}
+    """Versions that pruning must keep whatever their age: pinned checkpoints (issue 6), as
+    {session id: {version numbers}}."""
+    pins: dict[uuid.UUID, set[int]] = defaultdict(set)
+    for session_id, version in PinnedCheckpoint.objects.filter(
+        session_id__in=list(session_ids)
+    ).values_list("session_id", "version"):
+        pins[session_id].add(version)
+    return dict(pins)
 
 
 @dataclass(frozen=True)

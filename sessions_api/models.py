@@ -74,6 +74,17 @@ class Session(models.Model):
     search_text = models.TextField(blank=True, default="")
     warnings = models.JSONField(default=list, blank=True)
 
+    # Editing (issue 6; sessions_api/editing.py writes these, every change audited).
+    tags = models.JSONField(default=list, blank=True)
+    notes = models.TextField(blank=True, default="")
+    # An expiry an editor set for a format whose document records none; survives new versions.
+    expires_at_override = models.DateTimeField(null=True, blank=True)
+    # A branch: the session and version it was branched from (the parent lists its branches).
+    parent_session = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="branches"
+    )
+    branched_from_version = models.PositiveIntegerField(null=True, blank=True)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["format", "external_id"], name="session_format_extid")
@@ -337,3 +348,84 @@ class JobState(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- editing: audit log and checkpoints (issue 6) ---------------------------------------------
+
+
+class AuditEntry(models.Model):
+    """Who changed what, when and why: one row per edit, revert, checkpoint, branch, delete,
+    and per refused attempt. Rows are never updated; they outlive the session they name."""
+
+    class Action(models.TextChoices):
+        EDIT_DOCUMENT = "edit_document"
+        EDIT_STATE = "edit_state"
+        EDIT_STATUS = "edit_status"
+        SET_EXPIRY = "set_expiry"
+        HOLD = "hold"
+        RELEASE = "release"
+        TAG = "tag"
+        NOTE = "note"
+        PATCH = "patch"
+        REVERT = "revert"
+        CHECKPOINT = "checkpoint"
+        RESTORE = "restore"
+        BRANCH = "branch"
+        DELETE = "delete"
+        REFUSED = "refused"
+
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    # Kept as text so the entry still names its session after the session is deleted.
+    session_external_id = models.CharField(max_length=512, blank=True, default="")
+    session_key = models.CharField(max_length=64, blank=True, default="")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    actor_label = models.CharField(max_length=255)  # "user:alice", "key:agent-1 (ab12cd…)"
+    action = models.CharField(max_length=32, choices=Action.choices)
+    reason = models.TextField(blank=True, default="")
+    from_version = models.PositiveIntegerField(null=True, blank=True)
+    to_version = models.PositiveIntegerField(null=True, blank=True)
+    # A JSON patch (RFC 6902 ops, each with the "old" value it replaced) from before to after.
+    diff = models.JSONField(default=list, blank=True)
+    # What else explains the entry: the edited part, a checkpoint name, a refused permission.
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="audit_time_idx"),
+            models.Index(fields=["session_key", "-created_at"], name="audit_session_time_idx"),
+            models.Index(fields=["actor_label", "-created_at"], name="audit_actor_time_idx"),
+            models.Index(fields=["action", "-created_at"], name="audit_action_time_idx"),
+        ]
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_label} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Checkpoint(models.Model):
+    """A named, pinned version of a session: pruning never deletes it; restoring reverts to it."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="checkpoints")
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    note = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_by_label = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "name"], name="checkpoint_session_name")
+        ]
+        ordering = ["session", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (v{self.version} of {self.session_id})"

@@ -20,7 +20,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sessions_api.domain import ParseWarning
-from sessions_api.formats import InvalidDocument, parse_document
+from sessions_api.domain import Session as CanonicalSession
+from sessions_api.formats import Detection, InvalidDocument, parse_document
 from sessions_api.formats.base import json_type_name
 from sessions_api.formats.decoding import (
     DecodeLimits,
@@ -99,6 +100,42 @@ def ingest_document(
     """Store one document as received. Raises RejectedDocument (4xx), InvalidDocument (422)
     or RevisionConflict (409); nothing is stored when it raises."""
     now = now or timezone.now()
+    prepared = _prepare_document(body=body, format_id=format_id, external_id=external_id)
+    with transaction.atomic():
+        row, created = _lock_or_create_session(
+            format_id=prepared.detection.format_id, external_id=prepared.key, now=now
+        )
+        return _store_new_version(row, prepared, created=created, source=source, now=now)
+
+
+def store_version_of_locked_session(
+    *, row: Session, body: bytes, source: str, now: datetime, created: bool = False
+) -> IngestOutcome:
+    """The ingest path for a caller that already holds ``row``'s lock (editing.py: it locks
+    the row first, checks the version the editor started from, then writes).
+
+    ``body`` is parsed as ``row``'s format and must keep ``row``'s id; it becomes the next
+    version (or nothing changes when it equals the latest byte for byte). Must run inside the
+    caller's transaction.
+    """
+    prepared = _prepare_document(body=body, format_id=row.format, external_id=row.external_id)
+    return _store_new_version(row, prepared, created=created, source=source, now=now)
+
+
+@dataclass(frozen=True)
+class _PreparedDocument:
+    body: bytes
+    detection: Detection
+    session: CanonicalSession
+    warnings: list[ParseWarning]
+    key: str
+    digest: str
+
+
+def _prepare_document(
+    *, body: bytes, format_id: str | None, external_id: str | None
+) -> _PreparedDocument:
+    """Decode, detect (or force) and parse; everything that needs no database."""
     doc = decode_document(body, decode_limits())
     if not isinstance(doc, dict | list):
         raise InvalidDocument(
@@ -115,37 +152,47 @@ def ingest_document(
             f"{len(session.messages)} messages; the limit is {settings.INGEST_MAX_MESSAGES}",
         )
     key = _session_key(session.external_id, external_id, body, warnings)
-    digest = hashlib.sha256(body).hexdigest()
+    return _PreparedDocument(
+        body=body,
+        detection=detection,
+        session=session,
+        warnings=warnings,
+        key=key,
+        digest=hashlib.sha256(body).hexdigest(),
+    )
 
-    with transaction.atomic():
-        row, created = _lock_or_create_session(
-            format_id=detection.format_id, external_id=key, now=now
-        )
-        if not created:
-            latest = row.versions.order_by("-number").first()
-            if latest is not None and latest.sha256 == digest:
-                return _outcome(
-                    row, created=False, changed=False, warnings=warnings, detected_by=detection.rule
-                )
-            _check_revision(row, session.revision, digest)
-        number = 1 if created else row.latest_version + 1
-        _put_body(session_id=str(row.id), version=number, body=body)
-        DocumentVersion.objects.create(
-            session=row,
-            number=number,
-            sha256=digest,
-            size_bytes=len(body),
-            received_at=now,
-            revision=session.revision,
-            source=source,
-        )
-        index = build_index(
-            session,
-            warnings,
-            first_received_at=row.first_received_at,
-            received_at=now,
-        )
-        _write_index(row, index, version=number, received_at=now, detection_rule=detection.rule)
+
+def _store_new_version(
+    row: Session, prepared: _PreparedDocument, *, created: bool, source: str, now: datetime
+) -> IngestOutcome:
+    """Under ``row``'s lock: store the body as the next version unless it equals the latest,
+    and replace the index row and its derived rows."""
+    detection, session, warnings = prepared.detection, prepared.session, prepared.warnings
+    if not created:
+        latest = row.versions.order_by("-number").first()
+        if latest is not None and latest.sha256 == prepared.digest:
+            return _outcome(
+                row, created=False, changed=False, warnings=warnings, detected_by=detection.rule
+            )
+        _check_revision(row, session.revision, prepared.digest)
+    number = 1 if created else row.latest_version + 1
+    _put_body(session_id=str(row.id), version=number, body=prepared.body)
+    DocumentVersion.objects.create(
+        session=row,
+        number=number,
+        sha256=prepared.digest,
+        size_bytes=len(prepared.body),
+        received_at=now,
+        revision=session.revision,
+        source=source,
+    )
+    index = build_index(
+        session,
+        warnings,
+        first_received_at=row.first_received_at,
+        received_at=now,
+    )
+    _write_index(row, index, version=number, received_at=now, detection_rule=detection.rule)
     return _outcome(
         row, created=created, changed=True, warnings=warnings, detected_by=detection.rule
     )
@@ -380,6 +427,9 @@ def _write_index(
 ) -> None:
     for column, value in index.columns.items():
         setattr(row, column, value)
+    if row.expires_at_override is not None:
+        # An editor's expiry for a format whose document records none (editing.set_expiry).
+        row.expires_at = row.expires_at_override
     # A new document is new life: it supersedes earlier expiry and stuck marks.
     row.status_before_expiry = ""
     row.expired_at = None

@@ -1,0 +1,577 @@
+"""Editing a session in the dashboard (issue 6): the JSON editor for its state, status, expiry,
+hold, tags and notes; revert, checkpoint, restore, branch and delete. Editors (group
+``editor``), admins (group ``admin``) and superusers edit; deleting is for admins.
+
+Thin: every POST is one editing service call. A stale form (someone saved meanwhile) renders
+the conflict page with a diff and a form that re-applies the change on top of the latest
+version; nothing is ever overwritten silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from sessions_api import editing, editing_selectors, roles, selectors
+from sessions_api.document_editors import NotEditable
+from sessions_api.editing import Actor
+from sessions_api.formats import InvalidDocument
+from sessions_api.formats.decoding import RejectedDocument, decode_document
+from sessions_api.records import SessionRecord
+from sessions_api.services import RevisionConflict
+
+EDIT = roles.Capability.EDIT
+MAX_VERSION = 2**31 - 1  # larger numbers cannot be versions (32-bit columns)
+ADMIN = roles.Capability.ADMIN
+
+
+# --- forms (field checks only; the services decide everything else) --------------------------
+
+
+class _Saved(forms.Form):
+    reason = forms.CharField(max_length=editing.MAX_REASON_CHARS)
+    expected_version = forms.IntegerField(min_value=1, max_value=MAX_VERSION)
+
+
+class PartForm(_Saved):
+    part = forms.CharField(max_length=100)
+    value = forms.CharField(strip=False, max_length=20_000_000)
+
+
+class StatusForm(_Saved):
+    status = forms.CharField(max_length=32)
+
+
+class ExpiryForm(_Saved):
+    expires_at = forms.CharField(required=False, max_length=40)
+    no_expiry = forms.BooleanField(required=False)
+
+    def expiry(self) -> datetime | None:
+        if self.cleaned_data.get("no_expiry"):
+            return None
+        text = (self.cleaned_data.get("expires_at") or "").strip()
+        if not text:
+            raise forms.ValidationError("Pick a time, or tick “no expiry”.")
+        try:
+            moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        except ValueError:
+            raise forms.ValidationError("Not a date and time.") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class HoldForm(_Saved):
+    on_hold = forms.TypedChoiceField(choices=[("1", "hold"), ("0", "release")], coerce=str)
+
+
+class AnnotationsForm(_Saved):
+    tags = forms.CharField(required=False, max_length=2000)
+    notes = forms.CharField(required=False, max_length=editing.MAX_NOTES_CHARS, strip=False)
+
+
+class RevertForm(_Saved):
+    version = forms.IntegerField(min_value=1, max_value=MAX_VERSION)
+
+
+class RestoreForm(_Saved):
+    checkpoint = forms.CharField(max_length=100)
+
+
+class CheckpointForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    version = forms.IntegerField(min_value=1, max_value=MAX_VERSION, required=False)
+    note = forms.CharField(required=False, max_length=editing.MAX_REASON_CHARS)
+
+
+class BranchForm(forms.Form):
+    reason = forms.CharField(max_length=editing.MAX_REASON_CHARS)
+    version = forms.IntegerField(min_value=1, max_value=MAX_VERSION, required=False)
+    new_id = forms.CharField(required=False, max_length=200)
+
+
+class DeleteForm(forms.Form):
+    reason = forms.CharField(max_length=editing.MAX_REASON_CHARS)
+    confirm = forms.BooleanField()
+
+
+# --- the editor page --------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def edit_page(request: HttpRequest, session_id: str) -> HttpResponse:
+    record = _record(session_id)
+    roles.require_user(request, EDIT, attempted="open the editor", session_id=record.id)
+    view = editing_selectors.editor_view(session_id=record.id, part=request.GET.get("part"))
+    if view is None:
+        raise Http404("no such session")
+    return _render_editor(request, record, view, text=_pretty(view.value))
+
+
+def _render_editor(
+    request: HttpRequest,
+    record: SessionRecord,
+    view: editing_selectors.EditorView,
+    *,
+    text: str,
+    problem: str = "",
+    problem_path: str = "",
+    reason: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    extras = editing_selectors.session_extras(session_id=record.id)
+    versions = selectors.list_versions(session_id=record.id)
+    return render(
+        request,
+        "dashboard/edit.html",
+        {
+            "nav": "sessions",
+            "tab": "edit",
+            "record": record,
+            "s": record.summary,
+            "version": record.version,
+            "versions_count": record.version,
+            "view": view,
+            "text": text,
+            "problem": problem,
+            "problem_path": problem_path,
+            "reason": reason,
+            "extras": extras,
+            "versions": list(reversed(versions)),
+            "can_delete": roles.user_can(request.user, ADMIN),
+            "statuses": view.capabilities.statuses,
+        },
+        status=status,
+    )
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+# --- saves ------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def save_part(request: HttpRequest, session_id: str) -> HttpResponse:
+    """Save the JSON editor: one part, or the whole document."""
+    record = _record(session_id)
+    actor = roles.require_user(request, EDIT, attempted="edit state", session_id=record.id)
+    form = PartForm(request.POST)
+    part = request.POST.get("part") or ""
+    view = editing_selectors.editor_view(session_id=record.id, part=part)
+    if view is None:
+        raise Http404("no such session")
+    text = request.POST.get("value", "")
+    if not form.is_valid():
+        return _render_editor(
+            request, record, view, text=text, problem=_form_problem(form), status=422
+        )
+    data = form.cleaned_data
+    try:
+        value = decode_document(data["value"].encode("utf-8"))
+    except RejectedDocument as exc:
+        return _render_editor(
+            request,
+            record,
+            view,
+            text=text,
+            problem=f"Not valid JSON: {exc.message}",
+            reason=data["reason"],
+            status=422,
+        )
+    try:
+        if data["part"] == editing_selectors.DOCUMENT_PART:
+            outcome = editing.save_document(
+                session_id=record.id,
+                body=data["value"].encode("utf-8"),
+                expected_version=data["expected_version"],
+                actor=actor,
+                reason=data["reason"],
+                now=timezone.now(),
+            )
+        else:
+            outcome = editing.edit_state(
+                session_id=record.id,
+                part=data["part"],
+                value=value,
+                expected_version=data["expected_version"],
+                actor=actor,
+                reason=data["reason"],
+                now=timezone.now(),
+            )
+    except editing.VersionConflict as exc:
+        return _part_conflict(request, record, data, value, exc)
+    except (editing.EditError, NotEditable, InvalidDocument, RejectedDocument) as exc:
+        return _render_editor(
+            request,
+            record,
+            view,
+            text=text,
+            problem=_refusal_text(exc),
+            problem_path=getattr(exc, "path", ""),
+            reason=data["reason"],
+            status=422,
+        )
+    except RevisionConflict as exc:
+        return _render_editor(
+            request, record, view, text=text, problem=exc.message, reason=data["reason"], status=409
+        )
+    _flash_saved(request, outcome)
+    return redirect(f"/sessions/{record.id}/edit/?part={data['part']}")
+
+
+def _part_conflict(
+    request: HttpRequest,
+    record: SessionRecord,
+    data: dict[str, Any],
+    mine: Any,
+    exc: editing.VersionConflict,
+) -> HttpResponse:
+    conflict = editing_selectors.conflict_view(
+        session_id=record.id,
+        format_id=record.format,
+        part=data["part"],
+        seen_version=data["expected_version"],
+        mine=mine,
+    )
+    current = _record(record.id)
+    return render(
+        request,
+        "dashboard/conflict.html",
+        {
+            "nav": "sessions",
+            "record": current,
+            "s": current.summary,
+            "version": current.version,
+            "versions_count": current.version,
+            "conflict": conflict,
+            "kind": "part",
+            "part": data["part"],
+            "part_label": _part_label(record.id, data["part"]),
+            "text": _pretty(conflict.rebased),
+            "reason": data["reason"],
+            "action": f"/sessions/{record.id}/edit/save/",
+        },
+        status=409,
+    )
+
+
+def _part_label(session_id: str, part: str) -> str:
+    view = editing_selectors.editor_view(session_id=session_id, part=part)
+    return view.part_label if view else part
+
+
+@login_required
+@require_POST
+def save_status(request: HttpRequest, session_id: str) -> HttpResponse:
+    return _form_save(
+        request,
+        session_id,
+        StatusForm,
+        attempted="edit the status",
+        call=lambda rid, actor, d, form: editing.edit_status(
+            session_id=rid,
+            status=d["status"],
+            expected_version=d["expected_version"],
+            actor=actor,
+            reason=d["reason"],
+            now=timezone.now(),
+        ),
+    )
+
+
+@login_required
+@require_POST
+def save_expiry(request: HttpRequest, session_id: str) -> HttpResponse:
+    def call(rid: str, actor: Actor, d: dict[str, Any], form: ExpiryForm) -> Any:
+        return editing.set_expiry(
+            session_id=rid,
+            expires_at=form.expiry(),
+            expected_version=d["expected_version"],
+            actor=actor,
+            reason=d["reason"],
+            now=timezone.now(),
+        )
+
+    return _form_save(request, session_id, ExpiryForm, attempted="set the expiry", call=call)
+
+
+@login_required
+@require_POST
+def save_hold(request: HttpRequest, session_id: str) -> HttpResponse:
+    return _form_save(
+        request,
+        session_id,
+        HoldForm,
+        attempted="hold or release",
+        call=lambda rid, actor, d, form: editing.set_hold(
+            session_id=rid,
+            on_hold=d["on_hold"] == "1",
+            expected_version=d["expected_version"],
+            actor=actor,
+            reason=d["reason"],
+            now=timezone.now(),
+        ),
+    )
+
+
+@login_required
+@require_POST
+def save_annotations(request: HttpRequest, session_id: str) -> HttpResponse:
+    def call(rid: str, actor: Actor, d: dict[str, Any], form: forms.Form) -> Any:
+        tags = editing.set_tags(
+            session_id=rid,
+            tags=[t for t in d["tags"].split(",")],
+            expected_version=d["expected_version"],
+            actor=actor,
+            reason=d["reason"],
+            now=timezone.now(),
+        )
+        notes = editing.set_notes(
+            session_id=rid,
+            notes=d["notes"],
+            expected_version=d["expected_version"],
+            actor=actor,
+            reason=d["reason"],
+            now=timezone.now(),
+        )
+        return notes if notes.changed else tags
+
+    return _form_save(
+        request, session_id, AnnotationsForm, attempted="edit tags and notes", call=call
+    )
+
+
+@login_required
+@require_POST
+def revert(request: HttpRequest, session_id: str) -> HttpResponse:
+    return _form_save(
+        request,
+        session_id,
+        RevertForm,
+        attempted="revert",
+        call=lambda rid, actor, d, form: editing.revert_to_version(
+            session_id=rid,
+            version=d["version"],
+            expected_version=d["expected_version"],
+            actor=actor,
+            reason=d["reason"],
+            now=timezone.now(),
+        ),
+    )
+
+
+@login_required
+@require_POST
+def restore(request: HttpRequest, session_id: str) -> HttpResponse:
+    return _form_save(
+        request,
+        session_id,
+        RestoreForm,
+        attempted="restore a checkpoint",
+        call=lambda rid, actor, d, form: editing.restore_checkpoint(
+            session_id=rid,
+            name=d["checkpoint"],
+            expected_version=d["expected_version"],
+            actor=actor,
+            reason=d["reason"],
+            now=timezone.now(),
+        ),
+    )
+
+
+@login_required
+@require_POST
+def create_checkpoint(request: HttpRequest, session_id: str) -> HttpResponse:
+    record = _record(session_id)
+    actor = roles.require_user(request, EDIT, attempted="create a checkpoint", session_id=record.id)
+    form = CheckpointForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_problem(form))
+        return redirect(_back(request, record))
+    data = form.cleaned_data
+    try:
+        outcome = editing.create_checkpoint(
+            session_id=record.id,
+            name=data["name"],
+            version=data.get("version"),
+            note=data.get("note") or "",
+            actor=actor,
+            now=timezone.now(),
+        )
+    except editing.EditError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Pinned version {outcome.version} as “{outcome.name}”.")
+    return redirect(_back(request, record))
+
+
+@login_required
+@require_POST
+def branch(request: HttpRequest, session_id: str) -> HttpResponse:
+    record = _record(session_id)
+    actor = roles.require_user(request, EDIT, attempted="branch", session_id=record.id)
+    form = BranchForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_problem(form))
+        return redirect(_back(request, record))
+    data = form.cleaned_data
+    try:
+        outcome = editing.branch_session(
+            session_id=record.id,
+            version=data.get("version"),
+            new_id=data.get("new_id") or None,
+            actor=actor,
+            reason=data["reason"],
+            now=timezone.now(),
+        )
+    except (editing.EditError, NotEditable, InvalidDocument, RejectedDocument) as exc:
+        messages.error(request, _refusal_text(exc))
+        return redirect(_back(request, record))
+    messages.success(
+        request,
+        f"Branched version {outcome.branched_from_version} into {outcome.external_id}.",
+    )
+    return redirect(f"/sessions/{outcome.session_id}/")
+
+
+@login_required
+@require_POST
+def delete(request: HttpRequest, session_id: str) -> HttpResponse:
+    record = _record(session_id)
+    actor = roles.require_user(request, ADMIN, attempted="delete a session", session_id=record.id)
+    form = DeleteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a reason and tick the confirmation to delete.")
+        return redirect(_back(request, record))
+    editing.delete_session(
+        session_id=record.id, actor=actor, reason=form.cleaned_data["reason"], now=timezone.now()
+    )
+    messages.success(request, f"Deleted session {record.external_id} with every version.")
+    return redirect("/sessions/")
+
+
+# --- shared -----------------------------------------------------------------------------------
+
+
+def _form_save(
+    request: HttpRequest,
+    session_id: str,
+    form_class: type[_Saved],
+    *,
+    attempted: str,
+    call: Callable[[str, Actor, dict[str, Any], Any], editing.EditOutcome],
+) -> HttpResponse:
+    """Validate a small form, call its service, and answer: back to the editor with a message,
+    or the conflict page when the form was stale."""
+    record = _record(session_id)
+    actor = roles.require_user(request, EDIT, attempted=attempted, session_id=record.id)
+    form = form_class(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_problem(form))
+        return redirect(_back(request, record))
+    data = form.cleaned_data
+    try:
+        outcome = call(record.id, actor, data, form)
+    except editing.VersionConflict as exc:
+        return _form_conflict(request, record, exc)
+    except forms.ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(_back(request, record))
+    except (editing.EditError, NotEditable, InvalidDocument, RejectedDocument) as exc:
+        messages.error(request, _refusal_text(exc))
+        return redirect(_back(request, record))
+    except RevisionConflict as exc:
+        messages.error(request, exc.message)
+        return redirect(_back(request, record))
+    _flash_saved(request, outcome)
+    return redirect(_back(request, record))
+
+
+def _form_conflict(
+    request: HttpRequest, record: SessionRecord, exc: editing.VersionConflict
+) -> HttpResponse:
+    current = _record(record.id)
+    conflict = editing_selectors.conflict_view(
+        session_id=record.id,
+        format_id=record.format,
+        part=editing_selectors.DOCUMENT_PART,
+        seen_version=exc.expected_version,
+        mine=None,
+    )
+    replay = [
+        (name, value)
+        for name, value in request.POST.items()
+        if name not in ("csrfmiddlewaretoken", "expected_version", "reason")
+    ]
+    return render(
+        request,
+        "dashboard/conflict.html",
+        {
+            "nav": "sessions",
+            "record": current,
+            "s": current.summary,
+            "version": current.version,
+            "versions_count": current.version,
+            "conflict": conflict,
+            "kind": "form",
+            "replay": replay,
+            "reason": request.POST.get("reason", ""),
+            "action": request.path,
+        },
+        status=409,
+    )
+
+
+def _record(session_id: Any) -> SessionRecord:
+    record = selectors.get_session(session_id=str(session_id))
+    if record is None:
+        raise Http404("no such session")
+    return record
+
+
+def _back(request: HttpRequest, record: SessionRecord) -> str:
+    """Back to the page the form was on (the editor or the session page)."""
+    target = request.POST.get("next") or ""
+    if target.startswith(f"/sessions/{record.id}/") and "//" not in target:
+        return target
+    return f"/sessions/{record.id}/edit/"
+
+
+def _flash_saved(request: HttpRequest, outcome: editing.EditOutcome) -> None:
+    if not outcome.changed:
+        messages.info(request, "Nothing changed: the result equals the latest version.")
+    elif outcome.diff and outcome.diff[0].get("path", "").startswith("/session/"):
+        messages.success(request, "Saved. The change is in the audit log.")
+    else:
+        messages.success(
+            request, f"Saved as version {outcome.version}. The change is in the audit log."
+        )
+
+
+def _form_problem(form: forms.Form) -> str:
+    parts = []
+    for name, errors in form.errors.items():
+        label = "" if name == "__all__" else f"{name.replace('_', ' ')}: "
+        parts.append(label + " ".join(errors))
+    return "; ".join(parts) or "The form is incomplete."
+
+
+def _refusal_text(exc: Exception) -> str:
+    message = getattr(exc, "message", str(exc))
+    path = getattr(exc, "path", "")
+    if isinstance(exc, InvalidDocument | RejectedDocument):
+        where = f" (at {path})" if path else ""
+        return f"Refused: the edited document is not valid for its format{where}: {message}"
+    return message

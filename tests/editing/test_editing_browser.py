@@ -1,0 +1,153 @@
+"""In headless Chromium: an editor fixes a step's state with a reason, hits a conflict with a
+concurrent save, reads the diff, resolves it, and finds the change in the audit log.
+
+Skipped when /usr/bin/chromium or Playwright is absent (the pattern of tests/dashboard). The
+page fails the test on any dialog, page error, console error or CSP report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from sessions_api import editing, editing_selectors, services
+from tests.editing.conftest import EDITOR, make_user, picoflow_body
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.browser]
+
+if not CHROMIUM.exists():
+    pytest.skip(f"browser tests need Chromium at {CHROMIUM}", allow_module_level=True)
+playwright_sync = pytest.importorskip(
+    "playwright.sync_api", reason="browser tests need Playwright for Python"
+)
+expect = playwright_sync.expect
+
+
+@pytest.fixture(scope="module")
+def browser():
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser, live_server, transactional_db):
+    """A page signed in as an editor that fails the test on any dialog or script problem."""
+    client = Client()
+    client.force_login(make_user("browser-editor", "editor"))
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    page = context.new_page()
+    problems: list[str] = []
+    page.on(
+        "dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss())
+    )
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    # The conflict page is answered 409 on purpose; Chromium logs any 4xx document as a
+    # console error, which is not a script problem.
+    page.on(
+        "console",
+        lambda msg: (
+            problems.append(f"console: {msg.text}")
+            if (msg.type == "error" and "status of 409 (Conflict)" not in msg.text)
+            or "Content Security Policy" in msg.text
+            else None
+        ),
+    )
+    page.base = live_server.url  # type: ignore[attr-defined]
+    yield page
+    context.close()
+    assert problems == [], problems
+
+
+def test_edit_conflict_diff_resolve_and_audit(page):
+    now = timezone.now()
+    session_id = services.ingest_document(body=picoflow_body("browser-edit", now=now), now=now).id
+
+    # The editor opens the Book step's state.
+    page.goto(f"{page.base}/sessions/{session_id}/")
+    page.get_by_role("link", name="Edit state").click()
+    page.select_option("#part-select", "step:0:1")
+    expect(page.locator("h2", has_text="Edit Step state: Book")).to_be_visible()
+    editor = page.locator("#json-value")
+    status = page.locator("#json-status")
+    save = page.locator("[data-json-submit]")
+    expect(status).to_have_text("Valid JSON.")
+
+    # It validates as you type.
+    editor.fill('{"turns": 1, "stuck": false,')
+    expect(status).to_contain_text("Invalid JSON")
+    expect(save).to_be_disabled()
+    editor.fill('{"turns": 1, "stuck": false, "fixed_by": "browser"}')
+    expect(status).to_have_text("Valid JSON.")
+    expect(save).to_be_enabled()
+    page.fill("#edit-reason", "clear the stuck flag")
+
+    # Meanwhile someone else saves the same step.
+    editing.edit_state(
+        session_id=session_id,
+        part="step:0:1",
+        value={"turns": 1, "note_from_other": "added meanwhile"},
+        expected_version=1,
+        actor=EDITOR,
+        reason="concurrent fix",
+        now=timezone.now(),
+    )
+
+    # Our stale save is refused with a conflict page and a diff of their change.
+    save.click()
+    expect(page.locator("h1", has_text="Not saved: this session changed")).to_be_visible()
+    theirs = page.locator("#their-change .diff")
+    expect(theirs).to_contain_text('+  "note_from_other": "added meanwhile"')
+    mine = page.locator("#your-change .diff")
+    expect(mine).to_contain_text('+  "fixed_by": "browser"')
+    merged = json.loads(page.locator("#reapply textarea").input_value())
+    assert merged == {
+        "turns": 1,
+        "note_from_other": "added meanwhile",
+        "stuck": False,
+        "fixed_by": "browser",
+    }
+    expect(page.locator("#reapply-reason")).to_have_value("clear the stuck flag")
+
+    # Resolve: re-apply on top of the latest version.
+    page.locator("#reapply [data-json-submit]").click()
+    expect(page.locator(".flash")).to_contain_text("Saved as version 3")
+    document = editing_selectors.get_latest_document(session_id=session_id)
+    assert document.version == 3
+    state = json.loads(document.body)["flow"]["steps"][1]["state"]
+    assert state["fixed_by"] == "browser" and state["note_from_other"] == "added meanwhile"
+
+    # The audit log shows who, why and the diff.
+    page.goto(f"{page.base}/audit/?session={session_id}")
+    row = page.locator("#audit-table tbody tr").first
+    expect(row).to_contain_text("user:browser-editor")
+    expect(row).to_contain_text("clear the stuck flag")
+    row.locator("summary").click()
+    expect(row.locator(".op-list")).to_contain_text("/flow/steps/1/state/fixed_by")
+    expect(page.locator("#audit-table tbody tr")).to_have_count(2)

@@ -1,0 +1,786 @@
+"""Editing services (SQLite and PostgreSQL alike): every save needs a reason and the version it
+started from, writes the framework's own shape as version N+1 (parsed again by the adapter),
+and is audited with a JSON diff; reverts, checkpoints, restores, branches, deletes."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from sessions_api import document_editors, editing, editing_selectors, maintenance, selectors
+from sessions_api.formats import InvalidDocument, parse_document
+from sessions_api.formats.decoding import RejectedDocument
+from sessions_api.models import AuditEntry, Checkpoint, DocumentVersion, Session
+from sessions_api.services import RevisionConflict
+from tests.editing.conftest import (
+    EDITABLE_FIXTURES,
+    EDITOR,
+    READ_ONLY_FIXTURES,
+    fixture_bytes,
+    openai_chat_body,
+    picoflow_body,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def latest_doc(session_id: str):
+    document = editing_selectors.get_latest_document(session_id=session_id)
+    return document.version, json.loads(document.body)
+
+
+# --- every editable part of every format, parsed again by its adapter -------------------------
+
+
+@pytest.mark.parametrize("name", sorted(EDITABLE_FIXTURES))
+def test_every_part_edit_is_stored_in_the_framework_shape_and_reparsed(name, ingest, now):
+    session_id = ingest(fixture_bytes(name))
+    format_id = EDITABLE_FIXTURES[name]
+    view = editing_selectors.editor_view(session_id=session_id)
+    assert view.capabilities.parts, view.capabilities.reason
+    for step, part in enumerate(view.capabilities.parts, start=1):
+        version, doc = latest_doc(session_id)
+        old = document_editors.get_part(format_id, doc, part.key)
+        new = {**(old if isinstance(old, dict) else {}), "edited": {"by": "test", "n": step}}
+        outcome = editing.edit_state(
+            session_id=session_id,
+            part=part.key,
+            value=new,
+            expected_version=version,
+            actor=EDITOR,
+            reason=f"fix {part.label}",
+            now=now + timedelta(seconds=step),
+        )
+        assert outcome.changed and outcome.version == version + 1
+        stored_version, stored = latest_doc(session_id)
+        assert stored_version == version + 1
+        # The adapter parses the stored document again, and the value sits where it was.
+        parse_document(stored, format_id=format_id)
+        assert document_editors.get_part(format_id, stored, part.key) == new
+        entry = AuditEntry.objects.get(id=outcome.audit_id)
+        assert entry.action == "edit_state" and entry.reason == f"fix {part.label}"
+        assert (entry.from_version, entry.to_version) == (version, version + 1)
+        assert any(
+            op["path"].endswith("/edited")
+            or (isinstance(op.get("value"), dict) and "edited" in op["value"])
+            for op in entry.diff
+        ), entry.diff
+        assert entry.details == {"part": part.key}
+    record = selectors.get_session(session_id=session_id)
+    assert record.version == 1 + len(view.capabilities.parts)
+
+
+@pytest.mark.parametrize("name", sorted(EDITABLE_FIXTURES))
+def test_every_status_edit_is_reparsed_with_the_new_status(name, ingest, now):
+    session_id = ingest(fixture_bytes(name))
+    format_id = EDITABLE_FIXTURES[name]
+    statuses = editing_selectors.editor_view(session_id=session_id).capabilities.statuses
+    for offset, status in enumerate(statuses, start=1):
+        version, _ = latest_doc(session_id)
+        outcome = editing.edit_status(
+            session_id=session_id,
+            status=status,
+            expected_version=version,
+            actor=EDITOR,
+            reason="status fix",
+            now=now + timedelta(seconds=offset),
+        )
+        _, stored = latest_doc(session_id)
+        _, parsed = parse_document(stored, format_id=format_id)
+        assert parsed.session.status.value == status
+        assert selectors.get_session(session_id=session_id).summary.status == status
+        assert (
+            outcome.changed or status == selectors.get_session(session_id=session_id).summary.status
+        )
+
+
+@pytest.mark.parametrize("name", sorted(READ_ONLY_FIXTURES))
+def test_formats_without_editable_state_say_so(name, ingest, now):
+    session_id = ingest(fixture_bytes(name))
+    view = editing_selectors.editor_view(session_id=session_id)
+    assert view.capabilities.parts == ()
+    assert view.capabilities.reason
+    with pytest.raises(document_editors.NotEditable) as refused:
+        editing.edit_state(
+            session_id=session_id,
+            part="state",
+            value={},
+            expected_version=1,
+            actor=EDITOR,
+            reason="try",
+            now=now,
+        )
+    assert refused.value.message == view.capabilities.reason
+    assert DocumentVersion.objects.filter(session_id=session_id).count() == 1
+    assert not AuditEntry.objects.exists()
+
+
+def test_picoflow_step_edit_keeps_save_stamp_and_bumps_revision(picoflow_session, now):
+    version, doc = latest_doc(picoflow_session)
+    step_key = next(
+        p.key
+        for p in editing_selectors.editor_view(session_id=picoflow_session).capabilities.parts
+        if p.kind == "step"
+    )
+    later = now + timedelta(minutes=5)
+    editing.edit_state(
+        session_id=picoflow_session,
+        part=step_key,
+        value={"turns": 9, "fixed": True},
+        expected_version=version,
+        actor=EDITOR,
+        reason="unstick",
+        now=later,
+    )
+    _, stored = latest_doc(picoflow_session)
+    state = stored["flow"]["steps"][0]["state"]
+    assert state["turns"] == 9 and state["fixed"] is True
+    assert state["_saveOn"].startswith(later.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert stored["revision"] == doc["revision"] + 1
+    assert stored["saveOn"] == state["_saveOn"]
+    # Framework-managed keys cannot be set through the editor.
+    with pytest.raises(document_editors.NotEditable):
+        editing.edit_state(
+            session_id=picoflow_session,
+            part=step_key,
+            value={"_saveOn": "x"},
+            expected_version=version + 1,
+            actor=EDITOR,
+            reason="r",
+            now=later,
+        )
+
+
+def test_an_edit_that_breaks_the_document_is_refused_and_nothing_is_stored(chat_session, now):
+    with pytest.raises(InvalidDocument):
+        editing.edit_state(
+            session_id=chat_session,
+            part="state",
+            value=["variables", "must", "be", "an", "object"],
+            expected_version=1,
+            actor=EDITOR,
+            reason="break it",
+            now=now,
+        )
+    with pytest.raises(InvalidDocument):
+        editing.save_document(
+            session_id=chat_session,
+            body=openai_chat_body("another-session-id"),
+            expected_version=1,
+            actor=EDITOR,
+            reason="rename it",
+            now=now,
+        )
+    with pytest.raises(RejectedDocument):
+        editing.save_document(
+            session_id=chat_session,
+            body=b'{"messages": [NaN]}',
+            expected_version=1,
+            actor=EDITOR,
+            reason="garbage",
+            now=now,
+        )
+    assert DocumentVersion.objects.filter(session_id=chat_session).count() == 1
+    assert not AuditEntry.objects.exists()
+
+
+def test_a_reason_is_required(chat_session, now):
+    for reason in ("", "   ", None):
+        with pytest.raises(editing.ReasonRequired):
+            editing.edit_state(
+                session_id=chat_session,
+                part="state",
+                value={"x": 1},
+                expected_version=1,
+                actor=EDITOR,
+                reason=reason,  # type: ignore[arg-type]
+                now=now,
+            )
+    assert DocumentVersion.objects.filter(session_id=chat_session).count() == 1
+
+
+def test_a_stale_version_is_a_conflict_with_a_diff_and_nothing_is_written(chat_session, now):
+    first = editing.edit_state(
+        session_id=chat_session,
+        part="state",
+        value={"plan": "pro"},
+        expected_version=1,
+        actor=EDITOR,
+        reason="upgrade",
+        now=now,
+    )
+    assert first.version == 2
+    with pytest.raises(editing.VersionConflict) as conflict:
+        editing.edit_state(
+            session_id=chat_session,
+            part="state",
+            value={"plan": "free"},
+            expected_version=1,
+            actor=EDITOR,
+            reason="downgrade",
+            now=now,
+        )
+    assert conflict.value.current_version == 2
+    assert conflict.value.expected_version == 1
+    assert conflict.value.diff == [
+        {"op": "replace", "path": "/variables/plan", "value": "pro", "old": "basic"}
+    ]
+    assert DocumentVersion.objects.filter(session_id=chat_session).count() == 2
+    assert AuditEntry.objects.count() == 1
+
+
+def test_a_save_equal_to_the_latest_changes_nothing(chat_session, now):
+    outcome = editing.edit_state(
+        session_id=chat_session,
+        part="state",
+        value={"plan": "basic"},
+        expected_version=1,
+        actor=EDITOR,
+        reason="no-op",
+        now=now,
+    )
+    assert not outcome.changed and outcome.version == 1
+    assert not AuditEntry.objects.exists()
+
+
+def test_picoflow_v15_whole_document_save_must_carry_a_new_revision(picoflow_session, now):
+    _, doc = latest_doc(picoflow_session)
+    doc["runStatus"] = "completed"
+    with pytest.raises(RevisionConflict):
+        editing.save_document(
+            session_id=picoflow_session,
+            body=json.dumps(doc).encode(),
+            expected_version=1,
+            actor=EDITOR,
+            reason="same revision",
+            now=now,
+        )
+    doc["revision"] += 1
+    outcome = editing.save_document(
+        session_id=picoflow_session,
+        body=json.dumps(doc).encode(),
+        expected_version=1,
+        actor=EDITOR,
+        reason="finish",
+        now=now,
+    )
+    assert outcome.version == 2
+    assert selectors.get_session(session_id=picoflow_session).summary.status == "completed"
+
+
+# --- patch: append messages, merge state, status ---------------------------------------------
+
+
+def test_patch_picoflow_appends_to_the_current_step_and_merges_its_state(picoflow_session, now):
+    _, before = latest_doc(picoflow_session)
+    stamp = "2030-01-01T00:00:00.000Z"
+    patch = document_editors.DocumentPatch(
+        messages=[
+            {"type": "human", "content": "one more", "id": f"Book|{stamp}|1234567890"},
+            {"type": "ai", "content": "sure", "id": f"Book|{stamp}|1234567891"},
+        ],
+        state={"turns": None, "mood": "good"},
+        status="completed",
+    )
+    outcome = editing.patch_document(
+        session_id=picoflow_session,
+        patch=patch,
+        expected_version=1,
+        actor=EDITOR,
+        reason="agent turn",
+        now=now,
+    )
+    assert outcome.version == 2
+    _, after = latest_doc(picoflow_session)
+    book = after["flow"]["memory"]["Book"]["messages"]
+    assert book[-2:] == patch.messages
+    assert len(book) == len(before["flow"]["memory"]["Book"]["messages"]) + 2
+    state = next(s for s in after["flow"]["steps"] if s["name"] == "Book")["state"]
+    assert state["mood"] == "good" and "turns" not in state and "_saveOn" in state
+    assert after["runStatus"] == "completed"
+    record = selectors.get_session(session_id=picoflow_session)
+    assert record.summary.message_count == sum(
+        len(ns["messages"]) for ns in after["flow"]["memory"].values()
+    )
+
+
+def test_patch_picoflow_named_step_and_namespace(picoflow_session, now):
+    patch = document_editors.DocumentPatch(
+        state={"note": "x"}, step="Search", namespace="Search", messages=[]
+    )
+    editing.patch_document(
+        session_id=picoflow_session,
+        patch=patch,
+        expected_version=1,
+        actor=EDITOR,
+        reason="r",
+        now=now,
+    )
+    _, after = latest_doc(picoflow_session)
+    assert next(s for s in after["flow"]["steps"] if s["name"] == "Search")["state"]["note"] == "x"
+    with pytest.raises(document_editors.NotEditable):
+        editing.patch_document(
+            session_id=picoflow_session,
+            patch=document_editors.DocumentPatch(state={"a": 1}, step="Nope"),
+            expected_version=2,
+            actor=EDITOR,
+            reason="r",
+            now=now,
+        )
+
+
+def test_patch_openai_chat_and_langchain(ingest, chat_session, now):
+    editing.patch_document(
+        session_id=chat_session,
+        patch=document_editors.DocumentPatch(
+            messages=[{"role": "user", "content": "and now?"}], state={"plan": "pro"}
+        ),
+        expected_version=1,
+        actor=EDITOR,
+        reason="turn",
+        now=now,
+    )
+    _, doc = latest_doc(chat_session)
+    assert doc["messages"][-1] == {"role": "user", "content": "and now?"}
+    assert doc["variables"] == {"plan": "pro"}
+
+    lc = ingest(fixture_bytes("langchain/thread_state.json"))
+    _, before = latest_doc(lc)
+    editing.patch_document(
+        session_id=lc,
+        patch=document_editors.DocumentPatch(
+            messages=[{"type": "human", "content": "thanks", "id": "h-new"}],
+            state={"reviewed": True},
+        ),
+        expected_version=1,
+        actor=EDITOR,
+        reason="turn",
+        now=now,
+    )
+    _, after = latest_doc(lc)
+    assert after["values"]["messages"][-1]["content"] == "thanks"
+    assert len(after["values"]["messages"]) == len(before["values"]["messages"]) + 1
+    assert after["values"]["reviewed"] is True
+    # A status the format cannot record is refused.
+    with pytest.raises(document_editors.NotEditable):
+        editing.patch_document(
+            session_id=lc,
+            patch=document_editors.DocumentPatch(status="completed"),
+            expected_version=2,
+            actor=EDITOR,
+            reason="r",
+            now=now,
+        )
+
+
+def test_patched_messages_that_break_the_format_are_refused(chat_session, now):
+    with pytest.raises(InvalidDocument):
+        editing.patch_document(
+            session_id=chat_session,
+            patch=document_editors.DocumentPatch(messages=[{"role": 7, "content": "x"}]),
+            expected_version=1,
+            actor=EDITOR,
+            reason="r",
+            now=now,
+        )
+    assert DocumentVersion.objects.filter(session_id=chat_session).count() == 1
+
+
+# --- index-only edits --------------------------------------------------------------------------
+
+
+def test_hold_tags_notes_are_audited_without_a_new_version(chat_session, now):
+    editing.set_hold(
+        session_id=chat_session,
+        on_hold=True,
+        expected_version=1,
+        actor=EDITOR,
+        reason="investigating",
+        now=now,
+    )
+    editing.set_tags(
+        session_id=chat_session,
+        tags=[" vip ", "bug-123", "vip", ""],
+        expected_version=1,
+        actor=EDITOR,
+        reason="triage",
+        now=now,
+    )
+    editing.set_notes(
+        session_id=chat_session,
+        notes="Customer called twice.",
+        expected_version=1,
+        actor=EDITOR,
+        reason="context",
+        now=now,
+    )
+    row = Session.objects.get(id=chat_session)
+    assert row.on_hold and row.tags == ["vip", "bug-123"] and row.notes == "Customer called twice."
+    assert row.latest_version == 1
+    actions = list(AuditEntry.objects.order_by("id").values_list("action", flat=True))
+    assert actions == ["hold", "tag", "note"]
+    tag_entry = AuditEntry.objects.get(action="tag")
+    assert tag_entry.diff == [
+        {"op": "replace", "path": "/session/tags", "value": ["vip", "bug-123"], "old": []}
+    ]
+    release = editing.set_hold(
+        session_id=chat_session,
+        on_hold=False,
+        expected_version=1,
+        actor=EDITOR,
+        reason="done",
+        now=now,
+    )
+    assert release.changed and AuditEntry.objects.filter(action="release").count() == 1
+    # Index edits check the version too.
+    with pytest.raises(editing.VersionConflict):
+        editing.set_notes(
+            session_id=chat_session,
+            notes="stale",
+            expected_version=7,
+            actor=EDITOR,
+            reason="r",
+            now=now,
+        )
+
+
+def test_expiry_in_the_document_for_picoflow_v1(ingest, now):
+    session_id = ingest(fixture_bytes("picoflow/v1_plain_structured.json"))
+    expires = now + timedelta(days=3)
+    outcome = editing.set_expiry(
+        session_id=session_id,
+        expires_at=expires,
+        expected_version=1,
+        actor=EDITOR,
+        reason="give it three days",
+        now=now,
+    )
+    assert outcome.version == 2
+    _, doc = latest_doc(session_id)
+    assert doc["expireAfter"] == 3 * 86400
+    assert abs(Session.objects.get(id=session_id).expires_at - expires) < timedelta(seconds=2)
+    editing.set_expiry(
+        session_id=session_id,
+        expires_at=None,
+        expected_version=2,
+        actor=EDITOR,
+        reason="never",
+        now=now,
+    )
+    _, doc = latest_doc(session_id)
+    assert "expireAfter" not in doc
+    assert Session.objects.get(id=session_id).expires_at is None
+
+
+def test_expiry_on_the_index_survives_new_versions_and_revives_expired(chat_session, now):
+    Session.objects.filter(id=chat_session).update(
+        status="expired", status_before_expiry="unknown", expired_at=now
+    )
+    expires = now + timedelta(hours=6)
+    editing.set_expiry(
+        session_id=chat_session,
+        expires_at=expires,
+        expected_version=1,
+        actor=EDITOR,
+        reason="more time",
+        now=now,
+    )
+    row = Session.objects.get(id=chat_session)
+    assert row.expires_at == expires and row.status == "unknown" and row.expired_at is None
+    editing.edit_state(
+        session_id=chat_session,
+        part="state",
+        value={"plan": "x"},
+        expected_version=1,
+        actor=EDITOR,
+        reason="r",
+        now=now,
+    )
+    assert Session.objects.get(id=chat_session).expires_at == expires
+    with pytest.raises(editing.EditError):
+        editing.set_expiry(
+            session_id=chat_session,
+            expires_at=now - timedelta(seconds=1),
+            expected_version=2,
+            actor=EDITOR,
+            reason="past",
+            now=now,
+        )
+
+
+# --- revert, checkpoints, restore, prune -------------------------------------------------------
+
+
+def test_revert_is_a_new_version_with_the_old_bytes(chat_session, now):
+    original = editing_selectors.get_latest_document(session_id=chat_session).body
+    editing.edit_state(
+        session_id=chat_session,
+        part="state",
+        value={"plan": "broken"},
+        expected_version=1,
+        actor=EDITOR,
+        reason="oops",
+        now=now,
+    )
+    outcome = editing.revert_to_version(
+        session_id=chat_session,
+        version=1,
+        expected_version=2,
+        actor=EDITOR,
+        reason="undo oops",
+        now=now,
+    )
+    assert outcome.version == 3
+    assert editing_selectors.get_latest_document(session_id=chat_session).body == original
+    entry = AuditEntry.objects.get(id=outcome.audit_id)
+    assert entry.action == "revert" and entry.details == {"reverted_to": 1}
+    assert entry.diff == [
+        {"op": "replace", "path": "/variables/plan", "value": "basic", "old": "broken"}
+    ]
+    with pytest.raises(editing.VersionNotFound):
+        editing.revert_to_version(
+            session_id=chat_session,
+            version=99,
+            expected_version=3,
+            actor=EDITOR,
+            reason="r",
+            now=now,
+        )
+
+
+def test_checkpoint_restore_and_pins_survive_pruning(chat_session, now):
+    checkpoint = editing.create_checkpoint(
+        session_id=chat_session, name="good", version=None, note="known good", actor=EDITOR, now=now
+    )
+    assert checkpoint.version == 1
+    with pytest.raises(editing.CheckpointExists):
+        editing.create_checkpoint(
+            session_id=chat_session, name="good", version=1, note="", actor=EDITOR, now=now
+        )
+    for n in range(2, 6):
+        editing.edit_state(
+            session_id=chat_session,
+            part="state",
+            value={"plan": f"p{n}"},
+            expected_version=n - 1,
+            actor=EDITOR,
+            reason=f"edit {n}",
+            now=now,
+        )
+    result = maintenance.prune_versions(now=now, keep=2)
+    assert result.versions_deleted == 2  # v2 and v3; v1 is pinned
+    kept = set(
+        DocumentVersion.objects.filter(session_id=chat_session).values_list("number", flat=True)
+    )
+    assert kept == {1, 4, 5}
+    restored = editing.restore_checkpoint(
+        session_id=chat_session,
+        name="good",
+        expected_version=5,
+        actor=EDITOR,
+        reason="back to good",
+        now=now,
+    )
+    assert restored.version == 6
+    assert latest_doc(chat_session)[1]["variables"] == {"plan": "basic"}
+    entry = AuditEntry.objects.get(id=restored.audit_id)
+    assert entry.action == "restore" and entry.details["checkpoint"] == "good"
+    with pytest.raises(editing.CheckpointNotFound):
+        editing.restore_checkpoint(
+            session_id=chat_session,
+            name="nope",
+            expected_version=6,
+            actor=EDITOR,
+            reason="r",
+            now=now,
+        )
+    with pytest.raises(editing.VersionNotFound):
+        editing.create_checkpoint(
+            session_id=chat_session, name="pruned", version=2, note="", actor=EDITOR, now=now
+        )
+
+
+# --- branches ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["picoflow/v1_5_trip.json", "picoflow/v1_ext_two_flows.json", *sorted(EDITABLE_FIXTURES)[3:8]],
+)
+def test_branch_makes_a_linked_session_with_a_new_id(name, ingest, now):
+    parent = ingest(fixture_bytes(name))
+    parent_record = selectors.get_session(session_id=parent)
+    outcome = editing.branch_session(
+        session_id=parent, version=None, new_id=None, actor=EDITOR, reason="try a fix", now=now
+    )
+    child = selectors.get_session(session_id=outcome.session_id)
+    assert child.format == parent_record.format and child.version == 1
+    assert child.external_id != parent_record.external_id
+    assert "~branch-1" in child.external_id
+    extras_child = editing_selectors.session_extras(session_id=child.id)
+    extras_parent = editing_selectors.session_extras(session_id=parent)
+    assert extras_child.parent.id == parent and extras_child.parent.version == 1
+    assert [b.id for b in extras_parent.branches] == [child.id]
+    # The branch is a valid document of its format, carrying its own id.
+    body = editing_selectors.get_latest_document(session_id=child.id).body
+    _, parsed = parse_document(json.loads(body), format_id=child.format)
+    assert parsed.session.external_id in (None, child.external_id) or child.external_id.endswith(
+        parsed.session.external_id
+    )
+    assert AuditEntry.objects.filter(action="branch").count() == 2
+    # A second branch gets the next number; a taken id is refused.
+    second = editing.branch_session(
+        session_id=parent, version=1, new_id=None, actor=EDITOR, reason="again", now=now
+    )
+    assert "~branch-2" in second.external_id
+    raw_id = document_editors.document_session_id(
+        json.loads(editing_selectors.get_latest_document(session_id=child.id).body),
+        child.external_id,
+    )
+    if raw_id is not None:
+        with pytest.raises(editing.BranchExists):
+            editing.branch_session(
+                session_id=parent, version=1, new_id=raw_id, actor=EDITOR, reason="r", now=now
+            )
+
+
+def test_branch_from_an_older_version_with_a_chosen_id(picoflow_session, now):
+    editing.edit_status(
+        session_id=picoflow_session,
+        status="aborted",
+        expected_version=1,
+        actor=EDITOR,
+        reason="it broke",
+        now=now,
+    )
+    outcome = editing.branch_session(
+        session_id=picoflow_session,
+        version=1,
+        new_id="edit-me-retry",
+        actor=EDITOR,
+        reason="retry from before the break",
+        now=now,
+    )
+    assert outcome.external_id == "edit-me-retry" and outcome.branched_from_version == 1
+    _, doc = latest_doc(outcome.session_id)
+    assert doc["id"] == "edit-me-retry" and doc["runStatus"] == "running"
+
+
+def test_id_less_documents_branch_under_the_new_key(ingest, now):
+    parent = ingest(fixture_bytes("openai_chat/bare_list.json"))
+    outcome = editing.branch_session(
+        session_id=parent, version=None, new_id="bare-copy", actor=EDITOR, reason="r", now=now
+    )
+    assert outcome.external_id == "bare-copy"
+    assert (
+        editing_selectors.get_latest_document(session_id=outcome.session_id).body
+        == editing_selectors.get_latest_document(session_id=parent).body
+    )
+
+
+# --- delete and refusals ----------------------------------------------------------------------
+
+
+def test_delete_is_audited_and_the_entry_outlives_the_session(chat_session, now):
+    editing.create_checkpoint(
+        session_id=chat_session, name="c", version=1, note="", actor=EDITOR, now=now
+    )
+    assert editing.delete_session(session_id=chat_session, actor=EDITOR, reason="gdpr", now=now)
+    assert not Session.objects.filter(id=chat_session).exists()
+    assert not Checkpoint.objects.exists()
+    entry = AuditEntry.objects.get(action="delete")
+    assert entry.session_id is None and entry.session_key == chat_session
+    assert entry.session_external_id == "chat-edit-me"
+    page = editing_selectors.list_audit(
+        filters=editing_selectors.AuditFilters(session=chat_session)
+    )
+    assert [e.action for e in page.items] == ["delete", "checkpoint"]
+
+
+def test_unknown_sessions_are_not_found(db, now):
+    with pytest.raises(editing.SessionNotFound):
+        editing.set_notes(
+            session_id="not-a-uuid",
+            notes="x",
+            expected_version=1,
+            actor=EDITOR,
+            reason="r",
+            now=now,
+        )
+
+
+def test_audit_filters_and_paging(chat_session, picoflow_session, now):
+    for n in range(5):
+        editing.set_notes(
+            session_id=chat_session,
+            notes=f"n{n}",
+            expected_version=1,
+            actor=EDITOR,
+            reason=f"r{n}",
+            now=now + timedelta(seconds=n),
+        )
+    editing.set_hold(
+        session_id=picoflow_session,
+        on_hold=True,
+        expected_version=1,
+        actor=editing.Actor(label="key:bot (abc)"),
+        reason="bot",
+        now=now,
+    )
+    all_entries = editing_selectors.list_audit(filters=editing_selectors.AuditFilters())
+    assert len(all_entries.items) == 6
+    page = editing_selectors.list_audit(
+        filters=editing_selectors.AuditFilters(session="chat-edit-me"), limit=2
+    )
+    assert [e.reason for e in page.items] == ["r4", "r3"]
+    page2 = editing_selectors.list_audit(
+        filters=editing_selectors.AuditFilters(session="chat-edit-me"),
+        cursor=page.next_cursor,
+        limit=10,
+    )
+    assert [e.reason for e in page2.items] == ["r2", "r1", "r0"] and page2.next_cursor is None
+    by_key = editing_selectors.list_audit(filters=editing_selectors.AuditFilters(actor="bot"))
+    assert [e.actor for e in by_key.items] == ["key:bot (abc)"]
+    by_action = editing_selectors.list_audit(filters=editing_selectors.AuditFilters(action="hold"))
+    assert len(by_action.items) == 1
+    in_window = editing_selectors.list_audit(
+        filters=editing_selectors.AuditFilters(
+            since=now + timedelta(seconds=1), until=now + timedelta(seconds=3)
+        )
+    )
+    assert [e.reason for e in in_window.items] == ["r2", "r1"]
+    with pytest.raises(editing_selectors.InvalidAuditQuery):
+        editing_selectors.list_audit(filters=editing_selectors.AuditFilters(action="nope"))
+    with pytest.raises(editing_selectors.InvalidAuditQuery):
+        editing_selectors.list_audit(filters=editing_selectors.AuditFilters(), cursor="garbage")
+
+
+def test_conflict_view_rebases_my_change_onto_theirs(chat_session, now):
+    editing.edit_state(
+        session_id=chat_session,
+        part="state",
+        value={"plan": "basic", "seats": 3},
+        expected_version=1,
+        actor=EDITOR,
+        reason="theirs",
+        now=now,
+    )
+    view = editing_selectors.conflict_view(
+        session_id=chat_session,
+        format_id="openai_chat",
+        part="state",
+        seen_version=1,
+        mine={"plan": "pro"},
+    )
+    assert view.current_version == 2
+    assert view.rebased == {"plan": "pro", "seats": 3}
+    assert view.conflicts == []
+    assert view.theirs_diff.added == 2 and view.mine_diff.added == 1
+
+
+def test_picoflow_body_helper_is_valid(now):
+    doc = json.loads(picoflow_body(now=now))
+    _, parsed = parse_document(doc, format_id="picoflow")
+    assert [s.name for s in parsed.session.steps] == ["Search", "Book"]
