@@ -125,6 +125,8 @@ def import_source(source: ImportSource, *, format_id: str | None = None) -> Impo
             body=source.body,
             format_id=source.format_id or format_id,
             source=DocumentVersion.Source.IMPORT,
+            # Re-running an import must not add versions (see ingest_document).
+            unchanged_if_stored_before=True,
         )
     except RejectedDocument as exc:
         return ImportResult(source.label, ok=False, detail=_error_text(exc.code, exc.message))

@@ -96,15 +96,34 @@ def ingest_document(
     external_id: str | None = None,
     source: str = DocumentVersion.Source.API,
     now: datetime | None = None,
+    unchanged_if_stored_before: bool = False,
 ) -> IngestOutcome:
     """Store one document as received. Raises RejectedDocument (4xx), InvalidDocument (422)
-    or RevisionConflict (409); nothing is stored when it raises."""
+    or RevisionConflict (409); nothing is stored when it raises.
+
+    ``unchanged_if_stored_before`` makes bytes equal to *any* stored version a no-op, not only
+    the latest: bulk imports use it, so a folder holding two documents of one session (a
+    LangGraph thread state and its history, say) does not add versions on every re-run. The API
+    keeps the contract's rule (only the latest), so an agent can return to an earlier state.
+    """
     now = now or timezone.now()
     prepared = _prepare_document(body=body, format_id=format_id, external_id=external_id)
     with transaction.atomic():
         row, created = _lock_or_create_session(
             format_id=prepared.detection.format_id, external_id=prepared.key, now=now
         )
+        if (
+            unchanged_if_stored_before
+            and not created
+            and row.versions.filter(sha256=prepared.digest).exists()
+        ):
+            return _outcome(
+                row,
+                created=False,
+                changed=False,
+                warnings=prepared.warnings,
+                detected_by=prepared.detection.rule,
+            )
         return _store_new_version(row, prepared, created=created, source=source, now=now)
 
 

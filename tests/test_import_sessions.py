@@ -69,3 +69,24 @@ def test_format_can_be_forced_and_a_missing_path_is_an_error():
     assert "failed" in output and "0 failed" in output
     with pytest.raises(CommandError, match="no such file"):
         _run("/nonexistent/place")
+
+
+@pytest.mark.django_db
+def test_two_documents_of_one_session_in_a_folder_do_not_add_versions_on_every_rerun(
+    tmp_path: Path,
+):
+    # Two different documents for the same session (e.g. a thread state and its history).
+    (tmp_path / "a.json").write_text(json.dumps(_chat("same", "first shape")))
+    (tmp_path / "b.json").write_text(json.dumps(_chat("same", "second shape")))
+
+    assert "1 new, 1 updated" in _run(str(tmp_path))
+    assert "0 new, 0 updated, 2 unchanged" in _run(str(tmp_path))
+    assert Session.objects.get(external_id="same").latest_version == 2
+
+
+@pytest.mark.django_db
+def test_the_api_still_stores_a_return_to_an_earlier_state_as_a_new_version(api):
+    first, second = _chat("back", "one"), _chat("back", "two")
+    for body in (first, second, first):
+        assert api.post("/sessions", body).status_code in (200, 201)
+    assert Session.objects.get(external_id="back").latest_version == 3

@@ -54,6 +54,9 @@ _ERRORS = {
     415: ErrorOut,
     422: ErrorOut,
     428: ErrorOut,
+    429: ErrorOut,
+    503: ErrorOut,
+    507: ErrorOut,
 }
 
 

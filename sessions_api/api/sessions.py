@@ -9,9 +9,10 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, UnreadablePostError
+from django.utils import timezone
 from ninja import Router, Status
 
-from sessions_api import selectors, services
+from sessions_api import editing, roles, selectors, services
 from sessions_api.api import auth
 from sessions_api.api.errors import ApiError
 from sessions_api.api.schemas import (
@@ -49,6 +50,9 @@ _ERRORS = {
     413: ErrorOut,
     415: ErrorOut,
     422: ErrorOut,
+    429: ErrorOut,
+    503: ErrorOut,
+    507: ErrorOut,
 }
 
 
@@ -320,8 +324,14 @@ def list_versions(request: HttpRequest, session_id: str):
     summary="Delete a session with all its versions",
 )
 def delete_session(request: HttpRequest, session_id: str):
+    """Delete with every version. Audited; ``X-Change-Reason`` says why (optional here)."""
     record = _require_session(session_id)
-    services.delete_session(session_id=record.id)
+    editing.delete_session(
+        session_id=record.id,
+        actor=roles.actor_for_key(request.auth),
+        reason=request.headers.get("X-Change-Reason") or "deleted through the API",
+        now=timezone.now(),
+    )
     return Status(204, None)
 
 

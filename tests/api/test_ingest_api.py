@@ -509,3 +509,18 @@ def test_delete_leaves_other_sessions_alone(api, seed_document):
     assert api.delete(f"/sessions/{drop['id']}").status_code == 204
     assert raw(api, keep["id"]) == transcript()
     assert [item["id"] for item in api.get("/sessions").json()["items"]] == [keep["id"]]
+
+
+def test_an_api_delete_is_recorded_in_the_audit_log_with_its_reason(api, seed_document):
+    from sessions_api.models import AuditEntry
+
+    session_id = api.post("/sessions", seed_document).json()["id"]
+    response = api.client.delete(
+        f"/api/v1/sessions/{session_id}",
+        headers={"Authorization": f"Bearer {api.key}", "X-Change-Reason": "GDPR request 42"},
+    )
+
+    assert response.status_code == 204
+    entry = AuditEntry.objects.get(action="delete")
+    assert entry.reason == "GDPR request 42"
+    assert entry.session_external_id == "6917ad4ac3d31db001ec2393"
