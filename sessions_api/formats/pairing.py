@@ -10,6 +10,7 @@ result message), and duplicate call ids (the first unanswered call with that id 
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -71,22 +72,21 @@ def pair_tool_calls(
         content: Any = (
             message.content_parts if message.content_parts is not None else (message.content_text)
         )
-        calls[call_m][call_c] = dataclasses.replace(
+        calls[call_m][call_c] = _replace(
             calls[call_m][call_c],
             result_content=content,
             result_seq=message.seq,
             status=status,
             status_source=source,
         )
-        result_messages[m_index] = dataclasses.replace(
-            message, tool_status=status, tool_status_source=source
-        )
+        if message.tool_status is not status or message.tool_status_source is not source:
+            result_messages[m_index] = _replace(
+                message, tool_status=status, tool_status_source=source
+            )
 
     for m_index, message in enumerate(result_messages):
         if message.tool_calls:
-            result_messages[m_index] = dataclasses.replace(
-                message, tool_calls=tuple(calls[m_index])
-            )
+            result_messages[m_index] = _replace(message, tool_calls=tuple(calls[m_index]))
     pending = sum(1 for queue in waiting.values() for _ in queue)
     if pending:
         warnings.append(
@@ -96,6 +96,39 @@ def pair_tool_calls(
             )
         )
     return result_messages, warnings
+
+
+def _replace(value: Any, **changes: Any) -> Any:
+    """``dataclasses.replace``, about twice as fast for the domain classes: one C call reads
+    every field (``attrgetter``) and the constructor takes them positionally, instead of
+    ``fields()`` plus a keyword dict per call (pairing replaces every call and every message
+    holding calls: thousands for a 10,000-message session). Same result, ``__init__`` (and any
+    ``__post_init__``) included; classes with keyword-only or non-init fields take the regular
+    path."""
+    cls = type(value)
+    plan = _PLANS.get(cls)
+    if plan is None:
+        fields = dataclasses.fields(cls)
+        # attrgetter of one name returns the value itself, not a tuple: two or more only.
+        if len(fields) > 1 and all(f.init and not f.kw_only for f in fields):
+            names = [f.name for f in fields]
+            plan = (operator.attrgetter(*names), {name: i for i, name in enumerate(names)})
+        else:
+            plan = False
+        _PLANS[cls] = plan
+    if not plan:
+        return dataclasses.replace(value, **changes)
+    getter, index = plan
+    values = list(getter(value))
+    for name, new in changes.items():
+        position = index.get(name)
+        if position is None:
+            raise TypeError(f"{cls.__name__} has no field {name!r}")
+        values[position] = new
+    return cls(*values)
+
+
+_PLANS: dict[type, Any] = {}
 
 
 def _result_status(

@@ -1,0 +1,396 @@
+"""docs/BENCHMARKS.md and its charts (docs/bench/*.svg), from one run's result files.
+
+The prose lives in bench/BENCHMARKS.template.md; the tables and charts come from the JSON,
+so ``bin/bench --write-docs`` regenerates everything that is measured.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT
+
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+CHARTS = ROOT / "docs" / "bench"
+TEMPLATE = Path(__file__).with_name("BENCHMARKS.template.md")
+
+
+def load_run(out: Path, run_id: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    summary = json.loads((out / f"{run_id}.summary.json").read_text())
+    results = {}
+    for path in sorted(out.glob(f"{run_id}.*.json")):
+        if path.name.endswith(".summary.json"):
+            continue
+        data = json.loads(path.read_text())
+        results[data["benchmark"]] = data
+    return summary, results
+
+
+def fmt(value: Any, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        if abs(value) >= 1000:
+            text = f"{value:,.0f}"
+        elif abs(value) >= 100:
+            text = f"{value:.0f}"
+        else:
+            text = f"{value:.{digits}f}" if value != int(value) or digits else f"{value}"
+        return f"{text}{unit}"
+    return str(value)
+
+
+def met(result: dict[str, Any]) -> str:
+    flags = result.get("target_met") or {}
+    if not flags:
+        return "n/a"
+    return "<br>".join(f"{'✅' if ok else '❌'} {cell(name)}" for name, ok in flags.items())
+
+
+def cell(text: str) -> str:
+    """Text for a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(#, measured, ratio, met) per benchmark."""
+    out = []
+    b = results
+    if "B1" in b:
+        r = b["B1"]
+        out.append(
+            (
+                "B1",
+                f"{fmt(r['median']['docs_per_s'])} docs/s, p95 {fmt(r['p95'], ' ms')}, "
+                f"{r['errors']} errors; /healthz {fmt(r['baselines']['healthz_req_per_s'])} "
+                "req/s",
+                f"ingest / healthz = {fmt(r['ratios']['ingest_over_healthz'], '', 3)}",
+                met(r),
+            )
+        )
+    if "B2" in b:
+        r = b["B2"]
+        out.append(
+            (
+                "B2",
+                f"{fmt(r['median']['docs_per_s'])} docs/s (raw ceiling "
+                f"{fmt(r['baselines']['raw_ceiling']['docs_per_s'])} docs/s)",
+                f"ingest / raw = {fmt(r['ratios']['ingest_over_raw'], '', 3)}; batch / single "
+                f"= {fmt(r['ratios']['batch_over_single'], '', 2)}",
+                met(r),
+            )
+        )
+    if "B3" in b:
+        r = b["B3"]
+        out.append(
+            (
+                "B3",
+                f"{fmt(r['median']['docs_per_s'], '', 2)} docs/s "
+                f"({fmt(r['median']['mb_per_s'], ' MB/s', 2)}), p95 {fmt(r['p95'], ' ms')}, "
+                f"web worker peak {fmt(r['peak_rss_mb'], ' MB')}",
+                f"MB/s 2 MB / 20 KB = {fmt(r['ratios']['mb_s_2mb_over_20kb'], '', 2)}",
+                met(r),
+            )
+        )
+    if "B4" in b:
+        r = b["B4"]
+        http = r["runs"][-1]["http_latency_ms"]
+        parts = ", ".join(f"{name} {fmt(v['p95'], ' ms')}" for name, v in http.items())
+        out.append(
+            (
+                "B4",
+                f"at {r['headline']['sessions']:,} sessions, HTTP p95: {parts}",
+                f"deep / first = {fmt(r['ratios']['deep_over_first_http_p95'], '', 2)} (HTTP "
+                f"p95), {fmt(r['ratios']['deep_over_first_inproc_p50'], '', 2)} (server p50); "
+                f"OFFSET deep / first = {fmt(r['ratios']['offset_deep_over_first'], '', 1)}",
+                met(r),
+            )
+        )
+    if "B5" in b:
+        r = b["B5"]
+        browser = r.get("browser") or {}
+        dcl = (browser.get("dom_content_loaded_ms") or {}).get("p50")
+        out.append(
+            (
+                "B5",
+                f"page p95 {fmt(r['p95'], ' ms')} warm, cold parse + window "
+                f"{fmt(r['headline']['cold_ms'], ' ms')}; Chromium DOMContentLoaded "
+                f"{fmt(dcl, ' ms')}, {fmt(browser.get('timeline_rows'))} rows",
+                f"10k / 100 = {fmt(r['ratios']['large_over_small_warm_p95'], '', 2)} warm, "
+                f"{fmt(r['ratios']['large_over_small_cold'], '', 1)} cold; whole render / paged "
+                f"= {fmt(r['ratios']['whole_render_over_paged_render'], '', 0)}",
+                met(r),
+            )
+        )
+    if "B6" in b:
+        r = b["B6"]
+        out.append(
+            (
+                "B6",
+                f"at {r['headline']['sessions']:,} sessions: full rebuild "
+                f"{fmt(r['median']['full_rebuild_s'], ' s')}, incremental "
+                f"{fmt(r['median']['incremental_s'], ' s', 2)}, overview charts (30 d) "
+                f"{fmt(r['p95'], ' ms')}, a chart from rollups "
+                f"{fmt(r['headline']['rollup_chart_p95_ms'], ' ms')}",
+                f"full / incremental = {fmt(r['ratios']['full_over_incremental'], '', 1)}",
+                met(r),
+            )
+        )
+    if "B7" in b:
+        r = b["B7"]
+        out.append(
+            (
+                "B7",
+                f"{fmt(r['median']['cleanup_s'], ' s')} for "
+                f"{r['headline']['expired']:,} expired + {r['headline']['purged']:,} purged; "
+                f"longest write lock {fmt(r['headline']['max_lock_ms'], ' ms')}",
+                f"ingest p95 during / idle = {fmt(r['ratios']['p95_during_over_idle'], '', 2)}",
+                met(r),
+            )
+        )
+    if "PG" in b and not b["PG"].get("skipped"):
+        r = b["PG"]
+        out.append(
+            (
+                "PG",
+                f"single {fmt(r['median']['docs_per_s'])} docs/s, p95 "
+                f"{fmt(r['p95'], ' ms')}; batch {fmt(r['median']['batch_docs_per_s'])} docs/s; "
+                f"/healthz {fmt(r['median']['healthz_req_per_s'])} req/s",
+                f"ingest / healthz = {fmt(r['ratios']['ingest_over_healthz'], '', 3)}; "
+                f"PostgreSQL / SQLite (single, same run) = "
+                f"{fmt(r['ratios']['pg_over_sqlite_single'], '', 2)}; batch / single = "
+                f"{fmt(r['ratios']['batch_over_single'], '', 2)}",
+                met(r),
+            )
+        )
+    if "B8" in b:
+        r = b["B8"]
+        out.append(
+            (
+                "B8",
+                f"web worker {fmt(r['median']['web_worker_peak_mb'], ' MB')} under B3; "
+                f"job process {fmt(r['median']['job_peak_mb'], ' MB')}",
+                f"rollup RSS large / small N = "
+                f"{fmt(r['ratios']['rollup_rss_large_over_small'], '', 2)}",
+                met(r),
+            )
+        )
+    return out
+
+
+def results_table(results: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| # | target | measured | ratio | met |",
+        "|---|---|---|---|---|",
+    ]
+    for key, measured, rel, ok in rows(results):
+        target = cell(results[key]["target"])
+        lines.append(f"| {key} | {target} | {measured} | {rel} | {ok} |")
+    return "\n".join(lines)
+
+
+def run_section(summary: dict[str, Any]) -> str:
+    m = summary["machine"]
+    git = summary["git"]
+    scale = summary["scale"]
+    return "\n".join(
+        [
+            f"- run `{summary['run_id']}`, finished {summary['finished_at']}, took "
+            f"{summary['duration_s'] / 60:.1f} min{' (smoke)' if summary['smoke'] else ''}",
+            f"- machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_gb']} GB, Linux "
+            f"{m['kernel']}, Python {m['python']}, SQLite {m['sqlite']}; load average at start "
+            f"{m['load_avg_at_start']}",
+            f"- code: commit `{git['commit'][:12]}`"
+            + (" plus uncommitted changes" if git["dirty"] else ""),
+            f"- scale: {scale['runs']} runs per benchmark; B4/B6 at "
+            f"{', '.join(f'{n:,}' for n in scale['sessions'])} sessions; B5 "
+            f"{scale['b5_messages']:,} messages; B7 {scale['b7_expired']:,} expired sessions",
+            f"- failures: {summary['failures'] or 'none'}",
+            *(
+                f"- {', '.join(added)} from run `{extra}` (finished {info['finished_at']}, "
+                f"{info['scale']['runs']} runs; load average at start "
+                f"{info['machine']['load_avg_at_start']})"
+                for extra, added, info in summary.get("extra_runs", [])
+            ),
+        ]
+    )
+
+
+# --- charts ------------------------------------------------------------------------------------
+
+
+def hbar_svg(
+    title: str, items: list[tuple[str, float | None, str]], *, log: bool = False, note: str = ""
+) -> str:
+    """A horizontal bar chart; bars on a log scale when ``log``."""
+    width, label_w, bar_h, gap, top = 760, 290, 22, 8, 48
+    height = top + len(items) * (bar_h + gap) + (40 if note else 20)
+    values = [v for _, v, _ in items if v]
+    high = max(values) if values else 1
+    low = min(values) if values else 1
+
+    def scale(v: float) -> float:
+        span = width - label_w - 110
+        if not log:
+            return span * v / high
+        lo = math.log10(min(low, 1))
+        return span * (math.log10(v) - lo) / ((math.log10(high) - lo) or 1)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="13">',
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="12" y="26" font-size="16" font-weight="bold">{escape(title)}</text>',
+    ]
+    palette = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1"]
+    for i, (label, value, unit) in enumerate(items):
+        y = top + i * (bar_h + gap)
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">{escape(label)}</text>'
+        )
+        if value:
+            w = max(2.0, scale(value))
+            parts.append(
+                f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" '
+                f'fill="{palette[i % len(palette)]}"/>'
+            )
+            parts.append(
+                f'<text x="{label_w + w + 6:.1f}" y="{y + 16}">{fmt(value)}{escape(unit)}</text>'
+            )
+        else:
+            parts.append(f'<text x="{label_w + 4}" y="{y + 16}" fill="#888">n/a</text>')
+    if note:
+        parts.append(
+            f'<text x="12" y="{height - 12}" fill="#555" font-size="11">{escape(note)}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def charts(results: dict[str, dict[str, Any]], run_id: str) -> list[tuple[str, str]]:
+    out = []
+    items = []
+    if "B1" in results:
+        r = results["B1"]
+        items += [
+            ("GET /healthz (floor), req/s", r["baselines"]["healthz_req_per_s"], " req/s"),
+            ("B1 ingest, 1 doc per request", r["median"]["docs_per_s"], " docs/s"),
+        ]
+    if "B2" in results:
+        r = results["B2"]
+        items += [
+            ("B2 ingest, 100 per request", r["median"]["docs_per_s"], " docs/s"),
+            (
+                "raw ceiling: orjson + sqlite3",
+                r["baselines"]["raw_ceiling"]["docs_per_s"],
+                " docs/s",
+            ),
+        ]
+    if "B3" in results:
+        items.append(
+            ("B3 ingest, 2 MB documents", results["B3"]["median"]["docs_per_s"], " docs/s")
+        )
+    if items:
+        out.append(
+            (
+                "ingest.svg",
+                hbar_svg(
+                    "Ingest throughput against its baselines (log scale)",
+                    items,
+                    log=True,
+                    note=f"run {run_id}; 4 clients over loopback HTTP; targets: B1 800, B2 2,000, "
+                    "B3 25 docs/s",
+                ),
+            )
+        )
+    if "B4" in results:
+        r = results["B4"]
+        top = r["runs"][-1]
+        inproc = top["inproc_ms"]
+        items = [
+            ("keyset, first page", inproc["keyset_first_page"]["p50"], " ms"),
+            (
+                f"keyset, page {top['depth_pages']:,} (as shipped)",
+                inproc["keyset_deep"]["p50"],
+                " ms",
+            ),
+            (
+                f"keyset, page {top['depth_pages']:,} (seek form)",
+                inproc.get("keyset_deep_seek_form", {}).get("p50"),
+                " ms",
+            ),
+            ("OFFSET, first page", inproc["offset_first"]["p50"], " ms"),
+            (f"OFFSET, page {top['depth_pages']:,}", inproc["offset_deep"]["p50"], " ms"),
+        ]
+        out.append(
+            (
+                "lists.svg",
+                hbar_svg(
+                    f"Session list at {top['sessions']:,} sessions: server time p50 (log scale)",
+                    items,
+                    log=True,
+                    note=f"run {run_id}; 50 rows per page, newest first",
+                ),
+            )
+        )
+    if "B6" in results:
+        r = results["B6"]
+        top = r["runs"][-1]
+        c = top["charts"]["30d"]
+        items = [
+            ("full rebuild (full scan)", r["median"]["full_rebuild_s"] * 1000, " ms"),
+            ("incremental, 1,000 changes", r["median"]["incremental_s"] * 1000, " ms"),
+            ("overview charts, 30 d, from the index", c["overview_all_charts_ms"]["p50"], " ms"),
+            ("one chart, 30 d, from the index", c["sessions_by_status_index_ms"]["p50"], " ms"),
+            ("one chart, 30 d, from RollupBucket", c["sessions_by_status_rollup_ms"]["p50"], " ms"),
+        ]
+        out.append(
+            (
+                "rollups.svg",
+                hbar_svg(
+                    f"Analytics at {top['sessions']:,} sessions (log scale)",
+                    items,
+                    log=True,
+                    note=f"run {run_id}; targets: rebuild 10 s, incremental 1 s, chart 50 ms",
+                ),
+            )
+        )
+    return out
+
+
+def write_docs(out: Path, run_id: str) -> Path:
+    """``run_id`` may name several runs, comma-separated: the first is the main run (its
+    summary heads the page); later runs only add benchmarks the earlier ones lack."""
+    ids = [x for x in run_id.split(",") if x]
+    summary, results = load_run(out, ids[0])
+    summary["extra_runs"] = []
+    for extra in ids[1:]:
+        extra_summary, extra_results = load_run(out, extra)
+        added = [k for k in extra_results if k not in results]
+        for key in added:
+            results[key] = extra_results[key]
+        summary["extra_runs"].append((extra, added, extra_summary))
+    run_id = ids[0]
+    CHARTS.mkdir(parents=True, exist_ok=True)
+    chart_links = []
+    for name, svg in charts(results, run_id):
+        (CHARTS / name).write_text(svg)
+        chart_links.append(f"![{name}](bench/{name})")
+    text = TEMPLATE.read_text()
+    details = json.dumps(
+        {k: v.get("headline") for k, v in results.items()}, indent=2, sort_keys=False
+    )
+    text = (
+        text.replace("{{RUN}}", run_section(summary))
+        .replace("{{RESULTS}}", results_table(results))
+        .replace("{{CHARTS}}", "\n\n".join(chart_links))
+        .replace("{{HEADLINES}}", details)
+    )
+    DOC.write_text(text)
+    return DOC

@@ -1,0 +1,475 @@
+"""Work that runs inside Django, each task in its own process (``python -m bench.tasks``).
+
+A fresh process per task keeps benchmarks apart (caches, connections) and gives each its own
+peak RSS (VmHWM). DATA_DIR is set before Django starts, so nothing touches ./var.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.common import self_peak_rss_mb, summary_ms, write_json
+
+
+def setup(data_dir: str) -> None:
+    os.environ["DATA_DIR"] = data_dir
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+
+
+def timed(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+# --- preparation -------------------------------------------------------------------------------
+
+
+def task_prepare(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Migrate a fresh database; create roles, prices, an API key and a logged-in session."""
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+    )
+    from django.contrib.auth.models import Group
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.management import call_command
+
+    from sessions_api import services
+
+    call_command("migrate", verbosity=0, interactive=False)
+    call_command("ensure_roles", verbosity=0)
+    call_command("seed_prices", verbosity=0)
+    key = services.create_api_key(name="bench", scopes=["ingest", "read", "write", "admin"]).key
+    user = get_user_model().objects.create_superuser(
+        username="bench", email="bench@example.com", password="bench-password-123"
+    )
+    user.groups.add(Group.objects.get(name="admin"))
+    store = SessionStore()
+    store[SESSION_KEY] = str(user.pk)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.create()
+    return {"api_key": key, "session_cookie": store.session_key}
+
+
+def task_ingest(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Ingest pickled [(body, external_id or None)] through services.ingest_document."""
+    from sessions_api import services
+
+    items = pickle.loads(Path(params["pickle"]).read_bytes())
+    start = time.perf_counter()
+    ids, created = [], 0
+    now = datetime.now(UTC) - timedelta(minutes=params.get("minutes_ago", 0))
+    for body, external_id in items:
+        outcome = services.ingest_document(body=body, external_id=external_id, now=now)
+        ids.append(outcome.id)
+        created += outcome.created
+    return {"ids": ids, "created": created, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def task_bulk(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    from bench.datagen import bulk_clone
+
+    return bulk_clone(
+        Path(data_dir) / "observatory.sqlite3",
+        count=params["count"],
+        start_index=params["start_index"],
+        now=datetime.fromisoformat(params["now"]),
+        days=params["days"],
+        seed=params.get("seed", 11),
+        expire=params.get("expire"),
+        with_bodies=params.get("with_bodies", False),
+    )
+
+
+# --- B4: lists ---------------------------------------------------------------------------------
+
+
+def task_lists(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """List queries in-process (server time without HTTP): keyset pages vs OFFSET pages."""
+    from django.db.models import Count, Q
+
+    from sessions_api import selectors
+    from sessions_api.models import Session, ToolCallRecord
+    from sessions_api.records import record_from_row
+
+    limit = 50
+    total = Session.objects.count()
+    depth_pages = min(params.get("depth_pages", 10_000), max(1, total // limit // 2))
+    offset = depth_pages * limit - limit
+    repeat = params.get("repeat", 15)
+    agent = (
+        Session.objects.exclude(agent="").values("agent").annotate(n=Count("id")).order_by("-n")
+    )[0]["agent"]
+    tool = ToolCallRecord.objects.values("name").annotate(n=Count("id")).order_by("-n")[0]["name"]
+    now = datetime.now(UTC)
+    since = now - timedelta(days=7)
+    filters = {
+        "first_page": ({}, selectors.SessionFilters()),
+        "status": ({"status": "completed"}, selectors.SessionFilters(status=["completed"])),
+        "agent_errors": (
+            {"agent": agent, "has_errors": "true"},
+            selectors.SessionFilters(agent=agent, has_errors=True),
+        ),
+        "tool_since": (
+            {"tool": tool, "since": since.isoformat()},
+            selectors.SessionFilters(tool=tool, since=since),
+        ),
+    }
+    # The cursor a client would hold after paging to `depth_pages` (read once, untimed).
+    row = (
+        Session.objects.order_by("-updated_at", "-id").values_list("updated_at", "id")[
+            offset - 1 : offset
+        ]
+    )[0]
+    deep_cursor = selectors._encode_cursor(["-updated_at", row[0].isoformat(), str(row[1])])
+    results: dict[str, Any] = {}
+    for name, (_, flt) in filters.items():
+        selectors.list_sessions(filters=flt, limit=limit)  # warm
+        results[f"keyset_{name}"] = summary_ms(
+            timed(lambda f=flt: selectors.list_sessions(filters=f, limit=limit), repeat)
+        )
+    results["keyset_deep"] = summary_ms(
+        timed(
+            lambda: selectors.list_sessions(
+                filters=selectors.SessionFilters(), cursor=deep_cursor, limit=limit
+            ),
+            repeat,
+        )
+    )
+
+    def offset_page(start: int) -> list[Any]:
+        rows = Session.objects.order_by("-updated_at", "-id")[start : start + limit]
+        return [record_from_row(r) for r in rows]
+
+    # The keyset query written so SQLite can seek the (updated_at, id) index: a leading
+    # `updated_at <= cursor` range, then the tie-break (the form proposed in BENCHMARKS.md).
+    value, last_id = selectors._decode_list_cursor(deep_cursor, "-updated_at")
+
+    def seek_page() -> list[Any]:
+        rows = Session.objects.filter(
+            Q(updated_at__lte=value) & (Q(updated_at__lt=value) | Q(id__lt=last_id))
+        ).order_by("-updated_at", "-id")[:limit]
+        return [record_from_row(r) for r in rows]
+
+    results["keyset_deep_seek_form"] = summary_ms(timed(seek_page, repeat))
+    results["offset_first"] = summary_ms(timed(lambda: offset_page(0), repeat))
+    results["offset_deep"] = summary_ms(timed(lambda: offset_page(offset), max(3, min(repeat, 5))))
+    deep_page = selectors.list_sessions(
+        filters=selectors.SessionFilters(), cursor=deep_cursor, limit=limit
+    ).items
+    same = (
+        [r.id for r in deep_page]
+        == [r.id for r in offset_page(offset)]
+        == [r.id for r in seek_page()]
+    )
+    return {
+        "sessions": total,
+        "depth_pages": depth_pages,
+        "depth_rows": offset,
+        "deep_cursor": deep_cursor,
+        "keyset_equals_offset": same,
+        "http_filters": {name: query for name, (query, _) in filters.items()},
+        "inproc": results,
+        "peak_rss_mb": self_peak_rss_mb(),
+    }
+
+
+# --- B5: timeline ------------------------------------------------------------------------------
+
+
+def task_timeline(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Cold parse of a stored version, and the paged window render vs a whole-session render."""
+    from django.core.cache import cache
+    from django.template.loader import render_to_string
+
+    from sessions_api import dashboard_queries, selectors
+
+    out: dict[str, Any] = {}
+    for label, session_id in params["sessions"].items():
+        record = selectors.get_session(session_id=session_id)
+        cold = []
+        for _ in range(params.get("repeat", 3)):
+            cache.clear()
+            t0 = time.perf_counter()
+            parsed = selectors.get_parsed_version(record=record)
+            cold.append(time.perf_counter() - t0)
+        events = parsed.events
+        cache.clear()
+        t0 = time.perf_counter()
+        window = dashboard_queries.timeline_window(record=record, start=0, limit=200)
+        html = render_to_string(
+            "dashboard/partials/timeline_events.html", {"events": window.events, "record": record}
+        )
+        paged_cold = time.perf_counter() - t0
+        paged = timed(
+            lambda window=window, record=record: render_to_string(
+                "dashboard/partials/timeline_events.html",
+                {"events": window.events, "record": record},
+            ),
+            params.get("repeat", 3),
+        )
+        whole = timed(
+            lambda events=events, record=record: render_to_string(
+                "dashboard/partials/timeline_events.html", {"events": events, "record": record}
+            ),
+            max(1, params.get("repeat", 3) - 1),
+        )
+        whole_html = render_to_string(
+            "dashboard/partials/timeline_events.html", {"events": events, "record": record}
+        )
+        out[label] = {
+            "messages": record.summary.message_count,
+            "events": len(events),
+            "body_bytes": len(selectors.get_raw_body(session_id=record.id, version=record.version)),
+            "cold_parse_ms": summary_ms(cold),
+            "paged_first_window_cold_ms": round(paged_cold * 1000, 2),
+            "render_200_ms": summary_ms(paged),
+            "render_whole_ms": summary_ms(whole),
+            "html_bytes_200": len(html),
+            "html_bytes_whole": len(whole_html),
+            "rows_200": html.count('<li class="ev'),
+            "rows_whole": whole_html.count('<li class="ev'),
+        }
+    out["peak_rss_mb"] = self_peak_rss_mb()
+    return out
+
+
+# --- B6: rollups -------------------------------------------------------------------------------
+
+
+def task_rollups(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    from django.db import connection
+
+    from sessions_api import analytics, rollups
+    from sessions_api.models import RollupBucket, Session
+
+    now = datetime.now(UTC)
+    sessions = Session.objects.count()
+    full_runs = []
+    rss_after_full = None
+    for _ in range(params.get("full_repeat", 1)):
+        t0 = time.perf_counter()
+        result = rollups.rebuild_rollups(now=now)
+        full_runs.append(time.perf_counter() - t0)
+        rss_after_full = rss_after_full or self_peak_rss_mb()
+    buckets = RollupBucket.objects.count()
+    incremental_runs = []
+    changes = params.get("changes", 1000)
+    for step in range(1, params.get("incremental_repeat", 3) + 1):
+        at = now + timedelta(minutes=10 * step)
+        # 1,000 changes: the most recently active sessions get a new version (what ingest
+        # writes to the index row: new status, new received time).
+        ids = list(Session.objects.order_by("-updated_at").values_list("id", flat=True)[:changes])
+        with connection.cursor() as cursor:
+            for chunk_start in range(0, len(ids), 500):
+                chunk = [i.hex for i in ids[chunk_start : chunk_start + 500]]
+                marks = ",".join(["%s"] * len(chunk))
+                cursor.execute(
+                    "UPDATE sessions_api_session SET last_received_at = %s, "
+                    "latest_version = latest_version + 1, "
+                    f"status = CASE status WHEN 'running' THEN 'completed' ELSE status END "
+                    f"WHERE id IN ({marks})",
+                    [str((at - timedelta(seconds=1)).replace(tzinfo=None)), *chunk],
+                )
+        t0 = time.perf_counter()
+        inc = rollups.rollup_analytics(now=at)
+        incremental_runs.append(time.perf_counter() - t0)
+    # Chart queries the overview page runs (straight from the index), and the same chart read
+    # from the rollup table, for 24 hours and 30 days.
+    charts: dict[str, Any] = {}
+    repeat = params.get("chart_repeat", 5 if sessions < 300_000 else 3)
+    for label, span in (("24h", timedelta(hours=24)), ("30d", timedelta(days=30))):
+        since, until = now - span, now
+        gran = analytics.granularity_for(since, until)
+
+        def overview(since=since, until=until, gran=gran) -> None:
+            book = analytics.price_book()
+            costs = analytics.cost_by_model(since=since, until=until, book=book)
+            analytics.overview_kpis(since=since, until=until, costs=costs)
+            analytics.sessions_by_status(since=since, until=until, granularity=gran)
+            analytics.tokens_by_model(since=since, until=until, granularity=gran)
+            analytics.errors_over_time(since=since, until=until, granularity=gran)
+            analytics.tool_stats(since=since, until=until)
+            analytics.duration_histogram(since=since, until=until)
+            analytics.top_agents(since=since, until=until)
+            analytics.top_users(since=since, until=until)
+
+        def one_chart(since=since, until=until, gran=gran) -> None:
+            analytics.sessions_by_status(since=since, until=until, granularity=gran)
+
+        def from_rollups(since=since, until=until, gran=gran) -> None:
+            granularity = "hour" if gran in ("minute", "hour") else "day"
+            list(
+                RollupBucket.objects.filter(
+                    granularity=granularity,
+                    series="sessions_by_status",
+                    bucket_start__gte=since,
+                    bucket_start__lt=until,
+                ).values_list("bucket_start", "key", "count")
+            )
+
+        charts[label] = {
+            "granularity": gran,
+            "overview_all_charts_ms": summary_ms(
+                timed(overview, 1 if sessions >= 300_000 and label == "30d" else 2)
+            ),
+            "sessions_by_status_index_ms": summary_ms(timed(one_chart, repeat)),
+            "sessions_by_status_rollup_ms": summary_ms(timed(from_rollups, repeat)),
+        }
+    return {
+        "sessions": sessions,
+        "buckets": buckets,
+        "full_rebuild_s": [round(x, 3) for x in full_runs],
+        "full_hours": result.hours_recomputed,
+        "incremental_s": [round(x, 3) for x in incremental_runs],
+        "incremental_hours": inc.hours_recomputed,
+        "incremental_changed_sessions": inc.changed_sessions,
+        "changes": changes,
+        "charts": charts,
+        "peak_rss_mb_after_full": rss_after_full,
+        "peak_rss_mb": self_peak_rss_mb(),
+    }
+
+
+# --- B7: expiry and purge ----------------------------------------------------------------------
+
+
+def task_cleanup(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """expire_sessions then purge_sessions (the jobs' defaults), timing every write
+    transaction: with transaction_mode IMMEDIATE the write lock is held from BEGIN to COMMIT."""
+    from django.db import connection
+
+    from sessions_api import maintenance, policy
+
+    connection.ensure_connection()
+    holds: list[float] = []
+    begin_at: list[float] = []
+    original_begin = connection._start_transaction_under_autocommit
+    original_commit = connection._commit
+    original_rollback = connection._rollback
+
+    def begin() -> None:
+        original_begin()
+        begin_at.append(time.perf_counter())
+
+    def end(original):
+        def wrapped() -> None:
+            original()
+            if begin_at:
+                holds.append(time.perf_counter() - begin_at.pop())
+
+        return wrapped
+
+    connection._start_transaction_under_autocommit = begin
+    connection._commit = end(original_commit)
+    connection._rollback = end(original_rollback)
+
+    now = datetime.now(UTC)
+    t0 = time.perf_counter()
+    expired = maintenance.expire_sessions(now=now, batch_size=params.get("expire_batch", 500))
+    expire_s = time.perf_counter() - t0
+    grace = policy.purge_expired_grace() or timedelta(0)
+    t1 = time.perf_counter()
+    purged = maintenance.purge_sessions(
+        now=now + grace + timedelta(minutes=1), batch_size=params.get("purge_batch", 200)
+    )
+    purge_s = time.perf_counter() - t1
+    return {
+        "expired": expired.counts(),
+        "purged": purged.counts(),
+        "expire_s": round(expire_s, 3),
+        "purge_s": round(purge_s, 3),
+        "total_s": round(expire_s + purge_s, 3),
+        "transactions": len(holds),
+        "lock_hold_ms": summary_ms(holds),
+        "lock_holds_over_200ms": sum(1 for h in holds if h > 0.2),
+        "peak_rss_mb": self_peak_rss_mb(),
+    }
+
+
+# --- B2: the raw ceiling -----------------------------------------------------------------------
+
+
+def task_raw_ceiling(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """orjson + bare sqlite3 executemany of the same documents in one transaction (no Django,
+    no validation), with the app's pragmas (WAL, synchronous=NORMAL)."""
+    import sqlite3
+
+    import orjson
+
+    bodies = pickle.loads(Path(params["pickle"]).read_bytes())
+    runs = []
+    for run in range(params.get("runs", 5)):
+        path = Path(data_dir) / f"raw-{run}.sqlite3"
+        db = sqlite3.connect(str(path), isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, external_id TEXT, body BLOB)")
+        t0 = time.perf_counter()
+        rows = []
+        for i, body in enumerate(bodies):
+            doc = orjson.loads(body)
+            external = doc.get("id") if isinstance(doc, dict) else None
+            rows.append((i, str(external), body))
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO docs VALUES (?, ?, ?)", rows)
+        db.execute("COMMIT")
+        runs.append(time.perf_counter() - t0)
+        db.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+    rates = [len(bodies) / r for r in runs]
+    return {
+        "documents": len(bodies),
+        "docs_per_s_runs": [round(r, 1) for r in rates],
+        "docs_per_s": round(statistics.median(rates), 1),
+        "peak_rss_mb": self_peak_rss_mb(),
+    }
+
+
+TASKS = {
+    "prepare": task_prepare,
+    "ingest": task_ingest,
+    "bulk": task_bulk,
+    "lists": task_lists,
+    "timeline": task_timeline,
+    "rollups": task_rollups,
+    "cleanup": task_cleanup,
+    "raw_ceiling": task_raw_ceiling,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.tasks")
+    parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--params", default="{}")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    setup(args.data_dir)
+    result = TASKS[args.task](args.data_dir, json.loads(args.params))
+    write_json(Path(args.out), result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
