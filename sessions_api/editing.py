@@ -216,11 +216,10 @@ def edit_state(
 ) -> EditOutcome:
     """Replace one editable part (step state, session state, metadata, context) in place."""
 
-    def build(row: Session, doc: Any, old: bytes) -> bytes:
-        new = document_editors.edit_part(
+    def change(row: Session, doc: Any) -> Any:
+        return document_editors.edit_part(
             row.format, doc, part, value, now=now, revision=_next_revision(row)
         )
-        return old if new is doc else document_editors.encode(new, like=old)
 
     return _edit_document(
         session_id=session_id,
@@ -229,7 +228,7 @@ def edit_state(
         reason=reason,
         now=now,
         action=Action.EDIT_STATE,
-        build=build,
+        build=_as_body(change),
         details={"part": part},
     )
 
@@ -245,11 +244,10 @@ def edit_status(
 ) -> EditOutcome:
     """Set the document's own status field (formats that have one)."""
 
-    def build(row: Session, doc: Any, old: bytes) -> bytes:
-        new = document_editors.edit_status(
+    def change(row: Session, doc: Any) -> Any:
+        return document_editors.edit_status(
             row.format, doc, status, now=now, revision=_next_revision(row)
         )
-        return old if new is doc else document_editors.encode(new, like=old)
 
     return _edit_document(
         session_id=session_id,
@@ -258,7 +256,7 @@ def edit_status(
         reason=reason,
         now=now,
         action=Action.EDIT_STATUS,
-        build=build,
+        build=_as_body(change),
         details={"status": status},
     )
 
@@ -274,11 +272,10 @@ def patch_document(
 ) -> EditOutcome:
     """Append messages, merge state and set status in one new version (PATCH /document)."""
 
-    def build(row: Session, doc: Any, old: bytes) -> bytes:
-        new = document_editors.apply_patch(
+    def change(row: Session, doc: Any) -> Any:
+        return document_editors.apply_patch(
             row.format, doc, patch, now=now, revision=_next_revision(row)
         )
-        return old if new is doc else document_editors.encode(new, like=old)
 
     return _edit_document(
         session_id=session_id,
@@ -287,7 +284,7 @@ def patch_document(
         reason=reason,
         now=now,
         action=Action.PATCH,
-        build=build,
+        build=_as_body(change),
         details={
             "appended_messages": len(patch.messages),
             "merged_state": patch.state is not None,
@@ -375,6 +372,19 @@ def _revert(
     )
 
 
+def _as_body(
+    change: Callable[[Session, Any], Any],
+) -> Callable[[Session, Any, bytes], bytes]:
+    """A body builder from a document change: the result encoded in the stored body's style,
+    or the stored bytes themselves when the change returned the document untouched."""
+
+    def build(row: Session, doc: Any, old: bytes) -> bytes:
+        new = change(row, doc)
+        return old if new is doc else document_editors.encode(new, like=old)
+
+    return build
+
+
 def _edit_document(
     *,
     session_id: str,
@@ -454,11 +464,10 @@ def set_expiry(
         if editor.expiry_pointer(old_doc) is not None:
             seconds = None if expires_at is None else math.ceil((expires_at - now).total_seconds())
 
-            def build(r: Session, doc: Any, old: bytes) -> bytes:
-                new = document_editors.edit_expire_after(
+            def change(r: Session, doc: Any) -> Any:
+                return document_editors.edit_expire_after(
                     r.format, doc, seconds, now=now, revision=_next_revision(r)
                 )
-                return old if new is doc else document_editors.encode(new, like=old)
 
             row.expires_at_override = None
             row.save(update_fields=["expires_at_override"])
@@ -469,7 +478,7 @@ def set_expiry(
                 reason=reason,
                 now=now,
                 action=Action.SET_EXPIRY,
-                build=build,
+                build=_as_body(change),
                 details={"expire_after_s": seconds, "scope": "document"},
             )
         before = row.expires_at
