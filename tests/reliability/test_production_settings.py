@@ -152,6 +152,19 @@ def test_production_turns_on_secure_cookies_hsts_and_csp(tmp_path):
     assert {"^healthz$", "^readyz$"} <= set(values["SECURE_REDIRECT_EXEMPT"])
 
 
+def test_a_plain_http_trial_turns_off_only_what_it_names(tmp_path):
+    """bin/run on loopback: no https redirect and cookies usable over HTTP, still DEBUG off."""
+    values = production_settings(
+        tmp_path, DJANGO_SECURE_SSL_REDIRECT="0", DJANGO_SECURE_COOKIES="0"
+    )
+    assert values["DEBUG"] is False
+    assert values["SECURE_SSL_REDIRECT"] is False
+    assert values["SESSION_COOKIE_SECURE"] is False
+    assert values["CSRF_COOKIE_SECURE"] is False
+    assert values["SECURE_HSTS_SECONDS"] >= 31536000
+    assert values["LOG_FORMAT"] == "json"
+
+
 def test_production_logs_json_with_an_access_line(tmp_path):
     values = production_settings(tmp_path)
     assert values["LOG_FORMAT"] == "json"
