@@ -1,10 +1,12 @@
 """Structured logs: one JSON object per line, each carrying the request's correlation id.
 
 ``config.middleware.RequestIdMiddleware`` puts the id of the request being served into
-``request_id_var``; :class:`RequestContextFilter` copies it onto every log record (``-`` outside
-a request: workers, commands), and :class:`JsonFormatter` writes the record as one line of JSON
-with whatever ``extra={...}`` fields the call passed. Settings wire both (LOG_FORMAT=json is the
-default when DJANGO_DEBUG=0; plain text otherwise).
+``request_id_var``; :class:`RequestContextFilter` copies it onto every log record, and
+:class:`JsonFormatter` writes the record as one line of JSON with whatever ``extra={...}``
+fields the call passed. Settings wire both (LOG_FORMAT=json is the default when DJANGO_DEBUG=0;
+plain text otherwise). Outside a request the id is ``-``, except in a Celery task: it logs under
+the id of the request that queued it, or else its own task id, and adds ``task`` and
+``task_id`` (workers/log_context.py).
 
 The filter also redacts secrets that must never reach a log (RELIABILITY S2): API keys
 (``so_<prefix>_<secret>`` keeps only its prefix) and passwords inside URLs
@@ -22,6 +24,8 @@ from typing import Any
 import orjson
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+#: ``{"task": name, "task_id": id}`` while a Celery task runs (workers/log_context.py).
+task_var: ContextVar[dict[str, str] | None] = ContextVar("task", default=None)
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(
@@ -45,6 +49,9 @@ def _install_record_factory() -> None:
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = current(*args, **kwargs)
         record.request_id = request_id_var.get()
+        task = task_var.get()
+        if task:
+            record.__dict__.update(task)
         return record
 
     factory.observatory_request_id = True  # type: ignore[attr-defined]

@@ -539,7 +539,23 @@ def _finish(
         error=error,
     )
     row.refresh_from_db()
-    return _record(row)
+    record = _record(row)
+    # One line per finished run, so log pipelines see job outcomes without reading JobRun.
+    logger.log(
+        logging.ERROR if status == "failed" else logging.INFO,
+        "job %s %s",
+        row.job,
+        status,
+        extra={
+            "job": row.job,
+            "run_id": row.pk,
+            "status": status,
+            "duration_s": record.duration_s,
+            "counts": counts or {},
+            "error": error or None,
+        },
+    )
+    return record
 
 
 def _close_abandoned_runs(job: str, *, keep: int, now: datetime) -> None:

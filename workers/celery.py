@@ -62,3 +62,6 @@ if str(settings.CELERY_BROKER_URL).startswith(("redis://", "rediss://")):
         )
     app.conf.result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
 app.autodiscover_tasks(["workers"])
+
+# Its signal receivers: JSON logs with a correlation id in workers and beat too.
+import workers.log_context  # noqa: E402, F401

@@ -10,6 +10,7 @@ deadline.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -403,6 +404,55 @@ def test_jobs_enqueued_on_redis_run_and_their_effects_show(redis_server, redis_e
     assert done.returncode == 0, done.stdout + done.stderr
     assert "rollup_analytics: SUCCEEDED" in done.stdout
     assert "on Redis" in done.stderr
+
+
+def test_worker_logs_json_lines_under_the_id_of_the_request_that_queued_the_job(
+    redis_server, redis_env, workdir
+):
+    """RELIABILITY: structured JSON logs with a correlation id, in the worker too. A job queued
+    while a request is served is logged under that request's id, and names its task."""
+    import workers.log_context  # noqa: F401 - connects the publish signal in this process
+    from config.logging import request_id_var
+
+    proc = start_worker({**redis_env, "LOG_FORMAT": "json"}, workdir, "worker-json", "json-logs")
+    try:
+        wait_for(
+            "the worker to answer a ping",
+            lambda: (
+                client_app(redis_server.url)
+                .send_task("workers.ping", queue="json-logs")
+                .get(timeout=5)
+            ),
+            timeout=60,
+        )
+        token = request_id_var.set("req-json-logs-1")
+        try:
+            task = client_app(redis_server.url).send_task(
+                "detect_stuck_sessions", kwargs={"triggered_by": "test"}, queue="json-logs"
+            )
+        finally:
+            request_id_var.reset(token)
+        assert finished_run(task.id, 60, proc).status == "succeeded"
+    finally:
+        proc.stop()
+
+    records = [
+        json.loads(line)
+        for line in proc.log.read_text(errors="replace").splitlines()
+        if line.startswith("{")
+    ]
+    assert records, proc.tail()
+    assert all({"ts", "level", "logger", "message", "request_id"} <= set(r) for r in records)
+    finished = [r for r in records if r.get("job") == "detect_stuck_sessions"]
+    assert finished, proc.tail()
+    assert finished[0]["request_id"] == "req-json-logs-1"
+    assert finished[0]["task_id"] == task.id
+    assert finished[0]["task"] == "detect_stuck_sessions"
+    assert finished[0]["status"] == "succeeded"
+    # Nothing the worker logged came out as Celery's plain text format.
+    assert not [line for line in proc.log.read_text().splitlines() if line.startswith("[20")], (
+        proc.tail()
+    )
 
 
 def test_redis_restart_canary_completes_without_restarting_the_worker(redis_server, worker):
