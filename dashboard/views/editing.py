@@ -24,7 +24,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from sessions_api import editing, editing_selectors, roles, selectors
 from sessions_api.document_editors import NotEditable
-from sessions_api.editing import Actor
 from sessions_api.formats import InvalidDocument
 from sessions_api.formats.decoding import RejectedDocument, decode_document
 from sessions_api.records import SessionRecord
@@ -280,31 +279,20 @@ def save_status(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         StatusForm,
         attempted="edit the status",
-        call=lambda rid, actor, d, form: editing.edit_status(
-            session_id=rid,
-            status=d["status"],
-            expected_version=d["expected_version"],
-            actor=actor,
-            reason=d["reason"],
-            now=timezone.now(),
-        ),
+        call=lambda edit, d, form: editing.edit_status(status=d["status"], **edit),
     )
 
 
 @login_required
 @require_POST
 def save_expiry(request: HttpRequest, session_id: str) -> HttpResponse:
-    def call(rid: str, actor: Actor, d: dict[str, Any], form: ExpiryForm) -> Any:
-        return editing.set_expiry(
-            session_id=rid,
-            expires_at=form.expiry(),
-            expected_version=d["expected_version"],
-            actor=actor,
-            reason=d["reason"],
-            now=timezone.now(),
-        )
-
-    return _form_save(request, session_id, ExpiryForm, attempted="set the expiry", call=call)
+    return _form_save(
+        request,
+        session_id,
+        ExpiryForm,
+        attempted="set the expiry",
+        call=lambda edit, d, form: editing.set_expiry(expires_at=form.expiry(), **edit),
+    )
 
 
 @login_required
@@ -315,37 +303,16 @@ def save_hold(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         HoldForm,
         attempted="hold or release",
-        call=lambda rid, actor, d, form: editing.set_hold(
-            session_id=rid,
-            on_hold=d["on_hold"] == "1",
-            expected_version=d["expected_version"],
-            actor=actor,
-            reason=d["reason"],
-            now=timezone.now(),
-        ),
+        call=lambda edit, d, form: editing.set_hold(on_hold=d["on_hold"] == "1", **edit),
     )
 
 
 @login_required
 @require_POST
 def save_annotations(request: HttpRequest, session_id: str) -> HttpResponse:
-    def call(rid: str, actor: Actor, d: dict[str, Any], form: forms.Form) -> Any:
-        tags = editing.set_tags(
-            session_id=rid,
-            tags=[t for t in d["tags"].split(",")],
-            expected_version=d["expected_version"],
-            actor=actor,
-            reason=d["reason"],
-            now=timezone.now(),
-        )
-        notes = editing.set_notes(
-            session_id=rid,
-            notes=d["notes"],
-            expected_version=d["expected_version"],
-            actor=actor,
-            reason=d["reason"],
-            now=timezone.now(),
-        )
+    def call(edit: dict[str, Any], d: dict[str, Any], form: forms.Form) -> Any:
+        tags = editing.set_tags(tags=list(d["tags"].split(",")), **edit)
+        notes = editing.set_notes(notes=d["notes"], **edit)
         return notes if notes.changed else tags
 
     return _form_save(
@@ -361,14 +328,7 @@ def revert(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         RevertForm,
         attempted="revert",
-        call=lambda rid, actor, d, form: editing.revert_to_version(
-            session_id=rid,
-            version=d["version"],
-            expected_version=d["expected_version"],
-            actor=actor,
-            reason=d["reason"],
-            now=timezone.now(),
-        ),
+        call=lambda edit, d, form: editing.revert_to_version(version=d["version"], **edit),
     )
 
 
@@ -380,14 +340,7 @@ def restore(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         RestoreForm,
         attempted="restore a checkpoint",
-        call=lambda rid, actor, d, form: editing.restore_checkpoint(
-            session_id=rid,
-            name=d["checkpoint"],
-            expected_version=d["expected_version"],
-            actor=actor,
-            reason=d["reason"],
-            now=timezone.now(),
-        ),
+        call=lambda edit, d, form: editing.restore_checkpoint(name=d["checkpoint"], **edit),
     )
 
 
@@ -471,10 +424,11 @@ def _form_save(
     form_class: type[_Saved],
     *,
     attempted: str,
-    call: Callable[[str, Actor, dict[str, Any], Any], editing.EditOutcome],
+    call: Callable[[dict[str, Any], dict[str, Any], Any], editing.EditOutcome],
 ) -> HttpResponse:
     """Validate a small form, call its service, and answer: back to the editor with a message,
-    or the conflict page when the form was stale."""
+    or the conflict page when the form was stale. ``call(edit, data, form)`` gets in ``edit``
+    the arguments every edit service takes (session, expected version, actor, reason, now)."""
     record = _record(session_id)
     actor = roles.require_user(request, EDIT, attempted=attempted, session_id=record.id)
     form = form_class(request.POST)
@@ -483,7 +437,14 @@ def _form_save(
         return redirect(_back(request, record))
     data = form.cleaned_data
     try:
-        outcome = call(record.id, actor, data, form)
+        edit = {
+            "session_id": record.id,
+            "expected_version": data["expected_version"],
+            "actor": actor,
+            "reason": data["reason"],
+            "now": timezone.now(),
+        }
+        outcome = call(edit, data, form)
     except editing.VersionConflict as exc:
         return _form_conflict(request, record, exc)
     except forms.ValidationError as exc:
