@@ -8,49 +8,19 @@ page fails the test on any dialog, page error, console error or CSP report.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 
 from sessions_api import editing, editing_selectors, services
+from tests.chromium import require_playwright
 from tests.editing.conftest import EDITOR, make_user, picoflow_body
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = [pytest.mark.browser]
 
-if not CHROMIUM.exists():
-    pytest.skip(f"browser tests need Chromium at {CHROMIUM}", allow_module_level=True)
-playwright_sync = pytest.importorskip(
-    "playwright.sync_api", reason="browser tests need Playwright for Python"
-)
+playwright_sync = require_playwright()
 expect = playwright_sync.expect
-
-
-@pytest.fixture(scope="module")
-def browser():
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
