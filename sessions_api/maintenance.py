@@ -8,7 +8,8 @@ latency), is safe to run twice, and returns a frozen result whose ``counts()`` a
 Race safety (RELIABILITY I5): candidates are selected, then acted on by a statement that
 re-checks the whole condition in the database. A session that was appended to after it was
 selected no longer matches (its ``updated_at``, ``expires_at`` or ``latest_version`` moved on),
-so it is neither expired nor deleted.
+so it is neither expired nor deleted. The re-check goes in by primary key only
+(:func:`_recheck`), so a batch costs its own size however many rows match the condition.
 
 ``checkpoint`` is called between batches; the run recorder passes one that raises when the
 job's lock lease was lost, so a run that no longer owns its job stops at a batch boundary.
@@ -19,15 +20,30 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db import router, transaction
+from django.db.models import (
+    CASCADE,
+    DO_NOTHING,
+    SET_NULL,
+    BooleanField,
+    Case,
+    Count,
+    F,
+    ForeignKey,
+    Q,
+    QuerySet,
+    Value,
+    When,
+    signals,
+)
+from django.db.models.deletion import Collector, get_candidate_relations_to_delete
 
-from sessions_api import policy, rollups
+from sessions_api import policy, rollups, sqlite_tuning
 from sessions_api.domain import SessionStatus
 from sessions_api.models import Checkpoint as PinnedCheckpoint
 from sessions_api.models import DocumentBody, DocumentVersion, Session
@@ -70,6 +86,22 @@ def _describe(row: dict[str, Any], reason: str) -> dict[str, Any]:
 
 
 _ROW_FIELDS = ("id", "external_id", "format", "agent", "status", "latest_version")
+
+
+def _recheck(condition: Q) -> Case:
+    """``condition`` as one opaque term, for a statement that acts on ids it was handed.
+
+    The planner cannot use an index through a CASE, so the ``id IN (...)`` beside it (the
+    primary key) is the only way in and a batch costs its own size. Written out plainly,
+    ``status = 'expired' AND id IN (...)`` made SQLite without statistics (Django never runs
+    ANALYZE) walk the status or expiry index over every expired row, in each batch, under the
+    write lock (docs/BENCHMARKS.md finding 7); with statistics it would depend on how fresh
+    they are. Same rows either way: CASE WHEN c THEN true ELSE false END is true exactly
+    where c is.
+    """
+    return Case(
+        When(condition, then=Value(True)), default=Value(False), output_field=BooleanField()
+    )
 
 
 # --- expire_sessions --------------------------------------------------------------------------
@@ -116,6 +148,12 @@ def expiry_conditions(*, now: datetime) -> dict[str, Q]:
     return conditions
 
 
+#: Sessions expired by their own expiry keep ``expires_at`` until purged, so the batches of that
+#: reason walk its index forward from where the last batch ended instead of stepping over all
+#: the sessions already expired (this run's and those awaiting purge) every time.
+_EXPIRY_SEEK = {"own_expiry": "expires_at"}
+
+
 def expire_sessions(
     *,
     now: datetime,
@@ -127,36 +165,36 @@ def expire_sessions(
 
     Each batch is one UPDATE per distinct ``latest_version`` in it, guarded by the full expiry
     condition plus the ``latest_version`` that was read: a session updated in between keeps
-    its status (counted as ``skipped_changed``) and is looked at again next run.
+    its status (counted as ``skipped_changed``) and is looked at again next run, as is one
+    whose own expiry, already past, arrives during the run behind the batches' position.
     """
     _check_aware(now)
     listing = _Listing()
     expired = {"own_expiry": 0, "idle": 0}
     skipped = 0
-    for reason, condition in expiry_conditions(now=now).items():
-        candidates = Session.objects.filter(condition)
-        if dry_run:
-            expired[reason] = candidates.count()
-            for row in candidates.order_by("id").values(*_ROW_FIELDS)[:MAX_LISTED]:
-                listing.add(_describe(row, reason))
-            listing.more = max(0, sum(expired.values()) - len(listing.items))
-            continue
-        changed: set[uuid.UUID] = set()
-        while True:
-            rows = list(
-                candidates.exclude(id__in=changed).order_by().values(*_ROW_FIELDS)[:batch_size]
-            )
-            if not rows:
-                break
-            done = _expire_batch(rows=rows, condition=condition, now=now)
-            for row in rows:
-                if row["id"] in done:
+    with sqlite_tuning.checkpoint_between_batches() as after_batch:
+        for reason, condition in expiry_conditions(now=now).items():
+            candidates = Session.objects.filter(condition)
+            if dry_run:
+                expired[reason] = candidates.count()
+                for row in candidates.order_by("id").values(*_ROW_FIELDS)[:MAX_LISTED]:
                     listing.add(_describe(row, reason))
-                else:
-                    changed.add(row["id"])
-            expired[reason] += len(done)
-            skipped += len(rows) - len(done)
-            checkpoint()
+                listing.more = max(0, sum(expired.values()) - len(listing.items))
+                continue
+            changed: set[uuid.UUID] = set()
+            for rows in _batches(
+                candidates, batch_size=batch_size, skip=changed, seek=_EXPIRY_SEEK.get(reason)
+            ):
+                done = _expire_batch(rows=rows, condition=condition, now=now)
+                for row in rows:
+                    if row["id"] in done:
+                        listing.add(_describe(row, reason))
+                    else:
+                        changed.add(row["id"])
+                expired[reason] += len(done)
+                skipped += len(rows) - len(done)
+                after_batch()
+                checkpoint()
     return ExpireResult(
         dry_run=dry_run,
         expired_own_expiry=expired["own_expiry"],
@@ -171,6 +209,35 @@ def expire_sessions(
     )
 
 
+def _batches(
+    candidates: QuerySet[Session],
+    *,
+    batch_size: int,
+    skip: set[uuid.UUID],
+    seek: str | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """Batches of candidate rows, leaving out ``skip`` (the caller adds to it as it goes).
+
+    With ``seek`` (an indexed column) in that column's order, each batch starting where the
+    previous one ended, for candidates that stay in the index after being acted on.
+    """
+    seek_from: Any = None
+    while True:
+        page = candidates.exclude(id__in=skip)
+        if seek is None:
+            page = page.order_by()
+        else:
+            page = page.order_by(seek)
+            if seek_from is not None:
+                page = page.filter(**{f"{seek}__gte": seek_from})
+        rows = list(page.values(*_ROW_FIELDS, *([seek] if seek else []))[:batch_size])
+        if not rows:
+            return
+        if seek is not None:
+            seek_from = rows[-1][seek]
+        yield rows
+
+
 def _expire_batch(*, rows: list[dict[str, Any]], condition: Q, now: datetime) -> set[uuid.UUID]:
     """Expire the rows that still match ``condition`` at the version that was read; returns
     the ids that were expired."""
@@ -179,12 +246,12 @@ def _expire_batch(*, rows: list[dict[str, Any]], condition: Q, now: datetime) ->
         by_version[row["latest_version"]].append(row["id"])
     with transaction.atomic():
         for version, ids in by_version.items():
-            Session.objects.filter(condition, id__in=ids, latest_version=version).update(
+            Session.objects.filter(_recheck(condition), id__in=ids, latest_version=version).update(
                 status_before_expiry=F("status"), status=EXPIRED, expired_at=now
             )
         return set(
             Session.objects.filter(
-                id__in=[r["id"] for r in rows], status=EXPIRED, expired_at=now
+                _recheck(Q(status=EXPIRED, expired_at=now)), id__in=[r["id"] for r in rows]
             ).values_list("id", flat=True)
         )
 
@@ -272,39 +339,43 @@ def purge_sessions(
     purged = {"expired_grace": 0, "retention": 0}
     versions_deleted = bodies_deleted = skipped = remaining = 0
     conditions = purge_conditions(now=now)
-    for reason, condition in conditions.items():
-        candidates = Session.objects.filter(condition)
-        if dry_run:
-            purged[reason] = candidates.count()
-            versions_deleted += DocumentVersion.objects.filter(
-                session__in=candidates.values("id")
-            ).count()
-            for row in candidates.order_by("id").values(*_ROW_FIELDS)[:MAX_LISTED]:
-                listing.add(_describe(row, reason))
-            continue
-        changed: set[uuid.UUID] = set()
-        while True:
-            done_so_far = sum(purged.values())
-            if limit is not None and done_so_far >= limit:
-                remaining += candidates.exclude(id__in=changed).count()
-                break
-            size = batch_size if limit is None else min(batch_size, limit - done_so_far)
-            rows = list(candidates.exclude(id__in=changed).order_by().values(*_ROW_FIELDS)[:size])
-            if not rows:
-                break
-            outcome = _purge_batch(rows=rows, condition=condition, store=store)
-            for row in rows:
-                if row["id"] in outcome.deleted:
+    with sqlite_tuning.checkpoint_between_batches() as after_batch:
+        for reason, condition in conditions.items():
+            candidates = Session.objects.filter(condition)
+            if dry_run:
+                purged[reason] = candidates.count()
+                versions_deleted += DocumentVersion.objects.filter(
+                    session__in=candidates.values("id")
+                ).count()
+                for row in candidates.order_by("id").values(*_ROW_FIELDS)[:MAX_LISTED]:
                     listing.add(_describe(row, reason))
-                else:
-                    changed.add(row["id"])
-            purged[reason] += len(outcome.deleted)
-            skipped += len(rows) - len(outcome.deleted)
-            versions_deleted += outcome.versions
-            bodies_deleted += outcome.bodies
-            checkpoint()
-            if pause_s > 0:
-                time.sleep(pause_s)
+                continue
+            changed: set[uuid.UUID] = set()
+            while True:
+                done_so_far = sum(purged.values())
+                if limit is not None and done_so_far >= limit:
+                    remaining += candidates.exclude(id__in=changed).count()
+                    break
+                size = batch_size if limit is None else min(batch_size, limit - done_so_far)
+                rows = list(
+                    candidates.exclude(id__in=changed).order_by().values(*_ROW_FIELDS)[:size]
+                )
+                if not rows:
+                    break
+                outcome = _purge_batch(rows=rows, condition=condition, store=store)
+                for row in rows:
+                    if row["id"] in outcome.deleted:
+                        listing.add(_describe(row, reason))
+                    else:
+                        changed.add(row["id"])
+                purged[reason] += len(outcome.deleted)
+                skipped += len(rows) - len(outcome.deleted)
+                versions_deleted += outcome.versions
+                bodies_deleted += outcome.bodies
+                after_batch()
+                checkpoint()
+                if pause_s > 0:
+                    time.sleep(pause_s)
     listing.more = max(0, sum(purged.values()) - len(listing.items))
     return PurgeResult(
         dry_run=dry_run,
@@ -341,19 +412,86 @@ def _purge_batch(
     with transaction.atomic():
         locked = list(
             Session.objects.select_for_update()
-            .filter(condition, id__in=ids)
+            .filter(_recheck(condition), id__in=ids)
             .values_list("id", flat=True)
         )
         if not locked:
             return _BatchOutcome(deleted=frozenset(), versions=0, bodies=0)
-        versions = DocumentVersion.objects.filter(session_id__in=locked).count()
         if store.transactional_with_index:
-            bodies = sum(store.delete_session(session_id=str(i)) for i in locked)
-        Session.objects.filter(id__in=locked).delete()  # versions and derived rows cascade
+            bodies = _delete_session_bodies(store, locked)
+        versions = _delete_sessions(locked)
         rollups.mark_hours_dirty(hours=hours)
     if not store.transactional_with_index:
-        bodies = sum(store.delete_session(session_id=str(i)) for i in locked)
+        bodies = _delete_session_bodies(store, locked)
     return _BatchOutcome(deleted=frozenset(locked), versions=versions, bodies=bodies)
+
+
+def _delete_session_bodies(store: DocumentStore, session_ids: list[uuid.UUID]) -> int:
+    """Delete every body of these sessions: with the orm store in one statement for the
+    batch (the store contract deletes one session at a time, a statement each)."""
+    keys = [str(session_id) for session_id in session_ids]
+    if isinstance(store, _orm_store_class()):
+        deleted, _ = DocumentBody.objects.filter(session_id__in=keys).delete()
+        return deleted
+    return sum(store.delete_session(session_id=key) for key in keys)
+
+
+def _delete_sessions(session_ids: list[uuid.UUID]) -> int:
+    """Delete these sessions, applying each relation's ``on_delete`` from models.py with one
+    statement per related table; returns how many DocumentVersion rows went.
+
+    The outcome of ``Session.objects.filter(id__in=...).delete()`` without its collector, which
+    first loads every session row into Python: cascaded rows (versions, tool calls, errors,
+    usage, checkpoints) are deleted by session id and SET_NULL links (audit entries, branches)
+    cleared the same way. When a relation needs more than that (PROTECT, a delete signal
+    receiver, a cascade that cascades further) Django's collector does the whole batch.
+    """
+    using = router.db_for_write(Session)
+    steps = _direct_delete_steps(using)
+    if steps is None:
+        _, per_model = Session.objects.filter(id__in=session_ids).delete()
+        return per_model.get(DocumentVersion._meta.label, 0)
+    versions = 0
+    for foreign_key, action in steps:
+        related = foreign_key.model._base_manager.using(using).filter(
+            **{f"{foreign_key.name}__in": session_ids}
+        )
+        if action is SET_NULL:
+            related.update(**{foreign_key.name: None})
+            continue
+        deleted, _ = related.delete()  # fast-deletable (checked): one DELETE statement
+        if foreign_key.model is DocumentVersion:
+            versions += deleted
+    # Nothing refers to these rows any more: delete them without collecting them again.
+    Session._base_manager.using(using).filter(id__in=session_ids)._raw_delete(using)
+    return versions
+
+
+def _direct_delete_steps(using: str) -> list[tuple[ForeignKey, Any]] | None:
+    """(foreign key to Session, CASCADE or SET_NULL) for every relation, or None when one of
+    them (or Session itself) needs Django's collector to be deleted faithfully."""
+    if _has_delete_signals(Session):
+        return None
+    collector = Collector(using=using)
+    steps: list[tuple[ForeignKey, Any]] = []
+    for relation in get_candidate_relations_to_delete(Session._meta):
+        foreign_key = relation.field
+        on_delete = foreign_key.remote_field.on_delete
+        if on_delete is DO_NOTHING:
+            continue
+        if on_delete is SET_NULL:
+            steps.append((foreign_key, SET_NULL))  # the collector sends no signal for these either
+        elif on_delete is CASCADE and collector.can_fast_delete(
+            foreign_key.model._base_manager.all(), from_field=foreign_key
+        ):
+            steps.append((foreign_key, CASCADE))
+        else:
+            return None
+    return steps
+
+
+def _has_delete_signals(model: type) -> bool:
+    return signals.pre_delete.has_listeners(model) or signals.post_delete.has_listeners(model)
 
 
 # --- prune_versions ---------------------------------------------------------------------------
