@@ -3,7 +3,8 @@
 Lists page with keyset cursors (never OFFSET: PERFORMANCE.md measured OFFSET 300x slower at
 depth) and never count exactly. The canonical view and the timeline are derived from the stored
 body when read, and cached by (session, version): a version never changes, so the cache never
-needs invalidating.
+needs invalidating. The timeline is cached in pages of ``TIMELINE_CHUNK`` events beside its
+length, and the canonical session on its own, so a request unpickles only what it shows.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from django.core.cache import cache
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 
+from sessions_api.domain import ParsedSession
 from sessions_api.domain import Session as CanonicalSession
 from sessions_api.formats import parse_document
 from sessions_api.formats.decoding import DecodeLimits, decode_document
@@ -224,20 +227,38 @@ def get_raw_body(*, session_id: str, version: int) -> bytes:
     return get_document_store().get(session_id=session_id, version=version)
 
 
+# --- one version: the canonical session and its timeline, cached in parts ----------------------
+
+# The timeline is cached in pages of this many events, so that a request unpickles only the pages
+# it shows: a 10,000-message session is 50 small entries, not one 5 MB pickle (bench B5).
+TIMELINE_CHUNK = 200
+VERSION_CACHE_SECONDS = 3600
+
+
+def _version_key(session_id: str, number: int, part: str) -> str:
+    # A stored version never changes, so nothing here is ever invalidated. "v2" names the shape
+    # of the cached values (events pages of TIMELINE_CHUNK): change it when they change.
+    return f"version:v2:{session_id}:{number}:{part}"
+
+
+def _head_key(session_id: str, number: int) -> str:
+    """The number of events in the timeline; present only once every page was written."""
+    return _version_key(session_id, number, "head")
+
+
+def _page_key(session_id: str, number: int, page: int) -> str:
+    return _version_key(session_id, number, f"events{TIMELINE_CHUNK}:{page}")
+
+
 @dataclass(frozen=True)
-class ParsedVersion:
+class _Derived:
     session: CanonicalSession
     warnings: list[dict[str, str]]
     events: list[dict[str, Any]]
 
 
-def get_parsed_version(*, record: SessionRecord, version: int | None = None) -> ParsedVersion:
-    """The canonical session and timeline of one stored version, cached by (session, version)."""
-    number = version or record.version
-    key = f"parsed:v1:{record.id}:{number}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
+def _parse_and_cache(record: SessionRecord, number: int) -> _Derived:
+    """Decode and parse a stored version, then cache what is derived from it."""
     body = get_raw_body(session_id=record.id, version=number)
     # Stored bodies passed these limits on the way in; parse them with generous ones so a
     # later tightening of the limits never makes history unreadable.
@@ -245,13 +266,152 @@ def get_parsed_version(*, record: SessionRecord, version: int | None = None) -> 
         body, DecodeLimits(max_bytes=len(body), max_depth=10_000, max_nodes=10**9)
     )
     _, parsed = parse_document(doc, format_id=record.format)
-    result = ParsedVersion(
+    return _cache_derived(record.id, number, parsed)
+
+
+def _cache_derived(session_id: str, number: int, parsed: ParsedSession) -> _Derived:
+    """Build the timeline of a parsed version and cache, each under its own key: the timeline
+    in pages, its length, the parse warnings and the canonical session."""
+    derived = _Derived(
         session=parsed.session,
         warnings=[{"code": w.code, "message": w.message, "path": w.path} for w in parsed.warnings],
         events=build_timeline(parsed.session),
     )
-    cache.set(key, result, timeout=3600)
-    return result
+    values: dict[str, Any] = {
+        _page_key(session_id, number, page): derived.events[first : first + TIMELINE_CHUNK]
+        for page, first in enumerate(range(0, len(derived.events), TIMELINE_CHUNK))
+    }
+    values[_version_key(session_id, number, "warnings")] = derived.warnings
+    # Cached now, though a timeline request does not need it: the session page's panels and
+    # the API's detail do, and with a per-process cache the next of those in this process
+    # would otherwise parse the body again (B5: 0.3 s to store at 10,000 messages, 1 s to parse).
+    values[_version_key(session_id, number, "session")] = derived.session
+    # The head goes last: a reader that finds it finds the pages too (unless evicted since,
+    # which reads as a miss and rebuilds).
+    values[_head_key(session_id, number)] = len(derived.events)
+    cache.set_many(values, timeout=VERSION_CACHE_SECONDS)
+    return derived
+
+
+def prime_version_cache(*, session_id: str, version: int, parsed: ParsedSession) -> None:
+    """Cache what is derived from a version, from a parse made elsewhere: ingest has the parse
+    of the body it just stored in hand (``parse_document``'s result for exactly those bytes),
+    so the version's first view need not decode and parse it again (bench B5, cold)."""
+    _cache_derived(session_id, version, parsed)
+
+
+class ParsedVersion:
+    """One stored version, parsed: ``session`` (canonical), ``warnings`` (the parse warnings as
+    dicts) and ``events`` (the whole timeline).
+
+    Each part is read from the cache only when it is first used, so a caller that needs the
+    session never unpickles the timeline and the other way round. A part missing from the cache
+    (evicted, or a cache outage) parses the stored body again."""
+
+    def __init__(self, *, record: SessionRecord, number: int, derived: _Derived | None) -> None:
+        self.record = record
+        self.number = number
+        self._derived = derived
+
+    def _cached(self, part: str) -> Any:
+        if self._derived is not None:
+            return None
+        return cache.get(_version_key(self.record.id, self.number, part))
+
+    def _parse(self) -> _Derived:
+        if self._derived is None:
+            self._derived = _parse_and_cache(self.record, self.number)
+        return self._derived
+
+    @cached_property
+    def session(self) -> CanonicalSession:
+        cached = self._cached("session")
+        return cached if cached is not None else self._parse().session
+
+    @cached_property
+    def warnings(self) -> list[dict[str, str]]:
+        cached = self._cached("warnings")
+        return cached if cached is not None else self._parse().warnings
+
+    @cached_property
+    def events(self) -> list[dict[str, Any]]:
+        total = self._cached("head")
+        if total is not None:
+            keys = [
+                _page_key(self.record.id, self.number, page)
+                for page in range(-(-total // TIMELINE_CHUNK))
+            ]
+            found = cache.get_many(keys)
+            if len(found) == len(keys):
+                return [event for key in keys for event in found[key]]
+        return self._parse().events
+
+
+def get_parsed_version(*, record: SessionRecord, version: int | None = None) -> ParsedVersion:
+    """The canonical session, parse warnings and timeline of one stored version, each cached by
+    (session, version) and loaded when first used (:class:`ParsedVersion`). A version that was
+    never parsed (or fell out of the cache) is parsed here, so a missing body or an unreadable
+    document raises now."""
+    number = version or record.version
+    if cache.get(_head_key(record.id, number)) is not None:
+        return ParsedVersion(record=record, number=number, derived=None)
+    return ParsedVersion(record=record, number=number, derived=_parse_and_cache(record, number))
+
+
+def warm_version(*, record: SessionRecord, version: int | None = None) -> None:
+    """Parse a stored version and cache its timeline pages unless they are cached already: run
+    right after ingest (by a worker), it makes the first view of a version as fast as the next."""
+    number = version or record.version
+    if cache.get(_head_key(record.id, number)) is None:
+        _parse_and_cache(record, number)
+
+
+def _timeline_slice(
+    record: SessionRecord, number: int, start: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """(events [start, start + limit), total events) of one version's timeline, reading the
+    cached length and only the pages that hold those events (one cache round trip)."""
+    head = _head_key(record.id, number)
+    pages = range(start // TIMELINE_CHUNK, (start + limit - 1) // TIMELINE_CHUNK + 1)
+    page_keys = [_page_key(record.id, number, page) for page in pages]
+    found = cache.get_many([head, *page_keys])
+    total = found.get(head)
+    if total is not None:
+        stop = min(start + limit, total)
+        if start >= stop:
+            return [], total
+        needed = page_keys[: (stop - 1) // TIMELINE_CHUNK - pages[0] + 1]
+        if all(key in found for key in needed):
+            offset = pages[0] * TIMELINE_CHUNK
+            events = [event for key in needed for event in found[key]]
+            return events[start - offset : stop - offset], total
+    events = _parse_and_cache(record, number).events
+    return events[start : start + limit], len(events)
+
+
+@dataclass(frozen=True)
+class TimelineWindow:
+    version: int
+    events: list[dict[str, Any]]
+    start: int  # index of the first event in the window
+    end: int  # index after the last event
+    total: int
+
+
+def get_timeline_window(
+    *, record: SessionRecord, version: int | None = None, start: int = 0, limit: int = 200
+) -> TimelineWindow:
+    """Events [start, start + limit) of one version's timeline, by offset (the dashboard jumps to
+    an event and loads in both directions). A start past the end gives an empty window at the
+    end."""
+    number = version or record.version
+    limit = max(1, min(limit, MAX_TIMELINE_PAGE))
+    start = max(0, start)
+    events, total = _timeline_slice(record, number, start, limit)
+    first = min(start, total)
+    return TimelineWindow(
+        version=number, events=events, start=first, end=first + len(events), total=total
+    )
 
 
 def get_timeline_page(
@@ -279,8 +439,7 @@ def get_timeline_page(
             raise InvalidQuery("malformed cursor", path="cursor")
     limit = max(1, min(limit, MAX_TIMELINE_PAGE))
     number = version or record.version
-    parsed = get_parsed_version(record=record, version=number)
-    events = parsed.events[start : start + limit]
+    events, total = _timeline_slice(record, number, start, limit)
     end = start + len(events)
-    next_cursor = _encode_cursor([number, end]) if end < len(parsed.events) else None
-    return number, events, next_cursor, len(parsed.events)
+    next_cursor = _encode_cursor([number, end]) if end < total else None
+    return number, events, next_cursor, total

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import (
     Http404,
@@ -18,8 +21,9 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import render
-from django.template.loader import render_to_string
+from django.template.loader import get_template, render_to_string
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 
 from dashboard.forms import PAGE_SIZES, RANGE_PRESETS, STATUSES, SessionFilterForm
@@ -30,6 +34,7 @@ from sessions_api.records import SessionRecord
 from sessions_api.storage import BodyNotFound
 
 TIMELINE_PAGE = 200
+EVENTS_HTML_CACHE_SECONDS = 3600
 # Columns the explorer can sort on: label -> order field (cost is not an index column).
 SORTABLE = {
     "updated": "updated_at",
@@ -297,6 +302,39 @@ def _version_param(request: HttpRequest, record: SessionRecord) -> int:
     return version if version and 1 <= version <= record.version else record.version
 
 
+EVENTS_TEMPLATE = "dashboard/partials/timeline_events.html"
+
+
+@functools.cache
+def _events_template_rev() -> str:
+    """A digest of the events partial, so rendered windows cached by an older template (in a
+    shared cache, across a deploy) are never served by a newer one."""
+    source = get_template(EVENTS_TEMPLATE).template.source
+    return hashlib.sha256(source.encode()).hexdigest()[:12]
+
+
+def _events_html(record: SessionRecord, window: selectors.TimelineWindow) -> SafeString:
+    """A timeline window rendered by the events partial (autoescaped), cached per (session,
+    version, window): a stored version never changes, and rendering 200 events costs more than
+    all the rest of the session page (bench B5)."""
+    key = ":".join(
+        (
+            "dash:events-html:v1",
+            record.id,
+            str(window.version),
+            f"{window.start}-{window.end}",
+            _events_template_rev(),
+            timezone.get_current_timezone_name(),  # the partial formats times in it
+        )
+    )
+    html = cache.get(key)
+    if html is None:
+        html = str(render_to_string(EVENTS_TEMPLATE, {"events": window.events}))
+        cache.set(key, html, timeout=EVENTS_HTML_CACHE_SECONDS)
+    # The string is this template's own autoescaped output, read back from the server's cache.
+    return mark_safe(html)
+
+
 @login_required
 @require_GET
 def detail(request: HttpRequest, session_id: str) -> HttpResponse:
@@ -307,14 +345,16 @@ def detail(request: HttpRequest, session_id: str) -> HttpResponse:
     problem = ""
     window = panels = None
     try:
+        # Panels first: on the first view of a version they parse it, and that parse also
+        # caches the timeline's pages, which the window then reads (one parse, not two).
+        panels = dashboard_queries.session_panels(record=record, version=version)
         if around is not None:
             index = dashboard_queries.event_index_of_seq(record=record, seq=around, version=version)
             if index is not None:
                 start = max(0, index - 20)
-        window = dashboard_queries.timeline_window(
+        window = selectors.get_timeline_window(
             record=record, version=version, start=start, limit=TIMELINE_PAGE
         )
-        panels = dashboard_queries.session_panels(record=record, version=version)
     except (BodyNotFound, InvalidDocument) as exc:
         problem = f"This version's document could not be read: {exc}"
     return render(
@@ -327,6 +367,7 @@ def detail(request: HttpRequest, session_id: str) -> HttpResponse:
             "s": record.summary,
             "version": version,
             "window": window,
+            "events_html": _events_html(record, window) if window else "",
             "panels": panels,
             "cost": _cost(record),
             "around": around,
@@ -346,14 +387,10 @@ def timeline_fragment(request: HttpRequest, session_id: str) -> JsonResponse:
     version = _version_param(request, record)
     limit = _int_param(request, "limit") or TIMELINE_PAGE
     start = _int_param(request, "start") or 0
-    window = dashboard_queries.timeline_window(
+    window = selectors.get_timeline_window(
         record=record, version=version, start=start, limit=min(limit, TIMELINE_PAGE)
     )
-    html = render_to_string(
-        "dashboard/partials/timeline_events.html",
-        {"events": window.events, "record": record},
-        request=request,
-    )
+    html = _events_html(record, window)
     return JsonResponse(
         {
             "version": window.version,

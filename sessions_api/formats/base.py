@@ -144,6 +144,15 @@ def required(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], path:
 
 
 def pointer_join(base: str, *parts: str | int) -> str:
+    """``base`` followed by the pointer of ``parts``: pointer_join("/messages/0", "role").
+
+    Adapters call this for nearly every field they read, so one index or one key with nothing
+    to escape (the usual case) is joined directly, without :func:`pointer`'s generator; the
+    result is the same string."""
+    if len(parts) == 1:
+        part = parts[0]
+        if type(part) is int or (type(part) is str and "~" not in part and "/" not in part):
+            return f"{base}/{part}"
     return base + pointer(*parts)
 
 

@@ -302,14 +302,19 @@ def _envelope_time(
 
 
 def _parse_message(item: Any, seq: int, path: str, state: _ParseState) -> Message:
+    # This runs once per message: JSON pointers below (path/role, path/content...) are built
+    # only where a warning or an error needs one, not for every message (bench B5, B3).
     raw = expect(item, dict, path)
     raw_role = required(raw, "role", str, path)
-    role = map_role(raw_role, _ROLES, pointer_join(path, "role"), state.warnings)
-    text, parts = _parse_content(raw.get("content"), pointer_join(path, "content"))
-    consumed = set(_MESSAGE_KEYS)
+    role = _ROLES.get(raw_role)
+    if role is None:
+        role = map_role(raw_role, _ROLES, pointer_join(path, "role"), state.warnings)
+    content = raw.get("content")
+    if type(content) is str:
+        text, parts = content, None  # what _parse_content gives a string
+    else:
+        text, parts = _parse_content(content, pointer_join(path, "content"))
     timestamp_key = _first_present(raw, _MESSAGE_TIMESTAMP_KEYS)
-    if timestamp_key:
-        consumed.add(timestamp_key)
     timestamp = (
         parse_timestamp(raw[timestamp_key], pointer_join(path, timestamp_key), state.warnings)
         if timestamp_key
@@ -323,8 +328,11 @@ def _parse_message(item: Any, seq: int, path: str, state: _ParseState) -> Messag
     if model is None and role is Role.ASSISTANT:
         model = state.session_model
 
-    tool_calls = _parse_tool_calls(
-        raw.get("tool_calls"), seq, pointer_join(path, "tool_calls"), state
+    raw_calls = raw.get("tool_calls")
+    tool_calls = (
+        _parse_tool_calls(raw_calls, seq, pointer_join(path, "tool_calls"), state)
+        if raw_calls is not None
+        else ()
     )
     legacy_call = _parse_legacy_function_call(raw.get("function_call"), seq, path, state)
     if legacy_call is not None:
@@ -336,7 +344,7 @@ def _parse_message(item: Any, seq: int, path: str, state: _ParseState) -> Messag
         role=role,
         content_text=text,
         content_parts=parts,
-        external_id=_message_id(raw.get("id"), pointer_join(path, "id")),
+        external_id=_message_id(raw.get("id"), path),
         author=optional(raw, "name", str, path),
         timestamp=timestamp,
         timestamp_source=TimestampSource.EXPLICIT if timestamp else TimestampSource.NONE,
@@ -346,7 +354,11 @@ def _parse_message(item: Any, seq: int, path: str, state: _ParseState) -> Messag
         tool_calls=tool_calls,
         tool_call_id=_result_call_id(raw, raw_role, path, state),
         raw_role=raw_role if raw_role != role.value else None,
-        extra={k: v for k, v in raw.items() if k not in consumed and v is not None},
+        extra={
+            k: v
+            for k, v in raw.items()
+            if v is not None and k not in _MESSAGE_KEYS and k != timestamp_key
+        },
     )
 
 
@@ -372,10 +384,12 @@ def _parse_content(content: Any, path: str) -> tuple[str, Any]:
     return text, parts
 
 
-def _message_id(value: Any, path: str) -> str | None:
+def _message_id(value: Any, message_path: str) -> str | None:
     # Apps that add message ids often use database row numbers: an integer id is still an id.
-    expect(value, (str, int), path, nullable=True)
-    return None if value is None else str(value)
+    if value is None or type(value) is str:
+        return value
+    expect(value, (str, int), pointer_join(message_path, "id"))
+    return str(value)
 
 
 def _result_call_id(
