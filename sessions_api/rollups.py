@@ -1,18 +1,22 @@
-"""Analytics rollups: hourly and daily RollupBucket rows that the dashboard charts read.
+"""Analytics rollups: hourly and daily RollupBucket rows that the overview reads.
 
-Series (RollupBucket.series -> key, what the numbers mean):
+Series (RollupBucket.series -> key, what the numbers mean). Session series are bucketed by the
+session's start (``started_at``), event series by when the event happened (``occurred_at``):
 
-- ``sessions_by_status`` -> status, bucketed by session start: count = sessions, errors =
-  sessions with errors, tokens = their token totals.
+- ``sessions_by_status`` -> status: count = sessions, errors = sessions with errors, tokens =
+  their token totals.
+- ``sessions_by_agent`` -> agent (``(none)`` when unnamed): count, errors and tokens as above.
+- ``sessions_by_user`` -> user (``(none)`` when unnamed): count, errors and tokens as above.
+- ``sessions_by_duration`` -> the lower bound in seconds of the session's DURATION_BINS bin:
+  count = sessions.
 - ``tokens_by_model`` -> model (``(unattributed)`` for session totals a document does not
-  split by model), bucketed by session start: count = sessions using it, tokens, value_sum =
-  estimated cost in USD at the ModelPrice in effect on the bucket's date (0 when unknown).
-- ``tool_calls_by_tool`` -> tool name, bucketed by the call's time: count = calls, errors =
-  failed calls.
+  split by model): count = sessions using it, tokens (total: the reported total, else input +
+  output), value_sum = cached input tokens. No cost is stored: readers price the tokens per
+  model and start day with the price table as it is when they read.
+- ``tool_calls_by_tool`` -> tool name, by the call's time: count = calls, errors = failed
+  calls, value_sum = failed calls whose failure is a heuristic verdict.
 - ``errors_by_kind`` -> kind (tool_error, message_error, log_error, log_warning), by time:
   count = entries, errors = entries that are not heuristic verdicts.
-- ``duration_by_agent`` -> agent (``(none)`` when unnamed), by session start: count =
-  sessions, value_sum = seconds between start and last update.
 
 Buckets are always rewritten whole from the sessions in the index, so running twice gives the
 same rows (idempotent) and a full rebuild equals the sum of incremental runs. An incremental run
@@ -21,6 +25,9 @@ overlap for ingests that committed late), plus hours that purges marked dirty; d
 from their hours. Every chunk commits on its own (RELIABILITY F6: a long rollup never holds the
 SQLite write lock for long). Once a day (ROLLUP_FULL_REBUILD_EVERY) a run rebuilds everything,
 which also catches sessions deleted outside the purge job.
+
+Readers (``analytics``) take whole hours before the watermark's hour from here and the rest
+from the index with :func:`aggregate_index`, the same queries that fill the buckets.
 """
 
 from __future__ import annotations
@@ -29,18 +36,30 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any, Literal
 
-from django.db import IntegrityError, transaction
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
-from django.db.models.functions import TruncHour
+from django.db import IntegrityError, connection, transaction
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Q,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import LessThan
 
 from sessions_api import policy
 from sessions_api.models import (
     JobState,
-    ModelPrice,
     ModelUsage,
     RollupBucket,
     Session,
@@ -50,24 +69,45 @@ from sessions_api.models import (
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-SERIES = (
+#: Series over sessions, bucketed by start; and over events, bucketed by when they happened.
+SESSION_SERIES = (
     "sessions_by_status",
+    "sessions_by_agent",
+    "sessions_by_user",
+    "sessions_by_duration",
     "tokens_by_model",
-    "tool_calls_by_tool",
-    "errors_by_kind",
-    "duration_by_agent",
 )
+EVENT_SERIES = ("tool_calls_by_tool", "errors_by_kind")
+SERIES = SESSION_SERIES + EVENT_SERIES
+#: Bumped when a series changes meaning: a run then rebuilds everything, and readers ignore
+#: the buckets until it has.
+SCHEMA = 2
 STATE = "rollup_analytics"
 DIRTY_STATE = "rollup_analytics:dirty"
 #: At most this many hours are rewritten per transaction.
 CHUNK_HOURS = 24 * 7
-#: Touched hours this close together are rewritten as one range.
-MERGE_GAP = timedelta(hours=24)
 #: Beyond this many dirty hours the next run rebuilds everything instead.
 MAX_DIRTY_HOURS = 20_000
+#: Rows per INSERT batch.
+INSERT_BATCH = 2000
 UNATTRIBUTED = "(unattributed)"
 NO_AGENT = "(none)"
+NO_USER = "(none)"
+#: Session duration bins (last activity minus start): (label, lower bound in seconds); each
+#: bin runs to the next one's lower bound.
+DURATION_BINS: tuple[tuple[str, int], ...] = (
+    ("<10s", 0),
+    ("10-30s", 10),
+    ("30s-1m", 30),
+    ("1-5m", 60),
+    ("5-15m", 300),
+    ("15-60m", 900),
+    ("1-6h", 3600),
+    ("6-24h", 21600),
+    (">1d", 86400),
+)
 
+Unit = Literal["hour", "minute"]
 Checkpoint = Callable[[], None]
 
 
@@ -97,8 +137,10 @@ class RollupResult:
         return {"mode": self.mode, "watermark": self.watermark}
 
 
-@dataclass
-class _Cell:
+@dataclass(slots=True)
+class Cell:
+    """The numbers of one (bucket, series, key); what each means depends on the series."""
+
     count: int = 0
     errors: int = 0
     input_tokens: int = 0
@@ -106,7 +148,7 @@ class _Cell:
     total_tokens: int = 0
     value_sum: float = 0.0
 
-    def add(self, other: _Cell) -> None:
+    def add(self, other: Cell) -> None:
         self.count += other.count
         self.errors += other.errors
         self.input_tokens += other.input_tokens
@@ -116,7 +158,112 @@ class _Cell:
 
 
 # (bucket_start, series, key) -> values
-Cells = dict[tuple[datetime, str, str], _Cell]
+Cells = dict[tuple[datetime, str, str], Cell]
+
+
+def add_cell(cells: Cells, bucket: datetime, series: str, key: str, cell: Cell) -> None:
+    slot = (bucket, series, key[:255])
+    if slot in cells:
+        cells[slot].add(cell)
+    else:
+        cells[slot] = cell
+
+
+# --- native time expressions ------------------------------------------------------------------
+
+
+class TimeBucket(Func):
+    """The UTC hour (or minute) a datetime column falls in, in native SQL: Django's TruncHour
+    is a Python function per row on SQLite. There, stored datetimes are UTC text
+    ('YYYY-MM-DD HH:MM:SS.ffffff'), so the bucket is a prefix ('YYYY-MM-DD HH'); PostgreSQL
+    truncates with date_trunc (the connection's time zone is UTC). Results skip Django's
+    per-row datetime converters: :class:`BucketParser` turns either form into the aware start.
+    """
+
+    output_field = CharField()
+    _prefix = {"hour": 13, "minute": 16}
+
+    def __init__(self, column: str, unit: Unit = "hour") -> None:
+        super().__init__(F(column))
+        self.unit = unit
+
+    def as_sql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"date_trunc('{self.unit}', {sql})", params
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"substr({sql}, 1, {self._prefix[self.unit]})", params
+
+
+class BucketParser:
+    """TimeBucket values to aware UTC datetimes; memoized, as a scan yields few distinct ones."""
+
+    def __init__(self) -> None:
+        self.seen: dict[Any, datetime] = {}
+
+    def __call__(self, value: str | datetime) -> datetime:
+        start = self.seen.get(value)
+        if start is None:
+            parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+            start = _aware(parsed).astimezone(UTC)
+            self.seen[value] = start
+        return start
+
+
+class SecondsBetween(Func):
+    """``end - start`` in seconds as a float, natively (Django's SQLite duration arithmetic is
+    a Python function per row). SQLite computes times in whole milliseconds, but julianday's
+    double loses some 50 µs: rounding to the millisecond gives the exact difference back."""
+
+    output_field = FloatField()
+
+    def __init__(self, end: str, start: str) -> None:
+        super().__init__(F(end), F(start))
+
+    def as_sql(self, compiler, connection, **extra_context):
+        end, end_params = compiler.compile(self.source_expressions[0])
+        start, start_params = compiler.compile(self.source_expressions[1])
+        return (
+            f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS double precision)",
+            (*end_params, *start_params),
+        )
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        end, end_params = compiler.compile(self.source_expressions[0])
+        start, start_params = compiler.compile(self.source_expressions[1])
+        return (
+            f"round((julianday({end}) - julianday({start})) * 86400.0, 3)",
+            (*end_params, *start_params),
+        )
+
+
+@cache
+def duration_bin() -> Case | Value:
+    """The lower bound (seconds) of a session's DURATION_BINS bin: a binary search of CASEs,
+    so each row computes its duration about four times rather than up to eight. Built once:
+    querysets copy expressions when they resolve them."""
+    seconds = SecondsBetween("updated_at", "started_at")
+
+    def search(lowers: list[int]) -> Case | Value:
+        if len(lowers) == 1:
+            return Value(lowers[0])
+        middle = len(lowers) // 2
+        return Case(
+            When(LessThan(seconds, lowers[middle]), then=search(lowers[:middle])),
+            default=search(lowers[middle:]),
+            output_field=IntegerField(),
+        )
+
+    return search([lower for _, lower in DURATION_BINS])
+
+
+def usage_total() -> Coalesce:
+    """A usage row's total: the reported total, else input + output."""
+    return Coalesce(
+        F("total_tokens"),
+        Coalesce(F("input_tokens"), Value(0)) + Coalesce(F("output_tokens"), Value(0)),
+    )
 
 
 # --- public services --------------------------------------------------------------------------
@@ -131,8 +278,9 @@ def rollup_analytics(
     checkpoint: Checkpoint = _no_checkpoint,
 ) -> RollupResult:
     """Bring the rollups up to date: incrementally from the watermark, or a full rebuild on
-    the first run, when asked (``full``), when purges left too many dirty hours, or when the
-    last full rebuild is older than ROLLUP_FULL_REBUILD_EVERY."""
+    the first run, when asked (``full``), when the series changed meaning (SCHEMA), when purges
+    left too many dirty hours, or when the last full rebuild is older than
+    ROLLUP_FULL_REBUILD_EVERY."""
     _check_aware(now)
     state = _state(STATE)
     dirty_state = _state(DIRTY_STATE)
@@ -142,6 +290,7 @@ def rollup_analytics(
     if (
         full
         or watermark is None
+        or state.get("schema") != SCHEMA
         or dirty_state.get("overflow")
         or (every is not None and (last_full is None or last_full <= now - every))
     ):
@@ -149,7 +298,9 @@ def rollup_analytics(
 
     since = watermark - policy.rollup_watermark_overlap()
     dirty = {d for d in (_parse(h) for h in dirty_state.get("hours", [])) if d is not None}
-    hours = set(dirty)
+    # Session series only change in the hours the changed sessions started in, event series
+    # only in the hours their events happened in; a purge may have changed either.
+    start_hours, event_hours = set(dirty), set(dirty)
     changed = 0
     last: uuid.UUID | None = None
     candidates = Session.objects.filter(Q(last_received_at__gt=since) | Q(expired_at__gt=since))
@@ -160,17 +311,23 @@ def rollup_analytics(
             break
         last = ids[-1]
         changed += len(ids)
-        hours |= hours_touched_by(session_ids=ids)
+        starts, events = _hours_touched(ids)
+        start_hours |= starts
+        event_hours |= events
         checkpoint()
+    hours = start_hours | event_hours
     days = sorted({_floor_day(h) for h in hours})
     written = 0
     if not dry_run:
-        prices = _PriceBook.load()
-        for lo, hi in _ranges(sorted(hours), HOUR, CHUNK_HOURS, max_gap=MERGE_GAP):
-            written += _rewrite_hours(lo, hi, prices)
-            checkpoint()
-        for lo, hi in _ranges(days, DAY, 62):
-            written += _rewrite_days(lo, hi)
+        # Only the touched hours (runs of adjacent ones as one range), a batch at a time: read
+        # from the index, then replaced in one short transaction.
+        for touched, series in ((start_hours, SESSION_SERIES), (event_hours, EVENT_SERIES)):
+            for ranges in _batches(sorted(touched), HOUR, CHUNK_HOURS):
+                cells = _aggregate(ranges, "hour", series)
+                written += _replace(RollupBucket.Granularity.HOUR, ranges, cells, series)
+                checkpoint()
+        for ranges in _batches(days, DAY, 62):
+            written += _rewrite_days(ranges)
             checkpoint()
         _save_state(STATE, {**state, "watermark": now.isoformat()})
         _forget_dirty(dirty)
@@ -196,7 +353,8 @@ def rebuild_rollups(
     _check_aware(now)
     # Hours purges marked before this point are covered by this rebuild; later ones stay.
     dirty = {d for d in (_parse(h) for h in _state(DIRTY_STATE).get("hours", [])) if d}
-    hourly = _aggregate(None, None, _PriceBook.load())
+    hourly = _aggregate([(None, None)], "hour", SERIES)
+    checkpoint()
     daily = _sum_days(hourly)
     written = 0
     hours = sorted({key[0] for key in hourly})
@@ -205,7 +363,10 @@ def rebuild_rollups(
         written += _replace_all(RollupBucket.Granularity.HOUR, hourly, hours, CHUNK_HOURS)
         checkpoint()
         written += _replace_all(RollupBucket.Granularity.DAY, daily, days, 62)
-        _save_state(STATE, {"watermark": now.isoformat(), "last_full_at": now.isoformat()})
+        _save_state(
+            STATE,
+            {"watermark": now.isoformat(), "last_full_at": now.isoformat(), "schema": SCHEMA},
+        )
         _forget_dirty(dirty, overflow_too=True)
     return RollupResult(
         dry_run=dry_run,
@@ -218,25 +379,20 @@ def rebuild_rollups(
     )
 
 
+def rolled_up_at() -> datetime | None:
+    """When the last run brought the buckets up to date (its watermark): every hour before
+    the watermark's hour is whole as of then. None when there are no buckets of this SCHEMA
+    yet (readers then use the index)."""
+    state = _state(STATE)
+    if state.get("schema") != SCHEMA:
+        return None
+    return _parse(state.get("watermark"))
+
+
 def hours_touched_by(*, session_ids: Iterable[uuid.UUID]) -> set[datetime]:
     """Every hour bucket these sessions contribute to (start, tool calls, errors)."""
-    ids = list(session_ids)
-    if not ids:
-        return set()
-    hours = {
-        _floor_hour(started)
-        for started in Session.objects.filter(id__in=ids).values_list("started_at", flat=True)
-    }
-    for model in (ToolCallRecord, SessionError):
-        hours.update(
-            _aware(h)
-            for h in model.objects.filter(session_id__in=ids)
-            .annotate(h=TruncHour("occurred_at", tzinfo=UTC))
-            .order_by()
-            .values_list("h", flat=True)
-            .distinct()
-        )
-    return hours
+    starts, events = _hours_touched(list(session_ids))
+    return starts | events
 
 
 def mark_hours_dirty(*, hours: Iterable[datetime]) -> None:
@@ -257,12 +413,67 @@ def mark_hours_dirty(*, hours: Iterable[datetime]) -> None:
         row.save(update_fields=["value", "updated_at"])
 
 
+def _hours_touched(ids: list[uuid.UUID]) -> tuple[set[datetime], set[datetime]]:
+    """(hours these sessions started in, hours their tool calls and errors happened in)."""
+    if not ids:
+        return set(), set()
+    parse = BucketParser()
+    starts = {
+        parse(h)
+        for h in Session.objects.filter(id__in=ids)
+        .annotate(h=TimeBucket("started_at"))
+        .order_by()
+        .values_list("h", flat=True)
+        .distinct()
+    }
+    events: set[datetime] = set()
+    for model in (ToolCallRecord, SessionError):
+        events.update(
+            parse(h)
+            for h in model.objects.filter(session_id__in=ids)
+            .annotate(h=TimeBucket("occurred_at"))
+            .order_by()
+            .values_list("h", flat=True)
+            .distinct()
+        )
+    return starts, events
+
+
 # --- aggregation ------------------------------------------------------------------------------
 
 
-def _aggregate(lo: datetime | None, hi: datetime | None, prices: _PriceBook) -> Cells:
-    """Hourly cells of every series for hours in [lo, hi) (None: unbounded)."""
+def aggregate_index(
+    *,
+    lo: datetime | None,
+    hi: datetime | None,
+    unit: Unit = "hour",
+    series: Iterable[str] = SERIES,
+) -> Cells:
+    """The cells of ``series`` for [lo, hi) (None: unbounded), straight from the index and
+    bucketed by ``unit``: with hours, exactly what the rollups hold for whole hours."""
+    return _aggregate([(lo, hi)], unit, series)
+
+
+Range = tuple[datetime | None, datetime | None]
+
+
+def _aggregate(ranges: list[Range], unit: Unit, series: Iterable[str]) -> Cells:
+    """The cells of ``series`` in the disjoint ``ranges``, range by range: one range reads
+    its rows through the time indexes, an OR of ranges does not (SQLite then scans)."""
     cells: Cells = {}
+    for lo, hi in ranges:
+        cells.update(_aggregate_range(lo, hi, unit, set(series)))
+    return cells
+
+
+def _aggregate_range(
+    lo: datetime | None, hi: datetime | None, unit: Unit, wanted: set[str]
+) -> Cells:
+    """Few scans, as each reads every row in the range: one of the sessions for status, agent
+    and user together, one for durations, one of model usage, and tool calls as all calls (an
+    index-only scan when unbounded) plus the failed ones."""
+    cells: Cells = {}
+    bucket = BucketParser()
 
     def within(field: str) -> Q:
         condition = Q()
@@ -272,135 +483,110 @@ def _aggregate(lo: datetime | None, hi: datetime | None, prices: _PriceBook) -> 
             condition &= Q(**{f"{field}__lt": hi})
         return condition
 
-    def put(hour: datetime, series: str, key: str, cell: _Cell) -> None:
-        slot = (_aware(hour), series, key)
-        if slot in cells:
-            cells[slot].add(cell)
-        else:
-            cells[slot] = cell
+    sessions = Session.objects.filter(within("started_at")).annotate(
+        b=TimeBucket("started_at", unit)
+    )
+    by_column = [
+        (name, index, none)
+        for index, (name, none) in enumerate(
+            (
+                ("sessions_by_status", ""),
+                ("sessions_by_agent", NO_AGENT),
+                ("sessions_by_user", NO_USER),
+            )
+        )
+        if name in wanted
+    ]
+    if by_column:
+        for b, *keys, has_errors, n, i, o, t in (
+            sessions.order_by()
+            .values_list("b", "status", "agent", "user", "has_errors")
+            .annotate(
+                n=Count("id"), i=Sum("input_tokens"), o=Sum("output_tokens"), t=Sum("total_tokens")
+            )
+        ):
+            start = bucket(b)
+            for name, index, none in by_column:
+                cell = Cell(n, n if has_errors else 0, i or 0, o or 0, t or 0)
+                add_cell(cells, start, name, keys[index] or none, cell)
 
-    bucket = TruncHour("started_at", tzinfo=UTC)
-    for row in (
-        Session.objects.filter(within("started_at"))
-        .annotate(b=bucket)
-        .order_by()
-        .values("b", "status")
-        .annotate(
-            n=Count("id"),
-            e=Count("id", filter=Q(has_errors=True)),
-            i=Sum("input_tokens"),
-            o=Sum("output_tokens"),
-            t=Sum("total_tokens"),
-        )
-    ):
-        put(
-            row["b"],
-            "sessions_by_status",
-            row["status"],
-            _Cell(row["n"], row["e"], row["i"] or 0, row["o"] or 0, row["t"] or 0),
-        )
+    if "sessions_by_duration" in wanted:
+        for b, lower, n in (
+            sessions.annotate(k=duration_bin())
+            .order_by()
+            .values_list("b", "k")
+            .annotate(n=Count("id"))
+        ):
+            add_cell(cells, bucket(b), "sessions_by_duration", str(lower), Cell(n))
 
-    for row in (
-        ModelUsage.objects.filter(within("session__started_at"))
-        .annotate(b=TruncHour("session__started_at", tzinfo=UTC))
-        .order_by()
-        .values("b", "model")
-        .annotate(
-            n=Count("id"),
-            i=Sum("input_tokens"),
-            o=Sum("output_tokens"),
-            t=Sum("total_tokens"),
-            c=Sum("cached_input_tokens"),
-        )
-    ):
-        hour = _aware(row["b"])
-        cost = prices.cost(
-            row["model"],
-            hour.date(),
-            input_tokens=row["i"] or 0,
-            output_tokens=row["o"] or 0,
-            cached_input_tokens=row["c"] or 0,
-        )
-        put(
-            hour,
-            "tokens_by_model",
-            row["model"] or UNATTRIBUTED,
-            _Cell(row["n"], 0, row["i"] or 0, row["o"] or 0, row["t"] or 0, cost),
-        )
+    if "tokens_by_model" in wanted:
+        for b, model, n, i, o, t, c in (
+            ModelUsage.objects.filter(within("session__started_at"))
+            .annotate(b=TimeBucket("session__started_at", unit))
+            .order_by()
+            .values_list("b", "model")
+            .annotate(
+                n=Count("id"),
+                i=Sum("input_tokens"),
+                o=Sum("output_tokens"),
+                t=Sum(usage_total()),
+                c=Sum("cached_input_tokens"),
+            )
+        ):
+            cell = Cell(n, 0, i or 0, o or 0, t or 0, float(c or 0))
+            add_cell(cells, bucket(b), "tokens_by_model", model or UNATTRIBUTED, cell)
 
-    for row in (
-        ToolCallRecord.objects.filter(within("occurred_at"))
-        .annotate(b=TruncHour("occurred_at", tzinfo=UTC))
-        .order_by()
-        .values("b", "name")
-        .annotate(n=Count("id"), e=Count("id", filter=Q(status="error")))
-    ):
-        put(row["b"], "tool_calls_by_tool", row["name"], _Cell(row["n"], row["e"]))
-
-    for row in (
-        SessionError.objects.filter(within("occurred_at"))
-        .annotate(b=TruncHour("occurred_at", tzinfo=UTC))
-        .order_by()
-        .values("b", "kind")
-        .annotate(n=Count("id"), e=Count("id", filter=Q(heuristic=False)))
-    ):
-        put(row["b"], "errors_by_kind", row["kind"], _Cell(row["n"], row["e"]))
-
-    duration = ExpressionWrapper(F("updated_at") - F("started_at"), output_field=DurationField())
-    for row in (
-        Session.objects.filter(within("started_at"))
-        .annotate(b=bucket)
-        .order_by()
-        .values("b", "agent")
-        .annotate(n=Count("id"), d=Sum(duration))
-    ):
-        seconds = row["d"].total_seconds() if row["d"] is not None else 0.0
-        put(
-            row["b"],
-            "duration_by_agent",
-            row["agent"] or NO_AGENT,
-            _Cell(row["n"], value_sum=seconds),
+    if "tool_calls_by_tool" in wanted:
+        calls = ToolCallRecord.objects.filter(within("occurred_at")).annotate(
+            b=TimeBucket("occurred_at", unit)
         )
+        for b, name, n in calls.order_by().values_list("b", "name").annotate(n=Count("id")):
+            add_cell(cells, bucket(b), "tool_calls_by_tool", name, Cell(n))
+        for b, name, e, h in (
+            calls.filter(status="error")
+            .order_by()
+            .values_list("b", "name")
+            .annotate(e=Count("id"), h=Count("id", filter=Q(status_source="heuristic")))
+        ):
+            add_cell(cells, bucket(b), "tool_calls_by_tool", name, Cell(0, e, value_sum=float(h)))
+
+    if "errors_by_kind" in wanted:
+        for b, kind, n, e in (
+            SessionError.objects.filter(within("occurred_at"))
+            .annotate(b=TimeBucket("occurred_at", unit))
+            .order_by()
+            .values_list("b", "kind")
+            .annotate(n=Count("id"), e=Count("id", filter=Q(heuristic=False)))
+        ):
+            add_cell(cells, bucket(b), "errors_by_kind", kind, Cell(n, e))
     return cells
 
 
 def _sum_days(hourly: Cells) -> Cells:
     daily: Cells = {}
+    days: dict[datetime, datetime] = {}
     for (hour, series, key), cell in hourly.items():
-        slot = (_floor_day(hour), series, key)
+        day = days.get(hour)
+        if day is None:
+            day = days[hour] = _floor_day(hour)
+        slot = (day, series, key)
         if slot not in daily:
-            daily[slot] = _Cell()
+            daily[slot] = Cell()
         daily[slot].add(cell)
     return daily
 
 
-def _rows(granularity: str, cells: Cells) -> list[RollupBucket]:
-    return [
-        RollupBucket(
-            granularity=granularity,
-            bucket_start=start,
-            series=series,
-            key=key[:255],
-            count=cell.count,
-            errors=cell.errors,
-            input_tokens=cell.input_tokens,
-            output_tokens=cell.output_tokens,
-            total_tokens=cell.total_tokens,
-            value_sum=round(cell.value_sum, 6),
-        )
-        for (start, series, key), cell in sorted(cells.items(), key=lambda kv: kv[0])
-    ]
+# --- writes -----------------------------------------------------------------------------------
 
 
-def _rewrite_hours(lo: datetime, hi: datetime, prices: _PriceBook) -> int:
-    cells = _aggregate(lo, hi, prices)
-    return _replace(RollupBucket.Granularity.HOUR, lo, hi, cells)
-
-
-def _rewrite_days(lo: datetime, hi: datetime) -> int:
+def _rewrite_days(ranges: list[Range]) -> int:
+    """Sum the hours of these days (from the hour buckets) into their day buckets."""
     hourly: Cells = {}
+    in_ranges = Q()
+    for lo, hi in ranges:
+        in_ranges |= Q(bucket_start__gte=lo, bucket_start__lt=hi)
     for row in RollupBucket.objects.filter(
-        granularity=RollupBucket.Granularity.HOUR, bucket_start__gte=lo, bucket_start__lt=hi
+        in_ranges, granularity=RollupBucket.Granularity.HOUR
     ).values_list(
         "bucket_start",
         "series",
@@ -412,21 +598,74 @@ def _rewrite_days(lo: datetime, hi: datetime) -> int:
         "total_tokens",
         "value_sum",
     ):
-        hourly[(_aware(row[0]), row[1], row[2])] = _Cell(*row[3:])
-    return _replace(RollupBucket.Granularity.DAY, lo, hi, _sum_days(hourly))
+        hourly[(row[0], row[1], row[2])] = Cell(*row[3:])
+    return _replace(RollupBucket.Granularity.DAY, ranges, _sum_days(hourly))
 
 
-def _replace(granularity: str, lo: datetime | None, hi: datetime | None, cells: Cells) -> int:
-    """Replace every bucket of ``granularity`` in [lo, hi) with ``cells``, in one transaction."""
-    with transaction.atomic():
-        stale = RollupBucket.objects.filter(granularity=granularity)
+def _replace(
+    granularity: str,
+    ranges: list[Range],
+    cells: Cells,
+    series: Iterable[str] | None = None,
+) -> int:
+    """Replace every bucket of ``granularity`` (and of ``series``, default all) in ``ranges``
+    (None: unbounded) with ``cells``, in one short transaction."""
+    in_ranges = Q()
+    for lo, hi in ranges:
+        part = Q()
         if lo is not None:
-            stale = stale.filter(bucket_start__gte=lo)
+            part &= Q(bucket_start__gte=lo)
         if hi is not None:
-            stale = stale.filter(bucket_start__lt=hi)
+            part &= Q(bucket_start__lt=hi)
+        in_ranges |= part
+    with transaction.atomic():
+        stale = RollupBucket.objects.filter(in_ranges, granularity=granularity)
+        if series is not None:
+            stale = stale.filter(series__in=list(series))
         stale.delete()
-        rows = _rows(granularity, cells)
-        RollupBucket.objects.bulk_create(rows, batch_size=1000)
+        return _insert(granularity, cells)
+
+
+def _insert(granularity: str, cells: Cells) -> int:
+    """INSERT the cells in batches with executemany: no model instance per row."""
+    quote = connection.ops.quote_name
+    columns = (
+        "granularity",
+        "bucket_start",
+        "series",
+        "key",
+        "count",
+        "errors",
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "value_sum",
+    )
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        quote(RollupBucket._meta.db_table),
+        ", ".join(quote(c) for c in columns),
+        ", ".join(["%s"] * len(columns)),
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    starts = {start: adapt(start) for start in {start for start, _, _ in cells}}
+    rows = [
+        (
+            granularity,
+            starts[start],
+            series,
+            key,
+            cell.count,
+            cell.errors,
+            cell.input_tokens,
+            cell.output_tokens,
+            cell.total_tokens,
+            round(cell.value_sum, 6),
+        )
+        for (start, series, key), cell in cells.items()
+    ]
+    with connection.cursor() as cursor:
+        for index in range(0, len(rows), INSERT_BATCH):
+            cursor.executemany(sql, rows[index : index + INSERT_BATCH])
     return len(rows)
 
 
@@ -434,89 +673,47 @@ def _replace_all(granularity: str, cells: Cells, starts: list[datetime], per_chu
     """Replace every bucket of ``granularity`` by ``cells``: windows in time order, the first
     open below and the last open above, so buckets outside the data disappear too."""
     if not starts:
-        return _replace(granularity, None, None, {})
+        return _replace(granularity, [(None, None)], {})
     step = HOUR if granularity == RollupBucket.Granularity.HOUR else DAY
+    by_start: dict[datetime, Cells] = defaultdict(dict)
+    for slot, cell in cells.items():
+        by_start[slot[0]][slot] = cell
     written = 0
     lower: datetime | None = None
     for index in range(0, len(starts), per_chunk):
         window = starts[index : index + per_chunk]
         last_window = index + per_chunk >= len(starts)
         upper = None if last_window else window[-1] + step
-        chunk = {
-            slot: cell
-            for slot, cell in cells.items()
-            if (lower is None or slot[0] >= lower) and (upper is None or slot[0] < upper)
-        }
-        written += _replace(granularity, lower, upper, chunk)
+        chunk = {slot: cell for start in window for slot, cell in by_start[start].items()}
+        written += _replace(granularity, [(lower, upper)], chunk)
         lower = upper
     return written
 
 
-def _ranges(
-    starts: list[datetime], step: timedelta, per_chunk: int, max_gap: timedelta | None = None
-) -> list[tuple[datetime, datetime]]:
-    """Bucket starts as [lo, hi) ranges of at most ``per_chunk`` buckets each. Starts closer
-    than ``max_gap`` share a range: rewriting the untouched buckets between them gives the
-    same rows again, and one range query is far cheaper than many (each scans its tables)."""
-    gap = max_gap if max_gap is not None else timedelta(0)
+def _batches(
+    starts: list[datetime], step: timedelta, per_batch: int
+) -> list[list[tuple[datetime, datetime]]]:
+    """Bucket starts as [lo, hi) ranges of adjacent buckets, in batches of at most
+    ``per_batch`` buckets. Untouched buckets between touched ones are left alone: the work
+    follows the change."""
     ranges: list[tuple[datetime, datetime]] = []
     for start in sorted(set(starts)):
-        if ranges:
-            lo, hi = ranges[-1]
-            if start < hi:
-                continue
-            if start - hi <= gap and (start + step - lo) / step <= per_chunk:
-                ranges[-1] = (lo, start + step)
-                continue
-        ranges.append((start, start + step))
-    return ranges
-
-
-# --- prices -----------------------------------------------------------------------------------
-
-
-class _PriceBook:
-    """ModelPrice rows in memory (a small table): the price in effect on a date."""
-
-    def __init__(self, rows: dict[str, list[tuple[date, Decimal, Decimal, Decimal | None]]]):
-        self.rows = rows
-
-    @classmethod
-    def load(cls) -> _PriceBook:
-        rows: dict[str, list[tuple[date, Decimal, Decimal, Decimal | None]]] = defaultdict(list)
-        for price in ModelPrice.objects.order_by("model", "-effective_from"):
-            rows[price.model].append(
-                (
-                    price.effective_from,
-                    price.input_per_mtok,
-                    price.output_per_mtok,
-                    price.cached_input_per_mtok,
-                )
-            )
-        return cls(dict(rows))
-
-    def cost(
-        self,
-        model: str,
-        on: date,
-        *,
-        input_tokens: int,
-        output_tokens: int,
-        cached_input_tokens: int,
-    ) -> float:
-        """Estimated USD; 0 when the model has no price in effect on that date. Cached input
-        tokens are counted inside input tokens (OpenAI's convention) and priced at the cached
-        rate when one is set."""
-        for effective_from, per_in, per_out, per_cached in self.rows.get(model, ()):
-            if effective_from <= on:
-                cached = min(cached_input_tokens, input_tokens) if per_cached is not None else 0
-                total = (
-                    Decimal(input_tokens - cached) * per_in
-                    + Decimal(cached) * (per_cached or Decimal(0))
-                    + Decimal(output_tokens) * per_out
-                )
-                return float(total / Decimal(1_000_000))
-        return 0.0
+        if ranges and ranges[-1][1] == start:
+            ranges[-1] = (ranges[-1][0], start + step)
+        else:
+            ranges.append((start, start + step))
+    batches: list[list[tuple[datetime, datetime]]] = []
+    size = per_batch
+    for lo, hi in ranges:
+        while lo < hi:
+            if size >= per_batch:
+                batches.append([])
+                size = 0
+            end = min(hi, lo + (per_batch - size) * step)
+            batches[-1].append((lo, end))
+            size += round((end - lo) / step)
+            lo = end
+    return batches
 
 
 # --- state ------------------------------------------------------------------------------------

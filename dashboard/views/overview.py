@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -33,27 +34,34 @@ def overview(request: HttpRequest) -> HttpResponse:
         since=since, until=until, granularity=granularity, open_ended=open_ended
     )
 
-    book = analytics.price_book()
-    costs = analytics.cost_by_model(since=since, until=until, book=book)
-    kpis = analytics.overview_kpis(since=since, until=until, costs=costs)
+    figures = analytics.overview(since=since, until=until, granularity=granularity)
     chart_list = [
-        charts.sessions_by_status_chart(
-            analytics.sessions_by_status(since=since, until=until, granularity=granularity), rng
+        # Session charts count the sessions that started in the range (what the rollups hold).
+        replace(
+            charts.sessions_by_status_chart(figures.sessions_by_status, rng),
+            subtitle="sessions started, by start time",
         ),
-        charts.tokens_by_model_chart(
-            analytics.tokens_by_model(since=since, until=until, granularity=granularity), rng
+        replace(
+            charts.tokens_by_model_chart(figures.tokens_by_model, rng),
+            subtitle="tokens of sessions started, by start time",
         ),
-        charts.errors_chart(
-            analytics.errors_over_time(since=since, until=until, granularity=granularity), rng
+        charts.errors_chart(figures.errors_over_time, rng),
+        replace(
+            charts.cost_by_model_chart(figures.costs, rng),
+            subtitle="sessions started in range, est. from the price table",
         ),
-        charts.cost_by_model_chart(costs, rng),
-        charts.tool_stats_chart(analytics.tool_stats(since=since, until=until), rng),
-        charts.duration_chart(analytics.duration_histogram(since=since, until=until), rng),
-        charts.top_keys_chart(
-            analytics.top_agents(since=since, until=until), rng, param="agent", title="Top agents"
+        charts.tool_stats_chart(figures.tool_stats, rng),
+        replace(
+            charts.duration_chart(figures.duration_histogram, rng),
+            subtitle="sessions started in range: last activity minus start",
         ),
-        charts.top_keys_chart(
-            analytics.top_users(since=since, until=until), rng, param="user", title="Top users"
+        replace(
+            charts.top_keys_chart(figures.top_agents, rng, param="agent", title="Top agents"),
+            subtitle="sessions started in range",
+        ),
+        replace(
+            charts.top_keys_chart(figures.top_users, rng, param="user", title="Top users"),
+            subtitle="sessions started in range",
         ),
     ]
     recent = selectors.list_sessions(
@@ -75,8 +83,9 @@ def overview(request: HttpRequest) -> HttpResponse:
             "until": until,
             "open_ended": open_ended,
             "granularity": granularity,
-            "kpis": kpis,
-            "costs": costs,
+            "kpis": figures.kpis,
+            "costs": figures.costs,
+            "freshness": figures.freshness,
             "charts": {chart.key: chart for chart in chart_list},
             "recent": recent,
             "latest_errors": latest_errors,

@@ -71,7 +71,7 @@ def test_a_model_without_a_price_stays_unpriced(db, now):
     assert estimate.unpriced_models == ("gpt-4o",)
 
 
-def test_sessions_by_status_buckets_by_last_activity(known):
+def test_sessions_by_status_buckets_by_start(known):
     points = analytics.sessions_by_status(**day_range(known), granularity="day")
     by_status = {}
     for p in points:

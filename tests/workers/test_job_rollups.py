@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from sessions_api import maintenance, rollups
+from sessions_api import analytics, maintenance, rollups
 from sessions_api.models import JobState, ModelPrice, RollupBucket, Session
 from tests.workers.conftest import T0, ingest, picoflow_doc
 
@@ -95,16 +95,20 @@ def test_buckets_hold_the_right_numbers(scenario):
         20,
         120,
     )
-    assert mini.value_sum == pytest.approx((100 * 1 + 20 * 4) / 1e6)  # the price in effect
-    assert bucket("tokens_by_model", "claude-x", T0).value_sum == 0  # no price: 0
-    trip = bucket("duration_by_agent", "TripFlow", T0)
-    assert (trip.count, trip.value_sum) == (2, 600.0)  # two sessions of 5 minutes
-    assert bucket("duration_by_agent", "OtherFlow", T0 + timedelta(hours=2)).count == 1
+    assert mini.value_sum == 0  # cached input tokens; costs are priced when read
+    hour = {"since": T0, "until": T0 + timedelta(hours=1)}
+    costs = {c.model: c.cost for c in analytics.cost_by_model(**hour)}
+    assert costs["gpt-4o-mini"] == pytest.approx(Decimal(100 * 1 + 20 * 4) / 10**6)
+    assert costs["claude-x"] is None  # no price: unpriced, not free
+    trip = bucket("sessions_by_agent", "TripFlow", T0)
+    assert (trip.count, trip.errors, trip.input_tokens) == (2, 1, 150)
+    assert bucket("sessions_by_agent", "OtherFlow", T0 + timedelta(hours=2)).count == 1
+    assert bucket("sessions_by_duration", "300", T0).count == 2  # both 5 minutes: 5-15m
 
     day = T0.replace(hour=0)
     assert bucket("sessions_by_status", "running", day, "day").count == 2  # a and c
     assert bucket("tool_calls_by_tool", "search_hotels", day, "day").count == 3
-    assert bucket("duration_by_agent", "TripFlow", day, "day").value_sum == 600.0
+    assert bucket("sessions_by_duration", "300", day, "day").count == 3
 
 
 def test_running_twice_gives_the_same_buckets(scenario):
