@@ -219,7 +219,7 @@ def sessions_by_status_chart(points: list[SeriesPoint], rng: ChartRange) -> Char
     return Chart(
         key="sessions",
         title="Sessions by status",
-        subtitle="by last activity",
+        subtitle="by start",
         figure=_figure(traces, layout) if points else None,
         link=sessions_link(rng.params()),
     )
