@@ -303,8 +303,9 @@ class RollupBucket(models.Model):
     """Pre-aggregated analytics: one value set per (granularity, bucket, series, key).
 
     Series name what is counted ("sessions_by_status", "tokens_by_model", "tool_calls_by_tool",
-    "errors_by_kind", "sessions_by_duration" ...; sessions_api/rollups.py lists them); key is the member of that series ("completed",
-    "gpt-4o", "search_flights" ...). Rollup jobs rewrite whole buckets, so reruns are idempotent.
+    "errors_by_kind", "sessions_by_duration" ...; sessions_api/rollups.py lists them); key is
+    the member of that series ("completed", "gpt-4o", "search_flights" ...). Rollup jobs rewrite
+    whole buckets, so reruns are idempotent.
     """
 
     class Granularity(models.TextChoices):
