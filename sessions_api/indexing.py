@@ -64,6 +64,11 @@ class SessionIndex:
     tool_calls: list[ToolCallRow] = field(default_factory=list)
     errors: list[ErrorRow] = field(default_factory=list)
     model_usage: list[ModelUsageRow] = field(default_factory=list)
+    #: True when the document has no time of its own (no creation time, no message times), so
+    #: ``started_at`` fell back to ``first_received_at``: an index built before the session's
+    #: first receipt was known must then be built again (services.py builds it before taking
+    #: the row lock, assuming a new session).
+    uses_first_received_at: bool = False
 
 
 def build_index(
@@ -77,6 +82,7 @@ def build_index(
     message_times = [m.timestamp for m in session.messages if m.timestamp is not None]
     started_at = session.created_at or (min(message_times) if message_times else None)
     updated_at = session.updated_at or (max(message_times) if message_times else None)
+    uses_first_received_at = started_at is None
     started_at = started_at or first_received_at
     updated_at = updated_at or received_at
     updated_at = max(updated_at, started_at)
@@ -119,6 +125,7 @@ def build_index(
         tool_calls=tool_calls,
         errors=errors,
         model_usage=_model_usage_rows(session),
+        uses_first_received_at=uses_first_received_at,
     )
 
 

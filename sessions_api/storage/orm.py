@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connection
 
 from sessions_api.models import DocumentBody
 from sessions_api.storage.base import BodyNotFound, DocumentStore, StoreUnavailable
@@ -14,21 +14,34 @@ class OrmDocumentStore(DocumentStore):
     transactional_with_index = True
 
     def put(self, *, session_id: str, version: int, body: bytes) -> None:
+        # ON CONFLICT DO NOTHING (SQLite and PostgreSQL) rather than a savepoint around an
+        # INSERT that may fail: the usual put, a new key, is one statement.
+        meta = DocumentBody._meta
+        fields = [meta.get_field(name) for name in ("session_id", "version", "body")]
+        quote = connection.ops.quote_name
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+            " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+        )
+        values = [
+            f.get_db_prep_save(v, connection)
+            for f, v in zip(fields, (session_id, version, body), strict=True)
+        ]
         try:
-            with transaction.atomic():
-                DocumentBody.objects.create(session_id=session_id, version=version, body=body)
-        except IntegrityError:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, values)
+                if cursor.rowcount == 1:
+                    return
             # The only constraint is (session_id, version): the key is taken. Idempotent when
             # the bytes match (a retried write); versions are immutable otherwise.
             existing = self._read(session_id, version)
-            if existing is None:
-                raise  # taken and gone again: not a duplicate, let the caller see it
-            if existing != body:
-                raise ValueError(
-                    f"version {version} of {session_id} already holds different bytes"
-                ) from None
         except OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
+        if existing is None:
+            # Taken and gone again: not a duplicate, let the caller see it.
+            raise IntegrityError(f"version {version} of {session_id} was taken and deleted")
+        if existing != body:
+            raise ValueError(f"version {version} of {session_id} already holds different bytes")
 
     def get(self, *, session_id: str, version: int) -> bytes:
         try:
