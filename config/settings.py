@@ -231,6 +231,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 # RELIABILITY S3: requests per key per window (0: off). Generous by default (above the B1
 # benchmark's 800 docs/s); lower it per deployment. See sessions_api/api/ratelimit.py.
 API_RATE_LIMIT = env_int("API_RATE_LIMIT", 60_000)
+# Seconds a verified API key is remembered in the cache (0: look it up on every request).
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5)
 API_RATE_WINDOW_SECONDS = env_int("API_RATE_WINDOW_SECONDS", 60)
 if not DEBUG:
     # Off only where the site is served over plain HTTP on purpose (bin/run on loopback).

@@ -4,3 +4,16 @@ from django.apps import AppConfig
 class SessionsApiConfig(AppConfig):
     name = "sessions_api"
     verbose_name = "Sessions"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from sessions_api.models import ApiKey
+        from sessions_api.services import forget_api_key
+
+        def forget(sender: type, instance: ApiKey, **kwargs: object) -> None:
+            forget_api_key(instance.key_hash)
+
+        # A key edited anywhere (the admin too) is re-read on its next request.
+        post_save.connect(forget, sender=ApiKey, weak=False, dispatch_uid="forget_api_key_save")
+        post_delete.connect(forget, sender=ApiKey, weak=False, dispatch_uid="forget_api_key_delete")

@@ -129,6 +129,20 @@ def test_revoked_key_is_401(client, session_id):
     assert Session.objects.count() == 1
 
 
+def test_a_key_edited_outside_the_api_is_re_read_on_its_next_request(client, settings):
+    """Verified keys are cached for a few seconds; an edit made anywhere (the admin saves the
+    row) must not wait for that cache to expire."""
+    settings.API_KEY_CACHE_SECONDS = 300
+    created = services.create_api_key(name="edited in the admin", scopes=["admin"])
+    assert call(client, "get", "/sessions", created.key).status_code == 200  # now cached
+    row = ApiKey.objects.get(id=created.id)
+    row.scopes = ["ingest"]
+    row.save()
+    assert_error(call(client, "get", "/sessions", created.key), 403, "forbidden")
+    row.delete()
+    assert_error(call(client, "get", "/sessions", created.key), 401, "unauthenticated")
+
+
 # --- 403 ----------------------------------------------------------------------------------
 
 
