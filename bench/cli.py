@@ -44,7 +44,7 @@ from bench.common import (
     summary_ms,
     write_json,
 )
-from bench.server import Server, request_once, run_load
+from bench.server import Server, production_like_env, request_once, run_load
 
 ALL = ("B1", "B2", "B3", "PG", "B4", "B5", "B6", "B7", "B8")
 
@@ -125,7 +125,8 @@ class Context:
         env_extra: dict[str, str] | None = None,
     ) -> Any:
         out = self.work / f"task-{name}-{next(self.unique)}.json"
-        env = {**os.environ, "DATA_DIR": str(data_dir), **(env_extra or {})}
+        env = {**os.environ, **production_like_env(), "DATA_DIR": str(data_dir)}
+        env.update(env_extra or {})
         env.pop("DJANGO_SETTINGS_MODULE", None)
         completed = subprocess.run(
             [
@@ -1121,7 +1122,7 @@ def bench_b7(ctx: Context) -> None:
             idle_lat.extend(idle.latencies)
             idle_runs.append(load_summary(idle, label="paced ingest, idle"))
         out = ctx.work / "cleanup.json"
-        env = {**os.environ, "DATA_DIR": str(data_dir)}
+        env = {**os.environ, **production_like_env(), "DATA_DIR": str(data_dir)}
         env.pop("DJANGO_SETTINGS_MODULE", None)
         stop = threading.Event()
         holder: dict[str, Any] = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -36,6 +37,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: One per bench run: the server and the task processes must agree (login sessions are signed).
+_SECRET_KEY = secrets.token_urlsafe(60)
+
+
+def production_like_env() -> dict[str, str]:
+    """The settings bin/run serves with: DEBUG off and a real secret, over plain HTTP."""
+    return {
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": _SECRET_KEY,
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_SECURE_HSTS_SECONDS": "0",
+        "DJANGO_SECURE_COOKIES": "0",
+    }
+
+
 def bin_run_web_args(port: int, run_dir: Path) -> list[str]:
     """gunicorn arguments as bin/run builds them (WEB_WORKERS default 2, 4 threads)."""
     gunicorn = str(ROOT / ".venv" / "bin" / "gunicorn")
@@ -53,8 +69,6 @@ def bin_run_web_args(port: int, run_dir: Path) -> list[str]:
         "60",
         "--graceful-timeout",
         "10",
-        "--access-logfile",
-        "-",
         "--error-logfile",
         "-",
     ]
@@ -84,7 +98,7 @@ class Server:
     def start(self) -> None:
         run_dir = self.data_dir / "run"
         run_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "DATA_DIR": str(self.data_dir), **self.env}
+        env = {**os.environ, **production_like_env(), "DATA_DIR": str(self.data_dir), **self.env}
         env.pop("DJANGO_SETTINGS_MODULE", None)
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log = log
