@@ -201,7 +201,7 @@ def task_timeline(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     from django.core.cache import cache
     from django.template.loader import render_to_string
 
-    from sessions_api import dashboard_queries, selectors
+    from sessions_api import selectors
 
     out: dict[str, Any] = {}
     for label, session_id in params["sessions"].items():
@@ -215,7 +215,7 @@ def task_timeline(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
         events = parsed.events
         cache.clear()
         t0 = time.perf_counter()
-        window = dashboard_queries.timeline_window(record=record, start=0, limit=200)
+        window = selectors.get_timeline_window(record=record, start=0, limit=200)
         html = render_to_string(
             "dashboard/partials/timeline_events.html", {"events": window.events, "record": record}
         )

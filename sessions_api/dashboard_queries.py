@@ -33,7 +33,6 @@ from sessions_api.selectors import InvalidQuery, SessionFilters
 EXPLORER_MAX_PAGE = 200
 EXPORT_MAX_ROWS = 10_000
 ERRORS_MAX_PAGE = 200
-TIMELINE_MAX_WINDOW = 500
 
 
 # --- cursors ------------------------------------------------------------------------------------
@@ -313,36 +312,6 @@ def _cached(key: str, build: Callable[[], Any]) -> Any:
         value = build()
         cache.set(key, value, timeout=DERIVED_CACHE_SECONDS)
     return value
-
-
-@dataclass(frozen=True)
-class TimelineWindow:
-    version: int
-    events: list[dict[str, Any]]
-    start: int  # index of the first event in the window
-    end: int  # index after the last event
-    total: int
-
-
-def timeline_window(
-    *, record: SessionRecord, version: int | None = None, start: int = 0, limit: int = 200
-) -> TimelineWindow:
-    """Events [start, start + limit) of one version's timeline (the parsed, cached timeline
-    that ``selectors.get_timeline_page`` pages through; offsets here so the page can jump to an
-    event and load in both directions)."""
-    number = version or record.version
-    limit = max(1, min(limit, TIMELINE_MAX_WINDOW))
-    start = max(0, start)
-
-    def build() -> TimelineWindow:
-        events = selectors.get_parsed_version(record=record, version=number).events
-        first = min(start, len(events))
-        window = events[first : first + limit]
-        return TimelineWindow(
-            version=number, events=window, start=first, end=first + len(window), total=len(events)
-        )
-
-    return _cached(f"dash:timeline:v1:{record.id}:{number}:{start}:{limit}", build)
 
 
 def event_index_of_seq(
