@@ -23,7 +23,7 @@ from django.http import (
 from django.shortcuts import render
 from django.template.loader import get_template, render_to_string
 from django.utils import timezone
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET
 
 from dashboard.forms import PAGE_SIZES, RANGE_PRESETS, STATUSES, SessionFilterForm
@@ -328,11 +328,12 @@ def _events_html(record: SessionRecord, window: selectors.TimelineWindow) -> Saf
         )
     )
     html = cache.get(key)
-    if html is None:
-        html = str(render_to_string(EVENTS_TEMPLATE, {"events": window.events}))
+    # The template's own autoescaped output keeps its SafeString type through the cache's pickle;
+    # anything else (a miss, a value of another type) is rendered again, never trusted.
+    if not isinstance(html, SafeString):
+        html = render_to_string(EVENTS_TEMPLATE, {"events": window.events})
         cache.set(key, html, timeout=EVENTS_HTML_CACHE_SECONDS)
-    # The string is this template's own autoescaped output, read back from the server's cache.
-    return mark_safe(html)
+    return html
 
 
 @login_required
