@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from sessions_api import services
@@ -169,3 +170,36 @@ def reject(api) -> Callable[..., dict[str, Any]]:
         return error
 
     return check
+
+
+@pytest.fixture
+def empty_cache() -> Iterator[None]:
+    """The default cache, emptied before and after the test."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def cache_reads(monkeypatch) -> list[str]:
+    """Every key read from the default cache (get and get_many) while the test runs."""
+    keys: list[str] = []
+    inside_get_many = []  # LocMem's get_many calls get for each key: count those once
+    real_get, real_get_many = cache.get, cache.get_many
+
+    def get(key: str, *args: Any, **kwargs: Any) -> Any:
+        if not inside_get_many:
+            keys.append(key)
+        return real_get(key, *args, **kwargs)
+
+    def get_many(many: list[str], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        keys.extend(many)
+        inside_get_many.append(True)
+        try:
+            return real_get_many(many, *args, **kwargs)
+        finally:
+            inside_get_many.pop()
+
+    monkeypatch.setattr(cache, "get", get)
+    monkeypatch.setattr(cache, "get_many", get_many)
+    return keys

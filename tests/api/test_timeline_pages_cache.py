@@ -24,35 +24,8 @@ CHUNK = selectors.TIMELINE_CHUNK
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def cache_reads(monkeypatch) -> list[str]:
-    """Every key read from the cache (get and get_many) while the test runs."""
-    keys: list[str] = []
-    inside_get_many = []  # LocMem's get_many calls get for each key: count those once
-    real_get, real_get_many = cache.get, cache.get_many
-
-    def get(key: str, *args: Any, **kwargs: Any) -> Any:
-        if not inside_get_many:
-            keys.append(key)
-        return real_get(key, *args, **kwargs)
-
-    def get_many(many: list[str], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        keys.extend(many)
-        inside_get_many.append(True)
-        try:
-            return real_get_many(many, *args, **kwargs)
-        finally:
-            inside_get_many.pop()
-
-    monkeypatch.setattr(cache, "get", get)
-    monkeypatch.setattr(cache, "get_many", get_many)
-    return keys
+def _empty_cache(empty_cache):
+    """Each test starts and ends with an empty cache (tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.template.loader import render_to_string
 
 from dashboard import sample_data
@@ -20,34 +19,8 @@ EVENTS = re.compile(r'<ol class="events" id="events">(.*?)</ol>', re.S)
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def cache_reads(monkeypatch) -> list[str]:
-    keys: list[str] = []
-    inside_get_many = []  # LocMem's get_many calls get for each key: count those once
-    real_get, real_get_many = cache.get, cache.get_many
-
-    def get(key: str, *args: Any, **kwargs: Any) -> Any:
-        if not inside_get_many:
-            keys.append(key)
-        return real_get(key, *args, **kwargs)
-
-    def get_many(many: list[str], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        keys.extend(many)
-        inside_get_many.append(True)
-        try:
-            return real_get_many(many, *args, **kwargs)
-        finally:
-            inside_get_many.pop()
-
-    monkeypatch.setattr(cache, "get", get)
-    monkeypatch.setattr(cache, "get_many", get_many)
-    return keys
+def _empty_cache(empty_cache):
+    """Each test starts and ends with an empty cache (tests/conftest.py)."""
 
 
 def events_block(html: str) -> str:
