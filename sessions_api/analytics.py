@@ -161,14 +161,7 @@ def _read_buckets(
         bucket_start__gte=segment.lo,
         bucket_start__lt=segment.hi,
     )
-    values = (
-        "count",
-        "errors",
-        "input_tokens",
-        "output_tokens",
-        "total_tokens",
-        "value_sum",
-    )
+    values = rollups.CELL_FIELDS
     if _floor(segment.lo, granularity) == _floor(segment.hi - HOUR, granularity):
         # The whole segment falls into one result bucket (a partial day of hours in a daily
         # result): let the database add it up.

@@ -137,6 +137,10 @@ class RollupResult:
         return {"mode": self.mode, "watermark": self.watermark}
 
 
+#: Cell's numbers in field order: the RollupBucket columns that hold them.
+CELL_FIELDS = ("count", "errors", "input_tokens", "output_tokens", "total_tokens", "value_sum")
+
+
 @dataclass(slots=True)
 class Cell:
     """The numbers of one (bucket, series, key); what each means depends on the series."""
@@ -587,17 +591,7 @@ def _rewrite_days(ranges: list[Range]) -> int:
         in_ranges |= Q(bucket_start__gte=lo, bucket_start__lt=hi)
     for row in RollupBucket.objects.filter(
         in_ranges, granularity=RollupBucket.Granularity.HOUR
-    ).values_list(
-        "bucket_start",
-        "series",
-        "key",
-        "count",
-        "errors",
-        "input_tokens",
-        "output_tokens",
-        "total_tokens",
-        "value_sum",
-    ):
+    ).values_list("bucket_start", "series", "key", *CELL_FIELDS):
         hourly[(row[0], row[1], row[2])] = Cell(*row[3:])
     return _replace(RollupBucket.Granularity.DAY, ranges, _sum_days(hourly))
 
@@ -629,18 +623,7 @@ def _replace(
 def _insert(granularity: str, cells: Cells) -> int:
     """INSERT the cells in batches with executemany: no model instance per row."""
     quote = connection.ops.quote_name
-    columns = (
-        "granularity",
-        "bucket_start",
-        "series",
-        "key",
-        "count",
-        "errors",
-        "input_tokens",
-        "output_tokens",
-        "total_tokens",
-        "value_sum",
-    )
+    columns = ("granularity", "bucket_start", "series", "key", *CELL_FIELDS)
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
         quote(RollupBucket._meta.db_table),
         ", ".join(quote(c) for c in columns),
