@@ -293,13 +293,6 @@ def _cache_derived(session_id: str, number: int, parsed: ParsedSession) -> _Deri
     return derived
 
 
-def prime_version_cache(*, session_id: str, version: int, parsed: ParsedSession) -> None:
-    """Cache what is derived from a version, from a parse made elsewhere: ingest has the parse
-    of the body it just stored in hand (``parse_document``'s result for exactly those bytes),
-    so the version's first view need not decode and parse it again (bench B5, cold)."""
-    _cache_derived(session_id, version, parsed)
-
-
 class ParsedVersion:
     """One stored version, parsed: ``session`` (canonical), ``warnings`` (the parse warnings as
     dicts) and ``events`` (the whole timeline).
@@ -356,14 +349,6 @@ def get_parsed_version(*, record: SessionRecord, version: int | None = None) -> 
     if cache.get(_head_key(record.id, number)) is not None:
         return ParsedVersion(record=record, number=number, derived=None)
     return ParsedVersion(record=record, number=number, derived=_parse_and_cache(record, number))
-
-
-def warm_version(*, record: SessionRecord, version: int | None = None) -> None:
-    """Parse a stored version and cache its timeline pages unless they are cached already: run
-    right after ingest (by a worker), it makes the first view of a version as fast as the next."""
-    number = version or record.version
-    if cache.get(_head_key(record.id, number)) is None:
-        _parse_and_cache(record, number)
 
 
 def _timeline_slice(

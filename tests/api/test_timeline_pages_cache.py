@@ -1,7 +1,6 @@
 """The timeline is cached in pages (selectors, PERFORMANCE.md B5): a warm request reads only the
 pages it shows and never the whole parsed session, paging across page boundaries gives exactly
-the timeline of a fresh parse, a lost page is rebuilt, and a version primed from ingest's own
-parse is served without parsing the stored body again."""
+the timeline of a fresh parse, and a lost page is rebuilt."""
 
 from __future__ import annotations
 
@@ -141,22 +140,6 @@ def test_parsed_version_loads_each_part_only_when_used(api, long_session, cache_
     assert version_reads(cache_reads) == ["head", "session"]  # no timeline page
     body = selectors.get_raw_body(session_id=long_session, version=1)
     assert session == parse_document(decode_document(body), format_id=record.format)[1].session
-
-
-def test_a_version_primed_from_ingests_parse_is_served_without_parsing(
-    api, long_session, forbid_parsing
-):
-    record = selectors.get_session(session_id=long_session)
-    body = selectors.get_raw_body(session_id=long_session, version=1)
-    _, parsed = parse_document(decode_document(body), format_id=record.format)
-    cache.clear()
-    selectors.prime_version_cache(session_id=long_session, version=1, parsed=parsed)
-    forbid_parsing()
-
-    page = api.get(f"/sessions/{long_session}/timeline", limit=500).json()
-
-    assert page["events"] == fresh_timeline(long_session)[:500]
-    assert selectors.get_parsed_version(record=record).warnings == []
 
 
 def test_each_version_has_its_own_pages(api, seed_document):
