@@ -45,6 +45,10 @@ def shared_database(tmp_path: Path) -> Iterator[None]:
     original.ensure_connection()
     copy = sqlite3.connect(target)
     original.connection.backup(copy)
+    # WAL before any thread connects, as a migrated deployment's file already is: otherwise the
+    # threads' first connections race to switch the journal mode, which takes an exclusive lock
+    # that the busy timeout does not wait for ("database is locked" while connecting).
+    copy.execute("PRAGMA journal_mode=WAL")
     copy.close()
     shared_settings = connections.settings["default"]
     memory_name = shared_settings["NAME"]
