@@ -252,36 +252,58 @@ def load_summary(result, *, label: str) -> dict[str, Any]:
     }
 
 
+def healthz_request(_: int) -> tuple[str, str, None, dict[str, str]]:
+    return "GET", "/healthz", None, {}
+
+
+def warm_up_ingest(ctx: Context, port: int) -> None:
+    """A few untimed ingests, so the timed runs meet open connections and warm caches."""
+    run_load(
+        port,
+        ctx.ingest_factory(ctx.pool),
+        concurrency=ctx.scale.concurrency,
+        max_seconds=1.0,
+        max_requests=40,
+    )
+
+
+def healthz_then_ingest(ctx: Context, port: int) -> tuple[Any, Any]:
+    """One run of the single-document ingest benchmark: the /healthz floor, then ingest, at the
+    same concurrency, back to back (B1 and PG alternate them run by run)."""
+    s = ctx.scale
+    floor = run_load(
+        port,
+        healthz_request,
+        concurrency=s.concurrency,
+        max_seconds=s.healthz_seconds,
+        max_requests=200_000,
+    )
+    ingest = run_load(
+        port,
+        ctx.ingest_factory(ctx.pool),
+        concurrency=s.concurrency,
+        max_seconds=s.b1_seconds,
+        max_requests=200_000,
+    )
+    return floor, ingest
+
+
 def bench_b1(ctx: Context) -> None:
     s = ctx.scale
     data_dir = ctx.fresh_dir("b1")
-    healthz = lambda _: ("GET", "/healthz", None, {})  # noqa: E731
     runs = []
     latencies: list[float] = []
     with Server(data_dir) as server:
-        run_load(server.port, healthz, concurrency=s.concurrency, max_seconds=0.5, max_requests=200)
         run_load(
             server.port,
-            ctx.ingest_factory(ctx.pool),
+            healthz_request,
             concurrency=s.concurrency,
-            max_seconds=1.0,
-            max_requests=40,
+            max_seconds=0.5,
+            max_requests=200,
         )
+        warm_up_ingest(ctx, server.port)
         for _ in range(s.runs):
-            h = run_load(
-                server.port,
-                healthz,
-                concurrency=s.concurrency,
-                max_seconds=s.healthz_seconds,
-                max_requests=200_000,
-            )
-            g = run_load(
-                server.port,
-                ctx.ingest_factory(ctx.pool),
-                concurrency=s.concurrency,
-                max_seconds=s.b1_seconds,
-                max_requests=200_000,
-            )
+            h, g = healthz_then_ingest(ctx, server.port)
             latencies.extend(g.latencies)
             runs.append(
                 {
@@ -526,7 +548,6 @@ def bench_pg(ctx: Context) -> None:
     try:
         admin.execute(f'CREATE DATABASE "{name}"')
         ctx.secrets = ctx.task("prepare", data_dir, env_extra={"DATABASE_URL": url})
-        healthz = lambda _: ("GET", "/healthz", None, {})  # noqa: E731
         pool = ctx.keyed
 
         def batch_factory(_: int) -> tuple[str, str, bytes, dict[str, str]]:
@@ -540,28 +561,9 @@ def bench_pg(ctx: Context) -> None:
         runs = []
         single_lat: list[float] = []
         with Server(data_dir, env={"DATABASE_URL": url}) as server:
-            run_load(
-                server.port,
-                ctx.ingest_factory(ctx.pool),
-                concurrency=s.concurrency,
-                max_seconds=1.0,
-                max_requests=40,
-            )
+            warm_up_ingest(ctx, server.port)
             for _ in range(s.runs):
-                h = run_load(
-                    server.port,
-                    healthz,
-                    concurrency=s.concurrency,
-                    max_seconds=s.healthz_seconds,
-                    max_requests=200_000,
-                )
-                g = run_load(
-                    server.port,
-                    ctx.ingest_factory(ctx.pool),
-                    concurrency=s.concurrency,
-                    max_seconds=s.b1_seconds,
-                    max_requests=200_000,
-                )
+                h, g = healthz_then_ingest(ctx, server.port)
                 b = run_load(
                     server.port,
                     batch_factory,
