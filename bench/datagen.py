@@ -1,12 +1,12 @@
 """Benchmark data: realistic documents, and index rows bulk-loaded at scale.
 
 Documents
-    * ``document_pool``: demo documents (``sessions_api.demo.generate_documents``: Picoflow v1,
-      v1.5 and OpenAI chat transcripts of support, booking, triage and analysis flows) whose size
-      is around 20 KB, plus every JSON format fixture in ``tests/fixtures`` (made by the real
-      libraries) that parses. Each can be made unique any number of times (``Template.unique``):
-      the session id inside the document is rewritten (same length), or, for a document without
-      an id, ``?external_id=`` is passed, so every request creates a new session.
+    * ``document_pool``: demo documents (``sessions_api.demo.scenarios.generate_documents``:
+      Picoflow v1, v1.5 and OpenAI chat transcripts of support, booking, triage and analysis flows)
+      whose size is around 20 KB, plus every JSON format fixture in ``tests/fixtures`` (made by the
+      real libraries) that parses. Each can be made unique any number of times
+      (``Template.unique``): the session id inside the document is rewritten (same length), or, for
+      a document without an id, ``?external_id=`` is passed, so every request creates a new session.
     * ``chat_document``: an OpenAI-chat transcript of any length (user turns, assistant turns
       with tool calls, JSON tool results, some failures, non-ASCII text), for the 2 MB documents
       (B3) and the 10,000-message session (B5).
@@ -59,7 +59,7 @@ def mutate(key: str, n: int) -> str:
 
 
 def demo_templates(*, count: int, seed: int, low: int, high: int) -> list[Template]:
-    from sessions_api import demo
+    from sessions_api.demo import scenarios as demo
 
     documents = demo.generate_documents(
         now=datetime(2026, 1, 15, 12, tzinfo=UTC), count=count, seed=seed

@@ -52,7 +52,7 @@ def task_prepare(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
 
-    from sessions_api import services
+    from sessions_api.ingest import services
 
     call_command("migrate", verbosity=0, interactive=False)
     call_command("ensure_roles", verbosity=0)
@@ -72,7 +72,7 @@ def task_prepare(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def task_ingest(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     """Ingest pickled [(body, external_id or None)] through services.ingest_document."""
-    from sessions_api import services
+    from sessions_api.ingest import services
 
     items = pickle.loads(Path(params["pickle"]).read_bytes())
     start = time.perf_counter()
@@ -107,9 +107,9 @@ def task_lists(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     """List queries in-process (server time without HTTP): keyset pages vs OFFSET pages."""
     from django.db.models import Count, Q
 
-    from sessions_api import selectors
     from sessions_api.models import Session, ToolCallRecord
-    from sessions_api.records import record_from_row
+    from sessions_api.sessions import selectors
+    from sessions_api.sessions.records import record_from_row
 
     limit = 50
     total = Session.objects.count()
@@ -201,7 +201,7 @@ def task_timeline(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     from django.core.cache import cache
     from django.template.loader import render_to_string
 
-    from sessions_api import selectors
+    from sessions_api.sessions import selectors
 
     out: dict[str, Any] = {}
     for label, session_id in params["sessions"].items():
@@ -259,7 +259,8 @@ def task_timeline(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
 def task_rollups(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     from django.db import connection
 
-    from sessions_api import analytics, rollups
+    from sessions_api.analytics import overview as analytics
+    from sessions_api.analytics import rollups
     from sessions_api.models import RollupBucket, Session
 
     now = datetime.now(UTC)
@@ -340,7 +341,8 @@ def task_cleanup(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     transaction: with transaction_mode IMMEDIATE the write lock is held from BEGIN to COMMIT."""
     from django.db import connection
 
-    from sessions_api import maintenance, policy
+    from sessions_api import conf
+    from sessions_api.lifecycle import maintenance
 
     connection.ensure_connection()
     holds: list[float] = []
@@ -369,7 +371,7 @@ def task_cleanup(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     expired = maintenance.expire_sessions(now=now, batch_size=params.get("expire_batch", 500))
     expire_s = time.perf_counter() - t0
-    grace = policy.purge_expired_grace() or timedelta(0)
+    grace = conf.purge_expired_grace() or timedelta(0)
     t1 = time.perf_counter()
     purged = maintenance.purge_sessions(
         now=now + grace + timedelta(minutes=1), batch_size=params.get("purge_batch", 200)

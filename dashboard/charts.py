@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 
-from sessions_api.analytics import (
+from sessions_api.analytics.overview import (
     DurationBin,
     Granularity,
     ModelCost,

@@ -9,7 +9,7 @@ from django import forms
 
 from sessions_api.domain import SessionStatus
 from sessions_api.formats import FORMAT_IDS
-from sessions_api.selectors import ORDER_FIELDS, SessionFilters
+from sessions_api.sessions.selectors import ORDER_FIELDS, SessionFilters
 
 RANGE_PRESETS = {
     "1h": timedelta(hours=1),

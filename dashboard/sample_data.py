@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sessions_api import services
+from sessions_api.ingest import services
 
 XSS_TEXT = '<script>alert(1)</script><img src=x onerror=alert(1)> & "quotes"'
 

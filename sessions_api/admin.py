@@ -17,12 +17,15 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from sessions_api import editing, editing_selectors, roles, services
-from sessions_api.document_editors import NotEditable
+from sessions_api.access import roles
+from sessions_api.editing import selectors as editing_selectors
+from sessions_api.editing import services as editing
 from sessions_api.formats import InvalidDocument
 from sessions_api.formats.decoding import RejectedDocument, decode_document
+from sessions_api.formats.editing import NotEditable
+from sessions_api.ingest import services
+from sessions_api.ingest.services import RevisionConflict
 from sessions_api.models import ApiKey, AuditEntry, Checkpoint, Session
-from sessions_api.services import RevisionConflict
 
 
 def _is_admin(request: HttpRequest) -> bool:

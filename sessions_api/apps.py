@@ -8,8 +8,8 @@ class SessionsApiConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
+        from sessions_api.ingest.services import forget_api_key
         from sessions_api.models import ApiKey
-        from sessions_api.services import forget_api_key
 
         def forget(sender: type, instance: ApiKey, **kwargs: object) -> None:
             forget_api_key(instance.key_hash)

@@ -74,7 +74,7 @@ class Session(models.Model):
     search_text = models.TextField(blank=True, default="")
     warnings = models.JSONField(default=list, blank=True)
 
-    # Editing (issue 6; sessions_api/editing.py writes these, every change audited).
+    # Editing (issue 6; sessions_api/editing/services.py writes these, every change audited).
     tags = models.JSONField(default=list, blank=True)
     notes = models.TextField(blank=True, default="")
     # An expiry an editor set for a format whose document records none; survives new versions.
@@ -303,9 +303,9 @@ class RollupBucket(models.Model):
     """Pre-aggregated analytics: one value set per (granularity, bucket, series, key).
 
     Series name what is counted ("sessions_by_status", "tokens_by_model", "tool_calls_by_tool",
-    "errors_by_kind", "sessions_by_duration" ...; sessions_api/rollups.py lists them); key is
-    the member of that series ("completed", "gpt-4o", "search_flights" ...). Rollup jobs rewrite
-    whole buckets, so reruns are idempotent.
+    "errors_by_kind", "sessions_by_duration" ...; sessions_api/analytics/rollups.py lists them);
+    key is the member of that series ("completed", "gpt-4o", "search_flights" ...). Rollup jobs
+    rewrite whole buckets, so reruns are idempotent.
     """
 
     class Granularity(models.TextChoices):

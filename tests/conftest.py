@@ -11,7 +11,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from sessions_api import services
+from sessions_api.ingest import services
 from sessions_api.models import (
     DocumentBody,
     DocumentVersion,

@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 
-from sessions_api import demo
+from sessions_api.demo import scenarios as demo
 from sessions_api.formats import parse_document
 from sessions_api.models import DocumentVersion, Session
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from sessions_api import importing, selectors
 from sessions_api.formats import registry
+from sessions_api.ingest import importing
 from sessions_api.models import DocumentVersion, Session
+from sessions_api.sessions import selectors
 from tests.conftest import FIXTURES
 
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from sessions_api import importing
+from sessions_api.ingest import importing
 from sessions_api.models import DocumentVersion, Session
 from tests.conftest import FIXTURES
 

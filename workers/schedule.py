@@ -2,7 +2,7 @@
 
 Every entry sends its task with ``triggered_by="beat"`` and an ``expires`` shorter than its
 period, so messages that piled up while no worker was consuming are dropped instead of running
-back to back. Runs are recorded and locked per job (sessions_api/jobs.py); a beat run is
+back to back. Runs are recorded and locked per job (workers/runs.py); a beat run is
 skipped when the same job already ran within the last 80% of its period, so two beat
 instances never double a periodic side effect (RELIABILITY F7).
 
@@ -17,10 +17,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 # Imported by workers/celery.py before Django is set up: nothing here may load models.
-from sessions_api.policy import parse_duration
+from sessions_api.conf import parse_duration
 
 if TYPE_CHECKING:
-    from sessions_api.jobs import ScheduleInfo
+    from workers.runs import ScheduleInfo
 
 #: A beat run is skipped when a beat run of the same job started within this share of the
 #: period (clock drift between beat instances and queueing delays stay well inside it).
@@ -90,7 +90,7 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
 
 def schedule_info() -> dict[str, ScheduleInfo]:
     """What the Jobs page shows about each job's schedule."""
-    from sessions_api.jobs import ScheduleInfo
+    from workers.runs import ScheduleInfo
 
     info = {}
     for job, (default, text) in DEFAULTS.items():

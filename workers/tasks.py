@@ -1,4 +1,4 @@
-"""Thin Celery tasks over the job services (sessions_api/jobs.py). Explicit names, ids not
+"""Thin Celery tasks over the job services (workers/runs.py). Explicit names, ids not
 objects: each task takes only JSON params and, when run_job or the Jobs page asked for it, the
 id of its JobRun row (beat adds ``triggered_by`` and its period, ``period_s``).
 
@@ -17,9 +17,9 @@ import redis.exceptions
 from celery import Task
 from django.db import InterfaceError, OperationalError
 
-from sessions_api import jobs
-from sessions_api.mongo_source import SourceUnavailable
+from sessions_api.ingest.mongo_sync import SourceUnavailable
 from sessions_api.storage import StoreUnavailable
+from workers import runs as jobs
 from workers import schedule
 from workers.celery import app
 

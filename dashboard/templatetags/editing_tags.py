@@ -11,7 +11,9 @@ from typing import Any
 
 from django import template
 
-from sessions_api import editing_selectors, roles, selectors
+from sessions_api.access import roles
+from sessions_api.editing import selectors as editing_selectors
+from sessions_api.sessions import selectors
 
 register = template.Library()
 

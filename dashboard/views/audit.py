@@ -13,7 +13,8 @@ from django.views.decorators.http import require_GET
 from django.views.defaults import permission_denied as django_permission_denied
 
 from dashboard.views.common import query_without
-from sessions_api import editing_selectors, roles
+from sessions_api.access import roles
+from sessions_api.editing import selectors as editing_selectors
 
 ACTIONS = list(editing_selectors.AUDIT_ACTIONS)
 PAGE = 50

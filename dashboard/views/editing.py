@@ -22,12 +22,15 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from sessions_api import editing, editing_selectors, roles, selectors
-from sessions_api.document_editors import NotEditable
+from sessions_api.access import roles
+from sessions_api.editing import selectors as editing_selectors
+from sessions_api.editing import services as editing
 from sessions_api.formats import InvalidDocument
 from sessions_api.formats.decoding import RejectedDocument, decode_document
-from sessions_api.records import SessionRecord
-from sessions_api.services import RevisionConflict
+from sessions_api.formats.editing import NotEditable
+from sessions_api.ingest.services import RevisionConflict
+from sessions_api.sessions import selectors
+from sessions_api.sessions.records import SessionRecord
 
 EDIT = roles.Capability.EDIT
 MAX_VERSION = 2**31 - 1  # larger numbers cannot be versions (32-bit columns)

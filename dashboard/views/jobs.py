@@ -1,5 +1,5 @@
 """The Jobs page: each job's last and next run, failures and history; admins run, retry and
-preview (dry run) jobs. Thin: reads and writes go through sessions_api.jobs."""
+preview (dry run) jobs. Thin: reads and writes go through workers.runs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from dashboard.views.common import is_dashboard_admin
-from sessions_api import jobs
+from workers import runs as jobs
 from workers.schedule import schedule_info
 
 # Run status -> the pill style the stylesheet already has.

@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from dashboard import charts
 from dashboard.forms import RANGE_PRESETS, OverviewRangeForm
-from sessions_api import analytics, dashboard_queries, selectors
+from sessions_api.analytics import overview as analytics
+from sessions_api.sessions import explorer as dashboard_queries
+from sessions_api.sessions import selectors
 
 REFRESH_SECONDS = 30
 

@@ -12,7 +12,8 @@ from django.views.decorators.http import require_http_methods
 
 from dashboard.forms import PriceForm
 from dashboard.views.common import is_dashboard_admin
-from sessions_api import analytics, dashboard_queries
+from sessions_api.analytics import overview as analytics
+from sessions_api.sessions import explorer as dashboard_queries
 
 
 def _current_ids(prices: list[analytics.PriceRecord]) -> set[int]:

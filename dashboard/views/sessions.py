@@ -28,9 +28,11 @@ from django.views.decorators.http import require_GET
 
 from dashboard.forms import PAGE_SIZES, RANGE_PRESETS, STATUSES, SessionFilterForm
 from dashboard.views.common import query_without
-from sessions_api import analytics, dashboard_queries, selectors
+from sessions_api.analytics import overview as analytics
 from sessions_api.formats import FORMAT_IDS, InvalidDocument
-from sessions_api.records import SessionRecord
+from sessions_api.sessions import explorer as dashboard_queries
+from sessions_api.sessions import selectors
+from sessions_api.sessions.records import SessionRecord
 from sessions_api.storage import BodyNotFound
 
 TIMELINE_PAGE = 200

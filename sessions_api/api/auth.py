@@ -16,8 +16,8 @@ from ninja.security import HttpBearer
 
 from sessions_api.api import ratelimit
 from sessions_api.api.errors import ApiError
+from sessions_api.ingest.services import api_key_cache_key, hash_api_key
 from sessions_api.models import ApiKey
-from sessions_api.services import api_key_cache_key, hash_api_key
 
 # last_used_at is advisory: write it at most once a minute per key, not on every request.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)

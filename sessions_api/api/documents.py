@@ -31,13 +31,16 @@ from django.utils import timezone
 from ninja import Router, Schema
 from ninja.errors import AuthorizationError
 
-from sessions_api import editing, editing_selectors, roles, selectors
+from sessions_api.access import roles
 from sessions_api.api.auth import ApiKeyAuth
 from sessions_api.api.errors import ApiError
 from sessions_api.api.schemas import ErrorOut, WarningOut
 from sessions_api.api.sessions import read_json_body
-from sessions_api.document_editors import NotEditable, parse_patch
+from sessions_api.editing import selectors as editing_selectors
+from sessions_api.editing import services as editing
 from sessions_api.formats.decoding import decode_document
+from sessions_api.formats.editing import NotEditable, parse_patch
+from sessions_api.sessions import selectors
 
 router = Router(tags=["agent session API"])
 

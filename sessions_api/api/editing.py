@@ -11,7 +11,7 @@ from django.utils import timezone
 from ninja import Router, Schema, Status
 from pydantic import Field
 
-from sessions_api import editing, editing_selectors, roles, selectors
+from sessions_api.access import roles
 from sessions_api.api.documents import (
     _ERRORS,
     READ,
@@ -24,6 +24,9 @@ from sessions_api.api.documents import (
 )
 from sessions_api.api.documents import SaveOut as EditOut
 from sessions_api.api.errors import ApiError
+from sessions_api.editing import selectors as editing_selectors
+from sessions_api.editing import services as editing
+from sessions_api.sessions import selectors
 
 router = Router(tags=["editing"])
 MAX_VERSION = 2**31 - 1  # version numbers are 32-bit columns: larger ones cannot exist

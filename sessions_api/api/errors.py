@@ -17,8 +17,8 @@ from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Val
 
 from sessions_api.formats import InvalidDocument
 from sessions_api.formats.decoding import RejectedDocument, printable
-from sessions_api.selectors import InvalidQuery
-from sessions_api.services import RevisionConflict
+from sessions_api.ingest.services import RevisionConflict
+from sessions_api.sessions.selectors import InvalidQuery
 from sessions_api.storage import BodyNotFound, StoreUnavailable
 
 logger = logging.getLogger("sessions_api.api")

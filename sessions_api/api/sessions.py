@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.utils import timezone
 from ninja import Router, Status
 
-from sessions_api import editing, roles, selectors, services
+from sessions_api.access import roles
 from sessions_api.api import auth
 from sessions_api.api.errors import ApiError
 from sessions_api.api.schemas import (
@@ -24,8 +24,11 @@ from sessions_api.api.schemas import (
     TimelineOut,
     VersionsOut,
 )
+from sessions_api.editing import services as editing
 from sessions_api.formats import FORMAT_IDS
-from sessions_api.records import SessionRecord
+from sessions_api.ingest import services
+from sessions_api.sessions import selectors
+from sessions_api.sessions.records import SessionRecord
 from sessions_api.storage import BodyNotFound
 
 router = Router(tags=["sessions"])

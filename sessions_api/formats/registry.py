@@ -10,18 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sessions_api.domain import ParsedSession
-from sessions_api.formats import (
-    agentflow,
-    anthropic,
-    falai,
-    google_adk,
-    langchain,
-    openai_agents,
-    openai_chat,
-    picoflow,
-    praisonai,
-)
+from sessions_api.formats.agentflow import parse as agentflow
+from sessions_api.formats.anthropic import parse as anthropic
 from sessions_api.formats.base import DetectionRule, FormatAdapter, InvalidDocument
+from sessions_api.formats.falai import parse as falai
+from sessions_api.formats.google_adk import parse as google_adk
+from sessions_api.formats.langchain import parse as langchain
+from sessions_api.formats.openai_agents import parse as openai_agents
+from sessions_api.formats.openai_chat import parse as openai_chat
+from sessions_api.formats.picoflow import parse as picoflow
+from sessions_api.formats.praisonai import parse as praisonai
 
 # Every format id in DESIGN.md (the fixed contract), in its order.
 FORMAT_IDS = (

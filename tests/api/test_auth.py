@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.forms.models import model_to_dict
 
-from sessions_api import services
+from sessions_api.ingest import services
 from sessions_api.models import ApiKey, Session
 from tests.conftest import ERROR_KEYS
 

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from sessions_api import services
+from sessions_api.ingest import services
 from sessions_api.models import ModelUsage, SessionError, ToolCallRecord
 
 # A session that fills every derived table: two tool calls (one failing), a model with usage.

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from sessions_api import selectors
 from sessions_api.models import Session
+from sessions_api.sessions import selectors
 
 pytestmark = pytest.mark.django_db
 

@@ -14,10 +14,10 @@ import pytest
 from django.core.cache import cache
 
 from dashboard import sample_data
-from sessions_api import selectors
 from sessions_api.formats import parse_document
 from sessions_api.formats.decoding import decode_document
-from sessions_api.timeline import build_timeline
+from sessions_api.sessions import selectors
+from sessions_api.sessions.timeline import build_timeline
 
 CHUNK = selectors.TIMELINE_CHUNK
 

@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from dashboard import sample_data
 from dashboard.sample_data import ToolSpec, Turn
-from sessions_api import dashboard_queries, selectors, services
+from sessions_api.ingest import services
+from sessions_api.sessions import explorer as dashboard_queries
+from sessions_api.sessions import selectors
 
 
 @dataclass

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from sessions_api import analytics
-from sessions_api.analytics import PriceBook, PriceRecord
+from sessions_api.analytics import overview as analytics
+from sessions_api.analytics.overview import PriceBook, PriceRecord
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from dashboard import sample_data
 from dashboard.sample_data import XSS_TEXT, ToolSpec, Turn
-from sessions_api import services
+from sessions_api.ingest import services
 from tests.chromium import require_playwright
 
 pytestmark = [pytest.mark.browser]

@@ -12,7 +12,8 @@ from django.test import Client
 
 from dashboard import sample_data
 from dashboard.sample_data import XSS_TEXT, Turn
-from sessions_api import analytics, services
+from sessions_api.analytics import overview as analytics
+from sessions_api.ingest import services
 
 pytestmark = pytest.mark.django_db
 
@@ -127,8 +128,8 @@ def test_explorer_sorts_and_pages_with_keyset_cursors(viewer_client, known):
     assert viewer_client.get("/sessions/?order=message_count").status_code == 200
 
     # 4 sessions, pages of 25 would hold them all: ask for pages of 1 by hand.
-    from sessions_api import dashboard_queries
-    from sessions_api.selectors import SessionFilters
+    from sessions_api.sessions import explorer as dashboard_queries
+    from sessions_api.sessions.selectors import SessionFilters
 
     seen = []
     page = dashboard_queries.explorer_page(filters=SessionFilters(), limit=1)

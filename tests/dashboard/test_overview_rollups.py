@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dashboard import sample_data
-from sessions_api import analytics, rollups, services
-from sessions_api.analytics import Freshness
+from sessions_api.analytics import overview as analytics
+from sessions_api.analytics import rollups
+from sessions_api.analytics.overview import Freshness
+from sessions_api.ingest import services
 from sessions_api.models import JobState, Session
 from tests.dashboard.conftest import seed_test_prices
 

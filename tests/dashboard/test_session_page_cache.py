@@ -13,7 +13,8 @@ from django.template.loader import render_to_string
 
 from dashboard import sample_data
 from dashboard.sample_data import Turn
-from sessions_api import selectors, services
+from sessions_api.ingest import services
+from sessions_api.sessions import selectors
 
 EVENTS = re.compile(r'<ol class="events" id="events">(.*?)</ol>', re.S)
 

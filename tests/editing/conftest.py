@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from dashboard import sample_data
 from dashboard.sample_data import ToolSpec, Turn
-from sessions_api import services
-from sessions_api.editing import Actor
+from sessions_api.editing.services import Actor
+from sessions_api.ingest import services
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 EDITOR = Actor(label="user:test-editor")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sessions_api import editing_selectors, services
+from sessions_api.editing import selectors as editing_selectors
+from sessions_api.ingest import services
 from sessions_api.models import AuditEntry, Session
 from tests.editing.conftest import openai_chat_body, picoflow_body
 

@@ -10,8 +10,10 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
-from sessions_api import editing, editing_selectors, selectors
+from sessions_api.editing import selectors as editing_selectors
+from sessions_api.editing import services as editing
 from sessions_api.models import AuditEntry, Session
+from sessions_api.sessions import selectors
 from tests.editing.conftest import EDITOR, fixture_bytes
 
 pytestmark = pytest.mark.django_db

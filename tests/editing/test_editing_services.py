@@ -9,11 +9,15 @@ from datetime import timedelta
 
 import pytest
 
-from sessions_api import document_editors, editing, editing_selectors, maintenance, selectors
+from sessions_api.editing import selectors as editing_selectors
+from sessions_api.editing import services as editing
 from sessions_api.formats import InvalidDocument, parse_document
+from sessions_api.formats import editing as document_editors
 from sessions_api.formats.decoding import RejectedDocument
+from sessions_api.ingest.services import RevisionConflict
+from sessions_api.lifecycle import maintenance
 from sessions_api.models import AuditEntry, Checkpoint, DocumentVersion, Session
-from sessions_api.services import RevisionConflict
+from sessions_api.sessions import selectors
 from tests.editing.conftest import (
     EDITABLE_FIXTURES,
     EDITOR,

@@ -33,7 +33,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from sessions_api import services
+from sessions_api.ingest import services
 from sessions_api.models import AuditEntry, DocumentVersion, Session
 from tests.api.test_concurrency import shared_database
 from tests.editing.conftest import make_user, openai_chat_body

@@ -10,7 +10,8 @@ from datetime import date
 import pytest
 from django.test import Client
 
-from sessions_api import roles, services
+from sessions_api.access import roles
+from sessions_api.ingest import services
 from sessions_api.models import AuditEntry, ModelPrice
 from tests.editing.conftest import make_user, openai_chat_body
 

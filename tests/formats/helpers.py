@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sessions_api.domain import ParsedSession, Session
 from sessions_api.formats import registry
 from sessions_api.formats.base import FormatAdapter, InvalidDocument
-from sessions_api.timeline import build_timeline
+from sessions_api.sessions.timeline import build_timeline
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))

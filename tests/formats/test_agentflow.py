@@ -22,10 +22,11 @@ from helpers import (
 )
 
 from sessions_api.domain import LogLevel, Role, SessionStatus, StatusSource, TokenSource, ToolStatus
-from sessions_api.formats import agentflow, registry
+from sessions_api.formats import registry
+from sessions_api.formats.agentflow import parse as agentflow
 from sessions_api.formats.base import InvalidDocument
 from sessions_api.formats.pairing import count_recorded_tool_errors
-from sessions_api.timeline import build_timeline
+from sessions_api.sessions.timeline import build_timeline
 
 # JSON documents (the fs_storage folder entry is a folder, imported as a unit elsewhere).
 ENTRIES = manifest_entries("agentflow", json_only=True)

@@ -34,10 +34,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessions_api.domain import Role, StatusSource, TokenSource, TokenUsage, ToolStatus
-from sessions_api.formats import anthropic, openai_chat, registry
+from sessions_api.formats import registry
+from sessions_api.formats.anthropic import parse as anthropic
 from sessions_api.formats.base import InvalidDocument
+from sessions_api.formats.openai_chat import parse as openai_chat
 from sessions_api.formats.pairing import count_recorded_tool_errors
-from sessions_api.timeline import build_timeline
+from sessions_api.sessions.timeline import build_timeline
 
 ENTRIES = {e["path"]: e for e in manifest_entries("anthropic")}
 TRANSCRIPT = "anthropic/messages_transcript.json"

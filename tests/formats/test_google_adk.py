@@ -39,10 +39,11 @@ from sessions_api.domain import (
     TokenSource,
     ToolStatus,
 )
-from sessions_api.formats import google_adk, registry
+from sessions_api.formats import registry
 from sessions_api.formats.base import InvalidDocument
+from sessions_api.formats.google_adk import parse as google_adk
 from sessions_api.formats.pairing import count_recorded_tool_errors
-from sessions_api.timeline import build_timeline
+from sessions_api.sessions.timeline import build_timeline
 
 ENTRIES = manifest_entries("google_adk", json_only=True)
 

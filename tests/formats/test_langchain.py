@@ -39,10 +39,11 @@ from sessions_api.domain import (
     TokenSource,
     ToolStatus,
 )
-from sessions_api.formats import langchain, registry
+from sessions_api.formats import registry
 from sessions_api.formats.base import InvalidDocument
+from sessions_api.formats.langchain import parse as langchain
 from sessions_api.formats.pairing import count_recorded_tool_errors
-from sessions_api.timeline import build_timeline
+from sessions_api.sessions.timeline import build_timeline
 
 ENTRIES = {e["path"]: e for e in manifest_entries("langchain")}
 # fixture -> (FORMATS.md §2 rule, variant)

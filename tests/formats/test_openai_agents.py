@@ -31,10 +31,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessions_api.domain import Role, StatusSource, TimestampSource, TokenSource, ToolStatus
-from sessions_api.formats import openai_agents, registry
+from sessions_api.formats import registry
 from sessions_api.formats.base import InvalidDocument
+from sessions_api.formats.openai_agents import parse as openai_agents
 from sessions_api.formats.pairing import count_recorded_tool_errors
-from sessions_api.timeline import build_timeline
+from sessions_api.sessions.timeline import build_timeline
 
 ENTRIES = manifest_entries("openai_agents", json_only=True)
 

@@ -21,8 +21,9 @@ from sessions_api.domain import (
     TokenUsage,
     ToolStatus,
 )
-from sessions_api.formats import openai_chat, registry
+from sessions_api.formats import registry
 from sessions_api.formats.base import InvalidDocument
+from sessions_api.formats.openai_chat import parse as openai_chat
 
 
 def load(name: str) -> Any:

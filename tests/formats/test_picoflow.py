@@ -24,8 +24,9 @@ from sessions_api.domain import (
     TokenSource,
     ToolStatus,
 )
-from sessions_api.formats import picoflow, registry
+from sessions_api.formats import registry
 from sessions_api.formats.base import InvalidDocument
+from sessions_api.formats.picoflow import parse as picoflow
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 SEED = SHARED / "seeds" / "000_fa963f3effebf444.txt"

@@ -20,10 +20,11 @@ from helpers import (
 )
 
 from sessions_api.domain import Role, SessionStatus, StatusSource, TokenSource, ToolStatus
-from sessions_api.formats import praisonai, registry
+from sessions_api.formats import registry
 from sessions_api.formats.base import InvalidDocument
 from sessions_api.formats.pairing import count_recorded_tool_errors
-from sessions_api.timeline import build_timeline
+from sessions_api.formats.praisonai import parse as praisonai
+from sessions_api.sessions.timeline import build_timeline
 
 ENTRIES = manifest_entries("praisonai")
 

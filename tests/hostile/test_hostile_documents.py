@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from sessions_api import services
+from sessions_api.ingest import services
 from sessions_api.models import DocumentVersion, Session
 
 pytestmark = pytest.mark.django_db

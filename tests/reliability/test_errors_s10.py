@@ -10,7 +10,7 @@ import pytest
 from django.db import ProgrammingError
 from django.test import Client
 
-from sessions_api import selectors
+from sessions_api.sessions import selectors
 
 pytestmark = pytest.mark.django_db
 

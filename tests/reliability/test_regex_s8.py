@@ -164,7 +164,7 @@ def test_every_project_regex_was_found():
     assert PATTERNS["sessions_api.formats.decoding._STRING_REST"][1] == ("match",)
     assert any(n.endswith("._CONTROL") for n in names)  # external ids (services)
     assert "config.logging._URL_PASSWORD" in names
-    assert any(n.startswith("sessions_api.formats.google_adk:") for n in names)
+    assert any(n.startswith("sessions_api.formats.google_adk.parse:") for n in names)
     assert len(PATTERNS) >= 15
 
 

@@ -14,8 +14,9 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
-from sessions_api import dashboard_queries, jobs
 from sessions_api.models import JobRun, ModelPrice
+from sessions_api.sessions import explorer as dashboard_queries
+from workers import runs as jobs
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sessions_api import services
+from sessions_api.ingest import services
 from sessions_api.models import Session
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from sessions_api import jobs
 from sessions_api.models import JobRun, RollupBucket, Session
+from workers import runs as jobs
 from workers import schedule, tasks
 from workers.celery import app
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from sessions_api import maintenance
+from sessions_api.lifecycle import maintenance
 from sessions_api.models import Session
 from tests.workers.conftest import T0, ingest, picoflow_doc
 

@@ -625,7 +625,7 @@ def test_embedded_filesystem_broker_runs_a_job_end_to_end(workdir, shared_db):
 def test_redis_lock_is_exclusive_and_survives_a_redis_that_lost_its_keys(redis_server, settings):
     import redis
 
-    from sessions_api import jobs
+    from workers import runs as jobs
 
     settings.REDIS_URL = redis_server.url
     first = jobs.job_lock("prune_versions", ttl=timedelta(seconds=30))

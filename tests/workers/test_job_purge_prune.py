@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from sessions_api import jobs, maintenance, rollups
+from sessions_api.analytics import rollups
+from sessions_api.lifecycle import maintenance
 from sessions_api.models import (
     DocumentBody,
     DocumentVersion,
@@ -19,6 +20,7 @@ from sessions_api.models import (
     ToolCallRecord,
 )
 from tests.workers.conftest import T0, ingest, picoflow_doc
+from workers import runs as jobs
 
 pytestmark = pytest.mark.django_db
 LATER = T0 + timedelta(days=30)

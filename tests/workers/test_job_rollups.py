@@ -8,7 +8,9 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from sessions_api import analytics, maintenance, rollups
+from sessions_api.analytics import overview as analytics
+from sessions_api.analytics import rollups
+from sessions_api.lifecycle import maintenance
 from sessions_api.models import JobState, ModelPrice, RollupBucket, Session
 from tests.workers.conftest import T0, ingest, picoflow_doc
 

@@ -1,4 +1,4 @@
-"""The run recorder and the per-job lock (sessions_api/jobs.py)."""
+"""The run recorder and the per-job lock (workers/runs.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
-from sessions_api import jobs
 from sessions_api.models import JobRun, JobState
+from workers import runs as jobs
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,8 @@ import mongomock
 import pytest
 from bson import ObjectId, json_util
 
-from sessions_api import maintenance, mongo_source, services
+from sessions_api.ingest import mongo_sync, services
+from sessions_api.lifecycle import maintenance
 from sessions_api.models import DocumentBody, DocumentVersion, JobState, Session
 from sessions_api.storage.mongo import MongoDocumentStore
 from sessions_api.storage.orm import OrmDocumentStore
@@ -40,8 +41,8 @@ def client() -> mongomock.MongoClient:
 
 
 @pytest.fixture
-def source() -> mongo_source.MongoSource:
-    return mongo_source.MongoSource(
+def source() -> mongo_sync.MongoSource:
+    return mongo_sync.MongoSource(
         url="mongodb://user:secret@source.example:27017",
         database="picoflow",
         collection="sessions",
@@ -50,7 +51,7 @@ def source() -> mongo_source.MongoSource:
 
 
 def sync(source, client, **kwargs):
-    return mongo_source.sync_mongo_source(now=NOW, source=source, client=client, **kwargs)
+    return mongo_sync.sync_mongo_source(now=NOW, source=source, client=client, **kwargs)
 
 
 def test_initial_sync_imports_every_document_with_oid_and_date_intact(source, client):
@@ -96,7 +97,7 @@ def test_sync_resumes_from_its_saved_position(source, client):
     first = sync(source, client, batch_size=2, max_documents=2)
     assert first.counts()["created"] == 2 and first.more_pending
     position = JobState.objects.get(name=source.state_name).value["position"]
-    saved = json_util.loads(position["value"], json_options=mongo_source.STATE_JSON)
+    saved = json_util.loads(position["value"], json_options=mongo_sync.STATE_JSON)
     assert saved == T0 + timedelta(hours=1)
 
     second = sync(source, client, batch_size=2)
@@ -141,7 +142,7 @@ def test_dry_run_imports_nothing_and_saves_no_position(source, client):
 def test_no_source_configured_is_a_clear_noop(monkeypatch):
     for name in ("MONGO_SOURCE_URL", "MONGODB_URL", "MONGO_SOURCE_COLLECTION"):
         monkeypatch.delenv(name, raising=False)
-    result = mongo_source.sync_mongo_source(now=NOW)
+    result = mongo_sync.sync_mongo_source(now=NOW)
     assert result.counts()["seen"] == 0 and "no source attached" in result.details()["note"]
 
 
@@ -149,7 +150,7 @@ def test_source_from_environment(monkeypatch):
     monkeypatch.setenv("MONGO_SOURCE_URL", "mongodb://h:1")
     monkeypatch.setenv("MONGO_SOURCE_COLLECTION", "sessions")
     monkeypatch.setenv("MONGO_SOURCE_DB", "pf")
-    source = mongo_source.source_from_settings()
+    source = mongo_sync.source_from_settings()
     assert (source.database, source.collection, source.format) == ("pf", "sessions", "picoflow")
 
 
@@ -172,7 +173,7 @@ def real_mongo() -> Iterator[tuple[Any, str]]:
 
 def test_sync_against_a_real_mongodb(real_mongo):
     client, database = real_mongo
-    source = mongo_source.MongoSource(
+    source = mongo_sync.MongoSource(
         url=os.environ["MONGODB_URL"], database=database, collection="sessions", format="picoflow"
     )
     client[database].sessions.insert_many(

@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models.signals import pre_delete
 from django.test.utils import CaptureQueriesContext
 
-from sessions_api import maintenance
+from sessions_api.lifecycle import maintenance
 from sessions_api.models import (
     AuditEntry,
     Checkpoint,

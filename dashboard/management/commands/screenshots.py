@@ -167,7 +167,7 @@ class Command(BaseCommand):
 def _add_versions_and_edge_cases() -> None:
     """A session with two versions (for the diff view) beside whatever the demo holds."""
     from dashboard import sample_data
-    from sessions_api import services
+    from sessions_api.ingest import services
 
     now = timezone.now()
     turns = [

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from django.core.management.base import BaseCommand
 
-from sessions_api import dashboard_queries
+from sessions_api.sessions import explorer as dashboard_queries
 
 EFFECTIVE_FROM = date(2025, 1, 1)
 NOTE = "example public list price; verify with your provider"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions_api import services
+from sessions_api.ingest import services
 
 
 class Command(BaseCommand):

@@ -8,8 +8,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from sessions_api import importing
 from sessions_api.formats import FORMAT_IDS
+from sessions_api.ingest import importing
 
 
 class Command(BaseCommand):

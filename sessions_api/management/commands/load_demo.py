@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from sessions_api import demo
+from sessions_api.demo import scenarios as demo
 
 
 class Command(BaseCommand):

@@ -43,7 +43,8 @@ from django.db.models import (
 )
 from django.db.models.deletion import Collector, get_candidate_relations_to_delete
 
-from sessions_api import policy, rollups, sqlite_tuning
+from sessions_api import conf, db
+from sessions_api.analytics import rollups
 from sessions_api.domain import SessionStatus
 from sessions_api.models import Checkpoint as PinnedCheckpoint
 from sessions_api.models import DocumentBody, DocumentVersion, Session
@@ -139,8 +140,8 @@ def expiry_conditions(*, now: datetime) -> dict[str, Q]:
     """
     base = Q(on_hold=False) & ~Q(status=EXPIRED)
     conditions = {"own_expiry": base & Q(expires_at__isnull=False, expires_at__lte=now)}
-    idle = policy.expiry_idle_policy().older_than_q(fields=("updated_at",), now=now)
-    statuses = policy.expiry_idle_statuses()
+    idle = conf.expiry_idle_policy().older_than_q(fields=("updated_at",), now=now)
+    statuses = conf.expiry_idle_statuses()
     if idle is not None and statuses:
         conditions["idle"] = (
             base & Q(expires_at__isnull=True, status__in=[s for s in statuses if s != EXPIRED])
@@ -172,7 +173,7 @@ def expire_sessions(
     listing = _Listing()
     expired = {"own_expiry": 0, "idle": 0}
     skipped = 0
-    with sqlite_tuning.checkpoint_between_batches() as after_batch:
+    with db.checkpoint_between_batches() as after_batch:
         for reason, condition in expiry_conditions(now=now).items():
             candidates = Session.objects.filter(condition)
             if dry_run:
@@ -203,8 +204,8 @@ def expire_sessions(
         sessions=tuple(listing.items),
         more_sessions=listing.more,
         policy={
-            "idle": policy.expiry_idle_policy().describe(),
-            "idle_statuses": list(policy.expiry_idle_statuses()),
+            "idle": conf.expiry_idle_policy().describe(),
+            "idle_statuses": list(conf.expiry_idle_statuses()),
         },
     )
 
@@ -297,12 +298,12 @@ def purge_conditions(*, now: datetime) -> dict[str, Q]:
     arrival. Retention is off unless configured.
     """
     conditions: dict[str, Q] = {}
-    grace = policy.purge_expired_grace()
+    grace = conf.purge_expired_grace()
     if grace is not None:
         conditions["expired_grace"] = Q(
             on_hold=False, status=EXPIRED, expired_at__isnull=False, expired_at__lte=now - grace
         )
-    retention = policy.purge_retention_policy().older_than_q(
+    retention = conf.purge_retention_policy().older_than_q(
         fields=("updated_at", "last_received_at"), now=now
     )
     if retention is not None:
@@ -339,7 +340,7 @@ def purge_sessions(
     purged = {"expired_grace": 0, "retention": 0}
     versions_deleted = bodies_deleted = skipped = remaining = 0
     conditions = purge_conditions(now=now)
-    with sqlite_tuning.checkpoint_between_batches() as after_batch:
+    with db.checkpoint_between_batches() as after_batch:
         for reason, condition in conditions.items():
             candidates = Session.objects.filter(condition)
             if dry_run:
@@ -388,8 +389,8 @@ def purge_sessions(
         sessions=tuple(listing.items),
         more_sessions=listing.more,
         policy={
-            "expired_grace": policy.describe_policies()["purge_expired_grace"],
-            "retention": policy.purge_retention_policy().describe(),
+            "expired_grace": conf.describe_policies()["purge_expired_grace"],
+            "retention": conf.purge_retention_policy().describe(),
         },
     )
 
@@ -547,7 +548,7 @@ def prune_versions(
     (Mongo: orphans at worst, which reconcile removes).
     """
     _check_aware(now)
-    keep = keep if keep is not None else policy.prune_keep_versions()
+    keep = keep if keep is not None else conf.prune_keep_versions()
     if keep < 1:
         raise ValueError("keep must be at least 1: the latest version always stays")
     store = store or get_document_store()
@@ -654,7 +655,7 @@ def detect_stuck_sessions(
     The UPDATEs re-check the condition, so a session updated meanwhile is not flagged.
     """
     _check_aware(now)
-    stale = policy.stuck_after_policy().older_than_q(fields=("updated_at",), now=now)
+    stale = conf.stuck_after_policy().older_than_q(fields=("updated_at",), now=now)
     stuck_now = Q(status=RUNNING) & stale if stale is not None else None
     listing = _Listing()
     flagged = cleared = 0
@@ -692,7 +693,7 @@ def detect_stuck_sessions(
         stuck_total=Session.objects.filter(stuck_since__isnull=False).count(),
         sessions=tuple(listing.items),
         more_sessions=listing.more,
-        policy=policy.stuck_after_policy().describe(),
+        policy=conf.stuck_after_policy().describe(),
     )
 
 
@@ -782,7 +783,7 @@ def reconcile_store(
     store = store or get_document_store()
     inventory = _inventory_for(store)
     repairs = not store.transactional_with_index and not dry_run
-    min_age = orphan_min_age if orphan_min_age is not None else policy.reconcile_orphan_min_age()
+    min_age = orphan_min_age if orphan_min_age is not None else conf.reconcile_orphan_min_age()
     notes: list[str] = []
     missing = _Listing()
     orphans = _Listing()

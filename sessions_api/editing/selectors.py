@@ -13,9 +13,10 @@ from typing import Any
 
 from django.db.models import Q
 
-from sessions_api import document_editors, jsondiff
-from sessions_api.document_editors import Capabilities, NotEditable
+from sessions_api import jsondiff
+from sessions_api.formats import editing as document_editors
 from sessions_api.formats.decoding import DecodeLimits, decode_document
+from sessions_api.formats.editing import Capabilities, NotEditable
 from sessions_api.models import AuditEntry, Checkpoint, Session
 from sessions_api.storage import get_document_store
 

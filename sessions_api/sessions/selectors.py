@@ -27,9 +27,14 @@ from sessions_api.domain import Session as CanonicalSession
 from sessions_api.formats import parse_document
 from sessions_api.formats.decoding import DecodeLimits, decode_document
 from sessions_api.models import DocumentVersion, ModelUsage, Session, ToolCallRecord
-from sessions_api.records import SessionRecord, VersionRecord, record_from_row, version_from_row
+from sessions_api.sessions.records import (
+    SessionRecord,
+    VersionRecord,
+    record_from_row,
+    version_from_row,
+)
+from sessions_api.sessions.timeline import build_timeline
 from sessions_api.storage import get_document_store
-from sessions_api.timeline import build_timeline
 
 MAX_PAGE_SIZE = 200
 MAX_TIMELINE_PAGE = 500

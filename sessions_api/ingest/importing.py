@@ -26,14 +26,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sessions_api import services
-from sessions_api.formats import InvalidDocument, detect_format, google_adk, openai_agents
+from sessions_api.formats import InvalidDocument, detect_format
 from sessions_api.formats.decoding import (
     RejectedDocument,
     check_content,
     decode_document,
     parse_json_text,
 )
+from sessions_api.formats.google_adk import parse as google_adk
+from sessions_api.formats.openai_agents import parse as openai_agents
+from sessions_api.ingest import services
 from sessions_api.models import DocumentVersion
 
 DOCUMENT_SUFFIXES = {".json"}
@@ -159,13 +161,13 @@ def _error_text(code: str, message: str) -> str:
 # --- AgentFlow FileSystemStorage folders ----------------------------------------------------
 #
 # AgentFlow keeps a session as a folder: sessions/<id>/session.json, per-node notes
-# <workflow>/<node>_scratch.md and _summary.md, and artifacts/<name>. The folder is imported as
-# one agentflow export bundle (sessions_api/formats/agentflow.py), serialised deterministically
-# (sorted files, fixed key order, no paths or file times) so that re-importing an unchanged
-# folder is "unchanged". JSON artifacts are embedded parsed, text as text, binary as base64 up
-# to AGENTFLOW_INLINE_BINARY_BYTES (else listed by size and sha256 with "omitted": true); text
-# over AGENTFLOW_INLINE_TEXT_BYTES is listed the same way, so one huge file cannot push the
-# whole session over the document size limit.
+# <workflow>/<node>_scratch.md and _summary.md, and artifacts/<name>. The folder is imported as one
+# agentflow export bundle (sessions_api/formats/agentflow/parse.py), serialised deterministically
+# (sorted files, fixed key order, no paths or file times) so that re-importing an unchanged folder
+# is "unchanged". JSON artifacts are embedded parsed, text as text, binary as base64 up to
+# AGENTFLOW_INLINE_BINARY_BYTES (else listed by size and sha256 with "omitted": true); text over
+# AGENTFLOW_INLINE_TEXT_BYTES is listed the same way, so one huge file cannot push the whole session
+# over the document size limit.
 
 AGENTFLOW_SESSION_FILE = "session.json"
 AGENTFLOW_HISTORY_FILE = "history.json"  # written by some apps beside session.json, not AgentFlow

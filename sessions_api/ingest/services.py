@@ -37,7 +37,7 @@ from sessions_api.formats.decoding import (
     printable,
     split_batch_documents,
 )
-from sessions_api.indexing import SessionIndex, build_index
+from sessions_api.ingest.indexing import SessionIndex, build_index
 from sessions_api.models import (
     ApiKey,
     DocumentVersion,
@@ -46,7 +46,7 @@ from sessions_api.models import (
     SessionError,
     ToolCallRecord,
 )
-from sessions_api.records import SessionSummary, summary_from_row
+from sessions_api.sessions.records import SessionSummary, summary_from_row
 from sessions_api.storage import get_document_store
 
 API_SCOPES = ("ingest", "read", "write", "admin")

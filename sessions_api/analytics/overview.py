@@ -10,7 +10,7 @@ What is counted in a range [since, until):
 
 Where the numbers come from (so a page view does not aggregate a million index rows): whole
 hours up to the last rollup run are read from the ``RollupBucket`` rows that
-:mod:`sessions_api.rollups` keeps (whole days as daily rows), and only the open edges, the
+:mod:`sessions_api.analytics.rollups` keeps (whole days as daily rows), and only the open edges, the
 partial hour at the start and everything from the hour the last run happened in, from the
 index, with the very queries that fill the rollups. Hours before the last run are therefore
 as of that run (it runs every 5 minutes): a session that started earlier and changed since
@@ -33,9 +33,9 @@ from typing import Literal
 
 from django.db.models import Count, Q, Sum
 
-from sessions_api import rollups
+from sessions_api.analytics import rollups
+from sessions_api.analytics.rollups import Cell, Cells
 from sessions_api.models import ModelPrice, ModelUsage, RollupBucket, SessionError, ToolCallRecord
-from sessions_api.rollups import Cell, Cells
 
 Granularity = Literal["minute", "hour", "day"]
 _STEP = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sessions_api import services
+from sessions_api.ingest import services
 from sessions_api.models import DocumentVersion
 
 DEFAULT_COUNT = 300

@@ -24,11 +24,11 @@ from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet, V
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from sessions_api import selectors
-from sessions_api.analytics import PriceRecord, price_from_row
+from sessions_api.analytics.overview import PriceRecord, price_from_row
 from sessions_api.models import ModelPrice, ModelUsage, Session, SessionError, ToolCallRecord
-from sessions_api.records import SessionRecord, record_from_row
-from sessions_api.selectors import InvalidQuery, SessionFilters
+from sessions_api.sessions import selectors
+from sessions_api.sessions.records import SessionRecord, record_from_row
+from sessions_api.sessions.selectors import InvalidQuery, SessionFilters
 
 EXPLORER_MAX_PAGE = 200
 EXPORT_MAX_ROWS = 10_000
@@ -192,7 +192,7 @@ class FilterChoices:
 
 
 def filter_choices(*, now: datetime | None = None, limit: int = 200) -> FilterChoices:
-    cached = cache.get("dashboard:filter-choices:v1")
+    cached = cache.get("dashboard:filter-choices:v2")
     if cached is not None:
         return cached
     since = (now or timezone.now()) - timedelta(days=30)
@@ -209,7 +209,7 @@ def filter_choices(*, now: datetime | None = None, limit: int = 200) -> FilterCh
         tools=distinct(ToolCallRecord.objects.filter(occurred_at__gte=since), "name"),
         formats=distinct(recent, "format"),
     )
-    cache.set("dashboard:filter-choices:v1", choices, timeout=60)
+    cache.set("dashboard:filter-choices:v2", choices, timeout=60)
     return choices
 
 
@@ -380,7 +380,7 @@ def session_panels(
     """The side panels of the session page: steps with their state, logs, parse warnings."""
     number = version or record.version
     return _cached(
-        f"dash:panels:v1:{record.id}:{number}:{max_logs}",
+        f"dash:panels:v2:{record.id}:{number}:{max_logs}",
         lambda: _build_panels(record, number, max_logs),
     )
 

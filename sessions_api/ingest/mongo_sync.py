@@ -39,11 +39,12 @@ from django.db.models import F
 from pymongo import ASCENDING, MongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from sessions_api import policy, services
+from sessions_api import conf
 from sessions_api.formats import InvalidDocument
 from sessions_api.formats.decoding import RejectedDocument
+from sessions_api.ingest import services
+from sessions_api.ingest.services import RevisionConflict
 from sessions_api.models import DocumentVersion, JobState
-from sessions_api.services import RevisionConflict
 
 Checkpoint = Callable[[], None]
 MAX_LISTED = 100
@@ -299,7 +300,7 @@ def _start_value(position: dict[str, Any] | None, field: str) -> Any:
         return None
     value = json_util.loads(position["value"], json_options=STATE_JSON)
     if isinstance(value, datetime):
-        return value - policy.mongo_source_overlap()
+        return value - conf.mongo_source_overlap()
     return value
 
 

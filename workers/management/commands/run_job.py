@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions_api import jobs
+from workers import runs as jobs
 
 
 class Command(BaseCommand):

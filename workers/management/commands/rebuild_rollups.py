@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions_api import jobs
+from workers import runs as jobs
 
 
 class Command(BaseCommand):

@@ -57,7 +57,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import LessThan
 
-from sessions_api import policy
+from sessions_api import conf
 from sessions_api.models import (
     JobState,
     ModelUsage,
@@ -290,7 +290,7 @@ def rollup_analytics(
     dirty_state = _state(DIRTY_STATE)
     watermark = _parse(state.get("watermark"))
     last_full = _parse(state.get("last_full_at"))
-    every = policy.rollup_full_rebuild_every()
+    every = conf.rollup_full_rebuild_every()
     if (
         full
         or watermark is None
@@ -300,7 +300,7 @@ def rollup_analytics(
     ):
         return rebuild_rollups(now=now, dry_run=dry_run, checkpoint=checkpoint)
 
-    since = watermark - policy.rollup_watermark_overlap()
+    since = watermark - conf.rollup_watermark_overlap()
     dirty = {d for d in (_parse(h) for h in dirty_state.get("hours", [])) if d is not None}
     # Session series only change in the hours the changed sessions started in, event series
     # only in the hours their events happened in; a purge may have changed either.

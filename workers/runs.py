@@ -38,7 +38,10 @@ from django.db import IntegrityError, OperationalError, connections, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from sessions_api import maintenance, mongo_source, policy, rollups
+from sessions_api import conf
+from sessions_api.analytics import rollups
+from sessions_api.ingest import mongo_sync
+from sessions_api.lifecycle import maintenance
 from sessions_api.models import JobRun, JobState
 
 logger = logging.getLogger(__name__)
@@ -135,7 +138,7 @@ def _rollup(ctx: JobContext) -> Any:
 
 
 def _sync(ctx: JobContext) -> Any:
-    return mongo_source.sync_mongo_source(
+    return mongo_sync.sync_mongo_source(
         now=ctx.now,
         batch_size=ctx.params.get("batch_size", 200),
         max_documents=ctx.params.get("max_documents", 5000),
@@ -593,7 +596,7 @@ class JobLock(Protocol):
 
 def job_lock(job: str, *, owner: str = "", ttl: timedelta | None = None) -> JobLock:
     """The lock for one job: Redis when REDIS_URL is set, the database otherwise."""
-    ttl = ttl or policy.job_lock_ttl()
+    ttl = ttl or conf.job_lock_ttl()
     token = f"{_worker_name()}:{owner}:{uuid.uuid4().hex[:8]}"
     if getattr(settings, "REDIS_URL", ""):
         return RedisJobLock(job, token=token, ttl=ttl)

@@ -32,10 +32,12 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
-from sessions_api import document_editors, jsondiff, services
-from sessions_api.document_editors import DocumentPatch, NotEditable
+from sessions_api import jsondiff
+from sessions_api.formats import editing as document_editors
 from sessions_api.formats import parse_document
 from sessions_api.formats.decoding import DecodeLimits, decode_document
+from sessions_api.formats.editing import DocumentPatch, NotEditable
+from sessions_api.ingest import services
 from sessions_api.models import AuditEntry, Checkpoint, DocumentVersion, Session
 from sessions_api.storage import BodyNotFound, get_document_store
 

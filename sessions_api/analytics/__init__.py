@@ -1,0 +1,1 @@
+"""Analytics: rollups, the overview's aggregates and model pricing."""

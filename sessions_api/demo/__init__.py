@@ -1,0 +1,1 @@
+"""Demo data: realistic documents in every framework's shape, and loading."""

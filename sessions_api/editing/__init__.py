@@ -1,0 +1,1 @@
+"""Changing sessions on someone's behalf: edits, lineage, audit."""

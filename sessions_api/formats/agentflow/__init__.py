@@ -1,0 +1,1 @@
+"""The agentflow format: its parser, its editor and its framework's stores."""

@@ -1,0 +1,1 @@
+"""The google_adk format: its parser, its editor and its framework's stores."""

@@ -1,0 +1,1 @@
+"""Every way a document gets in: API ingest, files, the Mongo source."""

@@ -1,0 +1,1 @@
+"""A session's life after ingest: expiry, stuck, purge, prune, reconcile."""
