@@ -12,10 +12,10 @@ Every run of every job is a JobRun row (history that survives restarts):
    RELIABILITY F7).
 
 The lock is a lease renewed by a heartbeat thread while the job runs: a Redis lock when
-REDIS_URL is set, else a JobState row. A worker killed with -9 stops renewing, the lease runs
-out within JOB_LOCK_TTL_SECONDS, and the redelivered task (acks_late) takes it over and reuses
-the same row (RELIABILITY F2). Rows left ``running`` by a dead worker are closed as failed by
-the next run that holds the lock.
+REDIS_URL is set, else named state (sessions_api/state.py). A worker killed with -9 stops
+renewing, the lease runs out within JOB_LOCK_TTL_SECONDS, and the redelivered task (acks_late)
+takes it over and reuses the same row (RELIABILITY F2). Rows left ``running`` by a dead worker
+are closed as failed by the next run that holds the lock.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from functools import cache
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connections, transaction
+from django.db import OperationalError, connections
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -42,7 +42,8 @@ from sessions_api import conf
 from sessions_api.analytics import rollups
 from sessions_api.ingest import mongo_sync
 from sessions_api.lifecycle import maintenance
-from sessions_api.models import JobRun, JobState
+from sessions_api.models import JobRun
+from sessions_api.state import read_state, update_state
 
 logger = logging.getLogger(__name__)
 
@@ -670,65 +671,50 @@ def _redis_client(url: str) -> Any:
 
 
 class DatabaseJobLock:
-    """A lease in a JobState row (``lock:<job>``): taken when free or expired, inside a short
-    transaction that locks the row (SQLite: the IMMEDIATE transaction serialises writers)."""
+    """A lease in the named state ``lock:<job>``, taken when free or expired; every change is
+    made under the state's row lock."""
 
     def __init__(self, job: str, *, token: str, ttl: timedelta) -> None:
         self.name = f"lock:{job}"
         self.token = token
         self.ttl = ttl
 
-    def _row(self) -> JobState:
-        row = JobState.objects.select_for_update().filter(name=self.name).first()
-        if row is None:
-            try:
-                with transaction.atomic():
-                    row = JobState.objects.create(name=self.name, value={})
-            except IntegrityError:
-                row = JobState.objects.select_for_update().get(name=self.name)
-        return row
-
     def acquire(self) -> bool:
         now = timezone.now()
+
+        def take(lease: dict[str, Any]) -> dict[str, Any] | None:
+            owner = lease.get("owner")
+            until = _parse_time(lease.get("until"))
+            if owner and owner != self.token and until is not None and until > now:
+                return None
+            until = (now + self.ttl).isoformat()
+            return {"owner": self.token, "until": until, "since": now.isoformat()}
+
         try:
-            with transaction.atomic():
-                row = self._row()
-                lease = row.value or {}
-                owner = lease.get("owner")
-                until = _parse_time(lease.get("until"))
-                if owner and owner != self.token and until is not None and until > now:
-                    return False
-                row.value = {
-                    "owner": self.token,
-                    "until": (now + self.ttl).isoformat(),
-                    "since": now.isoformat(),
-                }
-                row.save(update_fields=["value", "updated_at"])
-                return True
+            lease = update_state(name=self.name, change=take)
         except OperationalError as exc:
             raise LockUnavailable(f"database lock: {exc}") from exc
+        return lease.get("owner") == self.token
 
     def renew(self) -> bool:
         now = timezone.now()
-        with transaction.atomic():
-            row = self._row()
-            lease = row.value or {}
+
+        def extend(lease: dict[str, Any]) -> dict[str, Any] | None:
             if lease.get("owner") != self.token:
-                return False
-            row.value = {**lease, "until": (now + self.ttl).isoformat()}
-            row.save(update_fields=["value", "updated_at"])
-            return True
+                return None
+            return {**lease, "until": (now + self.ttl).isoformat()}
+
+        return update_state(name=self.name, change=extend).get("owner") == self.token
 
     def release(self) -> None:
-        with suppress(Exception), transaction.atomic():
-            row = self._row()
-            if (row.value or {}).get("owner") == self.token:
-                row.value = {}
-                row.save(update_fields=["value", "updated_at"])
+        def clear(lease: dict[str, Any]) -> dict[str, Any] | None:
+            return {} if lease.get("owner") == self.token else None
+
+        with suppress(Exception):
+            update_state(name=self.name, change=clear)
 
     def holder(self) -> str:
-        value = JobState.objects.filter(name=self.name).values_list("value", flat=True).first()
-        return str((value or {}).get("owner", "unknown"))
+        return str(read_state(name=self.name).get("owner", "unknown"))
 
 
 def _parse_time(value: Any) -> datetime | None:
