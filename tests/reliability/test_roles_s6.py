@@ -16,6 +16,7 @@ from django.test import Client
 
 from sessions_api.models import JobRun, ModelPrice
 from sessions_api.sessions import explorer as dashboard_queries
+from workers import dispatch
 from workers import runs as jobs
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +56,7 @@ def failed_run() -> JobRun:
 @pytest.fixture
 def no_broker(monkeypatch):
     sent = []
-    monkeypatch.setattr(jobs, "dispatch_run", lambda *, run_id: sent.append(run_id))
+    monkeypatch.setattr(dispatch, "dispatch_run", lambda *, run_id: sent.append(run_id))
     return sent
 
 

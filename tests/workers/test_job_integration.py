@@ -625,12 +625,12 @@ def test_embedded_filesystem_broker_runs_a_job_end_to_end(workdir, shared_db):
 def test_redis_lock_is_exclusive_and_survives_a_redis_that_lost_its_keys(redis_server, settings):
     import redis
 
-    from workers import runs as jobs
+    from workers import locks
 
     settings.REDIS_URL = redis_server.url
-    first = jobs.job_lock("prune_versions", ttl=timedelta(seconds=30))
-    second = jobs.job_lock("prune_versions", ttl=timedelta(seconds=30))
-    assert isinstance(first, jobs.RedisJobLock)
+    first = locks.job_lock("prune_versions", ttl=timedelta(seconds=30))
+    second = locks.job_lock("prune_versions", ttl=timedelta(seconds=30))
+    assert isinstance(first, locks.RedisJobLock)
     assert first.acquire() and not second.acquire()
     assert second.holder() == first.token
     assert first.renew()
