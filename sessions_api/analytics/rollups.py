@@ -22,8 +22,8 @@ Buckets are always rewritten whole from the sessions in the index, so running tw
 same rows (idempotent) and a full rebuild equals the sum of incremental runs. An incremental run
 recomputes only the hours touched by sessions received or expired since the watermark (minus an
 overlap for ingests that committed late), plus hours that purges marked dirty; days are summed
-from their hours. Every chunk commits on its own (RELIABILITY F6: a long rollup never holds the
-SQLite write lock for long). Once a day (ROLLUP_FULL_REBUILD_EVERY) a run rebuilds everything,
+from their hours. Every chunk commits on its own (a long rollup never holds the SQLite
+write lock for long). Once a day (ROLLUP_FULL_REBUILD_EVERY) a run rebuilds everything,
 which also catches sessions deleted outside the purge job.
 
 Readers (``analytics``) take whole hours before the watermark's hour from here and the rest

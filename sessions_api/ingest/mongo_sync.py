@@ -18,7 +18,7 @@ service with ``source="sync"``.
 - A bad document never blocks the sync: it is counted and listed, and the watermark moves on.
   An unreachable server raises :class:`SourceUnavailable`, which the task retries.
 - Filters are built only from our own values (the watermark read back from the source), so
-  nothing a document contains is ever interpreted as an operator (RELIABILITY S7).
+  nothing a document contains is ever interpreted as an operator.
 
 The only module besides storage/mongo.py that imports pymongo (ruff banned-api).
 """
