@@ -1,5 +1,6 @@
 """The Jobs page: each job's last and next run, failures and history; admins run, retry and
-preview (dry run) jobs. Thin: reads and writes go through workers.runs."""
+preview (dry run) jobs. Thin: the registry names the jobs, reads and writes go through
+workers.runs, and workers.dispatch hands a run to a worker."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from dashboard.views.common import is_dashboard_admin
-from workers import runs as jobs
+from workers import dispatch, registry, runs
 from workers.schedule import schedule_info
 
 # Run status -> the pill style the stylesheet already has.
@@ -28,20 +29,20 @@ PILLS = {
 @login_required
 def jobs_page(request: HttpRequest) -> HttpResponse:
     job = request.GET.get("job") or None
-    if job not in (None, *jobs.JOB_NAMES):
+    if job not in (None, *registry.JOB_NAMES):
         job = None
     before = _int(request.GET.get("before"))
-    runs = jobs.list_runs(job=job, limit=50, before_id=before)
+    history = runs.list_runs(job=job, limit=50, before_id=before)
     return render(
         request,
         "dashboard/jobs.html",
         {
             "nav": "jobs",
-            "overview": jobs.job_overview(now=timezone.now(), schedule=schedule_info()),
-            "runs": runs,
+            "overview": runs.job_overview(now=timezone.now(), schedule=schedule_info()),
+            "runs": history,
             "job_filter": job,
-            "job_names": jobs.JOB_NAMES,
-            "next_before": runs[-1].id if len(runs) == 50 else None,
+            "job_names": registry.JOB_NAMES,
+            "next_before": history[-1].id if len(history) == 50 else None,
             "can_run": is_dashboard_admin(request.user),
             "pills": PILLS,
         },
@@ -50,7 +51,7 @@ def jobs_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = jobs.get_run(run_id=run_id)
+    run = runs.get_run(run_id=run_id)
     if run is None:
         raise Http404("no such run")
     return render(
@@ -60,7 +61,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "nav": "jobs",
             "run": run,
             "listings": _listings(run),
-            "destructive": run.job in jobs.DESTRUCTIVE_JOBS,
+            "destructive": run.job in registry.DESTRUCTIVE_JOBS,
             "can_run": is_dashboard_admin(request.user),
             "pills": PILLS,
         },
@@ -71,13 +72,13 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 def run_now(request: HttpRequest, name: str) -> HttpResponse:
     _require_admin(request)
-    if name not in jobs.JOB_NAMES:
+    if name not in registry.JOB_NAMES:
         raise Http404("no such job")
     dry_run = request.POST.get("dry_run") == "1"
-    if name in jobs.DESTRUCTIVE_JOBS and not dry_run and request.POST.get("confirm") != "yes":
+    if name in registry.DESTRUCTIVE_JOBS and not dry_run and request.POST.get("confirm") != "yes":
         messages.error(request, f"Tick “I checked the preview” to run {name} for real.")
         return redirect("dashboard:jobs")
-    run = jobs.request_run(job=name, dry_run=dry_run, triggered_by=_who(request))
+    run = runs.request_run(job=name, dry_run=dry_run, triggered_by=_who(request))
     return _dispatch(request, run, "Preview" if dry_run else "Run")
 
 
@@ -86,19 +87,19 @@ def run_now(request: HttpRequest, name: str) -> HttpResponse:
 def retry(request: HttpRequest, run_id: int) -> HttpResponse:
     _require_admin(request)
     try:
-        run = jobs.retry_run(run_id=run_id, triggered_by=_who(request))
-    except jobs.RunNotFound:
+        run = runs.retry_run(run_id=run_id, triggered_by=_who(request))
+    except runs.RunNotFound:
         raise Http404("no such run") from None
-    except jobs.InvalidParams as exc:
+    except registry.InvalidParams as exc:
         messages.error(request, str(exc))
         return redirect("dashboard:jobs")
     return _dispatch(request, run, "Retry")
 
 
-def _dispatch(request: HttpRequest, run: jobs.RunRecord, what: str) -> HttpResponse:
+def _dispatch(request: HttpRequest, run: runs.RunRecord, what: str) -> HttpResponse:
     try:
-        jobs.dispatch_run(run_id=run.id)
-    except jobs.DispatchFailed as exc:
+        dispatch.dispatch_run(run_id=run.id)
+    except dispatch.DispatchFailed as exc:
         messages.error(request, f"{what} of {run.job} could not be queued: {exc}")
     else:
         messages.success(
@@ -125,7 +126,7 @@ LISTINGS = {
 }
 
 
-def _listings(run: jobs.RunRecord) -> list[tuple[str, list[dict], int]]:
+def _listings(run: runs.RunRecord) -> list[tuple[str, list[dict], int]]:
     found = []
     for key, title in LISTINGS.items():
         items = run.details.get(key)
