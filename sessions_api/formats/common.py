@@ -71,7 +71,7 @@ def map_role(
     return role
 
 
-# --- the Anthropic blocks (FORMATS.md section 2, rules 15 and 16) ----------------------------
+# --- the Anthropic blocks (detection rules 15 and 16) ---------------------------------------
 
 # Content block types only the Anthropic Messages API writes: a transcript holding one is an
 # Anthropic transcript (rule 15), never an OpenAI chat transcript (rule 16).
@@ -247,7 +247,7 @@ def sum_token_usages(
 ) -> TokenUsage:
     """The field-wise sum of ``usages`` with source ``summed``; ``TokenUsage()`` when there are
     none. A field no usage has stays None; a sum above 2^53-1 is ``out_of_range`` at ``path``
-    (HOSTILE.md "huge numbers").
+    (the largest integer a JavaScript client reads exactly).
 
     - ``skip_empty``: usages without input, output and total are left out first, so usages
       that are all empty give ``TokenUsage()`` rather than an empty summed usage.

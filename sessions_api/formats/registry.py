@@ -1,7 +1,8 @@
-"""Every adapter in one place, and detection in the documented precedence (FORMATS.md section 2).
+"""Every adapter and every editor in one place, keyed by format id, and detection in the
+documented precedence (the rule table of README.md beside this file).
 
-Detection is deterministic and explainable: the first rule (by its FORMATS.md number) that
-matches wins, and the answer names that rule. A user can always force a format with ?format=.
+Detection is deterministic and explainable: the first rule (by its number) that matches wins,
+and the answer names that rule. A user can always force a format with ?format=.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from sessions_api.formats.picoflow import parse as picoflow
 from sessions_api.formats.praisonai import edit as praisonai_edit
 from sessions_api.formats.praisonai import parse as praisonai
 
-# Every format id in DESIGN.md (the fixed contract), in its order.
+# Every format id the product supports; part of its public contract (REST ?format=, the
+# import command's --format), so ids are added, never renamed.
 FORMAT_IDS = (
     "picoflow",
     "langchain",
@@ -122,7 +124,7 @@ def get_adapter(format_id: str) -> FormatAdapter:
 
 
 def detect_format(doc: Any) -> Detection:
-    """The first matching rule in FORMATS.md order; UnknownFormat when none matches."""
+    """The first matching rule in the documented order; UnknownFormat when none matches."""
     for rule in RULES:
         try:
             matched = rule.matches(doc)
@@ -136,7 +138,8 @@ def detect_format(doc: Any) -> Detection:
                 variant=rule.variant,
             )
     raise UnknownFormat(
-        "unknown format: the document matches no detection rule (FORMATS.md section 2); "
+        "unknown format: the document matches no detection rule (the rules are listed in "
+        "sessions_api/formats/README.md); "
         "if it is a supported framework's document, say which with ?format=ID "
         f"({', '.join(sorted(ADAPTERS))})"
     )

@@ -1,4 +1,4 @@
-"""AgentFlow (``gittielabs-agentflow``) sessions onto the canonical session (FORMATS.md §3.7).
+"""AgentFlow (``gittielabs-agentflow``) sessions onto the canonical session.
 
 AgentFlow keeps a session as a *directory* on its storage backend (``FileSystemStorage``,
 ``S3Storage``, ``InMemoryStorage``): ``sessions/<id>/session.json``, per-node notes

@@ -1,7 +1,7 @@
-"""OpenAI Agents SDK (``openai-agents``) sessions onto the canonical session (FORMATS.md §3.3).
+"""OpenAI Agents SDK (``openai-agents``) sessions onto the canonical session.
 
 A session is an ordered list of Responses input items. Four shapes are read, each reported as
-``format_variant`` (detection rules 5-7, FORMATS.md §2):
+``format_variant`` (detection rules 5-7):
 
 - ``sqlite-dump`` (rule 5): the ``SQLiteSession`` tables as JSON, ``{agent_sessions[],
   agent_messages[]}``, each message row holding one item as a JSON *string* in

@@ -1,6 +1,6 @@
 """Picoflow session documents (picoflow.io, ``@picoflow/core``) onto the canonical session.
 
-Picoflow writes one JSON document per session to its session store (FORMATS.md section 3.1).
+Picoflow writes one JSON document per session to its session store.
 Three generations are in the wild and all are read here:
 
 - ``v1-ext``: a ``mongoexport`` of the Mongo document: ``_id`` is ``{"$oid": hex}``, dates are
@@ -115,7 +115,7 @@ _TOKEN_FIELDS = (
 )
 
 
-# --- detection (FORMATS.md section 2, rule 1) -----------------------------------------------
+# --- detection (rule 1) ----------------------------------------------------------------------
 
 
 def looks_like_picoflow(doc: Any) -> bool:
@@ -128,7 +128,8 @@ def looks_like_picoflow(doc: Any) -> bool:
 
 
 def variant_of(doc: dict[str, Any]) -> str:
-    """The generation, exactly as FORMATS.md rule 1 words it (so detection and parsing agree)."""
+    """The generation, exactly as detection rule 1 tells them apart (so detection and parsing
+    agree)."""
     if isinstance(doc.get("flow"), dict):
         return V1_5
     if isinstance(doc.get("createdOn"), dict) or isinstance(doc.get("_id"), dict):
