@@ -1,4 +1,4 @@
-"""Strict, bounded decoding of a document's bytes into a JSON value (HOSTILE.md).
+"""Strict, bounded decoding of a document's bytes into a JSON value.
 
 Policy, in the order it is applied:
 
