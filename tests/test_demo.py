@@ -15,7 +15,9 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 
-from sessions_api.demo import scenarios as demo
+from sessions_api.demo import dataset as demo
+from sessions_api.demo.load import load_demo
+from sessions_api.demo.scenarios import XSS_IMG, XSS_SCRIPT
 from sessions_api.formats import parse_document
 from sessions_api.models import DocumentVersion, Session
 
@@ -61,7 +63,7 @@ def test_documents_arrive_within_the_window_and_some_in_the_last_hour(documents)
 def test_documents_cover_every_shape_with_special_cases(documents):
     assert {d.variant for d in documents} == {"v1-ext", "v1-plain", "v1.5", "chat-completions"}
     bodies = [d.body.decode("utf-8") for d in documents]
-    assert any(demo.XSS_SCRIPT in b and demo.XSS_IMG in b for b in bodies)
+    assert any(XSS_SCRIPT in b and XSS_IMG in b for b in bodies)
     assert any(not b.isascii() for b in bodies)
     # the ~2,000-message session
     longest = max(documents, key=lambda d: len(d.body))
@@ -93,7 +95,7 @@ def test_a_later_version_extends_the_earlier_one(documents):
 
 
 def test_load_demo_ingests_everything_with_versions(db):
-    result = demo.load_demo(now=NOW, count=30, seed=7)
+    result = load_demo(now=NOW, count=30, seed=7)
 
     assert not result.skipped
     assert result.sessions_created == 30
@@ -116,13 +118,13 @@ def test_load_demo_ingests_everything_with_versions(db):
 
 
 def test_a_second_load_does_nothing_and_reset_replaces_the_demo_sessions(db):
-    first = demo.load_demo(now=NOW, count=6, seed=3)
-    again = demo.load_demo(now=NOW + timedelta(days=1), count=6, seed=3)
+    first = load_demo(now=NOW, count=6, seed=3)
+    again = load_demo(now=NOW + timedelta(days=1), count=6, seed=3)
     assert again.skipped
     assert again.existing_sessions == first.sessions_created
     assert Session.objects.count() == first.sessions_created
 
-    reset = demo.load_demo(now=NOW + timedelta(days=1), count=6, seed=3, reset=True)
+    reset = load_demo(now=NOW + timedelta(days=1), count=6, seed=3, reset=True)
     assert reset.deleted_sessions == first.sessions_created
     assert reset.sessions_created == 6
     assert Session.objects.count() == 6
