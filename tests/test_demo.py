@@ -20,6 +20,7 @@ from sessions_api.demo.load import load_demo
 from sessions_api.demo.scenarios import XSS_IMG, XSS_SCRIPT
 from sessions_api.formats import parse_document
 from sessions_api.models import DocumentVersion, Session
+from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 5, 20, 15, 30, tzinfo=UTC)
@@ -92,6 +93,32 @@ def test_a_later_version_extends_the_earlier_one(documents):
         for earlier, later in pairwise(messages):
             assert len(earlier) < len(later)
             assert all(message in later for message in earlier)
+
+
+@pytest.mark.parametrize(
+    ("format_id", "variant"),
+    [("picoflow", "v1-ext"), ("picoflow", "v1-plain"), ("picoflow", "v1.5"), ("openai_chat", "")],
+)
+def test_each_writer_writes_what_its_adapter_reads_back(db, format_id, variant):
+    # v1 ids are Mongo ObjectIds: 24 hex digits.
+    session_id = "65f0c0de0000000000000001" if variant.startswith("v1-") else "writer-check"
+    record = factories.session(
+        format_id,
+        variant=variant or "v1.5",
+        session_id=session_id,
+        turns=3,
+        tool_calls=2,
+        tool_errors=1,
+        log_errors=["upstream model returned 500"],
+    )
+
+    assert (record.format, record.external_id) == (format_id, session_id)
+    assert record.format_variant == (variant or "chat-completions")
+    assert record.summary.message_count == 1 + 3 * 2 + 2 * 2  # system, exchanges, tool rounds
+    assert record.summary.tool_call_count == 2
+    if format_id == "picoflow":  # OpenAI chat records no tool outcome
+        assert record.summary.tool_error_count == 1
+        assert record.error_count == 2  # the failed call and the logged error
 
 
 def test_load_demo_ingests_everything_with_versions(db):
