@@ -20,7 +20,8 @@ from tests import factories
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 EDITOR = Actor(label="user:test-editor")
 
-# One document per editable shape, with the parts the editors offer (FORMATS.md section 3).
+# One document per editable shape, with the parts the editors offer (docs/EDITING.md, "What can
+# be edited, per format").
 EDITABLE_FIXTURES = {
     "picoflow/v1_5_trip.json": "picoflow",
     "picoflow/v1_ext_two_flows.json": "picoflow",
