@@ -13,12 +13,14 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -230,7 +232,9 @@ def save_part(request: HttpRequest, session_id: str) -> HttpResponse:
             request, record, view, text=text, problem=exc.message, reason=data["reason"], status=409
         )
     _flash_saved(request, outcome)
-    return redirect(f"/sessions/{record.id}/edit/?part={data['part']}")
+    editor = reverse("dashboard:session_edit", args=[record.id])
+    # Part keys such as "step:0:1" stay readable in the address bar.
+    return redirect(f"{editor}?{urlencode({'part': data['part']}, safe=':')}")
 
 
 def _part_conflict(
@@ -263,7 +267,7 @@ def _part_conflict(
             "part_label": _part_label(record.id, data["part"]),
             "text": _pretty(conflict.rebased),
             "reason": data["reason"],
-            "action": f"/sessions/{record.id}/edit/save/",
+            "action": reverse("dashboard:edit_save", args=[record.id]),
         },
         status=409,
     )
@@ -399,7 +403,7 @@ def branch(request: HttpRequest, session_id: str) -> HttpResponse:
         request,
         f"Branched version {outcome.branched_from_version} into {outcome.external_id}.",
     )
-    return redirect(f"/sessions/{outcome.session_id}/")
+    return redirect("dashboard:session", session_id=outcome.session_id)
 
 
 @login_required
@@ -415,7 +419,7 @@ def delete(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id=record.id, actor=actor, reason=form.cleaned_data["reason"], now=timezone.now()
     )
     messages.success(request, f"Deleted session {record.external_id} with every version.")
-    return redirect("/sessions/")
+    return redirect("dashboard:sessions")
 
 
 # --- shared -----------------------------------------------------------------------------------
@@ -508,9 +512,9 @@ def _record(session_id: Any) -> SessionRecord:
 def _back(request: HttpRequest, record: SessionRecord) -> str:
     """Back to the page the form was on (the editor or the session page)."""
     target = request.POST.get("next") or ""
-    if target.startswith(f"/sessions/{record.id}/") and "//" not in target:
+    if target.startswith(reverse("dashboard:session", args=[record.id])) and "//" not in target:
         return target
-    return f"/sessions/{record.id}/edit/"
+    return reverse("dashboard:session_edit", args=[record.id])
 
 
 def _flash_saved(request: HttpRequest, outcome: editing.EditOutcome) -> None:
