@@ -22,13 +22,16 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.template.loader import get_template, render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET
 
 from dashboard.forms import PAGE_SIZES, RANGE_PRESETS, STATUSES, SessionFilterForm
 from dashboard.views.common import query_without
+from sessions_api.access import roles
 from sessions_api.analytics import overview as analytics
+from sessions_api.editing import selectors as editing_selectors
 from sessions_api.formats import FORMAT_IDS, InvalidDocument
 from sessions_api.sessions import explorer as dashboard_queries
 from sessions_api.sessions import selectors
@@ -377,8 +380,23 @@ def detail(request: HttpRequest, session_id: str) -> HttpResponse:
             "versions_count": record.version,
             "problem": problem,
             "page_size": TIMELINE_PAGE,
+            **_editing_panels(request, record),
         },
     )
+
+
+def _editing_panels(request: HttpRequest, record: SessionRecord) -> dict[str, Any]:
+    """What the page's two editing panels show, read once: lineage, tags, notes and checkpoints
+    for everyone; for those who may edit, the versions that revert, checkpoint and branch offer
+    (newest first), and where those forms come back to."""
+    can_edit = roles.user_can(request.user, roles.Capability.EDIT)
+    versions = selectors.list_versions(session_id=record.id) if can_edit else []
+    return {
+        "extras": editing_selectors.session_extras(session_id=record.id),
+        "can_edit": can_edit,
+        "versions": list(reversed(versions)),
+        "next_url": reverse("dashboard:session", args=[record.id]),
+    }
 
 
 @login_required
