@@ -11,7 +11,7 @@ ADMIN_GROUP = "admin"
 
 
 def is_dashboard_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
-    """Superusers and members of the `admin` group (DESIGN.md) may change the price table."""
+    """Superusers and members of the `admin` group may change the price table and run jobs."""
     if not user.is_authenticated:
         return False
     return bool(user.is_superuser or user.groups.filter(name=ADMIN_GROUP).exists())

@@ -320,7 +320,7 @@ def _events_template_rev() -> str:
 def _events_html(record: SessionRecord, window: selectors.TimelineWindow) -> SafeString:
     """A timeline window rendered by the events partial (autoescaped), cached per (session,
     version, window): a stored version never changes, and rendering 200 events costs more than
-    all the rest of the session page (bench B5)."""
+    all the rest of the session page (the long-session benchmark in bench/ measures it)."""
     key = ":".join(
         (
             "dash:events-html:v1",
