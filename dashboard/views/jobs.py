@@ -12,6 +12,8 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from dashboard.forms.jobs import RunJobForm
+from dashboard.forms.query import JobHistoryForm
 from dashboard.views.common import is_dashboard_admin
 from workers import dispatch, registry, runs
 from workers.schedule import schedule_info
@@ -28,11 +30,10 @@ PILLS = {
 
 @login_required
 def jobs_page(request: HttpRequest) -> HttpResponse:
-    job = request.GET.get("job") or None
-    if job not in (None, *registry.JOB_NAMES):
-        job = None
-    before = _int(request.GET.get("before"))
-    history = runs.list_runs(job=job, limit=50, before_id=before)
+    form = JobHistoryForm(request.GET, job_names=registry.JOB_NAMES)
+    form.is_valid()
+    job = form.cleaned_data.get("job") or None
+    history = runs.list_runs(job=job, limit=50, before_id=form.cleaned_data.get("before"))
     return render(
         request,
         "dashboard/jobs.html",
@@ -74,8 +75,10 @@ def run_now(request: HttpRequest, name: str) -> HttpResponse:
     _require_admin(request)
     if name not in registry.JOB_NAMES:
         raise Http404("no such job")
-    dry_run = request.POST.get("dry_run") == "1"
-    if name in registry.DESTRUCTIVE_JOBS and not dry_run and request.POST.get("confirm") != "yes":
+    form = RunJobForm(request.POST)
+    form.is_valid()
+    dry_run = form.is_dry_run
+    if name in registry.DESTRUCTIVE_JOBS and not dry_run and not form.is_confirmed:
         messages.error(request, f"Tick “I checked the preview” to run {name} for real.")
         return redirect("dashboard:jobs")
     run = runs.request_run(job=name, dry_run=dry_run, triggered_by=_who(request))
@@ -142,10 +145,3 @@ def _require_admin(request: HttpRequest) -> None:
 
 def _who(request: HttpRequest) -> str:
     return f"user:{request.user.get_username()}"[:32]
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
