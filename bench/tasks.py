@@ -342,7 +342,7 @@ def task_cleanup(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     from django.db import connection
 
     from sessions_api import conf
-    from sessions_api.lifecycle import maintenance
+    from sessions_api.lifecycle import expiry, purge
 
     connection.ensure_connection()
     holds: list[float] = []
@@ -369,11 +369,11 @@ def task_cleanup(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
 
     now = datetime.now(UTC)
     t0 = time.perf_counter()
-    expired = maintenance.expire_sessions(now=now, batch_size=params.get("expire_batch", 500))
+    expired = expiry.expire_sessions(now=now, batch_size=params.get("expire_batch", 500))
     expire_s = time.perf_counter() - t0
     grace = conf.purge_expired_grace() or timedelta(0)
     t1 = time.perf_counter()
-    purged = maintenance.purge_sessions(
+    purged = purge.purge_sessions(
         now=now + grace + timedelta(minutes=1), batch_size=params.get("purge_batch", 200)
     )
     purge_s = time.perf_counter() - t1

@@ -41,7 +41,7 @@ from django.utils.module_loading import import_string
 from sessions_api import conf
 from sessions_api.analytics import rollups
 from sessions_api.ingest import mongo_sync
-from sessions_api.lifecycle import maintenance
+from sessions_api.lifecycle import expiry, maintenance, prune, purge, stuck
 from sessions_api.models import JobRun, JobState
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class JobSpec:
 
 
 def _expire(ctx: JobContext) -> Any:
-    return maintenance.expire_sessions(
+    return expiry.expire_sessions(
         now=ctx.now,
         batch_size=ctx.params.get("batch_size", 500),
         dry_run=ctx.dry_run,
@@ -108,7 +108,7 @@ def _expire(ctx: JobContext) -> Any:
 
 
 def _purge(ctx: JobContext) -> Any:
-    return maintenance.purge_sessions(
+    return purge.purge_sessions(
         now=ctx.now,
         batch_size=ctx.params.get("batch_size", 200),
         limit=ctx.params.get("limit"),
@@ -119,7 +119,7 @@ def _purge(ctx: JobContext) -> Any:
 
 
 def _prune(ctx: JobContext) -> Any:
-    return maintenance.prune_versions(
+    return prune.prune_versions(
         now=ctx.now,
         keep=ctx.params.get("keep"),
         batch_size=ctx.params.get("batch_size", 200),
@@ -160,7 +160,7 @@ def _reconcile(ctx: JobContext) -> Any:
 
 
 def _stuck(ctx: JobContext) -> Any:
-    return maintenance.detect_stuck_sessions(
+    return stuck.detect_stuck_sessions(
         now=ctx.now,
         batch_size=ctx.params.get("batch_size", 1000),
         dry_run=ctx.dry_run,
