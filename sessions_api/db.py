@@ -13,7 +13,7 @@ indexed column (``parent_session_id``, ``expired_at``) it records "every row has
 value", and the planner then scans the whole table for ``parent_session_id IN (...)`` (the
 branches of a purged batch, a session's branches page) where the index finds nothing in
 microseconds. The jobs' statements are instead shaped so the primary key is the only sensible
-way in with or without statistics (maintenance._recheck).
+way in with or without statistics (lifecycle.batches.recheck).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from django.utils.module_loading import import_string
 from sessions_api import conf
 from sessions_api.analytics import rollups
 from sessions_api.ingest import mongo_sync
-from sessions_api.lifecycle import expiry, maintenance, prune, purge, stuck
+from sessions_api.lifecycle import expiry, prune, purge, reconcile, stuck
 from sessions_api.models import JobRun, JobState
 
 logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def _sync(ctx: JobContext) -> Any:
 
 def _reconcile(ctx: JobContext) -> Any:
     min_age = ctx.params.get("orphan_min_age_s")
-    return maintenance.reconcile_store(
+    return reconcile.reconcile_store(
         now=ctx.now,
         batch_size=ctx.params.get("batch_size", 500),
         orphan_min_age=timedelta(seconds=min_age) if min_age is not None else None,
