@@ -3,9 +3,6 @@ audit log, checkpoints and branch links. Keyword-only, typed; frozen records, ne
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +15,7 @@ from sessions_api.formats import editing as document_editors
 from sessions_api.formats.decoding import DecodeLimits, decode_document
 from sessions_api.formats.editing import Capabilities, NotEditable
 from sessions_api.models import AuditEntry, Checkpoint, Session
+from sessions_api.sessions import cursors
 from sessions_api.storage import get_document_store
 
 DOCUMENT_PART = "document"  # the dashboard's whole-document editor
@@ -308,13 +306,16 @@ def list_audit(*, filters: AuditFilters, cursor: str | None = None, limit: int =
     if filters.until:
         rows = rows.filter(created_at__lt=filters.until)
     if cursor:
-        at, last_id = _decode_cursor(cursor)
+        try:
+            at, last_id = cursors.decode_cursor(cursor, cursors.aware_datetime, cursors.integer)
+        except cursors.MalformedCursor as exc:
+            raise InvalidAuditQuery(exc.message, path="cursor") from None
         rows = rows.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=last_id))
     page = list(rows.order_by("-created_at", "-id")[: limit + 1])
     next_cursor = None
     if len(page) > limit:
         page = page[:limit]
-        next_cursor = _encode_cursor(page[-1].created_at, page[-1].id)
+        next_cursor = cursors.encode_cursor(page[-1].created_at, page[-1].id)
     return AuditPage(items=[_audit_record(row) for row in page], next_cursor=next_cursor)
 
 
@@ -340,23 +341,6 @@ def _audit_record(row: AuditEntry) -> AuditRecord:
         details=dict(row.details or {}),
         created_at=row.created_at,
     )
-
-
-def _encode_cursor(at: datetime, last_id: int) -> str:
-    raw = json.dumps([at.isoformat(), last_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        at, last_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        moment = datetime.fromisoformat(at)
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
-        raise InvalidAuditQuery("malformed cursor", path="cursor") from None
-    if moment.tzinfo is None or isinstance(last_id, bool) or not isinstance(last_id, int):
-        raise InvalidAuditQuery("malformed cursor", path="cursor")
-    return moment, last_id
 
 
 # --- internals --------------------------------------------------------------------------------
