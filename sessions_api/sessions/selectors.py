@@ -22,7 +22,6 @@ from django.db.models.functions import Coalesce
 from sessions_api.domain import ParsedSession
 from sessions_api.domain import Session as CanonicalSession
 from sessions_api.formats import parse_document
-from sessions_api.formats.decoding import DecodeLimits, decode_document
 from sessions_api.models import DocumentVersion, ModelUsage, Session, ToolCallRecord
 from sessions_api.sessions import cursors
 from sessions_api.sessions.records import (
@@ -32,7 +31,7 @@ from sessions_api.sessions.records import (
     version_from_row,
 )
 from sessions_api.sessions.timeline import build_timeline
-from sessions_api.storage import get_document_store
+from sessions_api.storage import get_document_store, load_stored_document
 
 MAX_PAGE_SIZE = 200
 MAX_TIMELINE_PAGE = 500
@@ -232,12 +231,7 @@ class _Derived:
 
 def _parse_and_cache(record: SessionRecord, number: int) -> _Derived:
     """Decode and parse a stored version, then cache what is derived from it."""
-    body = get_raw_body(session_id=record.id, version=number)
-    # Stored bodies passed these limits on the way in; parse them with generous ones so a
-    # later tightening of the limits never makes history unreadable.
-    doc = decode_document(
-        body, DecodeLimits(max_bytes=len(body), max_depth=10_000, max_nodes=10**9)
-    )
+    doc = load_stored_document(session_id=record.id, version=number)
     _, parsed = parse_document(doc, format_id=record.format)
     return _cache_derived(record.id, number, parsed)
 
