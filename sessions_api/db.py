@@ -1,10 +1,16 @@
-"""SQLite-only help for the batch jobs; a no-op on other databases.
+"""The one place that speaks to Django's database layer below the ORM.
 
-WAL checkpoints. With the default ``wal_autocheckpoint`` the COMMIT that pushes the WAL past
-1,000 pages copies the whole WAL back into the database file and syncs it before it returns.
-That copy runs after the write lock is released, but the committing caller waits for it, and
-a purge batch of 200 sessions leaves 3,000 to 7,000 pages (every index of every table it
-touches). :func:`checkpoint_between_batches` has a batch job do that copy itself, between its
+Bulk INSERT. :func:`insert_rows` writes many rows of one table with one ``executemany``: the
+ingest path (a session, its version, its derived rows), the rollups and the orm document
+store use it instead of ``bulk_create``, whose model instance and SQL compilation per row cost
+3x the whole insert of a session's derived rows.
+
+WAL checkpoints (SQLite only; a no-op on other databases). With the default
+``wal_autocheckpoint`` the COMMIT that pushes the WAL past 1,000 pages copies the whole WAL
+back into the database file and syncs it before it returns. That copy runs after the write
+lock is released, but the committing caller waits for it, and a purge batch of 200 sessions
+leaves 3,000 to 7,000 pages (every index of every table it touches).
+:func:`checkpoint_between_batches` has a batch job do that copy itself, between its
 transactions, so neither its own commits nor an ingest request's meet a long WAL.
 
 Planner statistics are deliberately left alone: nothing here runs ANALYZE or
@@ -18,10 +24,83 @@ way in with or without statistics (lifecycle.batches.recheck).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
+from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+# Values the database driver takes exactly as the ORM would hand them over: preparing a str
+# for a text field, or an int or float for a numeric one, returns it unchanged, and that
+# preparation was most of what was left of the insert's cost.
+_NATIVE: tuple[tuple[type[models.Field], type], ...] = (
+    (models.CharField, str),
+    (models.TextField, str),
+    (models.IntegerField, int),  # the small, positive and big integer fields too
+    (models.FloatField, float),
+)
+# Fields whose values repeat across the rows of one insert (every derived row names the same
+# session; rollup cells share a few bucket starts): each distinct value is prepared once.
+_REPEATING = (models.ForeignKey, models.DateTimeField)
+
+
+def insert_rows(
+    model: type[models.Model],
+    fields: Sequence[models.Field | str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    if_absent: bool = False,
+    batch_size: int | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> int:
+    """INSERT ``rows`` (a value per field of ``fields``, fields or their names) into
+    ``model``'s table and return how many were inserted.
+
+    Values are prepared by their field as the ORM would, except those it would return
+    unchanged. ``if_absent`` adds ON CONFLICT DO NOTHING (SQLite and PostgreSQL), so a row
+    whose key is taken is skipped instead of aborting the transaction. ``batch_size`` bounds
+    the rows per ``executemany``.
+    """
+    if not rows:
+        return 0
+    db = connections[using]  # the connection itself: each use of the proxy costs
+    resolved = [model._meta.get_field(f) if isinstance(f, str) else f for f in fields]
+    quote = db.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)}"
+        f" ({', '.join(quote(f.column) for f in resolved)})"
+        f" VALUES ({', '.join(['%s'] * len(resolved))})"
+    )
+    if if_absent:
+        sql += " ON CONFLICT DO NOTHING"
+    prepare = [_preparer(f, db) for f in resolved]
+    params = [[v if p is None else p(v) for p, v in zip(prepare, row, strict=True)] for row in rows]
+    step = batch_size or len(params)
+    inserted = 0
+    with db.cursor() as cursor:
+        for start in range(0, len(params), step):
+            batch = params[start : start + step]
+            if len(batch) == 1:
+                cursor.execute(sql, batch[0])
+            else:
+                cursor.executemany(sql, batch)
+            inserted += cursor.rowcount
+    return inserted
+
+
+def _preparer(field: models.Field, db: BaseDatabaseWrapper) -> Callable[[Any], Any] | None:
+    prepare = partial(field.get_db_prep_save, connection=db)
+    for field_class, native in _NATIVE:
+        if isinstance(field, field_class):
+            if native is str:
+                return None  # the index holds only str in its text fields
+            return lambda value: value if type(value) is native else prepare(value)
+    if isinstance(field, _REPEATING):
+        return functools.cache(prepare)
+    return prepare
 
 
 @contextmanager
