@@ -1,5 +1,8 @@
 """The one place that speaks to Django's database layer below the ORM.
 
+Bulk DELETE. :func:`delete_by_ids` deletes rows and what refers to them with one statement per
+related table, following the models' ``on_delete``: what purge needs for a batch of sessions.
+
 Bulk INSERT. :func:`insert_rows` writes many rows of one table with one ``executemany``: the
 ingest path (a session, its version, its derived rows), the rollups and the orm document
 store use it instead of ``bulk_create``, whose model instance and SQL compilation per row cost
@@ -25,13 +28,16 @@ way in with or without statistics (lifecycle.batches.recheck).
 from __future__ import annotations
 
 import functools
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db import DEFAULT_DB_ALIAS, connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import CASCADE, DO_NOTHING, SET_NULL, signals
+from django.db.models.deletion import Collector, get_candidate_relations_to_delete
 
 # Values the database driver takes exactly as the ORM would hand them over: preparing a str
 # for a text field, or an int or float for a numeric one, returns it unchanged, and that
@@ -132,3 +138,64 @@ def checkpoint_between_batches(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[Cal
         if connection.connection is not None:  # a closed connection's successor has the default
             with connection.cursor() as cursor:
                 cursor.execute(f"PRAGMA wal_autocheckpoint={previous}")
+
+
+def delete_by_ids(model: type[models.Model], ids: Sequence[Any]) -> dict[str, int]:
+    """Delete these rows of ``model``, applying each relation's ``on_delete`` with one
+    statement per related table; returns the rows deleted per model label, as
+    ``QuerySet.delete()`` does.
+
+    The outcome of ``model.objects.filter(pk__in=ids).delete()`` without its collector, which
+    first loads every row into Python: cascaded rows are deleted by key and SET_NULL links
+    cleared the same way. When a relation needs more than that (PROTECT, a delete signal
+    receiver, a cascade that cascades further) Django's collector does the whole batch.
+    """
+    using = router.db_for_write(model)
+    steps = _direct_delete_steps(model, using)
+    if steps is None:
+        _, per_model = model._base_manager.using(using).filter(pk__in=ids).delete()
+        return dict(per_model)
+    deleted: dict[str, int] = defaultdict(int)
+    for foreign_key, action in steps:
+        related = foreign_key.model._base_manager.using(using).filter(
+            **{f"{foreign_key.name}__in": ids}
+        )
+        if action is SET_NULL:
+            related.update(**{foreign_key.name: None})
+            continue
+        count, _ = related.delete()  # fast-deletable (checked): one DELETE statement
+        deleted[foreign_key.model._meta.label] += count
+    # Nothing refers to these rows any more: delete them without collecting them again.
+    deleted[model._meta.label] += (
+        model._base_manager.using(using).filter(pk__in=ids)._raw_delete(using)
+    )
+    return dict(deleted)
+
+
+def _direct_delete_steps(
+    model: type[models.Model], using: str
+) -> list[tuple[models.ForeignKey, Any]] | None:
+    """(foreign key to ``model``, CASCADE or SET_NULL) for every relation, or None when one of
+    them (or ``model`` itself) needs Django's collector to be deleted faithfully."""
+    if _has_delete_signals(model):
+        return None
+    collector = Collector(using=using)
+    steps: list[tuple[models.ForeignKey, Any]] = []
+    for relation in get_candidate_relations_to_delete(model._meta):
+        foreign_key = relation.field
+        on_delete = foreign_key.remote_field.on_delete
+        if on_delete is DO_NOTHING:
+            continue
+        if on_delete is SET_NULL:
+            steps.append((foreign_key, SET_NULL))  # the collector sends no signal for these either
+        elif on_delete is CASCADE and collector.can_fast_delete(
+            foreign_key.model._base_manager.all(), from_field=foreign_key
+        ):
+            steps.append((foreign_key, CASCADE))
+        else:
+            return None
+    return steps
+
+
+def _has_delete_signals(model: type[models.Model]) -> bool:
+    return signals.pre_delete.has_listeners(model) or signals.post_delete.has_listeners(model)

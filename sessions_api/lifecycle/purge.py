@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import router, transaction
-from django.db.models import CASCADE, DO_NOTHING, SET_NULL, ForeignKey, Q, signals
-from django.db.models.deletion import Collector, get_candidate_relations_to_delete
+from django.db import transaction
+from django.db.models import Q
 
 from sessions_api import conf, db
 from sessions_api.analytics import rollups
@@ -195,7 +194,9 @@ def _purge_batch(
             return _BatchOutcome(deleted=frozenset(), versions=0, bodies=0)
         if store.transactional_with_index:
             bodies = _delete_session_bodies(store, locked)
-        versions = _delete_sessions(locked)
+        # Versions, tool calls, errors, usage and checkpoints go with their sessions; audit
+        # entries and branches keep their row with the link cleared (models.py's on_delete).
+        versions = db.delete_by_ids(Session, locked).get(DocumentVersion._meta.label, 0)
         rollups.mark_hours_dirty(hours=hours)
     if not store.transactional_with_index:
         bodies = _delete_session_bodies(store, locked)
@@ -210,61 +211,3 @@ def _delete_session_bodies(store: DocumentStore, session_ids: list[uuid.UUID]) -
         deleted, _ = DocumentBody.objects.filter(session_id__in=keys).delete()
         return deleted
     return sum(store.delete_session(session_id=key) for key in keys)
-
-
-def _delete_sessions(session_ids: list[uuid.UUID]) -> int:
-    """Delete these sessions, applying each relation's ``on_delete`` from models.py with one
-    statement per related table; returns how many DocumentVersion rows went.
-
-    The outcome of ``Session.objects.filter(id__in=...).delete()`` without its collector, which
-    first loads every session row into Python: cascaded rows (versions, tool calls, errors,
-    usage, checkpoints) are deleted by session id and SET_NULL links (audit entries, branches)
-    cleared the same way. When a relation needs more than that (PROTECT, a delete signal
-    receiver, a cascade that cascades further) Django's collector does the whole batch.
-    """
-    using = router.db_for_write(Session)
-    steps = _direct_delete_steps(using)
-    if steps is None:
-        _, per_model = Session.objects.filter(id__in=session_ids).delete()
-        return per_model.get(DocumentVersion._meta.label, 0)
-    versions = 0
-    for foreign_key, action in steps:
-        related = foreign_key.model._base_manager.using(using).filter(
-            **{f"{foreign_key.name}__in": session_ids}
-        )
-        if action is SET_NULL:
-            related.update(**{foreign_key.name: None})
-            continue
-        deleted, _ = related.delete()  # fast-deletable (checked): one DELETE statement
-        if foreign_key.model is DocumentVersion:
-            versions += deleted
-    # Nothing refers to these rows any more: delete them without collecting them again.
-    Session._base_manager.using(using).filter(id__in=session_ids)._raw_delete(using)
-    return versions
-
-
-def _direct_delete_steps(using: str) -> list[tuple[ForeignKey, Any]] | None:
-    """(foreign key to Session, CASCADE or SET_NULL) for every relation, or None when one of
-    them (or Session itself) needs Django's collector to be deleted faithfully."""
-    if _has_delete_signals(Session):
-        return None
-    collector = Collector(using=using)
-    steps: list[tuple[ForeignKey, Any]] = []
-    for relation in get_candidate_relations_to_delete(Session._meta):
-        foreign_key = relation.field
-        on_delete = foreign_key.remote_field.on_delete
-        if on_delete is DO_NOTHING:
-            continue
-        if on_delete is SET_NULL:
-            steps.append((foreign_key, SET_NULL))  # the collector sends no signal for these either
-        elif on_delete is CASCADE and collector.can_fast_delete(
-            foreign_key.model._base_manager.all(), from_field=foreign_key
-        ):
-            steps.append((foreign_key, CASCADE))
-        else:
-            return None
-    return steps
-
-
-def _has_delete_signals(model: type) -> bool:
-    return signals.pre_delete.has_listeners(model) or signals.post_delete.has_listeners(model)
