@@ -108,7 +108,7 @@ def task_lists(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     from django.db.models import Count, Q
 
     from sessions_api.models import Session, ToolCallRecord
-    from sessions_api.sessions import selectors
+    from sessions_api.sessions import cursors, selectors
     from sessions_api.sessions.records import record_from_row
 
     limit = 50
@@ -140,7 +140,7 @@ def task_lists(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
             offset - 1 : offset
         ]
     )[0]
-    deep_cursor = selectors._encode_cursor(["-updated_at", row[0].isoformat(), str(row[1])])
+    deep_cursor = cursors.encode_cursor("-updated_at", row[0], str(row[1]))
     results: dict[str, Any] = {}
     for name, (_, flt) in filters.items():
         selectors.list_sessions(filters=flt, limit=limit)  # warm
@@ -162,7 +162,9 @@ def task_lists(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
 
     # The keyset query written so SQLite can seek the (updated_at, id) index: a leading
     # `updated_at <= cursor` range, then the tie-break (the form proposed in BENCHMARKS.md).
-    value, last_id = selectors._decode_list_cursor(deep_cursor, "-updated_at")
+    value, last_id = cursors.decode_cursor(
+        deep_cursor, cursors.aware_datetime, cursors.session_id, order="-updated_at"
+    )
 
     def seek_page() -> list[Any]:
         rows = Session.objects.filter(
