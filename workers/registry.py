@@ -94,7 +94,7 @@ JOBS: dict[str, JobSpec] = {
     for spec in (
         JobSpec(
             name="expire_sessions",
-            service="sessions_api.lifecycle.maintenance.expire_sessions",
+            service="sessions_api.lifecycle.expiry.expire_sessions",
             summary="Marks sessions expired when their own expiry passes or they idle too long.",
             why_this_often="Every 5 minutes: indexed and cheap, so the Expired status is never "
             "stale for long.",
@@ -105,7 +105,7 @@ JOBS: dict[str, JobSpec] = {
         ),
         JobSpec(
             name="purge_sessions",
-            service="sessions_api.lifecycle.maintenance.purge_sessions",
+            service="sessions_api.lifecycle.purge.purge_sessions",
             summary="Deletes sessions expired longer than the grace period or past retention.",
             why_this_often="Hourly, in small batches that leave ingestion its latency: hourly "
             "keeps each run short.",
@@ -121,7 +121,7 @@ JOBS: dict[str, JobSpec] = {
         ),
         JobSpec(
             name="prune_versions",
-            service="sessions_api.lifecycle.maintenance.prune_versions",
+            service="sessions_api.lifecycle.prune.prune_versions",
             summary="Keeps the newest N versions of each session (and pinned checkpoints).",
             why_this_often="Every 6 hours: versions pile up slowly.",
             every=timedelta(hours=6),
@@ -159,7 +159,7 @@ JOBS: dict[str, JobSpec] = {
         ),
         JobSpec(
             name="reconcile_store",
-            service="sessions_api.lifecycle.maintenance.reconcile_store",
+            service="sessions_api.lifecycle.reconcile.reconcile_store",
             summary="Checks index rows against stored bodies; repairs what a crash left (Mongo).",
             why_this_often="Hourly: removes the bodies a crashed ingest left behind (Mongo "
             "store) before they can get in a retried ingest's way.",
@@ -175,7 +175,7 @@ JOBS: dict[str, JobSpec] = {
         ),
         JobSpec(
             name="detect_stuck_sessions",
-            service="sessions_api.lifecycle.maintenance.detect_stuck_sessions",
+            service="sessions_api.lifecycle.stuck.detect_stuck_sessions",
             summary="Flags running sessions without an update for too long; clears the flag after.",
             why_this_often="Every 5 minutes, so the dashboard's stuck view stays current.",
             every=timedelta(minutes=5),

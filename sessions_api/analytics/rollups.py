@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import (
     Case,
     CharField,
@@ -57,7 +57,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import LessThan
 
-from sessions_api import conf
+from sessions_api import conf, db
 from sessions_api.models import (
     ModelUsage,
     RollupBucket,
@@ -620,19 +620,11 @@ def _replace(
 
 def _insert(granularity: str, cells: Cells) -> int:
     """INSERT the cells in batches with executemany: no model instance per row."""
-    quote = connection.ops.quote_name
     columns = ("granularity", "bucket_start", "series", "key", *CELL_FIELDS)
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(RollupBucket._meta.db_table),
-        ", ".join(quote(c) for c in columns),
-        ", ".join(["%s"] * len(columns)),
-    )
-    adapt = connection.ops.adapt_datetimefield_value
-    starts = {start: adapt(start) for start in {start for start, _, _ in cells}}
     rows = [
         (
             granularity,
-            starts[start],
+            start,
             series,
             key,
             cell.count,
@@ -644,9 +636,7 @@ def _insert(granularity: str, cells: Cells) -> int:
         )
         for (start, series, key), cell in cells.items()
     ]
-    with connection.cursor() as cursor:
-        for index in range(0, len(rows), INSERT_BATCH):
-            cursor.executemany(sql, rows[index : index + INSERT_BATCH])
+    db.insert_rows(RollupBucket, columns, rows, batch_size=INSERT_BATCH)
     return len(rows)
 
 

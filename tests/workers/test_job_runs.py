@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
-from sessions_api.lifecycle import maintenance
+from sessions_api.lifecycle import prune, stuck
 from sessions_api.models import JobRun, JobState
 from workers import dispatch, locks
 from workers import runs as jobs
@@ -36,7 +36,7 @@ def test_a_failing_job_is_recorded_failed_and_reraised(monkeypatch):
     def boom(**arguments):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(maintenance, "prune_versions", boom)
+    monkeypatch.setattr(prune, "prune_versions", boom)
     run = jobs.request_run(job="prune_versions")
     with pytest.raises(RuntimeError):
         jobs.execute_run(job="prune_versions", run_id=run.id)
@@ -60,7 +60,7 @@ def test_second_concurrent_run_is_skipped_while_the_first_holds_the_lock(monkeyp
         inner["record"] = jobs.execute_run(job="detect_stuck_sessions", triggered_by="beat")
         return SimpleNamespace(counts=lambda: {"n": 1}, details=lambda: {})
 
-    monkeypatch.setattr(maintenance, "detect_stuck_sessions", nested)
+    monkeypatch.setattr(stuck, "detect_stuck_sessions", nested)
     outer = jobs.execute_run(job="detect_stuck_sessions", triggered_by="cli")
 
     assert outer.status == "succeeded"
