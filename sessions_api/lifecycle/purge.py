@@ -27,9 +27,8 @@ from sessions_api.lifecycle.batches import (
     no_checkpoint,
     recheck,
 )
-from sessions_api.models import DocumentBody, DocumentVersion, Session
+from sessions_api.models import DocumentVersion, Session
 from sessions_api.storage import DocumentStore, get_document_store
-from sessions_api.storage.orm import OrmDocumentStore
 
 EXPIRED = SessionStatus.EXPIRED.value
 
@@ -204,10 +203,6 @@ def _purge_batch(
 
 
 def _delete_session_bodies(store: DocumentStore, session_ids: list[uuid.UUID]) -> int:
-    """Delete every body of these sessions: with the orm store in one statement for the
-    batch (the store contract deletes one session at a time, a statement each)."""
-    keys = [str(session_id) for session_id in session_ids]
-    if isinstance(store, OrmDocumentStore):
-        deleted, _ = DocumentBody.objects.filter(session_id__in=keys).delete()
-        return deleted
-    return sum(store.delete_session(session_id=key) for key in keys)
+    """Every body of these sessions, in one call for the batch (one statement with the orm
+    store)."""
+    return store.delete_sessions(session_ids=[str(session_id) for session_id in session_ids])

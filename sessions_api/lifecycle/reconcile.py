@@ -5,17 +5,15 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 
 from sessions_api import conf
 from sessions_api.lifecycle.batches import Checkpoint, Listing, check_aware, no_checkpoint
-from sessions_api.models import DocumentBody, DocumentVersion, Session
-from sessions_api.storage import DocumentStore, get_document_store
-from sessions_api.storage.orm import OrmDocumentStore
+from sessions_api.models import DocumentVersion, Session
+from sessions_api.storage import BodyKey, DocumentStore, get_document_store
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,6 @@ def reconcile_store(
     """
     check_aware(now)
     store = store or get_document_store()
-    inventory = _inventory_for(store)
     repairs = not store.transactional_with_index and not dry_run
     min_age = orphan_min_age if orphan_min_age is not None else conf.reconcile_orphan_min_age()
     notes: list[str] = []
@@ -99,7 +96,7 @@ def reconcile_store(
             break
         last_id = rows[-1][0]
         keys = [(str(session_id), number) for _, session_id, number in rows]
-        found = inventory.existing(keys)
+        found = store.find_stored(keys=keys)
         lost: dict[str, list[int]] = defaultdict(list)
         for key in keys:
             if key not in found:
@@ -114,16 +111,16 @@ def reconcile_store(
 
     # 2. bodies -> index
     bodies_checked = orphan_count = deleted = too_recent = 0
-    if inventory.can_scan:
-        after: tuple[str, int] | None = None
+    if store.lists_bodies:
+        after: BodyKey | None = None
         while True:
-            page = inventory.scan(after=after, limit=batch_size)
+            page = store.list_bodies(after=after, limit=batch_size)
             if not page:
                 break
             after = (page[-1].session_id, page[-1].version)
             bodies_checked += len(page)
             indexed = _indexed_keys({item.session_id for item in page})
-            doomed: dict[str, list[int]] = defaultdict(list)
+            doomed: list[BodyKey] = []
             for item in page:
                 if (item.session_id, item.version) in indexed:
                     continue
@@ -137,12 +134,11 @@ def reconcile_store(
                     }
                 )
                 if old_enough:
-                    doomed[item.session_id].append(item.version)
+                    doomed.append((item.session_id, item.version))
                 else:
                     too_recent += 1
-            if repairs:
-                for session_id, numbers in doomed.items():
-                    deleted += store.delete_versions(session_id=session_id, versions=numbers)
+            if repairs and doomed:
+                deleted += store.delete_bodies(keys=doomed)
             checkpoint()
     else:
         notes.append("this store cannot list its bodies: orphan bodies were not looked for")
@@ -165,7 +161,7 @@ def reconcile_store(
     )
 
 
-def _indexed_keys(session_ids: set[str]) -> set[tuple[str, int]]:
+def _indexed_keys(session_ids: set[str]) -> set[BodyKey]:
     valid = []
     for session_id in session_ids:
         try:
@@ -197,112 +193,3 @@ def _mark_missing(lost: dict[str, list[int]], *, now: datetime) -> int:
             Session.objects.filter(id=row.id).update(warnings=warnings)
             marked += 1
     return marked
-
-
-@dataclass(frozen=True)
-class StoredBody:
-    session_id: str
-    version: int
-    stored_at: datetime | None
-
-
-class _BodyInventory:
-    """Bulk questions about stored bodies that the DocumentStore contract does not ask
-    (it works one session at a time): which of these keys exist, and every key in order."""
-
-    can_scan = False
-
-    def __init__(self, store: DocumentStore) -> None:
-        self.store = store
-
-    def existing(self, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
-        found: set[tuple[str, int]] = set()
-        for session_id in {key[0] for key in keys}:
-            found.update((session_id, v) for v in self.store.list_versions(session_id=session_id))
-        return found
-
-    def scan(self, *, after: tuple[str, int] | None, limit: int) -> list[StoredBody]:
-        return []
-
-
-class _OrmInventory(_BodyInventory):
-    can_scan = True
-
-    def existing(self, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
-        condition = Q()
-        by_session: dict[str, list[int]] = defaultdict(list)
-        for session_id, number in keys:
-            by_session[session_id].append(number)
-        for session_id, numbers in by_session.items():
-            condition |= Q(session_id=session_id, version__in=numbers)
-        return set(DocumentBody.objects.filter(condition).values_list("session_id", "version"))
-
-    def scan(self, *, after: tuple[str, int] | None, limit: int) -> list[StoredBody]:
-        rows = DocumentBody.objects.order_by("session_id", "version")
-        if after is not None:
-            rows = rows.filter(
-                Q(session_id__gt=after[0]) | Q(session_id=after[0], version__gt=after[1])
-            )
-        return [
-            StoredBody(session_id=s, version=v, stored_at=None)
-            for s, v in rows.values_list("session_id", "version")[:limit]
-        ]
-
-
-class _MongoInventory(_BodyInventory):
-    """Reads the Mongo store's collection directly: documents ``{_id: "<sid>:<v>",
-    session_id, version, stored_at}`` (storage/mongo.py). Filters are built only from our own
-    ids and ints."""
-
-    can_scan = True
-
-    def __init__(self, store: DocumentStore) -> None:
-        super().__init__(store)
-        # The store builds (and indexes) its collection lazily; this is its accessor.
-        self.collection = store._ready_collection()  # type: ignore[attr-defined]
-
-    def existing(self, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
-        ids = [f"{session_id}:{number}" for session_id, number in keys]
-        return {
-            (doc["session_id"], int(doc["version"]))
-            for doc in self.collection.find(
-                {"_id": {"$in": ids}}, {"session_id": True, "version": True}
-            )
-        }
-
-    def scan(self, *, after: tuple[str, int] | None, limit: int) -> list[StoredBody]:
-        query: dict[str, Any] = {}
-        if after is not None:
-            query = {
-                "$or": [
-                    {"session_id": {"$gt": after[0]}},
-                    {"session_id": after[0], "version": {"$gt": after[1]}},
-                ]
-            }
-        cursor = (
-            self.collection.find(query, {"session_id": True, "version": True, "stored_at": True})
-            .sort([("session_id", 1), ("version", 1)])
-            .limit(limit)
-        )
-        return [
-            StoredBody(
-                session_id=str(doc["session_id"]),
-                version=int(doc["version"]),
-                stored_at=_aware(doc.get("stored_at")),
-            )
-            for doc in cursor
-        ]
-
-
-def _inventory_for(store: DocumentStore) -> _BodyInventory:
-    if isinstance(store, OrmDocumentStore):
-        return _OrmInventory(store)
-    if hasattr(store, "_ready_collection"):
-        return _MongoInventory(store)
-    return _BodyInventory(store)
-
-
-def _aware(value: Any) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

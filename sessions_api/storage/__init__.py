@@ -13,12 +13,20 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from sessions_api.formats.decoding import DecodeLimits, decode_document
-from sessions_api.storage.base import BodyNotFound, DocumentStore, StoreUnavailable
+from sessions_api.storage.base import (
+    BodyKey,
+    BodyNotFound,
+    DocumentStore,
+    StoredBody,
+    StoreUnavailable,
+)
 
 __all__ = [
+    "BodyKey",
     "BodyNotFound",
     "DocumentStore",
     "StoreUnavailable",
+    "StoredBody",
     "decode_stored_body",
     "get_document_store",
     "load_stored_document",

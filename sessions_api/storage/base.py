@@ -13,7 +13,13 @@ and built lazily by :func:`sessions_api.storage.get_document_store`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+#: The key of one stored body: (session id, version number).
+BodyKey = tuple[str, int]
 
 
 class BodyNotFound(LookupError):
@@ -22,6 +28,16 @@ class BodyNotFound(LookupError):
 
 class StoreUnavailable(RuntimeError):
     """The store cannot be reached right now (the API answers 503 with Retry-After)."""
+
+
+@dataclass(frozen=True)
+class StoredBody:
+    """One body as :meth:`DocumentStore.list_bodies` reports it: its key, and when it was
+    stored where the backend records that (None where it does not)."""
+
+    session_id: str
+    version: int
+    stored_at: datetime | None
 
 
 class DocumentStore(ABC):
@@ -35,6 +51,10 @@ class DocumentStore(ABC):
     #: backend); False when the body is written first and the index second (Mongo), which the
     #: reconcile job repairs after a crash.
     transactional_with_index: bool = False
+
+    #: True when the backend can walk every stored body in key order (list_bodies), which
+    #: the reconcile job needs to find bodies that no index row points at.
+    lists_bodies: bool = False
 
     @abstractmethod
     def put(self, *, session_id: str, version: int, body: bytes) -> None:
@@ -63,3 +83,45 @@ class DocumentStore(ABC):
     @abstractmethod
     def ping(self) -> None:
         """Return if the backend answers; raise StoreUnavailable otherwise (for /readyz)."""
+
+    # --- bulk methods for the lifecycle jobs ---------------------------------------------------
+    # Purge, prune and reconcile work in batches of hundreds of sessions. These defaults loop
+    # over the single-item methods above, so a new backend is correct without them; the orm and
+    # mongo backends override them with one query per batch.
+
+    def find_stored(self, *, keys: Iterable[BodyKey]) -> set[BodyKey]:
+        """The keys among ``keys`` that have a stored body."""
+        wanted = set(keys)
+        stored: set[BodyKey] = set()
+        for session_id in {session_id for session_id, _ in wanted}:
+            stored.update(
+                (session_id, version)
+                for version in self.list_versions(session_id=session_id)
+                if (session_id, version) in wanted
+            )
+        return stored
+
+    def delete_bodies(self, *, keys: Iterable[BodyKey]) -> int:
+        """Delete the bodies stored at ``keys`` (of any sessions); returns how many were
+        deleted. Keys with nothing stored are skipped."""
+        versions_by_session: dict[str, list[int]] = defaultdict(list)
+        for session_id, version in keys:
+            versions_by_session[session_id].append(version)
+        return sum(
+            self.delete_versions(session_id=session_id, versions=versions)
+            for session_id, versions in versions_by_session.items()
+        )
+
+    def delete_sessions(self, *, session_ids: Iterable[str]) -> int:
+        """Delete every version of each of these sessions; returns how many bodies were
+        deleted."""
+        return sum(self.delete_session(session_id=session_id) for session_id in session_ids)
+
+    def list_bodies(self, *, after: BodyKey | None, limit: int) -> list[StoredBody]:
+        """Up to ``limit`` (at least 1) stored bodies in (session id, version) order, starting
+        after the key ``after`` (None: from the first). An empty list means the walk is done.
+
+        Only for backends that set ``lists_bodies``: the single-item methods cannot enumerate
+        sessions, so there is no default walk.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot list its bodies")

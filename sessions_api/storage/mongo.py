@@ -2,8 +2,8 @@
 
 The only module in the project that imports pymongo. Each body is stored as BSON Binary, never
 parsed into BSON, so `$`-prefixed and dotted keys inside a document are opaque bytes here and
-can never be read as operators or field paths (RELIABILITY V7). Filters are built only from
-our own session id (str) and version (int), checked for type before use (RELIABILITY S7).
+can never be read as operators or field paths. Filters are built only from our own session id
+(str) and version (int), checked for type before use.
 
 Writes are not part of the Django transaction (``transactional_with_index = False``): the
 ingest service puts the body first and then writes the index; the ``reconcile_store`` job
@@ -25,7 +25,13 @@ from pymongo import ASCENDING, MongoClient
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 from pymongo.write_concern import WriteConcern
 
-from sessions_api.storage.base import BodyNotFound, DocumentStore, StoreUnavailable
+from sessions_api.storage.base import (
+    BodyKey,
+    BodyNotFound,
+    DocumentStore,
+    StoredBody,
+    StoreUnavailable,
+)
 
 # A 2xx from ingestion means durably stored: acknowledged by a majority, in the journal.
 DURABLE = WriteConcern(w="majority", j=True)
@@ -46,6 +52,7 @@ class MongoDocumentStore(DocumentStore):
     """
 
     transactional_with_index = False
+    lists_bodies = True
 
     def __init__(
         self,
@@ -145,6 +152,65 @@ class MongoDocumentStore(DocumentStore):
         with _unavailable_on_network_errors():
             self._get_client().admin.command("ping")
 
+    # --- bulk methods: one round trip per call, whatever the batch size ------------------------
+
+    def find_stored(self, *, keys: Iterable[BodyKey]) -> set[BodyKey]:
+        ids = [_key(session_id, version) for session_id, version in keys]
+        if not ids:
+            return set()
+        with _unavailable_on_network_errors():
+            cursor = self._ready_collection().find(
+                {"_id": {"$in": ids}}, {"_id": False, "session_id": True, "version": True}
+            )
+            return {(str(document["session_id"]), int(document["version"])) for document in cursor}
+
+    def delete_bodies(self, *, keys: Iterable[BodyKey]) -> int:
+        ids = [_key(session_id, version) for session_id, version in keys]
+        if not ids:
+            return 0
+        with _unavailable_on_network_errors():
+            result = self._ready_collection().delete_many({"_id": {"$in": ids}})
+        return int(result.deleted_count)
+
+    def delete_sessions(self, *, session_ids: Iterable[str]) -> int:
+        wanted = list(session_ids)
+        for session_id in wanted:
+            _check_session_id(session_id)
+        if not wanted:
+            return 0
+        with _unavailable_on_network_errors():
+            result = self._ready_collection().delete_many({"session_id": {"$in": wanted}})
+        return int(result.deleted_count)
+
+    def list_bodies(self, *, after: BodyKey | None, limit: int) -> list[StoredBody]:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")  # 0 is "no limit" here
+        query: dict[str, Any] = {}
+        if after is not None:
+            after_session, after_version = after
+            _key(after_session, after_version)  # the type checks, before either reaches a filter
+            query = {
+                "$or": [
+                    {"session_id": {"$gt": after_session}},
+                    {"session_id": after_session, "version": {"$gt": after_version}},
+                ]
+            }
+        with _unavailable_on_network_errors():
+            cursor = (
+                self._ready_collection()
+                .find(query, {"_id": False, "session_id": True, "version": True, "stored_at": True})
+                .sort([("session_id", ASCENDING), ("version", ASCENDING)])
+                .limit(limit)
+            )
+            return [
+                StoredBody(
+                    session_id=str(document["session_id"]),
+                    version=int(document["version"]),
+                    stored_at=_aware(document.get("stored_at")),
+                )
+                for document in cursor
+            ]
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -212,6 +278,14 @@ def _key(session_id: object, version: object) -> str:
     if version < 0:
         raise ValueError(f"version must not be negative, got {version}")
     return f"{session_id}:{version}"
+
+
+def _aware(value: object) -> datetime | None:
+    """``stored_at`` as an aware datetime: pymongo hands back naive UTC unless the client was
+    built with ``tz_aware=True``."""
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _defaults_not_in_url(url: str, defaults: dict[str, int]) -> dict[str, int]:

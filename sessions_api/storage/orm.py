@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db import DatabaseError, IntegrityError, OperationalError, connection
+from django.db.models import Q
 
 from sessions_api import db
 from sessions_api.models import DocumentBody
-from sessions_api.storage.base import BodyNotFound, DocumentStore, StoreUnavailable
+from sessions_api.storage.base import (
+    BodyKey,
+    BodyNotFound,
+    DocumentStore,
+    StoredBody,
+    StoreUnavailable,
+)
 
 
 class OrmDocumentStore(DocumentStore):
     transactional_with_index = True
+    lists_bodies = True
 
     def put(self, *, session_id: str, version: int, body: bytes) -> None:
         # ON CONFLICT DO NOTHING (SQLite and PostgreSQL) rather than a savepoint around an
@@ -70,9 +79,61 @@ class OrmDocumentStore(DocumentStore):
             .values_list("version", flat=True)
         )
 
+    # --- bulk methods: one statement per call, whatever the batch size --------------------------
+
+    def find_stored(self, *, keys: Iterable[BodyKey]) -> set[BodyKey]:
+        condition = _keys_condition(keys)
+        if condition is None:
+            return set()
+        return set(DocumentBody.objects.filter(condition).values_list("session_id", "version"))
+
+    def delete_bodies(self, *, keys: Iterable[BodyKey]) -> int:
+        condition = _keys_condition(keys)
+        if condition is None:
+            return 0
+        deleted, _ = DocumentBody.objects.filter(condition).delete()
+        return deleted
+
+    def delete_sessions(self, *, session_ids: Iterable[str]) -> int:
+        wanted = list(session_ids)
+        if not wanted:
+            return 0
+        deleted, _ = DocumentBody.objects.filter(session_id__in=wanted).delete()
+        return deleted
+
+    def list_bodies(self, *, after: BodyKey | None, limit: int) -> list[StoredBody]:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        rows = DocumentBody.objects.order_by("session_id", "version")
+        if after is not None:
+            after_session, after_version = after
+            rows = rows.filter(
+                Q(session_id__gt=after_session)
+                | Q(session_id=after_session, version__gt=after_version)
+            )
+        # The table keeps no write time: stored_at stays None.
+        return [
+            StoredBody(session_id=session_id, version=version, stored_at=None)
+            for session_id, version in rows.values_list("session_id", "version")[:limit]
+        ]
+
     def ping(self) -> None:
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
         except DatabaseError as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+
+def _keys_condition(keys: Iterable[BodyKey]) -> Q | None:
+    """One OR term per session (its versions IN a list), so a batch is one statement; None
+    for no keys (an empty Q would match every row)."""
+    versions_by_session: dict[str, list[int]] = defaultdict(list)
+    for session_id, version in keys:
+        versions_by_session[session_id].append(version)
+    if not versions_by_session:
+        return None
+    condition = Q()
+    for session_id, versions in versions_by_session.items():
+        condition |= Q(session_id=session_id, version__in=versions)
+    return condition

@@ -1,10 +1,13 @@
 """The DocumentStore contract, run against every backend (Sentry nodestore's test_common style).
 
-Backends: ``orm`` (the Django database), ``mongo-mock`` (MongoDocumentStore on mongomock) and
-``mongo-real`` (MongoDocumentStore on the server in MONGODB_URL; skipped when it is unset).
+Backends: ``orm`` (the Django database), ``mongo-mock`` (MongoDocumentStore on mongomock),
+``mongo-real`` (MongoDocumentStore on the server in MONGODB_URL; skipped when it is unset) and
+``loop-defaults`` (a dict that implements only the abstract methods, so the base class's
+bulk defaults run the same contract as the backends' overrides).
 A new backend joins by adding a branch to the ``store`` fixture; the contract tests stay as
-they are. Tests at the end of the file cover what only the Mongo store has: its document
-shape, argument checks and the mapping of network failures to StoreUnavailable.
+they are. Tests at the end of the file cover what only one backend has: the orm store's
+statements per bulk call, and the Mongo store's document shape, argument checks and mapping of
+network failures to StoreUnavailable.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import mongomock
 import pymongo
@@ -21,14 +25,48 @@ from bson.binary import Binary
 from django.db import transaction
 from pymongo import errors as mongo_errors
 
-from sessions_api.storage.base import BodyNotFound, DocumentStore, StoreUnavailable
+from sessions_api.storage.base import BodyKey, BodyNotFound, DocumentStore, StoreUnavailable
 from sessions_api.storage.mongo import MongoDocumentStore
 from sessions_api.storage.orm import OrmDocumentStore
 
-BACKENDS = ["orm", "mongo-mock", "mongo-real"]
+BACKENDS = ["orm", "mongo-mock", "mongo-real", "loop-defaults"]
 NO_REAL_MONGO = "MONGODB_URL is not set: the real-MongoDB run of the contract suite needs a server"
 # Nothing listens on port 1; a short selection timeout keeps the failing tests quick.
 UNREACHABLE_URL = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300"
+
+
+class LoopDefaultsStore(DocumentStore):
+    """Bodies in a dict, with only the single-item methods: every bulk method is the base
+    class's loop over them."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[BodyKey, bytes] = {}
+
+    def put(self, *, session_id: str, version: int, body: bytes) -> None:
+        stored = self._bodies.setdefault((session_id, version), body)
+        if stored != body:
+            raise ValueError(f"version {version} of {session_id} already holds different bytes")
+
+    def get(self, *, session_id: str, version: int) -> bytes:
+        try:
+            return self._bodies[(session_id, version)]
+        except KeyError:
+            raise BodyNotFound(f"{session_id} v{version}") from None
+
+    def delete_versions(self, *, session_id: str, versions: Iterable[int]) -> int:
+        gone = [self._bodies.pop((session_id, version), None) for version in set(versions)]
+        return sum(body is not None for body in gone)
+
+    def delete_session(self, *, session_id: str) -> int:
+        return self.delete_versions(
+            session_id=session_id, versions=self.list_versions(session_id=session_id)
+        )
+
+    def list_versions(self, *, session_id: str) -> list[int]:
+        return sorted(version for sid, version in self._bodies if sid == session_id)
+
+    def ping(self) -> None:
+        return None
 
 
 def _real_mongo_store() -> Iterator[MongoDocumentStore]:
@@ -57,6 +95,8 @@ def store(request: pytest.FixtureRequest) -> Iterator[DocumentStore]:
         yield MongoDocumentStore(
             "mongodb://mongomock.invalid/", "observatory_contract", client=mongomock.MongoClient()
         )
+    elif request.param == "loop-defaults":
+        yield LoopDefaultsStore()
     else:
         yield from _real_mongo_store()
 
@@ -87,7 +127,7 @@ def _large_body() -> bytes:
 
 BODIES = {
     "plain_json": b'{"messages": [{"role": "user", "content": "hi"}]}',
-    # RELIABILITY V7: operator-looking and dotted keys are just bytes to a store.
+    # Operator-looking and dotted keys are just bytes to a store.
     "mongo_operator_keys": b'{"$where": "1", "a.b": {"$ne": 1}, "$set": {"x.$": 2}}',
     "non_ascii": '{"text": "héllo — 日本語 🚀", "nul": "\\u0000"}'.encode(),
     # Kept exactly: spacing, key order, duplicate keys are never normalised.
@@ -233,6 +273,132 @@ def test_backends_declare_how_they_order_writes_against_the_index() -> None:
     assert MongoDocumentStore.transactional_with_index is False
 
 
+def test_both_backends_list_their_bodies_for_the_reconcile_job() -> None:
+    assert OrmDocumentStore.lists_bodies is True
+    assert MongoDocumentStore.lists_bodies is True
+    assert DocumentStore.lists_bodies is False  # no default walk: see list_bodies
+
+
+# --- the contract's bulk methods (purge, prune and reconcile work in batches) -----------------
+
+
+def _put_all(store: DocumentStore, keys: Iterable[BodyKey]) -> None:
+    for session_id, version in keys:
+        store.put(session_id=session_id, version=version, body=f"{session_id} v{version}".encode())
+
+
+def test_find_stored_answers_which_of_the_keys_have_a_body(
+    store: DocumentStore, session_id: str
+) -> None:
+    other = uuid.uuid4().hex
+    neighbour = f"{session_id}:1"  # a key-prefix match would find its bodies
+    _put_all(store, [(session_id, 1), (session_id, 2), (other, 5), (neighbour, 1)])
+
+    asked = [(session_id, 1), (session_id, 3), (other, 5), (other, 1), (uuid.uuid4().hex, 1)]
+
+    assert store.find_stored(keys=asked) == {(session_id, 1), (other, 5)}
+    assert store.find_stored(keys=(key for key in [(session_id, 2)])) == {(session_id, 2)}
+    assert store.find_stored(keys=[]) == set()
+
+
+def test_delete_bodies_deletes_those_keys_across_sessions_and_returns_the_count(
+    store: DocumentStore, session_id: str
+) -> None:
+    other = uuid.uuid4().hex
+    _put_all(store, [(session_id, 1), (session_id, 2), (session_id, 3), (other, 1), (other, 2)])
+
+    deleted = store.delete_bodies(keys=[(session_id, 1), (session_id, 3), (other, 2), (other, 9)])
+
+    assert deleted == 3
+    assert store.list_versions(session_id=session_id) == [2]
+    assert store.list_versions(session_id=other) == [1]
+    assert store.delete_bodies(keys=[(session_id, 1), (other, 2)]) == 0
+    assert store.delete_bodies(keys=[]) == 0
+
+
+def test_delete_sessions_removes_every_version_of_those_sessions_only(
+    store: DocumentStore, session_id: str
+) -> None:
+    second, kept = uuid.uuid4().hex, uuid.uuid4().hex
+    neighbour = f"{session_id}:1"
+    _put_all(store, [(session_id, 1), (session_id, 2), (second, 1), (kept, 1), (neighbour, 1)])
+
+    assert store.delete_sessions(session_ids=[session_id, second, uuid.uuid4().hex]) == 3
+
+    assert store.list_versions(session_id=session_id) == []
+    assert store.list_versions(session_id=second) == []
+    assert store.get(session_id=kept, version=1) == f"{kept} v1".encode()
+    assert store.list_versions(session_id=neighbour) == [1]
+    assert store.delete_sessions(session_ids=[session_id, second]) == 0
+    assert store.delete_sessions(session_ids=[]) == 0
+
+
+def _walk(store: DocumentStore, *, page_size: int) -> list[BodyKey]:
+    walked: list[BodyKey] = []
+    after: BodyKey | None = None
+    while page := store.list_bodies(after=after, limit=page_size):
+        assert len(page) <= page_size
+        walked.extend((item.session_id, item.version) for item in page)
+        after = walked[-1]
+    return walked
+
+
+def test_list_bodies_walks_every_body_in_key_order_a_page_at_a_time(
+    store: DocumentStore,
+) -> None:
+    if not store.lists_bodies:
+        with pytest.raises(NotImplementedError):
+            store.list_bodies(after=None, limit=10)
+        return
+    # Hex ids sort the same in every collation; 10 after 3 catches a sort on text.
+    first, second = sorted(uuid.uuid4().hex for _ in range(2))
+    keys = [(first, 3), (second, 2), (first, 10), (first, 1), (second, 1)]
+    _put_all(store, keys)
+
+    assert _walk(store, page_size=2) == sorted(keys)
+    assert _walk(store, page_size=500) == sorted(keys)
+    assert [(b.session_id, b.version) for b in store.list_bodies(after=(first, 3), limit=2)] == [
+        (first, 10),
+        (second, 1),
+    ]
+    for item in store.list_bodies(after=None, limit=10):
+        # When the backend records the write time at all, it is timezone-aware.
+        assert item.stored_at is None or item.stored_at.tzinfo is not None
+    with pytest.raises(ValueError):
+        store.list_bodies(after=None, limit=0)
+
+
+def test_list_bodies_of_an_empty_store_is_empty(store: DocumentStore) -> None:
+    if store.lists_bodies:
+        assert store.list_bodies(after=None, limit=10) == []
+
+
+# --- the orm store only --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s, ids: s.find_stored(keys=[(sid, v) for sid in ids for v in (1, 2)]),
+        lambda s, ids: s.delete_bodies(keys=[(sid, v) for sid in ids for v in (1, 2)]),
+        lambda s, ids: s.delete_sessions(session_ids=ids),
+        lambda s, ids: s.list_bodies(after=(ids[0], 1), limit=len(ids)),
+    ],
+    ids=["find_stored", "delete_bodies", "delete_sessions", "list_bodies"],
+)
+def test_orm_store_bulk_methods_cost_one_statement_whatever_the_batch_size(
+    db: None,
+    django_assert_num_queries: Callable[..., Any],
+    call: Callable[[OrmDocumentStore, list[str]], object],
+) -> None:
+    store = OrmDocumentStore()
+    session_ids = [uuid.uuid4().hex for _ in range(30)]
+    _put_all(store, [(session_id, version) for session_id in session_ids for version in (1, 2)])
+
+    with django_assert_num_queries(1):
+        call(store, session_ids)
+
+
 # --- the Mongo store only ------------------------------------------------------------------------
 
 
@@ -280,6 +446,11 @@ def test_mongo_store_indexes_session_and_version_and_writes_durably(
         lambda s: s.list_versions(session_id={"$regex": ".*"}),
         lambda s: s.delete_session(session_id={"$ne": ""}),
         lambda s: s.delete_versions(session_id="s", versions=[1, "2"]),
+        lambda s: s.find_stored(keys=[("s", 1), ("s", {"$gt": 0})]),
+        lambda s: s.delete_bodies(keys=[({"$ne": None}, 1)]),
+        lambda s: s.delete_sessions(session_ids=["s", {"$ne": ""}]),
+        lambda s: s.list_bodies(after=({"$gt": ""}, 1), limit=10),
+        lambda s: s.list_bodies(after=("s", "1"), limit=10),
     ],
     ids=[
         "put-operator-session",
@@ -291,6 +462,11 @@ def test_mongo_store_indexes_session_and_version_and_writes_durably(
         "list-regex-session",
         "delete-session-operator",
         "delete-versions-str",
+        "find-stored-operator-version",
+        "delete-bodies-operator-session",
+        "delete-sessions-operator",
+        "list-bodies-operator-session",
+        "list-bodies-str-version",
     ],
 )
 def test_mongo_store_refuses_anything_but_a_str_session_id_and_int_versions(
@@ -326,6 +502,10 @@ STORE_CALLS = {
     "delete_session": lambda s: s.delete_session(session_id="s"),
     "list_versions": lambda s: s.list_versions(session_id="s"),
     "ping": lambda s: s.ping(),
+    "find_stored": lambda s: s.find_stored(keys=[("s", 1)]),
+    "delete_bodies": lambda s: s.delete_bodies(keys=[("s", 1)]),
+    "delete_sessions": lambda s: s.delete_sessions(session_ids=["s"]),
+    "list_bodies": lambda s: s.list_bodies(after=None, limit=10),
 }
 
 

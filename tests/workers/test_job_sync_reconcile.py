@@ -257,6 +257,29 @@ def test_reconcile_with_the_orm_store_verifies_and_reports_only():
     assert DocumentBody.objects.count() == 1
 
 
+class UnlistedMongoStore(MongoDocumentStore):
+    """Stands for a backend without list_bodies: it cannot walk its bodies."""
+
+    lists_bodies = False
+
+
+def test_reconcile_with_a_store_that_cannot_list_bodies_still_finds_missing_ones(monkeypatch):
+    store = UnlistedMongoStore(
+        "mongodb://unused", "observatory_test", client=mongomock.MongoClient(tz_aware=True)
+    )
+    monkeypatch.setattr(services, "get_document_store", lambda: store)
+    lost = ingest_doc("lost")
+    ingest_doc("kept")
+    store.delete_session(session_id=str(lost.id))
+    store.put(session_id=str(uuid.uuid4()), version=1, body=b"{}")  # an orphan it cannot see
+
+    result = reconcile.reconcile_store(now=datetime.now(UTC), store=store)
+
+    assert result.counts()["missing_bodies"] == 1 and result.counts()["sessions_marked"] == 1
+    assert result.counts()["bodies_checked"] == 0 and result.counts()["orphan_bodies"] == 0
+    assert any("cannot list its bodies" in note for note in result.details()["notes"])
+
+
 def test_full_pass_imports_documents_without_the_watermark_field(source, client):
     collection = client.picoflow.sessions
     collection.insert_one(mongo_doc(1, saved=T0))
