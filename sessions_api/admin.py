@@ -20,11 +20,16 @@ from django.utils.html import format_html, format_html_join
 from sessions_api.access import roles
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.editing import services as editing
-from sessions_api.formats import InvalidDocument
-from sessions_api.formats.decoding import RejectedDocument, decode_document
-from sessions_api.formats.editing import NotEditable
+from sessions_api.errors import (
+    EditError,
+    InvalidDocument,
+    NotEditable,
+    NotFound,
+    RejectedDocument,
+    RevisionConflict,
+)
+from sessions_api.formats.decoding import decode_document
 from sessions_api.ingest import services
-from sessions_api.ingest.services import RevisionConflict
 from sessions_api.models import ApiKey, AuditEntry, Checkpoint, Session
 
 
@@ -190,7 +195,8 @@ class SessionAdmin(AdminOnly):
                         **common,
                     )
         except (
-            editing.EditError,
+            EditError,
+            NotFound,
             NotEditable,
             InvalidDocument,
             RejectedDocument,

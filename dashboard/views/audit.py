@@ -15,6 +15,7 @@ from django.views.defaults import permission_denied as django_permission_denied
 from dashboard.views.common import query_without
 from sessions_api.access import roles
 from sessions_api.editing import selectors as editing_selectors
+from sessions_api.errors import InvalidQuery
 
 ACTIONS = list(editing_selectors.AUDIT_ACTIONS)
 PAGE = 50
@@ -41,7 +42,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             page = editing_selectors.list_audit(
                 filters=filters, cursor=params.get("cursor") or None, limit=PAGE
             )
-        except editing_selectors.InvalidAuditQuery as exc:
+        except InvalidQuery as exc:
             problem = exc.message
     return render(
         request,
@@ -75,7 +76,7 @@ def _moment(text: str) -> tuple[datetime | None, str]:
 
 def permission_denied(request: HttpRequest, exception: PermissionDenied) -> HttpResponse:
     """The 403 answer (config.urls handler403): a refused dashboard action is recorded in the
-    audit log (RELIABILITY S6) unless the view recorded it itself, then Django's 403 page."""
+    audit log unless the view recorded it itself, then Django's 403 page."""
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         match = getattr(request, "resolver_match", None)

@@ -15,7 +15,6 @@ from ninja.errors import AuthorizationError
 from ninja.security import HttpBearer
 
 from sessions_api.api import ratelimit
-from sessions_api.api.errors import ApiError
 from sessions_api.ingest.services import api_key_cache_key, hash_api_key
 from sessions_api.models import ApiKey
 
@@ -39,24 +38,14 @@ class ApiKeyAuth(HttpBearer):
             return None
         if self.scope not in key.scopes and "admin" not in key.scopes:
             raise AuthorizationError(message=f"this API key lacks the {self.scope!r} scope")
-        try:
-            ratelimit.check(key.pk)  # RELIABILITY S3: per key, 429 with Retry-After
-        except ratelimit.RateLimited as exc:
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"this API key is over its limit of {exc.limit} requests per {exc.window} s; "
-                f"retry in {exc.retry_after} s",
-                details={"limit": exc.limit, "window_seconds": exc.window},
-                headers={"Retry-After": str(exc.retry_after)},
-            ) from None
+        ratelimit.check(key.pk)  # RateLimited: a 429 with Retry-After
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
             try:
                 with transaction.atomic():
                     ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
             except DatabaseError:
-                pass  # advisory: a read-only database must still serve reads (RELIABILITY F8)
+                pass  # advisory: a read-only database must still serve reads
             else:
                 key.last_used_at = now
                 _remember(key)

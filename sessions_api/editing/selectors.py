@@ -14,9 +14,10 @@ from typing import Any
 from django.db.models import Q
 
 from sessions_api import jsondiff
+from sessions_api.errors import InvalidQuery, NotEditable
 from sessions_api.formats import editing as document_editors
 from sessions_api.formats.decoding import DecodeLimits, decode_document
-from sessions_api.formats.editing import Capabilities, NotEditable
+from sessions_api.formats.editing import Capabilities
 from sessions_api.models import AuditEntry, Checkpoint, Session
 from sessions_api.storage import get_document_store
 
@@ -125,13 +126,6 @@ class ConflictView:
     # Every path that changed in the whole document since the editor's version (bounded).
     document_paths: list[str] = field(default_factory=list)
     more_document_paths: int = 0
-
-
-class InvalidAuditQuery(ValueError):
-    def __init__(self, message: str, *, path: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
 
 
 # --- documents --------------------------------------------------------------------------------
@@ -281,9 +275,9 @@ def list_audit(*, filters: AuditFilters, cursor: str | None = None, limit: int =
     limit = max(1, min(limit, MAX_AUDIT_PAGE))
     for name in ("session", "actor", "action"):
         if "\x00" in (getattr(filters, name) or ""):
-            raise InvalidAuditQuery(f"{name} must not contain NUL (\\u0000)", path=name)
+            raise InvalidQuery(f"{name} must not contain NUL (\\u0000)", path=name)
     if filters.action and filters.action not in AuditEntry.Action.values:
-        raise InvalidAuditQuery(
+        raise InvalidQuery(
             f"action must be one of {', '.join(AuditEntry.Action.values)}", path="action"
         )
     rows = AuditEntry.objects.all()
@@ -353,9 +347,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         at, last_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         moment = datetime.fromisoformat(at)
     except (ValueError, TypeError, binascii.Error, UnicodeError):
-        raise InvalidAuditQuery("malformed cursor", path="cursor") from None
+        raise InvalidQuery("malformed cursor", path="cursor") from None
     if moment.tzinfo is None or isinstance(last_id, bool) or not isinstance(last_id, int):
-        raise InvalidAuditQuery("malformed cursor", path="cursor")
+        raise InvalidQuery("malformed cursor", path="cursor")
     return moment, last_id
 
 

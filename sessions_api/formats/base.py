@@ -2,9 +2,10 @@
 
 An adapter is a module-level object with:
 
-- ``format_id``: one of the ids in DESIGN.md;
-- ``rules``: the detection rules it owns, each numbered as in FORMATS.md section 2 (the registry
-  sorts every adapter's rules by that number, so the global precedence stays the documented one);
+- ``format_id``: one of the product's format ids (``registry.FORMAT_IDS``);
+- ``rules``: the detection rules it owns, each numbered as in README.md beside this file (the
+  registry sorts every adapter's rules by that number, so the global precedence stays the
+  documented one);
 - ``parse(doc) -> ParsedSession``: a pure function from the decoded JSON value to the canonical
   session, raising :class:`InvalidDocument` with a JSON-pointer path when the document is not a
   valid document of this format, and returning warnings for anything odd but survivable.
@@ -20,21 +21,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sessions_api.domain import ParsedSession, ParseWarning
+from sessions_api.errors import InvalidDocument
 
-# Bounds that keep derived values sane (HOSTILE.md "huge numbers", "bad timestamps").
+# Bounds that keep derived values sane: huge numbers and implausible timestamps.
 MAX_SAFE_INTEGER = 2**53 - 1
 EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
 LATEST_PLAUSIBLE = datetime(2200, 1, 1, tzinfo=UTC)
-
-
-class InvalidDocument(Exception):
-    """The document is not a valid document of the format: a 422 with ``path``."""
-
-    def __init__(self, message: str, *, path: str = "", code: str = "invalid_document") -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -185,7 +177,7 @@ def object_items(
 
 
 def token_count(value: Any, path: str) -> int | None:
-    """A token count: a non-negative safe integer, or None when absent (HOSTILE.md)."""
+    """A token count: a non-negative safe integer, or None when absent."""
     if value is None:
         return None
     expect(value, int, path)
@@ -204,7 +196,7 @@ def parse_timestamp(
     """Parse an ISO 8601 string, a Mongo extended-JSON ``{"$date": ...}``, or epoch seconds.
 
     Out-of-range or unparseable values become None plus a warning, never an error: a bad
-    timestamp should not cost the user the whole session (HOSTILE.md "bad timestamps").
+    timestamp should not cost the user the whole session.
     """
     if value is None:
         return None

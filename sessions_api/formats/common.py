@@ -27,9 +27,9 @@ from types import MappingProxyType
 from typing import Any
 
 from sessions_api.domain import ParseWarning, Role, TokenSource, TokenUsage
+from sessions_api.errors import InvalidDocument, RejectedDocument
 from sessions_api.formats.base import (
     MAX_SAFE_INTEGER,
-    InvalidDocument,
     content_to_text,
     enumerate_array,
     expect,
@@ -38,8 +38,8 @@ from sessions_api.formats.base import (
     pointer_join,
 )
 from sessions_api.formats.decoding import (
+    UNSTORABLE_STRING_CODES,
     DecodeLimits,
-    RejectedDocument,
     check_content,
     parse_json_text,
 )
@@ -71,7 +71,7 @@ def map_role(
     return role
 
 
-# --- the Anthropic blocks (FORMATS.md section 2, rules 15 and 16) ----------------------------
+# --- the Anthropic blocks (detection rules 15 and 16) -----------------------------------------
 
 # Content block types only the Anthropic Messages API writes: a transcript holding one is an
 # Anthropic transcript (rule 15), never an OpenAI chat transcript (rule 16).
@@ -246,8 +246,7 @@ def sum_token_usages(
     path_in_message: bool = True,
 ) -> TokenUsage:
     """The field-wise sum of ``usages`` with source ``summed``; ``TokenUsage()`` when there are
-    none. A field no usage has stays None; a sum above 2^53-1 is ``out_of_range`` at ``path``
-    (HOSTILE.md "huge numbers").
+    none. A field no usage has stays None; a sum above 2^53-1 is ``out_of_range`` at ``path``.
 
     - ``skip_empty``: usages without input, output and total are left out first, so usages
       that are all empty give ``TokenUsage()`` rather than an empty summed usage.
@@ -278,8 +277,8 @@ def parse_embedded_json(text: str, path: str) -> tuple[Any, str | None]:
     """A JSON value stored as a string inside the document (``message_data``, ``event_data``,
     token details): (value, None), or (None, reason) when it is not strict JSON.
 
-    Strings that no store can hold (NUL, lone surrogates) are a 422 at ``path``, exactly as they
-    would be in the document itself."""
+    Strings that no store can hold (NUL, lone surrogates) are an InvalidDocument at ``path``,
+    exactly as they would be in the document itself."""
     try:
         value = parse_json_text(text)
     except RejectedDocument as exc:
@@ -287,7 +286,7 @@ def parse_embedded_json(text: str, path: str) -> tuple[Any, str | None]:
     try:
         check_content(value, _EMBEDDED_LIMITS)
     except RejectedDocument as exc:
-        if exc.status == 422:
+        if exc.code in UNSTORABLE_STRING_CODES:
             raise InvalidDocument(
                 f"{path}: {exc.message}", path=path + (exc.path or ""), code=exc.code
             ) from None

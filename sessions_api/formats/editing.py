@@ -1,5 +1,5 @@
 """Where each framework keeps what an editor may change, and how to change it in the
-framework's own shape (pure: no Django, no storage; FORMATS.md section 3 is the reference).
+framework's own shape (pure: no Django, no storage).
 
 An edit never invents a shape: step state goes back into Picoflow's ``steps[].state`` (with its
 ``_saveOn`` refreshed), LangGraph state into ``values``, OpenAI chat state into ``variables``,
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from sessions_api.errors import NotEditable
 from sessions_api.jsondiff import MISSING, merge_patch, pointer, resolve, same, split_pointer
 
 MAX_PATCH_MESSAGES = 1000
@@ -37,16 +38,6 @@ MAX_PATCH_MESSAGES = 1000
 SESSION_ID_KEYS = frozenset(
     {"id", "_id", "session_id", "sessionId", "thread_id", "conversation_id", "conversationId"}
 )
-
-
-class NotEditable(Exception):
-    """The document (or this part of it) cannot be edited that way: a 422 with ``path``."""
-
-    def __init__(self, message: str, *, path: str = "", code: str = "not_editable") -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -307,7 +298,7 @@ class PicoflowEditor(Editor):
         return "/runStatus" if isinstance(doc, dict) else None
 
     def expiry_pointer(self, doc: Any) -> str | None:
-        # v1 only: v1.5 stores deliberately apply no expiry (FORMATS.md 3.1).
+        # v1 only: v1.5 stores deliberately apply no expiry.
         return None if self._v15(doc) or not isinstance(doc, dict) else "/expireAfter"
 
     def current_step(self, doc: Any) -> tuple[int, int] | None:
@@ -782,8 +773,8 @@ def apply_patch(
 
 
 def parse_patch(value: Any, *, statuses: tuple[str, ...]) -> DocumentPatch:
-    """A :class:`DocumentPatch` from a decoded request body; NotEditable (a 422) with a JSON
-    pointer when it is not one."""
+    """A :class:`DocumentPatch` from a decoded request body; NotEditable (code ``invalid_patch``)
+    with a JSON pointer when it is not one."""
     if not isinstance(value, dict):
         raise NotEditable("the patch must be a JSON object", path="", code="invalid_patch")
     unknown = sorted(set(value) - {"messages", "state", "step", "namespace", "status", "reason"})

@@ -1,7 +1,8 @@
-"""Every adapter in one place, and detection in the documented precedence (FORMATS.md section 2).
+"""Every adapter in one place, and detection in the documented precedence (README.md beside
+this file lists the rules).
 
-Detection is deterministic and explainable: the first rule (by its FORMATS.md number) that
-matches wins, and the answer names that rule. A user can always force a format with ?format=.
+Detection is deterministic and explainable: the first rule (by its number) that matches wins,
+and the answer names that rule. A user can always force a format with ?format=.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sessions_api.domain import ParsedSession
+from sessions_api.errors import UnknownFormat
 from sessions_api.formats.agentflow import parse as agentflow
 from sessions_api.formats.anthropic import parse as anthropic
-from sessions_api.formats.base import DetectionRule, FormatAdapter, InvalidDocument
+from sessions_api.formats.base import DetectionRule, FormatAdapter
 from sessions_api.formats.falai import parse as falai
 from sessions_api.formats.google_adk import parse as google_adk
 from sessions_api.formats.langchain import parse as langchain
@@ -21,7 +23,7 @@ from sessions_api.formats.openai_chat import parse as openai_chat
 from sessions_api.formats.picoflow import parse as picoflow
 from sessions_api.formats.praisonai import parse as praisonai
 
-# Every format id in DESIGN.md (the fixed contract), in its order.
+# Every format id of the product's fixed contract, in its order.
 FORMAT_IDS = (
     "picoflow",
     "langchain",
@@ -59,16 +61,6 @@ RULES: tuple[DetectionRule, ...] = tuple(
 )
 
 
-class UnknownFormat(InvalidDocument):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="unknown_format")
-
-
-class AmbiguousFormat(InvalidDocument):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="ambiguous_format")
-
-
 @dataclass(frozen=True)
 class Detection:
     format_id: str
@@ -84,7 +76,7 @@ def get_adapter(format_id: str) -> FormatAdapter:
 
 
 def detect_format(doc: Any) -> Detection:
-    """The first matching rule in FORMATS.md order; UnknownFormat when none matches."""
+    """The first matching rule in rule-number order; UnknownFormat when none matches."""
     for rule in RULES:
         try:
             matched = rule.matches(doc)
@@ -98,7 +90,7 @@ def detect_format(doc: Any) -> Detection:
                 variant=rule.variant,
             )
     raise UnknownFormat(
-        "unknown format: the document matches no detection rule (FORMATS.md section 2); "
+        "unknown format: the document matches no detection rule; "
         "if it is a supported framework's document, say which with ?format=ID "
         f"({', '.join(sorted(ADAPTERS))})"
     )

@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sessions_api.formats import InvalidDocument, detect_format
+from sessions_api.errors import InvalidDocument, RejectedDocument, RevisionConflict
+from sessions_api.formats import detect_format
 from sessions_api.formats.decoding import (
-    RejectedDocument,
     check_content,
     decode_document,
     parse_json_text,
@@ -130,11 +130,9 @@ def import_source(source: ImportSource, *, format_id: str | None = None) -> Impo
             # Re-running an import must not add versions (see ingest_document).
             unchanged_if_stored_before=True,
         )
-    except RejectedDocument as exc:
+    except (RejectedDocument, InvalidDocument) as exc:
         return ImportResult(source.label, ok=False, detail=_error_text(exc.code, exc.message))
-    except InvalidDocument as exc:
-        return ImportResult(source.label, ok=False, detail=_error_text(exc.code, exc.message))
-    except services.RevisionConflict as exc:
+    except RevisionConflict as exc:
         return ImportResult(source.label, ok=False, detail=f"revision_conflict: {exc.message}")
     if outcome.created:
         detail = f"new session ({outcome.format}, {outcome.summary.message_count} messages)"

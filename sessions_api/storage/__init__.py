@@ -12,9 +12,9 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from sessions_api.storage.base import BodyNotFound, DocumentStore, StoreUnavailable
+from sessions_api.storage.base import DocumentStore
 
-__all__ = ["BodyNotFound", "DocumentStore", "StoreUnavailable", "get_document_store"]
+__all__ = ["DocumentStore", "get_document_store"]
 
 
 @cache

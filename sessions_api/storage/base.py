@@ -16,14 +16,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
 
-class BodyNotFound(LookupError):
-    """No body is stored for that session and version."""
-
-
-class StoreUnavailable(RuntimeError):
-    """The store cannot be reached right now (the API answers 503 with Retry-After)."""
-
-
 class DocumentStore(ABC):
     """Raw document bodies keyed by (session_id, version).
 

@@ -2,8 +2,8 @@
 
 The only module in the project that imports pymongo. Each body is stored as BSON Binary, never
 parsed into BSON, so `$`-prefixed and dotted keys inside a document are opaque bytes here and
-can never be read as operators or field paths (RELIABILITY V7). Filters are built only from
-our own session id (str) and version (int), checked for type before use (RELIABILITY S7).
+can never be read as operators or field paths. Filters are built only from our own session id
+(str) and version (int), checked for type before use.
 
 Writes are not part of the Django transaction (``transactional_with_index = False``): the
 ingest service puts the body first and then writes the index; the ``reconcile_store`` job
@@ -25,7 +25,8 @@ from pymongo import ASCENDING, MongoClient
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 from pymongo.write_concern import WriteConcern
 
-from sessions_api.storage.base import BodyNotFound, DocumentStore, StoreUnavailable
+from sessions_api.errors import BodyNotFound, StoreUnavailable
+from sessions_api.storage.base import DocumentStore
 
 # A 2xx from ingestion means durably stored: acknowledged by a majority, in the journal.
 DURABLE = WriteConcern(w="majority", j=True)
@@ -39,7 +40,7 @@ class MongoDocumentStore(DocumentStore):
     before a fork) never fails because MongoDB is down. ``client`` injects a ready client
     (tests pass ``mongomock.MongoClient()``); otherwise one pymongo client is built on first
     use with a short server-selection timeout, so an unreachable server surfaces as
-    StoreUnavailable (HTTP 503) within about two seconds, and a socket timeout, so a server
+    StoreUnavailable within about two seconds, and a socket timeout, so a server
     that stops answering mid-operation does too (after ``socket_timeout_ms``). Options written
     in ``url`` (``?serverSelectionTimeoutMS=...``) win over these defaults. (Not pymongo's
     ``timeoutMS``: pymongo then uses it for server selection too, stretching the 2 s bound.)

@@ -6,8 +6,9 @@ from collections.abc import Iterable
 
 from django.db import DatabaseError, IntegrityError, OperationalError, connection
 
+from sessions_api.errors import BodyNotFound, StoreUnavailable
 from sessions_api.models import DocumentBody
-from sessions_api.storage.base import BodyNotFound, DocumentStore, StoreUnavailable
+from sessions_api.storage.base import DocumentStore
 
 
 class OrmDocumentStore(DocumentStore):
