@@ -1,4 +1,4 @@
-"""Writes: ingest, delete, API keys. Keyword-only functions; entry points stay thin.
+"""Writes: ingest and delete. Keyword-only functions; entry points stay thin.
 
 Ingest contract: bytes are decoded strictly, the format detected (or forced), the document
 parsed into the canonical session, and then, in one database transaction, the body is stored as
@@ -8,11 +8,9 @@ rows are replaced. An outcome is returned only after that commit.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import re
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +18,6 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
@@ -38,7 +35,6 @@ from sessions_api.formats.decoding import (
 )
 from sessions_api.ingest.indexing import SessionIndex, build_index
 from sessions_api.models import (
-    ApiKey,
     DocumentVersion,
     ModelUsage,
     Session,
@@ -48,7 +44,6 @@ from sessions_api.models import (
 from sessions_api.sessions.records import SessionSummary, summary_from_row
 from sessions_api.storage import get_document_store
 
-API_SCOPES = ("ingest", "read", "write", "admin")
 _EXTERNAL_ID_MAX = 512
 
 
@@ -376,59 +371,6 @@ def _put_body(*, session_id: str, version: int, body: bytes) -> None:
         # index transaction never committed. Replace it.
         store.delete_versions(session_id=session_id, versions=[version])
         store.put(session_id=session_id, version=version, body=body)
-
-
-# --- API keys ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NewApiKey:
-    id: int
-    name: str
-    scopes: list[str]
-    key: str  # shown once, never stored
-
-
-def create_api_key(*, name: str, scopes: list[str]) -> NewApiKey:
-    unknown = sorted(set(scopes) - set(API_SCOPES))
-    if unknown or not scopes:
-        raise ValueError(f"scopes must be a non-empty subset of {', '.join(API_SCOPES)}")
-    prefix = secrets.token_hex(6)
-    key = f"so_{prefix}_{secrets.token_urlsafe(32)}"
-    row = ApiKey.objects.create(
-        name=name, prefix=prefix, key_hash=hash_api_key(key), scopes=sorted(set(scopes))
-    )
-    return NewApiKey(id=row.id, name=row.name, scopes=row.scopes, key=key)
-
-
-def hash_api_key(key: str) -> str:
-    # Keys carry 256 bits of randomness, so a fast hash is enough (no password stretching).
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def api_key_cache_key(key_hash: str) -> str:
-    """Where the API's auth remembers a verified key for a few seconds (api/auth.py)."""
-    return f"apikey:v1:{key_hash}"
-
-
-def revoke_api_key(*, key_id: int, now: datetime | None = None) -> bool:
-    revoked = bool(
-        ApiKey.objects.filter(id=key_id, revoked_at__isnull=True).update(
-            revoked_at=now or timezone.now()
-        )
-    )
-    key_hash = ApiKey.objects.filter(id=key_id).values_list("key_hash", flat=True).first()
-    if key_hash is not None:
-        forget_api_key(key_hash)
-    return revoked
-
-
-def forget_api_key(key_hash: str) -> None:
-    """Drop a key from the auth's cache, so a revocation or a scope change applies from the
-    next request on (when the cache is down, after at most API_KEY_CACHE_SECONDS). Also run
-    for every saved or deleted ApiKey row, the admin's edits included (apps.py)."""
-    with contextlib.suppress(Exception):
-        cache.delete(api_key_cache_key(key_hash))
 
 
 # --- internals --------------------------------------------------------------------------------
