@@ -52,7 +52,7 @@ class _FixedCodeError(DomainError):
         super().__init__(type(self).code, message, path, details)
 
 
-# --- requests and documents -------------------------------------------------------------------
+# --- requests and documents -----------------------------------------------------------------------
 
 
 class InvalidRequest(DomainError):
@@ -93,7 +93,7 @@ class InvalidQuery(_FixedCodeError):
     code = "invalid_query"
 
 
-# --- what is not there ------------------------------------------------------------------------
+# --- what is not there ----------------------------------------------------------------------------
 
 
 class NotFound(_FixedCodeError):
@@ -110,6 +110,12 @@ class CheckpointNotFound(NotFound):
     code = "checkpoint_not_found"
 
 
+class RunNotFound(NotFound):
+    """No job run with that id."""
+
+    code = "run_not_found"
+
+
 class BodyNotFound(NotFound):
     """The store holds no body for that session and version (pruned, or lost by the store).
 
@@ -120,7 +126,7 @@ class BodyNotFound(NotFound):
         self.args = (where or self.message,)
 
 
-# --- edits ------------------------------------------------------------------------------------
+# --- edits ----------------------------------------------------------------------------------------
 
 
 class NotEditable(DomainError):
@@ -185,7 +191,7 @@ class DuplicatePrice(_FixedCodeError):
     code = "duplicate_price"
 
 
-# --- limits and dependencies ------------------------------------------------------------------
+# --- jobs, limits and dependencies ----------------------------------------------------------------
 
 
 class RateLimited(_FixedCodeError):
@@ -215,6 +221,25 @@ class StoreUnavailable(_FixedCodeError):
     def __init__(self, reason: str = "") -> None:
         super().__init__("the document store is unavailable")
         self.args = (reason or self.message,)
+
+
+class UnknownJob(_FixedCodeError):
+    """A job name the registry does not know."""
+
+    code = "unknown_job"
+
+
+class InvalidParams(_FixedCodeError):
+    """Job parameters the job does not take, or of the wrong kind; or a run that cannot be
+    retried."""
+
+    code = "invalid_params"
+
+
+class DispatchFailed(_FixedCodeError):
+    """A job run could not be handed to the broker (its run row is marked failed)."""
+
+    code = "dispatch_failed"
 
 
 class SourceUnavailable(_FixedCodeError):

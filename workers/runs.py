@@ -8,13 +8,13 @@ Every run of every job is a JobRun row (history that survives restarts):
 2. ``execute_run`` (inside the Celery task, or in-process with ``run_job --inline``) takes the
    job's lock, marks the row ``running``, calls the service, and records ``succeeded`` with
    counts and details, or ``failed`` with the error. A run that finds the lock held records
-   ``skipped``; so do beat runs when the job already ran this period (two beat instances,
-   RELIABILITY F7).
+   ``skipped``; so do beat runs when the job already ran this period (two beat
+   instances).
 
 The lock is a lease renewed by a heartbeat thread while the job runs: a Redis lock when
 REDIS_URL is set, else a JobState row. A worker killed with -9 stops renewing, the lease runs
 out within JOB_LOCK_TTL_SECONDS, and the redelivered task (acks_late) takes it over and reuses
-the same row (RELIABILITY F2). Rows left ``running`` by a dead worker are closed as failed by
+the same row. Rows left ``running`` by a dead worker are closed as failed by
 the next run that holds the lock.
 """
 
@@ -40,6 +40,7 @@ from django.utils.module_loading import import_string
 
 from sessions_api import conf
 from sessions_api.analytics import rollups
+from sessions_api.errors import DispatchFailed, InvalidParams, RunNotFound, UnknownJob
 from sessions_api.ingest import mongo_sync
 from sessions_api.lifecycle import maintenance
 from sessions_api.models import JobRun, JobState
@@ -60,22 +61,6 @@ class LockUnavailable(TransientJobError):
 
 class LeaseLost(RuntimeError):
     """This run's lock lease ran out or was taken over: it stops at the next batch boundary."""
-
-
-class DispatchFailed(RuntimeError):
-    """The task could not be handed to the broker (the run row is marked failed)."""
-
-
-class UnknownJob(ValueError):
-    pass
-
-
-class RunNotFound(LookupError):
-    pass
-
-
-class InvalidParams(ValueError):
-    pass
 
 
 # --- the registry -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from dashboard.views.common import is_dashboard_admin
+from sessions_api.errors import DispatchFailed, InvalidParams, RunNotFound
 from workers import runs as jobs
 from workers.schedule import schedule_info
 
@@ -87,9 +88,9 @@ def retry(request: HttpRequest, run_id: int) -> HttpResponse:
     _require_admin(request)
     try:
         run = jobs.retry_run(run_id=run_id, triggered_by=_who(request))
-    except jobs.RunNotFound:
+    except RunNotFound:
         raise Http404("no such run") from None
-    except jobs.InvalidParams as exc:
+    except InvalidParams as exc:
         messages.error(request, str(exc))
         return redirect("dashboard:jobs")
     return _dispatch(request, run, "Retry")
@@ -98,7 +99,7 @@ def retry(request: HttpRequest, run_id: int) -> HttpResponse:
 def _dispatch(request: HttpRequest, run: jobs.RunRecord, what: str) -> HttpResponse:
     try:
         jobs.dispatch_run(run_id=run.id)
-    except jobs.DispatchFailed as exc:
+    except DispatchFailed as exc:
         messages.error(request, f"{what} of {run.job} could not be queued: {exc}")
     else:
         messages.success(

@@ -63,6 +63,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "version_not_found": 404,
     "checkpoint_not_found": 404,
+    "run_not_found": 404,
     # conflicts with what is stored
     "revision_conflict": 409,
     "checkpoint_exists": 409,
@@ -71,6 +72,7 @@ STATUS_BY_CODE: dict[str, int] = {
     # dependencies
     "store_unavailable": 503,
     "source_unavailable": 503,
+    "dispatch_failed": 503,
     "database_unavailable": 503,
     "database_busy": 503,
     "database_read_only": 503,

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
+from sessions_api.errors import InvalidParams, UnknownJob
 from sessions_api.models import JobRun, JobState
 from workers import runs as jobs
 
@@ -186,7 +187,7 @@ def test_note_retry_puts_the_run_back_to_queued_with_the_error():
     ],
 )
 def test_bad_params_are_refused_before_anything_runs(job, params, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((UnknownJob, InvalidParams), match=message):
         jobs.request_run(job=job, params=params)
     assert not JobRun.objects.exists()
 
