@@ -27,8 +27,9 @@ from sessions_api.errors import (
 
 logger = logging.getLogger("sessions_api.api")
 
-# A refusal whose code is not listed is a 422: the request was understood but not acceptable
-# (a document invalid for its format, a part not editable, a refused edit).
+# A refusal whose code is not listed is a 422: the request was understood but not acceptable.
+# That covers the many codes of InvalidDocument (``missing_field``, ``wrong_type``, ...) and
+# NotEditable (``invalid_patch``, ...), which each format names for itself.
 DEFAULT_STATUS = 422
 STATUS_BY_CODE: dict[str, int] = {
     # the request itself
@@ -58,6 +59,12 @@ STATUS_BY_CODE: dict[str, int] = {
     "nul_character": 422,
     "lone_surrogate": 422,
     "missing_documents": 422,
+    # documents and edits refused on their content
+    "invalid_document": 422,
+    "not_editable": 422,
+    "invalid_edit": 422,
+    "reason_required": 422,
+    "version_conflict": 412,  # answered as precondition_failed, with the current ETag
     # queries and lookups
     "invalid_query": 400,
     "not_found": 404,
@@ -69,6 +76,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "checkpoint_exists": 409,
     "branch_exists": 409,
     "duplicate_price": 409,
+    # jobs
+    "unknown_job": 422,
+    "invalid_params": 422,
     # dependencies
     "store_unavailable": 503,
     "source_unavailable": 503,
