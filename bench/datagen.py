@@ -1,7 +1,7 @@
 """Benchmark data: realistic documents, and index rows bulk-loaded at scale.
 
 Documents
-    * ``document_pool``: demo documents (``sessions_api.demo.scenarios.generate_documents``:
+    * ``document_pool``: demo documents (``sessions_api.demo.dataset.generate_documents``:
       Picoflow v1, v1.5 and OpenAI chat transcripts of support, booking, triage and analysis flows)
       whose size is around 20 KB, plus every JSON format fixture in ``tests/fixtures`` (made by the
       real libraries) that parses. Each can be made unique any number of times
@@ -59,9 +59,9 @@ def mutate(key: str, n: int) -> str:
 
 
 def demo_templates(*, count: int, seed: int, low: int, high: int) -> list[Template]:
-    from sessions_api.demo import scenarios as demo
+    from sessions_api.demo.dataset import generate_documents
 
-    documents = demo.generate_documents(
+    documents = generate_documents(
         now=datetime(2026, 1, 15, 12, tzinfo=UTC), count=count, seed=seed
     )
     chosen: dict[str, Template] = {}

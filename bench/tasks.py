@@ -108,7 +108,7 @@ def task_lists(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     from django.db.models import Count, Q
 
     from sessions_api.models import Session, ToolCallRecord
-    from sessions_api.sessions import selectors
+    from sessions_api.sessions import cursors, selectors
     from sessions_api.sessions.records import record_from_row
 
     limit = 50
@@ -140,7 +140,7 @@ def task_lists(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
             offset - 1 : offset
         ]
     )[0]
-    deep_cursor = selectors._encode_cursor(["-updated_at", row[0].isoformat(), str(row[1])])
+    deep_cursor = cursors.encode_cursor("-updated_at", row[0], str(row[1]))
     results: dict[str, Any] = {}
     for name, (_, flt) in filters.items():
         selectors.list_sessions(filters=flt, limit=limit)  # warm
@@ -162,7 +162,9 @@ def task_lists(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
 
     # The keyset query written so SQLite can seek the (updated_at, id) index: a leading
     # `updated_at <= cursor` range, then the tie-break (the form proposed in BENCHMARKS.md).
-    value, last_id = selectors._decode_list_cursor(deep_cursor, "-updated_at")
+    value, last_id = cursors.decode_cursor(
+        deep_cursor, cursors.aware_datetime, cursors.session_id, order="-updated_at"
+    )
 
     def seek_page() -> list[Any]:
         rows = Session.objects.filter(
@@ -342,7 +344,7 @@ def task_cleanup(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     from django.db import connection
 
     from sessions_api import conf
-    from sessions_api.lifecycle import maintenance
+    from sessions_api.lifecycle import expiry, purge
 
     connection.ensure_connection()
     holds: list[float] = []
@@ -369,11 +371,11 @@ def task_cleanup(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
 
     now = datetime.now(UTC)
     t0 = time.perf_counter()
-    expired = maintenance.expire_sessions(now=now, batch_size=params.get("expire_batch", 500))
+    expired = expiry.expire_sessions(now=now, batch_size=params.get("expire_batch", 500))
     expire_s = time.perf_counter() - t0
     grace = conf.purge_expired_grace() or timedelta(0)
     t1 = time.perf_counter()
-    purged = maintenance.purge_sessions(
+    purged = purge.purge_sessions(
         now=now + grace + timedelta(minutes=1), batch_size=params.get("purge_batch", 200)
     )
     purge_s = time.perf_counter() - t1

@@ -13,5 +13,5 @@ urlpatterns = [
     path("", include("dashboard.urls")),
 ]
 
-# A refused dashboard action is recorded in the audit log, then Django's 403 page (issue 6).
+# A refused dashboard action is recorded in the audit log, then Django's 403 page.
 handler403 = "dashboard.views.audit.permission_denied"

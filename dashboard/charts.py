@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import plotly.graph_objects as go
+from django.urls import reverse
 
 from sessions_api.analytics.overview import (
     DurationBin,
@@ -118,12 +119,10 @@ def _label(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M")
 
 
-def sessions_link(params: dict[str, str]) -> str:
-    return "/sessions/?" + urlencode(params)
-
-
-def errors_link(params: dict[str, str]) -> str:
-    return "/errors/?" + urlencode(params)
+def _link(url: str, params: dict[str, str]) -> str:
+    """A page's URL with a query string. Builders reverse each page once, not once per point:
+    a chart can carry hundreds of links."""
+    return f"{url}?{urlencode(params)}"
 
 
 def _layout(*, height: int = 260, **overrides: Any) -> dict[str, Any]:
@@ -197,6 +196,7 @@ def _time_tickformat(rng: ChartRange) -> str:
 
 
 def sessions_by_status_chart(points: list[SeriesPoint], rng: ChartRange) -> Chart:
+    sessions_url = reverse("dashboard:sessions")
     buckets = _time_axis(rng)
     counts: dict[str, dict[datetime, int]] = defaultdict(dict)
     for point in points:
@@ -210,7 +210,8 @@ def sessions_by_status_chart(points: list[SeriesPoint], rng: ChartRange) -> Char
                 y=[counts[status].get(b, 0) for b in buckets],
                 marker={"color": STATUS_COLORS.get(status, "#98a2b3")},
                 customdata=[
-                    sessions_link({**_bucket_params(rng, b), "status": status}) for b in buckets
+                    _link(sessions_url, {**_bucket_params(rng, b), "status": status})
+                    for b in buckets
                 ],
                 hovertemplate=f"{status}<br>%{{x}}<br>%{{y}} sessions<extra></extra>",
             )
@@ -221,11 +222,12 @@ def sessions_by_status_chart(points: list[SeriesPoint], rng: ChartRange) -> Char
         title="Sessions by status",
         subtitle="by start",
         figure=_figure(traces, layout) if points else None,
-        link=sessions_link(rng.params()),
+        link=_link(sessions_url, rng.params()),
     )
 
 
 def tokens_by_model_chart(points: list[TokenPoint], rng: ChartRange) -> Chart:
+    sessions_url = reverse("dashboard:sessions")
     buckets = _time_axis(rng)
     per_model: dict[str, dict[datetime, int]] = defaultdict(dict)
     for point in points:
@@ -241,8 +243,9 @@ def tokens_by_model_chart(points: list[TokenPoint], rng: ChartRange) -> Chart:
                 y=[per_model[model].get(b, 0) for b in buckets],
                 marker={"color": PALETTE[index % len(PALETTE)]},
                 customdata=[
-                    sessions_link(
-                        {**_bucket_params(rng, b), **({"model": link_model} if link_model else {})}
+                    _link(
+                        sessions_url,
+                        {**_bucket_params(rng, b), **({"model": link_model} if link_model else {})},
                     )
                     for b in buckets
                 ],
@@ -256,11 +259,12 @@ def tokens_by_model_chart(points: list[TokenPoint], rng: ChartRange) -> Chart:
         title="Token spend by model",
         subtitle="total tokens, stacked",
         figure=_figure(traces, layout) if points else None,
-        link=sessions_link(rng.params()),
+        link=_link(sessions_url, rng.params()),
     )
 
 
 def cost_by_model_chart(costs: list[ModelCost], rng: ChartRange) -> Chart:
+    sessions_url = reverse("dashboard:sessions")
     priced = [c for c in costs if c.cost is not None][:10]
     priced.reverse()  # largest on top in a horizontal bar chart
     trace = go.Bar(
@@ -271,7 +275,7 @@ def cost_by_model_chart(costs: list[ModelCost], rng: ChartRange) -> Chart:
         textposition="outside",
         cliponaxis=False,
         marker={"color": "#6172f3"},
-        customdata=[sessions_link(rng.params(model=c.model)) for c in priced],
+        customdata=[_link(sessions_url, rng.params(model=c.model)) for c in priced],
         hovertemplate="%{y}<br>est. $%{x:,.4f}<extra></extra>",
         showlegend=False,
     )
@@ -288,11 +292,13 @@ def cost_by_model_chart(costs: list[ModelCost], rng: ChartRange) -> Chart:
         subtitle="est. from the price table",
         figure=_figure([trace], layout) if priced else None,
         empty_text="No priced usage in this range (add prices on the Prices page)",
-        link="/prices/",
+        link=reverse("dashboard:prices"),
     )
 
 
 def tool_stats_chart(stats: list[ToolStat], rng: ChartRange) -> Chart:
+    sessions_url = reverse("dashboard:sessions")
+    errors_url = reverse("dashboard:errors")
     rows = list(reversed(stats))
     names = [_escape(s.name) for s in rows]
     ok = go.Bar(
@@ -301,7 +307,7 @@ def tool_stats_chart(stats: list[ToolStat], rng: ChartRange) -> Chart:
         y=names,
         x=[s.calls - s.errors for s in rows],
         marker={"color": "#84adff"},
-        customdata=[sessions_link(rng.params(tool=s.name)) for s in rows],
+        customdata=[_link(sessions_url, rng.params(tool=s.name)) for s in rows],
         hovertemplate="%{y}<br>%{x} calls without error<extra></extra>",
     )
     failed = go.Bar(
@@ -313,7 +319,9 @@ def tool_stats_chart(stats: list[ToolStat], rng: ChartRange) -> Chart:
         text=[f"{s.error_rate:.0%}" if s.errors else "" for s in rows],
         textposition="outside",
         cliponaxis=False,
-        customdata=[errors_link({**rng.params(tool=s.name), "kind": "tool_error"}) for s in rows],
+        customdata=[
+            _link(errors_url, {**rng.params(tool=s.name), "kind": "tool_error"}) for s in rows
+        ],
         hovertemplate="%{y}<br>%{x} errors (%{text})<extra></extra>",
     )
     layout = _layout(
@@ -328,11 +336,12 @@ def tool_stats_chart(stats: list[ToolStat], rng: ChartRange) -> Chart:
         title="Tool calls by tool",
         subtitle="error rate at the end of each bar",
         figure=_figure([ok, failed], layout) if rows else None,
-        link=errors_link({**rng.params(), "kind": "tool_error"}),
+        link=_link(errors_url, {**rng.params(), "kind": "tool_error"}),
     )
 
 
 def errors_chart(points: list[SeriesPoint], rng: ChartRange) -> Chart:
+    errors_url = reverse("dashboard:errors")
     buckets = _time_axis(rng)
     per_kind: dict[str, dict[datetime, int]] = defaultdict(dict)
     for point in points:
@@ -345,7 +354,9 @@ def errors_chart(points: list[SeriesPoint], rng: ChartRange) -> Chart:
                 x=[_label(b) for b in buckets],
                 y=[per_kind[kind].get(b, 0) for b in buckets],
                 marker={"color": ERROR_COLORS[kind]},
-                customdata=[errors_link({**_bucket_params(rng, b), "kind": kind}) for b in buckets],
+                customdata=[
+                    _link(errors_url, {**_bucket_params(rng, b), "kind": kind}) for b in buckets
+                ],
                 hovertemplate=f"{ERROR_LABELS[kind]}<br>%{{x}}<br>%{{y}}<extra></extra>",
             )
         )
@@ -356,11 +367,12 @@ def errors_chart(points: list[SeriesPoint], rng: ChartRange) -> Chart:
         subtitle="when they happened",
         figure=_figure(traces, layout) if points else None,
         empty_text="No errors or warnings in this range",
-        link=errors_link({**rng.params(), "kind": "all"}),
+        link=_link(errors_url, {**rng.params(), "kind": "all"}),
     )
 
 
 def top_keys_chart(rows: list[RankedKey], rng: ChartRange, *, param: str, title: str) -> Chart:
+    sessions_url = reverse("dashboard:sessions")
     ordered = list(reversed(rows))
     color = "#15b79e" if param == "agent" else "#875bf7"
     traces = [
@@ -370,7 +382,7 @@ def top_keys_chart(rows: list[RankedKey], rng: ChartRange, *, param: str, title:
             y=[_escape(r.key) for r in ordered],
             x=[r.sessions - r.with_errors for r in ordered],
             marker={"color": color},
-            customdata=[sessions_link(rng.params(**{param: r.key})) for r in ordered],
+            customdata=[_link(sessions_url, rng.params(**{param: r.key})) for r in ordered],
             hovertemplate="%{y}<br>%{x} sessions without errors<extra></extra>",
         ),
         go.Bar(
@@ -380,7 +392,8 @@ def top_keys_chart(rows: list[RankedKey], rng: ChartRange, *, param: str, title:
             x=[r.with_errors for r in ordered],
             marker={"color": "#fda29b"},
             customdata=[
-                sessions_link(rng.params(**{param: r.key, "has_errors": "true"})) for r in ordered
+                _link(sessions_url, rng.params(**{param: r.key, "has_errors": "true"}))
+                for r in ordered
             ],
             hovertemplate="%{y}<br>%{x} sessions with errors<extra></extra>",
         ),
@@ -398,21 +411,23 @@ def top_keys_chart(rows: list[RankedKey], rng: ChartRange, *, param: str, title:
         subtitle="sessions in range",
         figure=_figure(traces, layout) if rows else None,
         empty_text=f"No sessions name a {param} in this range",
-        link=sessions_link(rng.params()),
+        link=_link(sessions_url, rng.params()),
     )
 
 
 def duration_chart(bins: list[DurationBin], rng: ChartRange) -> Chart:
+    sessions_url = reverse("dashboard:sessions")
     trace = go.Bar(
         x=[b.label for b in bins],
         y=[b.count for b in bins],
         marker={"color": "#6172f3"},
         customdata=[
-            sessions_link(
+            _link(
+                sessions_url,
                 rng.params(
                     min_duration=b.min_seconds or None,
                     max_duration=b.max_seconds,
-                )
+                ),
             )
             for b in bins
         ],
@@ -425,7 +440,7 @@ def duration_chart(bins: list[DurationBin], rng: ChartRange) -> Chart:
         title="Session duration",
         subtitle="last activity minus start",
         figure=_figure([trace], layout) if any(b.count for b in bins) else None,
-        link=sessions_link(rng.params()),
+        link=_link(sessions_url, rng.params()),
     )
 
 

@@ -1,4 +1,4 @@
-"""A Content-Security-Policy on every response (RELIABILITY.md S4).
+"""A Content-Security-Policy on every response.
 
 No inline scripts anywhere (our JS lives in static/js/), so ``script-src 'self'`` holds with no
 'unsafe-inline' and no 'unsafe-eval'. plotly.js's global stylesheet rules, which it would

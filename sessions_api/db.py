@@ -1,10 +1,19 @@
-"""SQLite-only help for the batch jobs; a no-op on other databases.
+"""The one place that speaks to Django's database layer below the ORM.
 
-WAL checkpoints. With the default ``wal_autocheckpoint`` the COMMIT that pushes the WAL past
-1,000 pages copies the whole WAL back into the database file and syncs it before it returns.
-That copy runs after the write lock is released, but the committing caller waits for it, and
-a purge batch of 200 sessions leaves 3,000 to 7,000 pages (every index of every table it
-touches). :func:`checkpoint_between_batches` has a batch job do that copy itself, between its
+Bulk DELETE. :func:`delete_by_ids` deletes rows and what refers to them with one statement per
+related table, following the models' ``on_delete``: what purge needs for a batch of sessions.
+
+Bulk INSERT. :func:`insert_rows` writes many rows of one table with one ``executemany``: the
+ingest path (a session, its version, its derived rows), the rollups and the orm document
+store use it instead of ``bulk_create``, whose model instance and SQL compilation per row cost
+3x the whole insert of a session's derived rows.
+
+WAL checkpoints (SQLite only; a no-op on other databases). With the default
+``wal_autocheckpoint`` the COMMIT that pushes the WAL past 1,000 pages copies the whole WAL
+back into the database file and syncs it before it returns. That copy runs after the write
+lock is released, but the committing caller waits for it, and a purge batch of 200 sessions
+leaves 3,000 to 7,000 pages (every index of every table it touches).
+:func:`checkpoint_between_batches` has a batch job do that copy itself, between its
 transactions, so neither its own commits nor an ingest request's meet a long WAL.
 
 Planner statistics are deliberately left alone: nothing here runs ANALYZE or
@@ -13,15 +22,91 @@ indexed column (``parent_session_id``, ``expired_at``) it records "every row has
 value", and the planner then scans the whole table for ``parent_session_id IN (...)`` (the
 branches of a purged batch, a session's branches page) where the index finds nothing in
 microseconds. The jobs' statements are instead shaped so the primary key is the only sensible
-way in with or without statistics (maintenance._recheck).
+way in with or without statistics (lifecycle.batches.recheck).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
+from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, models, router
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import CASCADE, DO_NOTHING, SET_NULL, signals
+from django.db.models.deletion import Collector, get_candidate_relations_to_delete
+
+# Values the database driver takes exactly as the ORM would hand them over: preparing a str
+# for a text field, or an int or float for a numeric one, returns it unchanged, and that
+# preparation was most of what was left of the insert's cost.
+_NATIVE: tuple[tuple[type[models.Field], type], ...] = (
+    (models.CharField, str),
+    (models.TextField, str),
+    (models.IntegerField, int),  # the small, positive and big integer fields too
+    (models.FloatField, float),
+)
+# Fields whose values repeat across the rows of one insert (every derived row names the same
+# session; rollup cells share a few bucket starts): each distinct value is prepared once.
+_REPEATING = (models.ForeignKey, models.DateTimeField)
+
+
+def insert_rows(
+    model: type[models.Model],
+    fields: Sequence[models.Field | str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    if_absent: bool = False,
+    batch_size: int | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> int:
+    """INSERT ``rows`` (a value per field of ``fields``, fields or their names) into
+    ``model``'s table and return how many were inserted.
+
+    Values are prepared by their field as the ORM would, except those it would return
+    unchanged. ``if_absent`` adds ON CONFLICT DO NOTHING (SQLite and PostgreSQL), so a row
+    whose key is taken is skipped instead of aborting the transaction. ``batch_size`` bounds
+    the rows per ``executemany``.
+    """
+    if not rows:
+        return 0
+    db = connections[using]  # the connection itself: each use of the proxy costs
+    resolved = [model._meta.get_field(f) if isinstance(f, str) else f for f in fields]
+    quote = db.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)}"
+        f" ({', '.join(quote(f.column) for f in resolved)})"
+        f" VALUES ({', '.join(['%s'] * len(resolved))})"
+    )
+    if if_absent:
+        sql += " ON CONFLICT DO NOTHING"
+    prepare = [_preparer(f, db) for f in resolved]
+    params = [[v if p is None else p(v) for p, v in zip(prepare, row, strict=True)] for row in rows]
+    step = batch_size or len(params)
+    inserted = 0
+    with db.cursor() as cursor:
+        for start in range(0, len(params), step):
+            batch = params[start : start + step]
+            if len(batch) == 1:
+                cursor.execute(sql, batch[0])
+            else:
+                cursor.executemany(sql, batch)
+            inserted += cursor.rowcount
+    return inserted
+
+
+def _preparer(field: models.Field, db: BaseDatabaseWrapper) -> Callable[[Any], Any] | None:
+    prepare = partial(field.get_db_prep_save, connection=db)
+    for field_class, native in _NATIVE:
+        if isinstance(field, field_class):
+            if native is str:
+                return None  # the index holds only str in its text fields
+            return lambda value: value if type(value) is native else prepare(value)
+    if isinstance(field, _REPEATING):
+        return functools.cache(prepare)
+    return prepare
 
 
 @contextmanager
@@ -53,3 +138,64 @@ def checkpoint_between_batches(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[Cal
         if connection.connection is not None:  # a closed connection's successor has the default
             with connection.cursor() as cursor:
                 cursor.execute(f"PRAGMA wal_autocheckpoint={previous}")
+
+
+def delete_by_ids(model: type[models.Model], ids: Sequence[Any]) -> dict[str, int]:
+    """Delete these rows of ``model``, applying each relation's ``on_delete`` with one
+    statement per related table; returns the rows deleted per model label, as
+    ``QuerySet.delete()`` does.
+
+    The outcome of ``model.objects.filter(pk__in=ids).delete()`` without its collector, which
+    first loads every row into Python: cascaded rows are deleted by key and SET_NULL links
+    cleared the same way. When a relation needs more than that (PROTECT, a delete signal
+    receiver, a cascade that cascades further) Django's collector does the whole batch.
+    """
+    using = router.db_for_write(model)
+    steps = _direct_delete_steps(model, using)
+    if steps is None:
+        _, per_model = model._base_manager.using(using).filter(pk__in=ids).delete()
+        return dict(per_model)
+    deleted: dict[str, int] = defaultdict(int)
+    for foreign_key, action in steps:
+        related = foreign_key.model._base_manager.using(using).filter(
+            **{f"{foreign_key.name}__in": ids}
+        )
+        if action is SET_NULL:
+            related.update(**{foreign_key.name: None})
+            continue
+        count, _ = related.delete()  # fast-deletable (checked): one DELETE statement
+        deleted[foreign_key.model._meta.label] += count
+    # Nothing refers to these rows any more: delete them without collecting them again.
+    deleted[model._meta.label] += (
+        model._base_manager.using(using).filter(pk__in=ids)._raw_delete(using)
+    )
+    return dict(deleted)
+
+
+def _direct_delete_steps(
+    model: type[models.Model], using: str
+) -> list[tuple[models.ForeignKey, Any]] | None:
+    """(foreign key to ``model``, CASCADE or SET_NULL) for every relation, or None when one of
+    them (or ``model`` itself) needs Django's collector to be deleted faithfully."""
+    if _has_delete_signals(model):
+        return None
+    collector = Collector(using=using)
+    steps: list[tuple[models.ForeignKey, Any]] = []
+    for relation in get_candidate_relations_to_delete(model._meta):
+        foreign_key = relation.field
+        on_delete = foreign_key.remote_field.on_delete
+        if on_delete is DO_NOTHING:
+            continue
+        if on_delete is SET_NULL:
+            steps.append((foreign_key, SET_NULL))  # the collector sends no signal for these either
+        elif on_delete is CASCADE and collector.can_fast_delete(
+            foreign_key.model._base_manager.all(), from_field=foreign_key
+        ):
+            steps.append((foreign_key, CASCADE))
+        else:
+            return None
+    return steps
+
+
+def _has_delete_signals(model: type[models.Model]) -> bool:
+    return signals.pre_delete.has_listeners(model) or signals.post_delete.has_listeners(model)

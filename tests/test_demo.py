@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from collections import Counter
@@ -14,9 +15,12 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 
-from sessions_api.demo import scenarios as demo
+from sessions_api.demo import dataset as demo
+from sessions_api.demo.load import load_demo
+from sessions_api.demo.scenarios import XSS_IMG, XSS_SCRIPT
 from sessions_api.formats import parse_document
 from sessions_api.models import DocumentVersion, Session
+from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 5, 20, 15, 30, tzinfo=UTC)
@@ -34,6 +38,22 @@ def test_generator_is_deterministic_for_a_seed_and_a_time(documents):
     assert [d.body for d in other_seed] != [d.body for d in documents]
 
 
+# The whole output for seed 7 at NOW: a refactoring of the writers or scenarios must keep every
+# byte. Change it only together with a deliberate change to the demo data.
+PINNED_OUTPUT_SHA256 = "e4759219eb27433f2dfaf0b19f5cfca373d1044d9c085530b9bb72db2d55067e"
+
+
+def test_output_is_pinned_byte_for_byte(documents):
+    digest = hashlib.sha256()
+    for d in documents:
+        digest.update(
+            f"{d.format_id} {d.variant} {d.key} {d.received_at.isoformat()} {d.scenario} "
+            f"{len(d.body)}\n".encode()
+        )
+        digest.update(d.body)
+    assert digest.hexdigest() == PINNED_OUTPUT_SHA256
+
+
 def test_documents_arrive_within_the_window_and_some_in_the_last_hour(documents):
     times = [d.received_at for d in documents]
     assert times == sorted(times)
@@ -44,7 +64,7 @@ def test_documents_arrive_within_the_window_and_some_in_the_last_hour(documents)
 def test_documents_cover_every_shape_with_special_cases(documents):
     assert {d.variant for d in documents} == {"v1-ext", "v1-plain", "v1.5", "chat-completions"}
     bodies = [d.body.decode("utf-8") for d in documents]
-    assert any(demo.XSS_SCRIPT in b and demo.XSS_IMG in b for b in bodies)
+    assert any(XSS_SCRIPT in b and XSS_IMG in b for b in bodies)
     assert any(not b.isascii() for b in bodies)
     # the ~2,000-message session
     longest = max(documents, key=lambda d: len(d.body))
@@ -75,8 +95,34 @@ def test_a_later_version_extends_the_earlier_one(documents):
             assert all(message in later for message in earlier)
 
 
+@pytest.mark.parametrize(
+    ("format_id", "variant"),
+    [("picoflow", "v1-ext"), ("picoflow", "v1-plain"), ("picoflow", "v1.5"), ("openai_chat", "")],
+)
+def test_each_writer_writes_what_its_adapter_reads_back(db, format_id, variant):
+    # v1 ids are Mongo ObjectIds: 24 hex digits.
+    session_id = "65f0c0de0000000000000001" if variant.startswith("v1-") else "writer-check"
+    record = factories.session(
+        format_id,
+        variant=variant or "v1.5",
+        session_id=session_id,
+        turns=3,
+        tool_calls=2,
+        tool_errors=1,
+        log_errors=["upstream model returned 500"],
+    )
+
+    assert (record.format, record.external_id) == (format_id, session_id)
+    assert record.format_variant == (variant or "chat-completions")
+    assert record.summary.message_count == 1 + 3 * 2 + 2 * 2  # system, exchanges, tool rounds
+    assert record.summary.tool_call_count == 2
+    if format_id == "picoflow":  # OpenAI chat records no tool outcome
+        assert record.summary.tool_error_count == 1
+        assert record.error_count == 2  # the failed call and the logged error
+
+
 def test_load_demo_ingests_everything_with_versions(db):
-    result = demo.load_demo(now=NOW, count=30, seed=7)
+    result = load_demo(now=NOW, count=30, seed=7)
 
     assert not result.skipped
     assert result.sessions_created == 30
@@ -99,13 +145,13 @@ def test_load_demo_ingests_everything_with_versions(db):
 
 
 def test_a_second_load_does_nothing_and_reset_replaces_the_demo_sessions(db):
-    first = demo.load_demo(now=NOW, count=6, seed=3)
-    again = demo.load_demo(now=NOW + timedelta(days=1), count=6, seed=3)
+    first = load_demo(now=NOW, count=6, seed=3)
+    again = load_demo(now=NOW + timedelta(days=1), count=6, seed=3)
     assert again.skipped
     assert again.existing_sessions == first.sessions_created
     assert Session.objects.count() == first.sessions_created
 
-    reset = demo.load_demo(now=NOW + timedelta(days=1), count=6, seed=3, reset=True)
+    reset = load_demo(now=NOW + timedelta(days=1), count=6, seed=3, reset=True)
     assert reset.deleted_sessions == first.sessions_created
     assert reset.sessions_created == 6
     assert Session.objects.count() == 6

@@ -12,6 +12,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from sessions_api.formats import registry
+from sessions_api.formats.agentflow import stores as agentflow_stores
+from sessions_api.formats.decoding import DecodeLimits
 from sessions_api.ingest import importing
 from sessions_api.models import DocumentVersion, Session
 from sessions_api.sessions import selectors
@@ -116,8 +118,8 @@ def test_a_rerun_imports_nothing_new_and_a_changed_note_is_a_new_version(storage
 def test_the_bundle_is_deterministic_and_detected_as_agentflow(storage: Path, settings):
     folder = storage / "sessions" / SESSION_IDS[0]
 
-    first = importing.agentflow_bundle(folder)
-    assert importing.agentflow_bundle(folder) == first
+    first = agentflow_stores.export_bundle(folder, limits=DecodeLimits())
+    assert agentflow_stores.export_bundle(folder, limits=DecodeLimits()) == first
     doc = json.loads(first)
     assert list(doc) == ["_kind", "_version", "_note", "session", "notes", "artifacts"]
     assert registry.detect_format(doc).variant == "export-bundle"

@@ -1,255 +1,42 @@
-"""Background jobs: the registry, the run recorder with its per-job lock, and the reads the
-Jobs page and ``run_job`` show.
+"""The run recorder: every run of every job is a JobRun row (history that survives restarts),
+and the reads the Jobs page and ``run_job`` show.
 
-Every run of every job is a JobRun row (history that survives restarts):
-
-1. ``request_run`` (run_job, the Jobs page) creates the row ``queued``; ``dispatch_run`` sends
-   the task with the row's id. Beat sends the task without one; the run then creates its row.
+1. ``request_run`` (run_job, the Jobs page) creates the row ``queued``; ``dispatch_run``
+   (workers/dispatch.py) sends the task with the row's id. Beat sends the task without one; the
+   run then creates its row.
 2. ``execute_run`` (inside the Celery task, or in-process with ``run_job --inline``) takes the
-   job's lock, marks the row ``running``, calls the service, and records ``succeeded`` with
-   counts and details, or ``failed`` with the error. A run that finds the lock held records
-   ``skipped``; so do beat runs when the job already ran this period (two beat
-   instances).
+   job's lock (workers/locks.py), marks the row ``running``, calls the job's service, and
+   records ``succeeded`` with counts and details, or ``failed`` with the error. A run that
+   finds the lock held records ``skipped``; so do beat runs when the job already ran this
+   period (two beat instances must not double a periodic side effect).
 
-The lock is a lease renewed by a heartbeat thread while the job runs: a Redis lock when
-REDIS_URL is set, else a JobState row. A worker killed with -9 stops renewing, the lease runs
-out within JOB_LOCK_TTL_SECONDS, and the redelivered task (acks_late) takes it over and reuses
-the same row. Rows left ``running`` by a dead worker are closed as failed by
-the next run that holds the lock.
+A worker killed mid-run stops renewing its lease; the redelivered task (acks_late) takes the
+job over once the lease runs out and reuses the same row. Rows left ``running`` by a dead
+worker are closed as failed by the next run that holds the lock.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
-from contextlib import suppress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
-from typing import Any, Protocol
+from typing import Any
 
-from django.conf import settings
-from django.db import IntegrityError, OperationalError, connections, transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
-from sessions_api import conf
-from sessions_api.analytics import rollups
-from sessions_api.errors import DispatchFailed, InvalidParams, RunNotFound, UnknownJob
-from sessions_api.ingest import mongo_sync
-from sessions_api.lifecycle import maintenance
-from sessions_api.models import JobRun, JobState
+from sessions_api.errors import InvalidParams, RunNotFound
+from sessions_api.models import JobRun
+from workers.locks import JobLock, LeaseHeartbeat, LeaseLost, job_lock, worker_name
+from workers.registry import JOBS, JobSpec, clean_params, get_spec
+from workers.schedule import ScheduleInfo
 
 logger = logging.getLogger(__name__)
 
 Status = JobRun.Status
 TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED)
-
-
-class TransientJobError(RuntimeError):
-    """Worth retrying later: a dependency is down, not the job wrong."""
-
-
-class LockUnavailable(TransientJobError):
-    """The lock backend (Redis or the database) could not be asked."""
-
-
-class LeaseLost(RuntimeError):
-    """This run's lock lease ran out or was taken over: it stops at the next batch boundary."""
-
-
-# --- the registry -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JobContext:
-    now: datetime
-    params: Mapping[str, Any]
-    dry_run: bool
-    checkpoint: Callable[[], None]
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    name: str
-    summary: str
-    destructive: bool
-    params: Mapping[str, type]
-    execute: Callable[[JobContext], Any]  # returns a result with counts() and details()
-
-
-def _expire(ctx: JobContext) -> Any:
-    return maintenance.expire_sessions(
-        now=ctx.now,
-        batch_size=ctx.params.get("batch_size", 500),
-        dry_run=ctx.dry_run,
-        checkpoint=ctx.checkpoint,
-    )
-
-
-def _purge(ctx: JobContext) -> Any:
-    return maintenance.purge_sessions(
-        now=ctx.now,
-        batch_size=ctx.params.get("batch_size", 200),
-        limit=ctx.params.get("limit"),
-        pause_s=ctx.params.get("pause_s", 0.0),
-        dry_run=ctx.dry_run,
-        checkpoint=ctx.checkpoint,
-    )
-
-
-def _prune(ctx: JobContext) -> Any:
-    return maintenance.prune_versions(
-        now=ctx.now,
-        keep=ctx.params.get("keep"),
-        batch_size=ctx.params.get("batch_size", 200),
-        dry_run=ctx.dry_run,
-        checkpoint=ctx.checkpoint,
-    )
-
-
-def _rollup(ctx: JobContext) -> Any:
-    return rollups.rollup_analytics(
-        now=ctx.now,
-        full=ctx.params.get("full", False),
-        dry_run=ctx.dry_run,
-        checkpoint=ctx.checkpoint,
-    )
-
-
-def _sync(ctx: JobContext) -> Any:
-    return mongo_sync.sync_mongo_source(
-        now=ctx.now,
-        batch_size=ctx.params.get("batch_size", 200),
-        max_documents=ctx.params.get("max_documents", 5000),
-        full=ctx.params.get("full", False),
-        dry_run=ctx.dry_run,
-        checkpoint=ctx.checkpoint,
-    )
-
-
-def _reconcile(ctx: JobContext) -> Any:
-    min_age = ctx.params.get("orphan_min_age_s")
-    return maintenance.reconcile_store(
-        now=ctx.now,
-        batch_size=ctx.params.get("batch_size", 500),
-        orphan_min_age=timedelta(seconds=min_age) if min_age is not None else None,
-        dry_run=ctx.dry_run,
-        checkpoint=ctx.checkpoint,
-    )
-
-
-def _stuck(ctx: JobContext) -> Any:
-    return maintenance.detect_stuck_sessions(
-        now=ctx.now,
-        batch_size=ctx.params.get("batch_size", 1000),
-        dry_run=ctx.dry_run,
-        checkpoint=ctx.checkpoint,
-    )
-
-
-JOBS: dict[str, JobSpec] = {
-    spec.name: spec
-    for spec in (
-        JobSpec(
-            "expire_sessions",
-            "Marks sessions expired when their own expiry passes or they idle too long.",
-            False,
-            {"batch_size": int},
-            _expire,
-        ),
-        JobSpec(
-            "purge_sessions",
-            "Deletes sessions expired longer than the grace period or past retention.",
-            True,
-            {"batch_size": int, "limit": int, "pause_s": float},
-            _purge,
-        ),
-        JobSpec(
-            "prune_versions",
-            "Keeps the newest N versions of each session (and pinned checkpoints).",
-            True,
-            {"keep": int, "batch_size": int},
-            _prune,
-        ),
-        JobSpec(
-            "rollup_analytics",
-            "Updates the hourly and daily analytics buckets the charts read.",
-            False,
-            {"full": bool},
-            _rollup,
-        ),
-        JobSpec(
-            "sync_mongo_source",
-            "Imports new and changed documents from the attached MongoDB collection.",
-            False,
-            {"batch_size": int, "max_documents": int, "full": bool},
-            _sync,
-        ),
-        JobSpec(
-            "reconcile_store",
-            "Checks index rows against stored bodies; repairs what a crash left (Mongo).",
-            False,
-            {"batch_size": int, "orphan_min_age_s": int},
-            _reconcile,
-        ),
-        JobSpec(
-            "detect_stuck_sessions",
-            "Flags running sessions without an update for too long; clears the flag after.",
-            False,
-            {"batch_size": int},
-            _stuck,
-        ),
-    )
-}
-JOB_NAMES = tuple(JOBS)
-DESTRUCTIVE_JOBS = frozenset(name for name, spec in JOBS.items() if spec.destructive)
-
-
-def get_spec(job: str) -> JobSpec:
-    try:
-        return JOBS[job]
-    except KeyError:
-        raise UnknownJob(f"unknown job {job!r}; jobs are: {', '.join(JOB_NAMES)}") from None
-
-
-def clean_params(job: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Check params against the job's declared ones; strings (``--param k=v``) are converted."""
-    spec = get_spec(job)
-    cleaned: dict[str, Any] = {}
-    for name, value in (params or {}).items():
-        kind = spec.params.get(name)
-        if kind is None:
-            allowed = ", ".join(spec.params) or "none"
-            raise InvalidParams(f"{job} takes no parameter {name!r} (it takes: {allowed})")
-        cleaned[name] = _convert(name, value, kind)
-    return cleaned
-
-
-def _convert(name: str, value: Any, kind: type) -> Any:
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in {"1", "true", "yes", "on"}:
-            return True
-        if text in {"0", "false", "no", "off"}:
-            return False
-        raise InvalidParams(f"{name} must be true or false, not {value!r}")
-    if isinstance(value, bool):
-        raise InvalidParams(f"{name} must be a number, not {value!r}")
-    try:
-        converted = kind(value)
-    except (TypeError, ValueError):
-        raise InvalidParams(f"{name} must be {kind.__name__}, not {value!r}") from None
-    if converted < 0 or (name in {"batch_size", "keep", "max_documents"} and converted < 1):
-        raise InvalidParams(f"{name} must be positive, not {value!r}")
-    return converted
 
 
 # --- read models ------------------------------------------------------------------------------
@@ -304,7 +91,7 @@ def _record(row: JobRun) -> RunRecord:
     )
 
 
-# --- requesting and dispatching runs ----------------------------------------------------------
+# --- requesting runs -------------------------------------------------------------------------
 
 
 def request_run(
@@ -339,33 +126,6 @@ def retry_run(*, run_id: int, triggered_by: str) -> RunRecord:
     return request_run(
         job=old.job, params=old.params, dry_run=old.dry_run, triggered_by=triggered_by
     )
-
-
-def dispatch_run(*, run_id: int) -> RunRecord:
-    """Hand a queued run to the broker. Never blocks long: a broker that does not answer
-    within a few seconds fails the run with a clear error (DispatchFailed)."""
-    row = JobRun.objects.get(pk=run_id)
-    app = import_string(getattr(settings, "JOBS_CELERY_APP", "workers.celery.app"))
-    try:
-        app.send_task(
-            row.job,
-            kwargs={"params": row.params, "run_id": row.id, "triggered_by": row.triggered_by},
-            task_id=row.task_id or str(uuid.uuid4()),
-            retry=True,
-            retry_policy={
-                "max_retries": 2,
-                "interval_start": 0,
-                "interval_step": 0.5,
-                "interval_max": 1,
-            },
-        )
-    except Exception as exc:
-        message = f"could not enqueue: {type(exc).__name__}: {exc}"[:1000]
-        JobRun.objects.filter(pk=run_id, status=Status.QUEUED).update(
-            status=Status.FAILED, error=message, finished_at=timezone.now()
-        )
-        raise DispatchFailed(message) from exc
-    return _record(JobRun.objects.get(pk=run_id))
 
 
 # --- executing runs ---------------------------------------------------------------------------
@@ -437,10 +197,10 @@ def _run_locked(
         started_at=started,
         finished_at=None,
         error="",
-        details={"attempt": attempt, "worker": _worker_name()},
+        details={"attempt": attempt, "worker": worker_name()},
     )
     row.refresh_from_db()
-    heartbeat = _Heartbeat(lock)
+    heartbeat = LeaseHeartbeat(lock)
     heartbeat.start()
 
     def checkpoint() -> None:
@@ -448,15 +208,15 @@ def _run_locked(
             raise LeaseLost(f"{spec.name}: lock lease lost; another run may own the job now")
 
     try:
-        result = spec.execute(
-            JobContext(now=started, params=row.params, dry_run=row.dry_run, checkpoint=checkpoint)
+        result = spec.run_service(
+            now=started, params=row.params, dry_run=row.dry_run, checkpoint=checkpoint
         )
     except BaseException as exc:
         _finish(
             row,
             Status.FAILED,
             error=_error_text(exc),
-            details={"attempt": attempt, "worker": _worker_name()},
+            details={"attempt": attempt, "worker": worker_name()},
         )
         raise
     finally:
@@ -562,209 +322,7 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"[:4000]
 
 
-@cache
-def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-# --- locks ------------------------------------------------------------------------------------
-
-
-class JobLock(Protocol):
-    ttl: timedelta
-
-    def acquire(self) -> bool: ...
-    def renew(self) -> bool: ...
-    def release(self) -> None: ...
-    def holder(self) -> str: ...
-
-
-def job_lock(job: str, *, owner: str = "", ttl: timedelta | None = None) -> JobLock:
-    """The lock for one job: Redis when REDIS_URL is set, the database otherwise."""
-    ttl = ttl or conf.job_lock_ttl()
-    token = f"{_worker_name()}:{owner}:{uuid.uuid4().hex[:8]}"
-    if getattr(settings, "REDIS_URL", ""):
-        return RedisJobLock(job, token=token, ttl=ttl)
-    return DatabaseJobLock(job, token=token, ttl=ttl)
-
-
-class RedisJobLock:
-    """``SET NX PX`` with a token; renew and release only while the token is ours."""
-
-    def __init__(self, job: str, *, token: str, ttl: timedelta) -> None:
-        self.key = f"observatory:joblock:{job}"
-        self.token = token
-        self.ttl = ttl
-        self._client = _redis_client(settings.REDIS_URL)
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        import redis
-
-        try:
-            return fn()
-        except redis.RedisError as exc:
-            raise LockUnavailable(f"Redis lock: {exc}") from exc
-
-    def acquire(self) -> bool:
-        ms = int(self.ttl.total_seconds() * 1000)
-        return bool(self._call(lambda: self._client.set(self.key, self.token, nx=True, px=ms)))
-
-    def renew(self) -> bool:
-        ms = int(self.ttl.total_seconds() * 1000)
-        return bool(self._call(lambda: self._client.eval(_RENEW_LUA, 1, self.key, self.token, ms)))
-
-    def release(self) -> None:
-        with suppress(LockUnavailable):
-            self._call(lambda: self._client.eval(_RELEASE_LUA, 1, self.key, self.token))
-
-    def holder(self) -> str:
-        with suppress(LockUnavailable):
-            value = self._call(lambda: self._client.get(self.key))
-            return value.decode() if isinstance(value, bytes) else str(value)
-        return "unknown"
-
-
-# Compare-and-act on the token, atomically on the server. Renewing also re-takes a key that
-# is gone (Redis restarted without persistence): nobody else holds the job then, so the run may
-# go on; a key held by another token means the lease is lost.
-_RENEW_LUA = """
-local current = redis.call('get', KEYS[1])
-if current == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-if not current then
-  if redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
-    return 1
-  end
-end
-return 0
-"""
-_RELEASE_LUA = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
-
-
-@cache
-def _redis_client(url: str) -> Any:
-    import redis
-
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-
-
-class DatabaseJobLock:
-    """A lease in a JobState row (``lock:<job>``): taken when free or expired, inside a short
-    transaction that locks the row (SQLite: the IMMEDIATE transaction serialises writers)."""
-
-    def __init__(self, job: str, *, token: str, ttl: timedelta) -> None:
-        self.name = f"lock:{job}"
-        self.token = token
-        self.ttl = ttl
-
-    def _row(self) -> JobState:
-        row = JobState.objects.select_for_update().filter(name=self.name).first()
-        if row is None:
-            try:
-                with transaction.atomic():
-                    row = JobState.objects.create(name=self.name, value={})
-            except IntegrityError:
-                row = JobState.objects.select_for_update().get(name=self.name)
-        return row
-
-    def acquire(self) -> bool:
-        now = timezone.now()
-        try:
-            with transaction.atomic():
-                row = self._row()
-                lease = row.value or {}
-                owner = lease.get("owner")
-                until = _parse_time(lease.get("until"))
-                if owner and owner != self.token and until is not None and until > now:
-                    return False
-                row.value = {
-                    "owner": self.token,
-                    "until": (now + self.ttl).isoformat(),
-                    "since": now.isoformat(),
-                }
-                row.save(update_fields=["value", "updated_at"])
-                return True
-        except OperationalError as exc:
-            raise LockUnavailable(f"database lock: {exc}") from exc
-
-    def renew(self) -> bool:
-        now = timezone.now()
-        with transaction.atomic():
-            row = self._row()
-            lease = row.value or {}
-            if lease.get("owner") != self.token:
-                return False
-            row.value = {**lease, "until": (now + self.ttl).isoformat()}
-            row.save(update_fields=["value", "updated_at"])
-            return True
-
-    def release(self) -> None:
-        with suppress(Exception), transaction.atomic():
-            row = self._row()
-            if (row.value or {}).get("owner") == self.token:
-                row.value = {}
-                row.save(update_fields=["value", "updated_at"])
-
-    def holder(self) -> str:
-        value = JobState.objects.filter(name=self.name).values_list("value", flat=True).first()
-        return str((value or {}).get("owner", "unknown"))
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-
-
-class _Heartbeat:
-    """Renews the lease every third of its TTL on a daemon thread; sets ``lost`` when the
-    lease is no longer ours (a renewal that merely fails is tried again next beat)."""
-
-    def __init__(self, lock: JobLock) -> None:
-        self.lock = lock
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="job-lock-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        interval = max(0.5, self.lock.ttl.total_seconds() / 3)
-        try:
-            while not self._stop.wait(interval):
-                try:
-                    if not self.lock.renew():
-                        self.lost.set()
-                        return
-                except Exception:
-                    logger.warning("job lock renewal failed; trying again", exc_info=True)
-        finally:
-            connections.close_all()  # this thread's own database connections
-
-
 # --- reads for the Jobs page and run_job ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ScheduleInfo:
-    """What beat does with a job (from workers/schedule.py)."""
-
-    every: timedelta | None  # None: not scheduled
-    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -838,3 +396,10 @@ def list_runs(
 def get_run(*, run_id: int) -> RunRecord | None:
     row = JobRun.objects.filter(pk=run_id).first()
     return _record(row) if row else None
+
+
+def fail_queued_run(*, run_id: int, error: str) -> None:
+    """A run that never reached a worker (the broker refused it): failed, with why."""
+    JobRun.objects.filter(pk=run_id, status=Status.QUEUED).update(
+        status=Status.FAILED, error=error[:1000], finished_at=timezone.now()
+    )

@@ -3,8 +3,6 @@ filterable by session, user (or API key), action and time. Everyone signed in re
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -12,6 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.defaults import permission_denied as django_permission_denied
 
+from dashboard.forms.query import AuditFilterForm
 from dashboard.views.common import query_without
 from sessions_api.access import roles
 from sessions_api.editing import selectors as editing_selectors
@@ -24,24 +23,15 @@ PAGE = 50
 @login_required
 @require_GET
 def audit_log(request: HttpRequest) -> HttpResponse:
-    params = request.GET
-    problem = ""
-    since, problem_since = _moment(params.get("since", ""))
-    until, problem_until = _moment(params.get("until", ""))
-    problem = problem_since or problem_until
-    filters = editing_selectors.AuditFilters(
-        session=params.get("session") or None,
-        actor=params.get("actor") or None,
-        action=params.get("action") or None,
-        since=since,
-        until=until,
-    )
+    form = AuditFilterForm(request.GET)
+    form.is_valid()
+    filters = form.filters()
+    problem = form.problem()
+    cursor = form.cleaned_data.get("cursor") or None
     page = editing_selectors.AuditPage(items=[])
     if not problem:
         try:
-            page = editing_selectors.list_audit(
-                filters=filters, cursor=params.get("cursor") or None, limit=PAGE
-            )
+            page = editing_selectors.list_audit(filters=filters, cursor=cursor, limit=PAGE)
         except InvalidQuery as exc:
             problem = exc.message
     return render(
@@ -51,27 +41,16 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             "nav": "audit",
             "page": page,
             "filters": filters,
-            "since_text": params.get("since", ""),
-            "until_text": params.get("until", ""),
+            "since_text": form.data.get("since", ""),
+            "until_text": form.data.get("until", ""),
             "actions": ACTIONS,
             "actors": editing_selectors.audit_actor_choices(),
             "base_query": query_without(request, "cursor"),
-            "first_page": not params.get("cursor"),
+            "first_page": cursor is None,
             "problem": problem,
         },
         status=400 if problem else 200,
     )
-
-
-def _moment(text: str) -> tuple[datetime | None, str]:
-    text = text.strip()
-    if not text:
-        return None, ""
-    try:
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        return None, f"{text[:40]!r} is not a date and time (use YYYY-MM-DDTHH:MM, UTC)"
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)), ""
 
 
 def permission_denied(request: HttpRequest, exception: PermissionDenied) -> HttpResponse:

@@ -1,8 +1,7 @@
-"""What every dashboard view shares: roles, JSON-safe bad-request answers, query strings."""
+"""What several dashboard views share: who counts as an admin, and links that replace part of
+the current query string."""
 
 from __future__ import annotations
-
-from urllib.parse import urlencode
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import HttpRequest, QueryDict
@@ -11,7 +10,7 @@ ADMIN_GROUP = "admin"
 
 
 def is_dashboard_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
-    """Superusers and members of the `admin` group (DESIGN.md) may change the price table."""
+    """Superusers and members of the `admin` group may change the price table and run jobs."""
     if not user.is_authenticated:
         return False
     return bool(user.is_superuser or user.groups.filter(name=ADMIN_GROUP).exists())
@@ -23,7 +22,3 @@ def query_without(request: HttpRequest, *names: str) -> str:
     for name in names:
         params.pop(name, None)
     return params.urlencode()
-
-
-def build_query(**params: object) -> str:
-    return urlencode({k: v for k, v in params.items() if v not in (None, "")})

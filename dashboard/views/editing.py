@@ -11,17 +11,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from dashboard.forms.editing import (
+    AnnotationsForm,
+    BranchForm,
+    CheckpointForm,
+    DeleteForm,
+    ExpiryForm,
+    HoldForm,
+    PartForm,
+    RestoreForm,
+    RevertForm,
+    StatusForm,
+    VersionedEditForm,
+    problem_text,
+)
 from sessions_api.access import roles
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.editing import services as editing
@@ -39,78 +54,9 @@ from sessions_api.sessions import selectors
 from sessions_api.sessions.records import SessionRecord
 
 EDIT = roles.Capability.EDIT
-MAX_VERSION = 2**31 - 1  # larger numbers cannot be versions (32-bit columns)
 ADMIN = roles.Capability.ADMIN
 # What an edit form shows back to the editor as a refusal (a stale version has its own page).
 _REFUSALS = (EditError, NotFound, NotEditable, InvalidDocument, RejectedDocument)
-
-
-# --- forms (field checks only; the services decide everything else) --------------------------
-
-
-class _Saved(forms.Form):
-    reason = forms.CharField(max_length=editing.MAX_REASON_CHARS)
-    expected_version = forms.IntegerField(min_value=1, max_value=MAX_VERSION)
-
-
-class PartForm(_Saved):
-    part = forms.CharField(max_length=100)
-    value = forms.CharField(strip=False, max_length=20_000_000)
-
-
-class StatusForm(_Saved):
-    status = forms.CharField(max_length=32)
-
-
-class ExpiryForm(_Saved):
-    expires_at = forms.CharField(required=False, max_length=40)
-    no_expiry = forms.BooleanField(required=False)
-
-    def expiry(self) -> datetime | None:
-        if self.cleaned_data.get("no_expiry"):
-            return None
-        text = (self.cleaned_data.get("expires_at") or "").strip()
-        if not text:
-            raise forms.ValidationError("Pick a time, or tick “no expiry”.")
-        try:
-            moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-        except ValueError:
-            raise forms.ValidationError("Not a date and time.") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-class HoldForm(_Saved):
-    on_hold = forms.TypedChoiceField(choices=[("1", "hold"), ("0", "release")], coerce=str)
-
-
-class AnnotationsForm(_Saved):
-    tags = forms.CharField(required=False, max_length=2000)
-    notes = forms.CharField(required=False, max_length=editing.MAX_NOTES_CHARS, strip=False)
-
-
-class RevertForm(_Saved):
-    version = forms.IntegerField(min_value=1, max_value=MAX_VERSION)
-
-
-class RestoreForm(_Saved):
-    checkpoint = forms.CharField(max_length=100)
-
-
-class CheckpointForm(forms.Form):
-    name = forms.CharField(max_length=100)
-    version = forms.IntegerField(min_value=1, max_value=MAX_VERSION, required=False)
-    note = forms.CharField(required=False, max_length=editing.MAX_REASON_CHARS)
-
-
-class BranchForm(forms.Form):
-    reason = forms.CharField(max_length=editing.MAX_REASON_CHARS)
-    version = forms.IntegerField(min_value=1, max_value=MAX_VERSION, required=False)
-    new_id = forms.CharField(required=False, max_length=200)
-
-
-class DeleteForm(forms.Form):
-    reason = forms.CharField(max_length=editing.MAX_REASON_CHARS)
-    confirm = forms.BooleanField()
 
 
 # --- the editor page --------------------------------------------------------------------------
@@ -185,7 +131,7 @@ def save_part(request: HttpRequest, session_id: str) -> HttpResponse:
     text = request.POST.get("value", "")
     if not form.is_valid():
         return _render_editor(
-            request, record, view, text=text, problem=_form_problem(form), status=422
+            request, record, view, text=text, problem=problem_text(form), status=422
         )
     data = form.cleaned_data
     try:
@@ -238,7 +184,9 @@ def save_part(request: HttpRequest, session_id: str) -> HttpResponse:
             request, record, view, text=text, problem=exc.message, reason=data["reason"], status=409
         )
     _flash_saved(request, outcome)
-    return redirect(f"/sessions/{record.id}/edit/?part={data['part']}")
+    editor = reverse("dashboard:session_edit", args=[record.id])
+    # Part keys such as "step:0:1" stay readable in the address bar.
+    return redirect(f"{editor}?{urlencode({'part': data['part']}, safe=':')}")
 
 
 def _part_conflict(
@@ -271,7 +219,7 @@ def _part_conflict(
             "part_label": _part_label(record.id, data["part"]),
             "text": _pretty(conflict.rebased),
             "reason": data["reason"],
-            "action": f"/sessions/{record.id}/edit/save/",
+            "action": reverse("dashboard:edit_save", args=[record.id]),
         },
         status=409,
     )
@@ -362,7 +310,7 @@ def create_checkpoint(request: HttpRequest, session_id: str) -> HttpResponse:
     actor = roles.require_user(request, EDIT, attempted="create a checkpoint", session_id=record.id)
     form = CheckpointForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _form_problem(form))
+        messages.error(request, problem_text(form))
         return redirect(_back(request, record))
     data = form.cleaned_data
     try:
@@ -388,7 +336,7 @@ def branch(request: HttpRequest, session_id: str) -> HttpResponse:
     actor = roles.require_user(request, EDIT, attempted="branch", session_id=record.id)
     form = BranchForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _form_problem(form))
+        messages.error(request, problem_text(form))
         return redirect(_back(request, record))
     data = form.cleaned_data
     try:
@@ -407,7 +355,7 @@ def branch(request: HttpRequest, session_id: str) -> HttpResponse:
         request,
         f"Branched version {outcome.branched_from_version} into {outcome.external_id}.",
     )
-    return redirect(f"/sessions/{outcome.session_id}/")
+    return redirect("dashboard:session", session_id=outcome.session_id)
 
 
 @login_required
@@ -423,7 +371,7 @@ def delete(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id=record.id, actor=actor, reason=form.cleaned_data["reason"], now=timezone.now()
     )
     messages.success(request, f"Deleted session {record.external_id} with every version.")
-    return redirect("/sessions/")
+    return redirect("dashboard:sessions")
 
 
 # --- shared -----------------------------------------------------------------------------------
@@ -432,7 +380,7 @@ def delete(request: HttpRequest, session_id: str) -> HttpResponse:
 def _form_save(
     request: HttpRequest,
     session_id: str,
-    form_class: type[_Saved],
+    form_class: type[VersionedEditForm],
     *,
     attempted: str,
     call: Callable[[dict[str, Any], dict[str, Any], Any], editing.EditOutcome],
@@ -444,7 +392,7 @@ def _form_save(
     actor = roles.require_user(request, EDIT, attempted=attempted, session_id=record.id)
     form = form_class(request.POST)
     if not form.is_valid():
-        messages.error(request, _form_problem(form))
+        messages.error(request, problem_text(form))
         return redirect(_back(request, record))
     data = form.cleaned_data
     try:
@@ -516,9 +464,9 @@ def _record(session_id: Any) -> SessionRecord:
 def _back(request: HttpRequest, record: SessionRecord) -> str:
     """Back to the page the form was on (the editor or the session page)."""
     target = request.POST.get("next") or ""
-    if target.startswith(f"/sessions/{record.id}/") and "//" not in target:
+    if target.startswith(reverse("dashboard:session", args=[record.id])) and "//" not in target:
         return target
-    return f"/sessions/{record.id}/edit/"
+    return reverse("dashboard:session_edit", args=[record.id])
 
 
 def _flash_saved(request: HttpRequest, outcome: editing.EditOutcome) -> None:
@@ -530,14 +478,6 @@ def _flash_saved(request: HttpRequest, outcome: editing.EditOutcome) -> None:
         messages.success(
             request, f"Saved as version {outcome.version}. The change is in the audit log."
         )
-
-
-def _form_problem(form: forms.Form) -> str:
-    parts = []
-    for name, errors in form.errors.items():
-        label = "" if name == "__all__" else f"{name.replace('_', ' ')}: "
-        parts.append(label + " ".join(errors))
-    return "; ".join(parts) or "The form is incomplete."
 
 
 def _refusal_text(exc: Exception) -> str:

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from dashboard.forms import ERROR_KINDS, RANGE_PRESETS, ErrorFilterForm
+from dashboard.forms.query import ERROR_KINDS, RANGE_PRESETS, ErrorFilterForm
 from dashboard.views.common import query_without
 from sessions_api.analytics import overview as analytics
 from sessions_api.errors import InvalidQuery

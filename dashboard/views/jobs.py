@@ -1,5 +1,6 @@
 """The Jobs page: each job's last and next run, failures and history; admins run, retry and
-preview (dry run) jobs. Thin: reads and writes go through workers.runs."""
+preview (dry run) jobs. Thin: the registry names the jobs, reads and writes go through
+workers.runs, and workers.dispatch hands a run to a worker."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from dashboard.forms.jobs import RunJobForm
+from dashboard.forms.query import JobHistoryForm
 from dashboard.views.common import is_dashboard_admin
 from sessions_api.errors import DispatchFailed, InvalidParams, RunNotFound
-from workers import runs as jobs
+from workers import dispatch, registry, runs
 from workers.schedule import schedule_info
 
 # Run status -> the pill style the stylesheet already has.
@@ -28,21 +31,20 @@ PILLS = {
 
 @login_required
 def jobs_page(request: HttpRequest) -> HttpResponse:
-    job = request.GET.get("job") or None
-    if job not in (None, *jobs.JOB_NAMES):
-        job = None
-    before = _int(request.GET.get("before"))
-    runs = jobs.list_runs(job=job, limit=50, before_id=before)
+    form = JobHistoryForm(request.GET, job_names=registry.JOB_NAMES)
+    form.is_valid()
+    job = form.cleaned_data.get("job") or None
+    history = runs.list_runs(job=job, limit=50, before_id=form.cleaned_data.get("before"))
     return render(
         request,
         "dashboard/jobs.html",
         {
             "nav": "jobs",
-            "overview": jobs.job_overview(now=timezone.now(), schedule=schedule_info()),
-            "runs": runs,
+            "overview": runs.job_overview(now=timezone.now(), schedule=schedule_info()),
+            "runs": history,
             "job_filter": job,
-            "job_names": jobs.JOB_NAMES,
-            "next_before": runs[-1].id if len(runs) == 50 else None,
+            "job_names": registry.JOB_NAMES,
+            "next_before": history[-1].id if len(history) == 50 else None,
             "can_run": is_dashboard_admin(request.user),
             "pills": PILLS,
         },
@@ -51,7 +53,7 @@ def jobs_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = jobs.get_run(run_id=run_id)
+    run = runs.get_run(run_id=run_id)
     if run is None:
         raise Http404("no such run")
     return render(
@@ -61,7 +63,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "nav": "jobs",
             "run": run,
             "listings": _listings(run),
-            "destructive": run.job in jobs.DESTRUCTIVE_JOBS,
+            "destructive": run.job in registry.DESTRUCTIVE_JOBS,
             "can_run": is_dashboard_admin(request.user),
             "pills": PILLS,
         },
@@ -72,13 +74,15 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 def run_now(request: HttpRequest, name: str) -> HttpResponse:
     _require_admin(request)
-    if name not in jobs.JOB_NAMES:
+    if name not in registry.JOB_NAMES:
         raise Http404("no such job")
-    dry_run = request.POST.get("dry_run") == "1"
-    if name in jobs.DESTRUCTIVE_JOBS and not dry_run and request.POST.get("confirm") != "yes":
+    form = RunJobForm(request.POST)
+    form.is_valid()
+    dry_run = form.is_dry_run
+    if name in registry.DESTRUCTIVE_JOBS and not dry_run and not form.is_confirmed:
         messages.error(request, f"Tick “I checked the preview” to run {name} for real.")
         return redirect("dashboard:jobs")
-    run = jobs.request_run(job=name, dry_run=dry_run, triggered_by=_who(request))
+    run = runs.request_run(job=name, dry_run=dry_run, triggered_by=_who(request))
     return _dispatch(request, run, "Preview" if dry_run else "Run")
 
 
@@ -87,7 +91,7 @@ def run_now(request: HttpRequest, name: str) -> HttpResponse:
 def retry(request: HttpRequest, run_id: int) -> HttpResponse:
     _require_admin(request)
     try:
-        run = jobs.retry_run(run_id=run_id, triggered_by=_who(request))
+        run = runs.retry_run(run_id=run_id, triggered_by=_who(request))
     except RunNotFound:
         raise Http404("no such run") from None
     except InvalidParams as exc:
@@ -96,9 +100,9 @@ def retry(request: HttpRequest, run_id: int) -> HttpResponse:
     return _dispatch(request, run, "Retry")
 
 
-def _dispatch(request: HttpRequest, run: jobs.RunRecord, what: str) -> HttpResponse:
+def _dispatch(request: HttpRequest, run: runs.RunRecord, what: str) -> HttpResponse:
     try:
-        jobs.dispatch_run(run_id=run.id)
+        dispatch.dispatch_run(run_id=run.id)
     except DispatchFailed as exc:
         messages.error(request, f"{what} of {run.job} could not be queued: {exc}")
     else:
@@ -126,7 +130,7 @@ LISTINGS = {
 }
 
 
-def _listings(run: jobs.RunRecord) -> list[tuple[str, list[dict], int]]:
+def _listings(run: runs.RunRecord) -> list[tuple[str, list[dict], int]]:
     found = []
     for key, title in LISTINGS.items():
         items = run.details.get(key)
@@ -142,10 +146,3 @@ def _require_admin(request: HttpRequest) -> None:
 
 def _who(request: HttpRequest) -> str:
     return f"user:{request.user.get_username()}"[:32]
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None

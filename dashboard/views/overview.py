@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from dashboard import charts
-from dashboard.forms import RANGE_PRESETS, OverviewRangeForm
+from dashboard.forms.query import RANGE_PRESETS, OverviewRangeForm
 from sessions_api.analytics import overview as analytics
 from sessions_api.sessions import explorer as dashboard_queries
 from sessions_api.sessions import selectors

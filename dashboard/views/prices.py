@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from dashboard.forms import PriceForm
+from dashboard.forms.prices import PriceForm
 from dashboard.views.common import is_dashboard_admin
 from sessions_api.analytics import overview as analytics
 from sessions_api.errors import DuplicatePrice
@@ -33,7 +33,7 @@ def _current_ids(prices: list[analytics.PriceRecord]) -> set[int]:
 @require_http_methods(["GET", "POST"])
 def prices(request: HttpRequest) -> HttpResponse:
     can_edit = is_dashboard_admin(request.user)
-    form = PriceForm(initial={"effective_from": timezone.now().date(), "currency": "USD"})
+    form = PriceForm.blank(today=timezone.now().date())
     if request.method == "POST":
         if not can_edit:
             raise PermissionDenied("Only admins can change prices.")
@@ -83,17 +83,7 @@ def edit_price(request: HttpRequest, price_id: int) -> HttpResponse:
                 messages.success(request, f"Saved the price for {form.cleaned_data['model']}.")
                 return redirect("dashboard:prices")
     else:
-        form = PriceForm(
-            initial={
-                "model": price.model,
-                "input_per_mtok": price.input_per_mtok,
-                "cached_input_per_mtok": price.cached_input_per_mtok,
-                "output_per_mtok": price.output_per_mtok,
-                "effective_from": price.effective_from,
-                "currency": price.currency,
-                "notes": price.notes,
-            }
-        )
+        form = PriceForm.of(price)
     rows = analytics.list_prices()
     return render(
         request,

@@ -22,13 +22,22 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.template.loader import get_template, render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET
 
-from dashboard.forms import PAGE_SIZES, RANGE_PRESETS, STATUSES, SessionFilterForm
+from dashboard.forms.query import (
+    PAGE_SIZES,
+    RANGE_PRESETS,
+    STATUSES,
+    SessionFilterForm,
+    SessionPageForm,
+)
 from dashboard.views.common import query_without
+from sessions_api.access import roles
 from sessions_api.analytics import overview as analytics
+from sessions_api.editing import selectors as editing_selectors
 from sessions_api.errors import BodyNotFound, InvalidDocument, InvalidQuery
 from sessions_api.formats import FORMAT_IDS
 from sessions_api.sessions import explorer as dashboard_queries
@@ -291,17 +300,10 @@ def _cost(record: SessionRecord) -> analytics.CostEstimate:
     return analytics.session_costs(sessions={record.id: record.summary.started_at})[record.id]
 
 
-def _int_param(request: HttpRequest, name: str) -> int | None:
-    try:
-        value = int(request.GET.get(name, ""))
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-def _version_param(request: HttpRequest, record: SessionRecord) -> int:
-    version = _int_param(request, "version")
-    return version if version and 1 <= version <= record.version else record.version
+def _page_params(request: HttpRequest) -> SessionPageForm:
+    form = SessionPageForm(request.GET)
+    form.is_valid()  # unreadable numbers are left out of cleaned_data: the defaults apply
+    return form
 
 
 EVENTS_TEMPLATE = "dashboard/partials/timeline_events.html"
@@ -318,7 +320,7 @@ def _events_template_rev() -> str:
 def _events_html(record: SessionRecord, window: selectors.TimelineWindow) -> SafeString:
     """A timeline window rendered by the events partial (autoescaped), cached per (session,
     version, window): a stored version never changes, and rendering 200 events costs more than
-    all the rest of the session page (bench B5)."""
+    all the rest of the session page (the long-session benchmark in bench/ measures it)."""
     key = ":".join(
         (
             "dash:events-html:v1",
@@ -342,9 +344,10 @@ def _events_html(record: SessionRecord, window: selectors.TimelineWindow) -> Saf
 @require_GET
 def detail(request: HttpRequest, session_id: str) -> HttpResponse:
     record = _record_or_404(session_id)
-    version = _version_param(request, record)
-    start = _int_param(request, "start") or 0
-    around = _int_param(request, "around")
+    params = _page_params(request)
+    version = params.version_of(record.version)
+    start = params.number("start") or 0
+    around = params.number("around")
     problem = ""
     window = panels = None
     try:
@@ -377,8 +380,23 @@ def detail(request: HttpRequest, session_id: str) -> HttpResponse:
             "versions_count": record.version,
             "problem": problem,
             "page_size": TIMELINE_PAGE,
+            **_editing_panels(request, record),
         },
     )
+
+
+def _editing_panels(request: HttpRequest, record: SessionRecord) -> dict[str, Any]:
+    """What the page's two editing panels show, read once: lineage, tags, notes and checkpoints
+    for everyone; for those who may edit, the versions that revert, checkpoint and branch offer
+    (newest first), and where those forms come back to."""
+    can_edit = roles.user_can(request.user, roles.Capability.EDIT)
+    versions = selectors.list_versions(session_id=record.id) if can_edit else []
+    return {
+        "extras": editing_selectors.session_extras(session_id=record.id),
+        "can_edit": can_edit,
+        "versions": list(reversed(versions)),
+        "next_url": reverse("dashboard:session", args=[record.id]),
+    }
 
 
 @login_required
@@ -387,9 +405,10 @@ def timeline_fragment(request: HttpRequest, session_id: str) -> JsonResponse:
     """A window of timeline events as rendered HTML (escaped by the template) plus where it
     sits, for the page's "load more" / "load earlier"."""
     record = _record_or_404(session_id)
-    version = _version_param(request, record)
-    limit = _int_param(request, "limit") or TIMELINE_PAGE
-    start = _int_param(request, "start") or 0
+    params = _page_params(request)
+    version = params.version_of(record.version)
+    limit = params.number("limit") or TIMELINE_PAGE
+    start = params.number("start") or 0
     window = selectors.get_timeline_window(
         record=record, version=version, start=start, limit=min(limit, TIMELINE_PAGE)
     )
@@ -409,7 +428,7 @@ def timeline_fragment(request: HttpRequest, session_id: str) -> JsonResponse:
 @require_GET
 def raw(request: HttpRequest, session_id: str) -> HttpResponse:
     record = _record_or_404(session_id)
-    version = _version_param(request, record)
+    version = _page_params(request).version_of(record.version)
     try:
         body = dashboard_queries.pretty_body(session_id=record.id, version=version)
     except BodyNotFound:
@@ -436,7 +455,7 @@ def raw(request: HttpRequest, session_id: str) -> HttpResponse:
 def raw_download(request: HttpRequest, session_id: str) -> HttpResponse:
     """The stored bytes as an attachment (never rendered inline by the browser)."""
     record = _record_or_404(session_id)
-    version = _version_param(request, record)
+    version = _page_params(request).version_of(record.version)
     try:
         body = selectors.get_raw_body(session_id=record.id, version=version)
     except BodyNotFound:
@@ -452,8 +471,8 @@ def versions(request: HttpRequest, session_id: str) -> HttpResponse:
     record = _record_or_404(session_id)
     version_list = selectors.list_versions(session_id=record.id)
     numbers = [v.number for v in version_list]
-    a = _int_param(request, "a")
-    b = _int_param(request, "b")
+    params = _page_params(request)
+    a, b = params.number("a"), params.number("b")
     if len(numbers) >= 2 and a is None and b is None:
         a, b = numbers[-2], numbers[-1]
     diff = None

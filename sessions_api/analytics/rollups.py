@@ -22,8 +22,8 @@ Buckets are always rewritten whole from the sessions in the index, so running tw
 same rows (idempotent) and a full rebuild equals the sum of incremental runs. An incremental run
 recomputes only the hours touched by sessions received or expired since the watermark (minus an
 overlap for ingests that committed late), plus hours that purges marked dirty; days are summed
-from their hours. Every chunk commits on its own (RELIABILITY F6: a long rollup never holds the
-SQLite write lock for long). Once a day (ROLLUP_FULL_REBUILD_EVERY) a run rebuilds everything,
+from their hours. Every chunk commits on its own (a long rollup never holds the SQLite
+write lock for long). Once a day (ROLLUP_FULL_REBUILD_EVERY) a run rebuilds everything,
 which also catches sessions deleted outside the purge job.
 
 Readers (``analytics``) take whole hours before the watermark's hour from here and the rest
@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 from django.db.models import (
     Case,
     CharField,
@@ -57,15 +57,15 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import LessThan
 
-from sessions_api import conf
+from sessions_api import conf, db
 from sessions_api.models import (
-    JobState,
     ModelUsage,
     RollupBucket,
     Session,
     SessionError,
     ToolCallRecord,
 )
+from sessions_api.state import read_state, update_state, write_state
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -286,8 +286,8 @@ def rollup_analytics(
     left too many dirty hours, or when the last full rebuild is older than
     ROLLUP_FULL_REBUILD_EVERY."""
     _check_aware(now)
-    state = _state(STATE)
-    dirty_state = _state(DIRTY_STATE)
+    state = read_state(name=STATE)
+    dirty_state = read_state(name=DIRTY_STATE)
     watermark = _parse(state.get("watermark"))
     last_full = _parse(state.get("last_full_at"))
     every = conf.rollup_full_rebuild_every()
@@ -333,7 +333,7 @@ def rollup_analytics(
         for ranges in _batches(days, DAY, 62):
             written += _rewrite_days(ranges)
             checkpoint()
-        _save_state(STATE, {**state, "watermark": now.isoformat()})
+        write_state(name=STATE, value={**state, "watermark": now.isoformat()})
         _forget_dirty(dirty)
     return RollupResult(
         dry_run=dry_run,
@@ -356,7 +356,7 @@ def rebuild_rollups(
     """
     _check_aware(now)
     # Hours purges marked before this point are covered by this rebuild; later ones stay.
-    dirty = {d for d in (_parse(h) for h in _state(DIRTY_STATE).get("hours", [])) if d}
+    dirty = {d for d in (_parse(h) for h in read_state(name=DIRTY_STATE).get("hours", [])) if d}
     hourly = _aggregate([(None, None)], "hour", SERIES)
     checkpoint()
     daily = _sum_days(hourly)
@@ -367,9 +367,9 @@ def rebuild_rollups(
         written += _replace_all(RollupBucket.Granularity.HOUR, hourly, hours, CHUNK_HOURS)
         checkpoint()
         written += _replace_all(RollupBucket.Granularity.DAY, daily, days, 62)
-        _save_state(
-            STATE,
-            {"watermark": now.isoformat(), "last_full_at": now.isoformat(), "schema": SCHEMA},
+        write_state(
+            name=STATE,
+            value={"watermark": now.isoformat(), "last_full_at": now.isoformat(), "schema": SCHEMA},
         )
         _forget_dirty(dirty, overflow_too=True)
     return RollupResult(
@@ -387,7 +387,7 @@ def rolled_up_at() -> datetime | None:
     """When the last run brought the buckets up to date (its watermark): every hour before
     the watermark's hour is whole as of then. None when there are no buckets of this SCHEMA
     yet (readers then use the index)."""
-    state = _state(STATE)
+    state = read_state(name=STATE)
     if state.get("schema") != SCHEMA:
         return None
     return _parse(state.get("watermark"))
@@ -405,16 +405,14 @@ def mark_hours_dirty(*, hours: Iterable[datetime]) -> None:
     new = {_floor_hour(h).isoformat() for h in hours}
     if not new:
         return
-    with transaction.atomic():
-        row = _locked_state_row(DIRTY_STATE)
-        value = dict(row.value or {})
+
+    def add(value: dict[str, Any]) -> dict[str, Any]:
         merged = set(value.get("hours", [])) | new
         if len(merged) > MAX_DIRTY_HOURS:
-            value = {"hours": [], "overflow": True}
-        else:
-            value["hours"] = sorted(merged)
-        row.value = value
-        row.save(update_fields=["value", "updated_at"])
+            return {"hours": [], "overflow": True}
+        return {**value, "hours": sorted(merged)}
+
+    update_state(name=DIRTY_STATE, change=add)
 
 
 def _hours_touched(ids: list[uuid.UUID]) -> tuple[set[datetime], set[datetime]]:
@@ -622,19 +620,11 @@ def _replace(
 
 def _insert(granularity: str, cells: Cells) -> int:
     """INSERT the cells in batches with executemany: no model instance per row."""
-    quote = connection.ops.quote_name
     columns = ("granularity", "bucket_start", "series", "key", *CELL_FIELDS)
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(RollupBucket._meta.db_table),
-        ", ".join(quote(c) for c in columns),
-        ", ".join(["%s"] * len(columns)),
-    )
-    adapt = connection.ops.adapt_datetimefield_value
-    starts = {start: adapt(start) for start in {start for start, _, _ in cells}}
     rows = [
         (
             granularity,
-            starts[start],
+            start,
             series,
             key,
             cell.count,
@@ -646,9 +636,7 @@ def _insert(granularity: str, cells: Cells) -> int:
         )
         for (start, series, key), cell in cells.items()
     ]
-    with connection.cursor() as cursor:
-        for index in range(0, len(rows), INSERT_BATCH):
-            cursor.executemany(sql, rows[index : index + INSERT_BATCH])
+    db.insert_rows(RollupBucket, columns, rows, batch_size=INSERT_BATCH)
     return len(rows)
 
 
@@ -702,40 +690,17 @@ def _batches(
 # --- state ------------------------------------------------------------------------------------
 
 
-def _state(name: str) -> dict[str, Any]:
-    value = JobState.objects.filter(name=name).values_list("value", flat=True).first()
-    return dict(value or {})
-
-
-def _locked_state_row(name: str) -> JobState:
-    row = JobState.objects.select_for_update().filter(name=name).first()
-    if row is None:
-        try:
-            with transaction.atomic():
-                row = JobState.objects.create(name=name, value={})
-        except IntegrityError:
-            row = JobState.objects.select_for_update().get(name=name)
-    return row
-
-
-def _save_state(name: str, value: dict[str, Any]) -> None:
-    with transaction.atomic():
-        row = _locked_state_row(name)
-        row.value = value
-        row.save(update_fields=["value", "updated_at"])
-
-
 def _forget_dirty(done: set[datetime], *, overflow_too: bool = False) -> None:
     """Drop the hours this run recomputed; hours marked meanwhile by a purge stay."""
-    with transaction.atomic():
-        row = _locked_state_row(DIRTY_STATE)
-        value = dict(row.value or {})
-        done_iso = {h.isoformat() for h in done}
+    done_iso = {h.isoformat() for h in done}
+
+    def drop(value: dict[str, Any]) -> dict[str, Any]:
         value["hours"] = sorted(set(value.get("hours", [])) - done_iso)
         if overflow_too:
             value.pop("overflow", None)
-        row.value = value
-        row.save(update_fields=["value", "updated_at"])
+        return value
+
+    update_state(name=DIRTY_STATE, change=drop)
 
 
 # --- time helpers -----------------------------------------------------------------------------

@@ -1,21 +1,13 @@
-"""Demo data: realistic session documents, and a loader that ingests them like any client.
+"""Scripted dialogue for the demo data set: who talks, about what, with which tools and failures.
 
-``generate_documents`` is pure: for a fixed ``seed`` and ``now`` it returns the same documents,
-byte for byte (stdlib ``random.Random(seed)`` only, no clock, no uuid4). It writes raw documents
-in the shapes the real frameworks save (FORMATS.md 3.1 Picoflow v1-ext / v1-plain / v1.5, and 3.8
-OpenAI chat transcripts), spread over the last ``days`` days so the dashboard looks alive:
+A scenario script drives a builder that appends turns with plausible pauses and records step
+activations, step state and log entries on a ``Conversation``; the writers (``writers.py``)
+turn that into documents. Everything random comes from the ``random.Random`` passed in, in a
+fixed order, so a seed gives the same conversations (the data set is pinned byte for byte).
 
-- customer support, travel booking and incident triage flows, and data-analysis chats, with
-  tool calls that succeed and fail, step state, several models, tokens, expiry and log entries;
-- Picoflow sessions mostly completed, some aborted, some running (a few active in the last hour);
-- a few long sessions (200+ messages), one of about 2,000 messages, some non-ASCII text, and one
-  session whose messages carry HTML/JS payloads (the UI must show them as text);
-- some sessions saved two or three times (a shorter document, then a longer one with the same
-  id), so version lists are not trivial.
-
-``load_demo`` ingests them through ``services.ingest_document(..., source="demo")`` in the order
-they would have arrived, each with its own received time. Demo sessions are those whose first
-version came from the demo source; a plain re-run leaves them alone, ``reset=True`` replaces them.
+Scenarios: customer support (with Spanish, German and Japanese customers and one session whose
+order notes carry HTML/JS payloads), travel booking, incident triage, data-analysis chats, and
+an alert stream of about 2,000 messages.
 """
 
 from __future__ import annotations
@@ -23,100 +15,30 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from typing import Any
 
-from sessions_api.ingest import services
-from sessions_api.models import DocumentVersion
-
-DEFAULT_COUNT = 300
-DEFAULT_DAYS = 14
-DEFAULT_SEED = 1729
-
-PICOFLOW, OPENAI_CHAT = "picoflow", "openai_chat"
-V1_EXT, V1_PLAIN, V1_5, CHAT = "v1-ext", "v1-plain", "v1.5", "chat-completions"
+from sessions_api.demo.conversation import Conversation, ToolCall, Turn
 
 MODELS = ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4", "gemini-2.5-flash")
-_PROVIDERS = {
-    "gpt-4o-mini": "openai",
-    "gpt-4.1": "openai",
-    "claude-sonnet-4": "anthropic",
-    "gemini-2.5-flash": "google",
-}
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = "<img src=x onerror=alert(1)>"
 
 
-@dataclass(frozen=True)
-class DemoDocument:
-    """One document as a client would send it, and when it would have arrived."""
-
-    body: bytes
-    format_id: str
-    variant: str
-    key: str  # the session's own id inside the document
-    received_at: datetime
-    scenario: str
+def message_nonce(rng: random.Random) -> int:
+    """The 10 random digits ending a Picoflow message id."""
+    return rng.randrange(10**9, 10**10)
 
 
-# --- the conversation model every serializer reads --------------------------------------------
-
-
-@dataclass
-class _Call:
-    id: str
-    name: str
-    args: dict[str, Any]
-    ok: bool = True
-    result: str = ""
-
-
-@dataclass
-class _Turn:
-    role: str  # system | user | assistant | tool
-    step: str
-    at: float  # seconds after the conversation started
-    text: Any = ""  # str, or a dict for a structured-output step
-    calls: list[_Call] = field(default_factory=list)
-    call: _Call | None = None  # for a tool turn: the call it answers
-    # Fixed when the turn is made, so every saved version carries the same message id.
-    nonce: int = 0
-    stop_tool: bool = False
-
-
-@dataclass
-class _Conversation:
-    scenario: str
-    flow: str
-    user: str
-    user_name: str
-    step_models: dict[str, str]
-    turns: list[_Turn] = field(default_factory=list)
-    # (at, step): step activations in order, repeats allowed
-    sequence: list[tuple[float, str]] = field(default_factory=list)
-    # (at, step, key, value): collected step state
-    state: list[tuple[float, str, str, Any]] = field(default_factory=list)
-    # (at, level, message, extra)
-    logs: list[tuple[float, str, str, dict[str, Any]]] = field(default_factory=list)
-    # turn count after each finished exchange: where an earlier save may cut the document
-    checkpoints: list[int] = field(default_factory=list)
-    status: str = "completed"
-    app: str = ""
-    second_flow: bool = False  # v1-ext: a short CSAT survey flow after the main one
-    context_window: int = 60  # messages each model call reads (the engine trims memory)
-
-    @property
-    def duration(self) -> float:
-        return self.turns[-1].at if self.turns else 0.0
+def seeded_uuid(rng: random.Random) -> uuid.UUID:
+    return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
 class _Builder:
     """Appends turns with plausible pauses; tracks the active step, its state and logs."""
 
-    def __init__(self, rng: random.Random, conv: _Conversation) -> None:
+    def __init__(self, rng: random.Random, conv: Conversation) -> None:
         self.rng = rng
         self.conv = conv
         self.t = 0.0
@@ -131,28 +53,29 @@ class _Builder:
         self.t += round(self.rng.uniform(low, high), 3)
 
     def system(self, text: str) -> None:
-        self._add(_Turn("system", self.step, self.t, text))
+        self._add(Turn("system", self.step, self.t, text))
         self.wait(0.005, 0.05)
 
     def user(self, text: str, *, think: tuple[float, float] = (6, 75)) -> None:
         self.wait(*think)
-        self._add(_Turn("user", self.step, self.t, text))
+        self._add(Turn("user", self.step, self.t, text))
 
     def say(self, text: Any) -> None:
         self.wait(0.8, 7.5)
-        self._add(_Turn("assistant", self.step, self.t, text))
+        self._add(Turn("assistant", self.step, self.t, text))
 
-    def tools(self, *calls: tuple[str, dict[str, Any], bool, str]) -> list[_Call]:
+    def tools(self, *calls: tuple[str, dict[str, Any], bool, str]) -> list[ToolCall]:
         self.wait(0.7, 4.0)
         model = self.conv.step_models.get(self.step, "")
         made = [
-            _Call(self._call_id(model), name, args, ok, result) for name, args, ok, result in calls
+            ToolCall(self._call_id(model), name, args, ok, result)
+            for name, args, ok, result in calls
         ]
-        self._add(_Turn("assistant", self.step, self.t, "", calls=made))
+        self._add(Turn("assistant", self.step, self.t, "", calls=made))
         for call in made:
             self.wait(0.05, 2.5 if call.ok else 10.0)
             self._add(
-                _Turn(
+                Turn(
                     "tool",
                     self.step,
                     self.t,
@@ -163,8 +86,8 @@ class _Builder:
             )
         return made
 
-    def _add(self, turn: _Turn) -> None:
-        turn.nonce = _digits(self.rng)
+    def _add(self, turn: Turn) -> None:
+        turn.nonce = message_nonce(self.rng)
         self.conv.turns.append(turn)
 
     def remember(self, key: str, value: Any) -> None:
@@ -182,7 +105,7 @@ class _Builder:
         if model.startswith("claude"):
             return f"toolu_01{token[:22]}"
         if model.startswith("gemini"):
-            return str(_uuid(self.rng))
+            return str(seeded_uuid(self.rng))
         return f"call_{token}"
 
 
@@ -1067,452 +990,81 @@ def _alert_stream(b: _Builder, *, alerts: int) -> None:
         b.checkpoint()
 
 
-# --- serializers ------------------------------------------------------------------------------
+# --- the scenarios, and scripting one conversation ---------------------------------------------
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{moment.microsecond // 1000:03d}Z"
-    )
+@dataclass(frozen=True)
+class Scenario:
+    script: Callable[..., None]
+    flow: str  # the Picoflow flow that runs it ("": chat transcripts only)
+    app: str  # the app a chat transcript names in its metadata
+    namespace: str  # the memory namespace of the main conversation
 
 
-def _digits(rng: random.Random) -> int:
-    """The 10 random digits ending a Picoflow message id."""
-    return rng.randrange(10**9, 10**10)
-
-
-def _uuid(rng: random.Random) -> uuid.UUID:
-    return uuid.UUID(int=rng.getrandbits(128), version=4)
-
-
-def _tokens_of(value: Any) -> int:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return max(1, len(text) // 4) + 4
-
-
-def _usage(turns: list[_Turn], *, window: int = 60) -> tuple[int, int]:
-    """(input, output) tokens: each model call reads the recent context and writes its turn."""
-    context: list[int] = []
-    inp = out = 0
-    for turn in turns:
-        size = _tokens_of(turn.text) + sum(_tokens_of(c.args) + 8 for c in turn.calls)
-        if turn.role == "assistant":
-            inp += 350 + sum(context[-window:])  # tool schemas + the window the engine keeps
-            out += size
-        context.append(size)
-    return inp, out
-
-
-class _Clock:
-    def __init__(self, start: datetime) -> None:
-        self.start = start
-
-    def at(self, offset: float) -> datetime:
-        return self.start + timedelta(seconds=offset)
-
-    def iso(self, offset: float) -> str:
-        return _iso(self.at(offset))
-
-
-def _pf_message(turn: _Turn, clock: _Clock, *, v15: bool, user_name: str) -> dict[str, Any]:
-    kind = {"system": "system", "user": "human", "assistant": "ai", "tool": "tool"}[turn.role]
-    msg: dict[str, Any] = {
-        "type": kind,
-        "content": turn.text,
-        "id": f"{turn.step}|{clock.iso(turn.at)}|{turn.nonce}",
-    }
-    if v15:
-        msg["timestamp"] = clock.iso(turn.at)
-        if kind == "human":
-            msg["name"] = user_name
-    if kind == "human":
-        msg["additional_kwargs"] = {"direct": False}
-    elif kind == "ai" and turn.calls:
-        msg["tool_calls"] = [{"name": c.name, "args": c.args, "id": c.id} for c in turn.calls]
-    elif kind == "tool" and turn.call is not None:
-        if turn.stop_tool:
-            msg["additional_kwargs"] = {"stopTool": True}
-        msg["tool_call_id"] = turn.call.id
-        msg["status"] = "success" if turn.call.ok else "error"
-        msg["name"] = turn.call.name
-    return msg
-
-
-def _pf_steps(
-    conv: _Conversation, upto: float, clock: _Clock, variant: str, active: str | None
-) -> list[dict[str, Any]]:
-    names: list[str] = []
-    for at, step in conv.sequence:
-        if at <= upto and step not in names:
-            names.append(step)
-    steps = []
-    for step in names:
-        state: dict[str, Any] = {}
-        saved = None
-        for at, owner, key, value in conv.state:
-            if owner == step and at <= upto:
-                state[key] = value
-                saved = at
-        saved = saved if saved is not None else next(a for a, s in conv.sequence if s == step)
-        model = conv.step_models[step]
-        if variant == V1_EXT:
-            state["_saveOn"] = {"$date": clock.iso(saved)}
-            steps.append(
-                {
-                    "name": step,
-                    "isActive": step == active,
-                    "state": state,
-                    "modelName": model,
-                    "temperature": -1 if model.startswith("gemini") else 0.2,
-                }
-            )
-        elif variant == V1_PLAIN:
-            state["_saveOn"] = clock.iso(saved)
-            params: dict[str, Any] = (
-                {"reasoning": {"effort": "low"}} if model == "gpt-4.1" else {"temperature": 0.3}
-            )
-            steps.append(
-                {
-                    "name": step,
-                    "isActive": step == active,
-                    "state": state,
-                    "modelName": model,
-                    "modelParamsName": model,
-                    "modelParams": params,
-                }
-            )
-        else:
-            state["_saveOn"] = clock.iso(saved)
-            entry: dict[str, Any] = {"name": step, "state": state}
-            if model != conv.step_models["*"]:
-                entry["model"] = {
-                    "provider": _PROVIDERS[model],
-                    "name": model,
-                    "params": {"temperature": 0.2},
-                }
-            steps.append(entry)
-    return steps
-
-
-def _pf_logs(conv: _Conversation, upto: float, clock: _Clock, *, v15: bool) -> dict[str, list[Any]]:
-    logs: dict[str, list[Any]] = {"log": [], "error": [], "warn": [], "debug": [], "verbose": []}
-    for at, level, message, extra in conv.logs:
-        if at > upto:
-            continue
-        if v15:
-            logs[level].append(
-                {"timestamp": clock.iso(at), "level": level, "message": message, **extra}
-            )
-        else:
-            logs[level].append(message)
-    return logs
-
-
-def _picoflow(
-    conv: _Conversation,
-    *,
-    variant: str,
-    session_id: str,
-    start: datetime,
-    cut: int,
-    final: bool,
-    revision: int,
-    expire_after: int,
-    rng: random.Random,
-) -> bytes:
-    clock = _Clock(start)
-    turns = conv.turns[:cut]
-    upto = turns[-1].at + 0.01
-    status = conv.status if final else "running"
-    active = None if status == "completed" else turns[-1].step
-    inp, out = _usage(turns, window=conv.context_window)
-    main_ns = {"support": "support", "booking": "travelPlan", "triage": "triage"}[conv.scenario]
-
-    namespaces: dict[str, list[dict[str, Any]]] = {}
-    for turn in turns:
-        ns = "end" if turn.step in ("EndStep", "ConfirmStep") else main_ns
-        if variant == V1_EXT and ns != "end":
-            ns = "default"
-        namespaces.setdefault(ns, []).append(
-            _pf_message(turn, clock, v15=variant == V1_5, user_name=conv.user_name.lower())
-        )
-    logs = _pf_logs(conv, upto, clock, v15=variant == V1_5)
-    created, saved = clock.iso(0), clock.iso(upto)
-
-    if variant == V1_5:
-        flow_model = conv.step_models["*"]
-        memory: dict[str, Any] = {}
-        for ns, messages in namespaces.items():
-            memory[ns] = {"messages": messages}
-            if len(messages) > 120:
-                memory[ns]["summary"] = (
-                    f"{len(messages) - 40} earlier messages summarised: alerts triaged and "
-                    "routed; no open sev1."
-                )
-                memory[ns]["summarizedThroughId"] = messages[-41]["id"]
-        reasoning = out // 5 if flow_model == "gpt-4.1" else 0
-        doc: dict[str, Any] = {
-            "id": session_id,
-            "revision": revision,
-            "version": 1.5,
-            "runStatus": status,
-            "createdOn": created,
-            "saveOn": saved,
-            "flow": {
-                "name": conv.flow,
-                "model": {
-                    "provider": _PROVIDERS[flow_model],
-                    "name": flow_model,
-                    "params": {"temperature": 0.2},
-                    "retryAttempts": 2,
-                },
-                "context": {"config": {"locale": "en-GB", "channel": "web"}},
-                "memory": memory,
-                "steps": _pf_steps(conv, upto, clock, variant, active),
-                "currentStep": active,
-                "sequence": [
-                    {
-                        "level": 1 if s in ("IntakeStep", "PlannerStep", "IdentifyStep") else 2,
-                        "stepName": s,
-                    }
-                    for at, s in conv.sequence
-                    if at <= upto
-                ],
-            },
-            "tokens": {
-                "inputTokens": inp,
-                "outputTokens": out + reasoning,
-                "totalTokens": inp + out + reasoning,
-                "reasoningTokens": reasoning,
-                "visibleOutputTokens": out,
-                "cachedInputTokens": int(inp * 0.55),
-                "cacheCreationInputTokens": 1024 if flow_model.startswith("claude") else 0,
-            },
-            **logs,
-        }
-        return json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")
-
-    ext = variant == V1_EXT
-    flow: dict[str, Any] = {
-        "name": conv.flow,
-        "memory": [{"nameSpace": ns, "history": history} for ns, history in namespaces.items()],
-        "steps": _pf_steps(conv, upto, clock, variant, active),
-        "context": {"config": {"store": "north", "channel": "web"} if ext else None},
-    }
-    if ext:
-        flow["temperature"] = -1
-    else:
-        flow["sequence"] = [s for at, s in conv.sequence if at <= upto]
-    flows = [flow]
-    if ext and conv.second_flow and final and status == "completed":
-        survey_at = upto + 2
-        flows.append(
-            {
-                "name": "SurveyFlow",
-                "memory": [
-                    {
-                        "nameSpace": "survey",
-                        "history": [
-                            {
-                                "type": "ai",
-                                "content": "How would you rate this conversation from 1 to 5?",
-                                "id": f"AskStep|{clock.iso(survey_at)}|{_digits(rng)}",
-                            }
-                        ],
-                    }
-                ],
-                "steps": [
-                    {
-                        "name": "AskStep",
-                        "isActive": True,
-                        "state": {"_saveOn": {"$date": clock.iso(survey_at)}},
-                        "modelName": "gpt-4o-mini",
-                        "temperature": -1,
-                    }
-                ],
-                "context": {"config": None},
-            }
-        )
-        saved = clock.iso(survey_at)
-    oid = session_id  # an ObjectId: creation time in its first 4 bytes
-    doc = {
-        "_id": {"$oid": oid} if ext else oid,
-        "id": oid,
-        "version": 1,
-        "runStatus": status,
-        "createdOn": {"$date": created} if ext else created,
-        "saveOn": {"$date": saved} if ext else saved,
-        "expireAfter": expire_after,
-        "tokens": {"inputTokens": inp, "outputTokens": out, "totalTokens": inp + out},
-        "flows": flows,
-        **logs,
-    }
-    if ext:  # mongoexport writes one line per document
-        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")
-
-
-def _openai_chat(
-    conv: _Conversation, *, session_id: str, start: datetime, cut: int, model: str, dump: bool
-) -> bytes:
-    turns = conv.turns[:cut]
-    messages: list[dict[str, Any]] = []
-    for turn in turns:
-        if turn.role in ("system", "user"):
-            messages.append({"role": turn.role, "content": turn.text})
-        elif turn.role == "tool" and turn.call is not None:
-            messages.append({"role": "tool", "tool_call_id": turn.call.id, "content": turn.text})
-        else:
-            text = turn.text if isinstance(turn.text, str) else json.dumps(turn.text)
-            msg: dict[str, Any] = {"role": "assistant", "content": text or None}
-            if dump:  # ChatCompletionMessage.model_dump() writes every optional key
-                msg.update(refusal=None, annotations=[], audio=None, function_call=None)
-            if turn.calls:
-                msg["tool_calls"] = [
-                    {
-                        "id": c.id,
-                        "type": "function",
-                        "function": {
-                            "name": c.name,
-                            "arguments": json.dumps(c.args, ensure_ascii=False),
-                        },
-                    }
-                    for c in turn.calls
-                ]
-            elif dump:
-                msg["tool_calls"] = None
-            messages.append(msg)
-    inp, out = _usage(turns, window=conv.context_window)
-    doc = {
-        "id": session_id,
-        "model": model,
-        "user": conv.user,
-        "created": int(start.timestamp()),
-        "metadata": {"app": conv.app, "env": "production"},
-        "messages": messages,
-        "usage": {
-            "prompt_tokens": inp,
-            "completion_tokens": out,
-            "total_tokens": inp + out,
-            "prompt_tokens_details": {"cached_tokens": int(inp * 0.4) // 128 * 128},
-            "completion_tokens_details": {"reasoning_tokens": 0},
-        },
-    }
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-# --- the data set -----------------------------------------------------------------------------
-
-
-@dataclass
-class _Plan:
-    scenario: str
-    variant: str
-    status: str
-    length: int  # exchanges after the opening
-    fresh: bool = False  # running and active in the last hour
-    versions: int = 1
-    special: str = ""
-
-
-_FLOWS = {"support": "SupportFlow", "booking": "BookingFlow", "triage": "TriageFlow"}
-_APPS = {"support": "support-bot", "booking": "trip-planner", "analysis": "analytics-copilot"}
-_SCRIPTS: dict[str, Callable[..., None]] = {
-    "support": _support,
-    "booking": _booking,
-    "triage": _triage,
-    "analysis": _analysis,
+SCENARIOS = {
+    "support": Scenario(_support, flow="SupportFlow", app="support-bot", namespace="support"),
+    "booking": Scenario(_booking, flow="BookingFlow", app="trip-planner", namespace="travelPlan"),
+    "triage": Scenario(_triage, flow="TriageFlow", app="ops-triage", namespace="triage"),
+    "analysis": Scenario(_analysis, flow="", app="analytics-copilot", namespace=""),
 }
+# The closing steps keep their messages in a namespace of their own.
+_CLOSING_NAMESPACES = {"EndStep": "end", "ConfirmStep": "end"}
+# Every step a script may enter; each gets the flow's model or, sometimes, another one.
+_STEPS = (
+    "IdentifyStep",
+    "LookupStep",
+    "ResolveStep",
+    "EndStep",
+    "PlannerStep",
+    "FlightStep",
+    "HotelStep",
+    "ConfirmStep",
+    "IntakeStep",
+    "DiagnoseStep",
+    "RouteStep",
+    "analysis",
+)
 
 
-def _plans(rng: random.Random, count: int) -> list[_Plan]:
-    specials = [
-        _Plan("support", V1_PLAIN, "completed", 2, special="xss"),
-        _Plan("triage", V1_5, "running", 0, fresh=True, special="alert-stream"),
-        _Plan("analysis", CHAT, "completed", 48, versions=2, special="long"),
-        _Plan("support", V1_EXT, "completed", 55, special="long"),
-        _Plan("booking", V1_5, "running", 60, fresh=True, special="long"),
-        _Plan("booking", V1_EXT, "running", 3, fresh=True),
-        _Plan("support", V1_PLAIN, "running", 2, fresh=True, versions=2),
-        _Plan("analysis", CHAT, "completed", 3, versions=3),
-    ]
-    plans = specials[:count]
-    while len(plans) < count:
-        roll = rng.random()
-        if roll < 0.38:
-            variant, scenario = (
-                CHAT,
-                rng.choice(["analysis"] * 4 + ["support"] * 3 + ["booking"] * 3),
-            )
-        else:
-            variant = rng.choice([V1_EXT, V1_PLAIN, V1_PLAIN, V1_5, V1_5])
-            scenario = rng.choice(["support"] * 4 + ["booking"] * 3 + ["triage"] * 3)
-        status = rng.choices(["completed", "running", "aborted"], weights=[75, 12, 13])[0]
-        if variant == CHAT:
-            status = "completed"  # transcripts have no status; "aborted" scripts still apply
-            if rng.random() < 0.1:
-                status = "aborted"
-        length = rng.choice([0, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 8, 12])
-        versions = rng.choices([1, 2, 3], weights=[80, 14, 6])[0]
-        plans.append(
-            _Plan(
-                scenario,
-                variant,
-                status,
-                length,
-                fresh=status == "running" and rng.random() < 0.25,
-                versions=versions,
-            )
-        )
-    return plans
-
-
-def _converse(rng: random.Random, plan: _Plan) -> _Conversation:
+def converse(
+    rng: random.Random, *, scenario: str, status: str, exchanges: int, special: str = ""
+) -> Conversation:
+    """Script one conversation: ``exchanges`` after the opening, ending as ``status`` says
+    (an aborted one fails somewhere, a running one stops part-way). ``special`` names one of
+    the data set's set pieces: "alert-stream", "xss" or "long"."""
     flow_model = rng.choice(MODELS)
-    conv = _Conversation(
-        scenario=plan.scenario,
-        flow=_FLOWS.get(plan.scenario, ""),
+    plot = SCENARIOS[scenario]
+    conv = Conversation(
+        flow=plot.flow,
         user="",
         user_name="",
         step_models={"*": flow_model},
-        status=plan.status,
-        app=_APPS.get(plan.scenario, "ops-triage"),
-        second_flow=rng.random() < 0.3,
+        status=status,
+        app=plot.app,
+        namespace=plot.namespace,
+        step_namespaces=dict(_CLOSING_NAMESPACES),
+        csat_survey=rng.random() < 0.3,
     )
-    steps = [
-        "IdentifyStep",
-        "LookupStep",
-        "ResolveStep",
-        "EndStep",
-        "PlannerStep",
-        "FlightStep",
-        "HotelStep",
-        "ConfirmStep",
-        "IntakeStep",
-        "DiagnoseStep",
-        "RouteStep",
-        "analysis",
-    ]
-    for step in steps:
+    for step in _STEPS:
         conv.step_models[step] = flow_model if rng.random() < 0.7 else rng.choice(MODELS)
     builder = _Builder(rng, conv)
     fail_at = None
-    if plan.status == "aborted":
-        fail_at = rng.randrange(0, plan.length + 1)
-    if plan.special == "alert-stream":
+    if status == "aborted":
+        fail_at = rng.randrange(0, exchanges + 1)
+    if special == "alert-stream":
         _alert_stream(builder, alerts=500)
-    elif plan.special == "xss":
-        _support(builder, exchanges=plan.length, fail_at=None, xss=True)
+    elif special == "xss":
+        _support(builder, exchanges=exchanges, fail_at=None, xss=True)
     else:
-        _SCRIPTS[plan.scenario](builder, exchanges=plan.length, fail_at=fail_at)
-    if plan.status == "aborted" and not any(level == "error" for _, level, _, _ in conv.logs):
+        plot.script(builder, exchanges=exchanges, fail_at=fail_at)
+    if status == "aborted" and not any(level == "error" for _, level, _, _ in conv.logs):
         builder.log("error", "engine error: model provider returned 500 twice; run aborted")
-    if plan.status == "running" and not plan.special and len(conv.checkpoints) > 2:
+    if status == "running" and not special and len(conv.checkpoints) > 2:
         # Still in progress: the conversation so far, up to some exchange.
         keep = rng.choice(conv.checkpoints[1:-1])
         conv.turns = conv.turns[:keep]
         conv.checkpoints = [c for c in conv.checkpoints if c <= keep]
-    if plan.status == "running" and conv.turns[-1].role == "assistant" and rng.random() < 0.5:
+    if status == "running" and conv.turns[-1].role == "assistant" and rng.random() < 0.5:
         # Still running: the customer has just written and the model is thinking.
         builder.user("Hello? Are you still there?")
         builder.checkpoint()
@@ -1521,182 +1073,3 @@ def _converse(rng: random.Random, plan: _Plan) -> _Conversation:
     if rng.random() < 0.1:
         builder.log("warn", "model retry attempt 1 (429 rate limited)", attempt=1)
     return conv
-
-
-def generate_documents(
-    *,
-    now: datetime,
-    count: int = DEFAULT_COUNT,
-    days: int = DEFAULT_DAYS,
-    seed: int = DEFAULT_SEED,
-) -> list[DemoDocument]:
-    """Every version of every demo session, oldest arrival first. Pure: same arguments, same
-    bytes."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    rng = random.Random(seed)
-    window = timedelta(days=days).total_seconds()
-    documents: list[DemoDocument] = []
-    for plan in _plans(rng, count):
-        conv = _converse(rng, plan)
-        duration = conv.duration
-        if plan.fresh:
-            end = now - timedelta(seconds=rng.uniform(60, 55 * 60))
-        else:
-            # Busier in working hours: pick a day, then an hour weighted toward 8-19 UTC.
-            day = rng.randrange(days)
-            hour = rng.choices(range(24), weights=[1] * 7 + [4] * 12 + [2] * 5)[0]
-            base = (now - timedelta(days=day)).replace(hour=hour, minute=0, second=0, microsecond=0)
-            end = base + timedelta(seconds=rng.uniform(0, 3600) + duration)
-            latest = now - timedelta(minutes=70 if plan.status == "running" else 3)
-            earliest = now - timedelta(seconds=window) + timedelta(seconds=duration)
-            while end > latest:  # that hour has not come yet today: take it a day earlier
-                end -= timedelta(days=1)
-            end = min(max(end, earliest), latest)
-        start = end - timedelta(seconds=duration)
-        start = start.replace(microsecond=start.microsecond // 1000 * 1000)
-
-        session_id = str(_uuid(rng)) if plan.variant in (V1_5, CHAT) else rng.randbytes(12).hex()
-        if plan.variant == CHAT:
-            session_id = "conv_" + session_id.replace("-", "")[:24]
-        elif plan.variant != V1_5:
-            session_id = f"{int(start.timestamp()):08x}" + session_id[8:]
-        final_revision = rng.randrange(plan.versions + 2, 40)
-        expire_after = rng.choice([50000, 50000, 86400, 604800, 2592000])
-        chat_model = conv.step_models["*"]
-        dump = rng.random() < 0.5
-
-        cuts = _version_cuts(rng, conv, plan.versions)
-        for n, cut in enumerate(cuts, start=1):
-            final = n == len(cuts)
-            if plan.variant == CHAT:
-                body = _openai_chat(
-                    conv, session_id=session_id, start=start, cut=cut, model=chat_model, dump=dump
-                )
-            else:
-                body = _picoflow(
-                    conv,
-                    variant=plan.variant,
-                    session_id=session_id,
-                    start=start,
-                    cut=cut,
-                    final=final,
-                    revision=final_revision - (len(cuts) - n),
-                    expire_after=expire_after,
-                    rng=rng,
-                )
-            last = start + timedelta(seconds=conv.turns[cut - 1].at)
-            received = min(
-                last
-                + timedelta(
-                    seconds=rng.uniform(0.2, 2.0) + (2 if final and conv.second_flow else 0)
-                ),
-                now,
-            )
-            documents.append(
-                DemoDocument(
-                    body=body,
-                    format_id=OPENAI_CHAT if plan.variant == CHAT else PICOFLOW,
-                    variant=plan.variant,
-                    key=session_id,
-                    received_at=received,
-                    scenario=plan.special or plan.scenario,
-                )
-            )
-    documents.sort(key=lambda d: d.received_at)
-    return documents
-
-
-def _version_cuts(rng: random.Random, conv: _Conversation, versions: int) -> list[int]:
-    total = len(conv.turns)
-    earlier = sorted({c for c in conv.checkpoints if 2 < c < total})
-    picks = sorted(rng.sample(earlier, min(versions - 1, len(earlier))))
-    return [*picks, total]
-
-
-# --- loading ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DemoLoadResult:
-    skipped: bool  # demo data was already there: nothing was ingested
-    existing_sessions: int
-    deleted_sessions: int = 0
-    documents: int = 0
-    sessions_created: int = 0
-    versions_added: int = 0
-    unchanged: int = 0
-    sessions_by_format: dict[str, int] = field(default_factory=dict)
-    sessions_by_variant: dict[str, int] = field(default_factory=dict)
-    versions_by_session: dict[int, int] = field(default_factory=dict)  # versions -> sessions
-
-
-def demo_session_ids() -> list[str]:
-    """Sessions whose first version was loaded as demo data."""
-    return [
-        str(pk)
-        for pk in DocumentVersion.objects.filter(
-            number=1, source=DocumentVersion.Source.DEMO
-        ).values_list("session_id", flat=True)
-    ]
-
-
-def delete_demo_sessions() -> int:
-    deleted = 0
-    for session_id in demo_session_ids():
-        deleted += services.delete_session(session_id=session_id)
-    return deleted
-
-
-def load_demo(
-    *,
-    now: datetime,
-    count: int = DEFAULT_COUNT,
-    days: int = DEFAULT_DAYS,
-    seed: int = DEFAULT_SEED,
-    reset: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-) -> DemoLoadResult:
-    """Ingest the demo data set once. With demo data present it does nothing unless ``reset``,
-    which deletes the demo sessions first and loads a fresh set relative to ``now``."""
-    existing = len(demo_session_ids())
-    deleted = 0
-    if existing and not reset:
-        return DemoLoadResult(skipped=True, existing_sessions=existing)
-    if reset:
-        deleted = delete_demo_sessions()
-    documents = generate_documents(now=now, count=count, days=days, seed=seed)
-    created = added = unchanged = 0
-    by_format: Counter[str] = Counter()
-    by_variant: Counter[str] = Counter()
-    versions: Counter[str] = Counter()
-    for index, document in enumerate(documents, start=1):
-        # No forced format: the demo goes through detection like any client's document.
-        outcome = services.ingest_document(
-            body=document.body,
-            source=DocumentVersion.Source.DEMO,
-            now=document.received_at,
-        )
-        if outcome.created:
-            created += 1
-            by_format[outcome.format] += 1
-            by_variant[document.variant] += 1
-        if outcome.changed:
-            added += 1
-            versions[outcome.id] = outcome.version
-        else:
-            unchanged += 1
-        if progress is not None:
-            progress(index, len(documents))
-    return DemoLoadResult(
-        skipped=False,
-        existing_sessions=existing,
-        deleted_sessions=deleted,
-        documents=len(documents),
-        sessions_created=created,
-        versions_added=added,
-        unchanged=unchanged,
-        sessions_by_format=dict(sorted(by_format.items())),
-        sessions_by_variant=dict(sorted(by_variant.items())),
-        versions_by_session=dict(sorted(Counter(versions.values()).items())),
-    )

@@ -3,9 +3,6 @@ audit log, checkpoints and branch links. Keyword-only, typed; frozen records, ne
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,10 +13,10 @@ from django.db.models import Q
 from sessions_api import jsondiff
 from sessions_api.errors import InvalidQuery, NotEditable
 from sessions_api.formats import editing as document_editors
-from sessions_api.formats.decoding import DecodeLimits, decode_document
 from sessions_api.formats.editing import Capabilities
 from sessions_api.models import AuditEntry, Checkpoint, Session
-from sessions_api.storage import get_document_store
+from sessions_api.sessions import cursors
+from sessions_api.storage import decode_stored_body, get_document_store, load_stored_document
 
 DOCUMENT_PART = "document"  # the dashboard's whole-document editor
 AUDIT_ACTIONS: tuple[str, ...] = tuple(AuditEntry.Action.values)
@@ -142,8 +139,7 @@ def get_latest_document(*, session_id: str) -> DocumentRecord | None:
 
 
 def get_document_value(*, session_id: str, version: int) -> Any:
-    body = get_document_store().get(session_id=session_id, version=version)
-    return _decode(body)
+    return load_stored_document(session_id=session_id, version=version)
 
 
 def editor_view(*, session_id: str, part: str | None = None) -> EditorView | None:
@@ -151,7 +147,7 @@ def editor_view(*, session_id: str, part: str | None = None) -> EditorView | Non
     document = get_latest_document(session_id=session_id)
     if document is None:
         return None
-    doc = _decode(document.body)
+    doc = decode_stored_body(document.body)
     caps = document_editors.capabilities(document.format, doc)
     choices = [PartChoice(key=p.key, label=p.label) for p in caps.parts]
     choices.append(PartChoice(key=DOCUMENT_PART, label="Whole document"))
@@ -183,9 +179,7 @@ def conflict_view(
     row = _row(session_id)
     if row is None:
         raise NotEditable("the session no longer exists")
-    current_doc = _decode(
-        get_document_store().get(session_id=str(row.id), version=row.latest_version)
-    )
+    current_doc = load_stored_document(session_id=str(row.id), version=row.latest_version)
     current = part_value(format_id=format_id, doc=current_doc, part=part)
     try:
         seen_doc = get_document_value(session_id=str(row.id), version=seen_version)
@@ -302,13 +296,16 @@ def list_audit(*, filters: AuditFilters, cursor: str | None = None, limit: int =
     if filters.until:
         rows = rows.filter(created_at__lt=filters.until)
     if cursor:
-        at, last_id = _decode_cursor(cursor)
+        try:
+            at, last_id = cursors.decode_cursor(cursor, cursors.aware_datetime, cursors.integer)
+        except cursors.MalformedCursor as exc:
+            raise InvalidQuery(exc.message, path="cursor") from None
         rows = rows.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=last_id))
     page = list(rows.order_by("-created_at", "-id")[: limit + 1])
     next_cursor = None
     if len(page) > limit:
         page = page[:limit]
-        next_cursor = _encode_cursor(page[-1].created_at, page[-1].id)
+        next_cursor = cursors.encode_cursor(page[-1].created_at, page[-1].id)
     return AuditPage(items=[_audit_record(row) for row in page], next_cursor=next_cursor)
 
 
@@ -336,23 +333,6 @@ def _audit_record(row: AuditEntry) -> AuditRecord:
     )
 
 
-def _encode_cursor(at: datetime, last_id: int) -> str:
-    raw = json.dumps([at.isoformat(), last_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        at, last_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        moment = datetime.fromisoformat(at)
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
-        raise InvalidQuery("malformed cursor", path="cursor") from None
-    if moment.tzinfo is None or isinstance(last_id, bool) or not isinstance(last_id, int):
-        raise InvalidQuery("malformed cursor", path="cursor")
-    return moment, last_id
-
-
 # --- internals --------------------------------------------------------------------------------
 
 
@@ -366,9 +346,3 @@ def _uuid_or_none(value: str | None) -> str | None:
 def _row(session_id: str) -> Session | None:
     key = _uuid_or_none(session_id)
     return Session.objects.filter(id=key).first() if key else None
-
-
-def _decode(body: bytes) -> Any:
-    return decode_document(
-        body, DecodeLimits(max_bytes=max(len(body), 1), max_depth=10_000, max_nodes=10**9)
-    )

@@ -46,11 +46,10 @@ from sessions_api.errors import (
 )
 from sessions_api.formats import editing as document_editors
 from sessions_api.formats import parse_document
-from sessions_api.formats.decoding import DecodeLimits, decode_document
 from sessions_api.formats.editing import DocumentPatch
 from sessions_api.ingest import services
 from sessions_api.models import AuditEntry, Checkpoint, DocumentVersion, Session
-from sessions_api.storage import get_document_store
+from sessions_api.storage import decode_stored_body, get_document_store
 
 Action = AuditEntry.Action
 MAX_REASON_CHARS = 2000
@@ -336,14 +335,14 @@ def _edit_document(
         _check_version(row, expected_version)
         before_version = row.latest_version
         old_body = _body(row, before_version)
-        old_doc = _decode(old_body)
+        old_doc = decode_stored_body(old_body)
         new_body = build(row, old_doc, old_body)
         outcome = services.store_version_of_locked_session(
             row=row, body=new_body, source=DocumentVersion.Source.EDIT, now=now
         )
         if not outcome.changed:
             return _unchanged(row)
-        ops = jsondiff.diff(old_doc, _decode(new_body))
+        ops = jsondiff.diff(old_doc, decode_stored_body(new_body))
         entry = _record(
             row=row,
             actor=actor,
@@ -393,7 +392,7 @@ def set_expiry(
         row = _lock(session_id)
         _check_version(row, expected_version)
         old_body = _body(row, row.latest_version)
-        old_doc = _decode(old_body)
+        old_doc = decode_stored_body(old_body)
         editor = document_editors.editor_for(row.format)
         if editor.expiry_pointer(old_doc) is not None:
             seconds = None if expires_at is None else math.ceil((expires_at - now).total_seconds())
@@ -638,7 +637,7 @@ def branch_session(
         number = version or parent.latest_version
         _require_version(parent, number)
         body = _body(parent, number)
-        doc = _decode(body)
+        doc = decode_stored_body(body)
         raw_id = document_editors.document_session_id(doc, parent.external_id)
         base = raw_id or parent.external_id
         candidates = (
@@ -694,7 +693,7 @@ def branch_session(
             reason=reason,
             from_version=None,
             to_version=1,
-            diff=jsondiff.diff(doc, _decode(new_body)),
+            diff=jsondiff.diff(doc, decode_stored_body(new_body)),
             details=details,
             now=now,
         )
@@ -813,8 +812,8 @@ def conflict_diff(*, row: Session, seen_version: int) -> list[dict[str, Any]] | 
     if not 1 <= seen_version <= row.latest_version:
         return None
     try:
-        seen = _decode(_body(row, seen_version))
-        current = _decode(_body(row, row.latest_version))
+        seen = decode_stored_body(_body(row, seen_version))
+        current = decode_stored_body(_body(row, row.latest_version))
     except BodyNotFound:
         return None
     return jsondiff.diff(seen, current, max_ops=500)
@@ -827,13 +826,6 @@ def _require_version(row: Session, number: int) -> None:
 
 def _body(row: Session, version: int) -> bytes:
     return get_document_store().get(session_id=str(row.id), version=version)
-
-
-def _decode(body: bytes) -> Any:
-    # Stored bodies passed the ingest limits; edited ones are checked by ingest again.
-    return decode_document(
-        body, DecodeLimits(max_bytes=max(len(body), 1), max_depth=10_000, max_nodes=10**9)
-    )
 
 
 def _next_revision(row: Session) -> int | None:

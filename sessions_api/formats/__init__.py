@@ -1,6 +1,7 @@
-"""Format adapters: one module per framework, and the registry that detects and parses.
+"""Formats: one package per format id (its adapter, its editor, its framework's own stores), and
+the registry that detects, parses and finds the editor.
 
-See README.md beside this file for how to add a format.
+See README.md beside this file for the layout and how to add a format.
 """
 
 from sessions_api.formats.base import DetectionRule, FormatAdapter, InvalidDocument

@@ -2,10 +2,10 @@
 
 An adapter is a module-level object with:
 
-- ``format_id``: one of the product's format ids (``registry.FORMAT_IDS``);
-- ``rules``: the detection rules it owns, each numbered as in README.md beside this file (the
-  registry sorts every adapter's rules by that number, so the global precedence stays the
-  documented one);
+- ``format_id``: one of ``registry.FORMAT_IDS``;
+- ``rules``: the detection rules it owns, each numbered as in the table of README.md beside this
+  file (the registry sorts every adapter's rules by that number, so the global precedence stays
+  the documented one);
 - ``parse(doc) -> ParsedSession``: a pure function from the decoded JSON value to the canonical
   session, raising :class:`InvalidDocument` with a JSON-pointer path when the document is not a
   valid document of this format, and returning warnings for anything odd but survivable.
@@ -23,7 +23,8 @@ from typing import Any, Protocol
 from sessions_api.domain import ParsedSession, ParseWarning
 from sessions_api.errors import InvalidDocument
 
-# Bounds that keep derived values sane: huge numbers and implausible timestamps.
+# Bounds that keep derived values sane: integers a JavaScript client reads exactly, and dates
+# no agent session can have.
 MAX_SAFE_INTEGER = 2**53 - 1
 EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
 LATEST_PLAUSIBLE = datetime(2200, 1, 1, tzinfo=UTC)

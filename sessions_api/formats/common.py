@@ -71,7 +71,7 @@ def map_role(
     return role
 
 
-# --- the Anthropic blocks (detection rules 15 and 16) -----------------------------------------
+# --- the Anthropic blocks (detection rules 15 and 16) ---------------------------------------
 
 # Content block types only the Anthropic Messages API writes: a transcript holding one is an
 # Anthropic transcript (rule 15), never an OpenAI chat transcript (rule 16).
@@ -147,6 +147,7 @@ def parse_tool_arguments(
     check_type: bool = True,
     blank_is_none: bool = True,
     warn_path: str | None = None,
+    as_embedded_json: bool = False,
 ) -> tuple[Any, str | None]:
     """(arguments, arguments_error) for tool-call arguments written as JSON text.
 
@@ -158,6 +159,9 @@ def parse_tool_arguments(
       without it any other value is kept as it is.
     - ``blank_is_none``: a blank string means no arguments (some clients send ``""``); without
       it a blank string is unparseable text like any other.
+    - ``as_embedded_json``: the text is held to the policy of the document itself
+      (:func:`parse_embedded_json`: a NUL or lone surrogate in it is a 422 at ``path``, and
+      its depth is bounded).
     """
     if check_type:
         expect(value, (str, dict), path, nullable=True)
@@ -165,18 +169,24 @@ def parse_tool_arguments(
         return value, None
     if blank_is_none and not value.strip():
         return None, None
-    try:
-        return json.loads(value, parse_constant=refuse_json_constant), None
-    except (ValueError, RecursionError) as exc:
-        error = f"arguments are not valid JSON: {str(exc)[:200]}"
-        warnings.append(
-            ParseWarning(
-                code="unparseable_tool_arguments",
-                message=f"{error}; kept verbatim",
-                path=path if warn_path is None else warn_path,
-            )
+    if as_embedded_json:
+        parsed, reason = parse_embedded_json(value, path)
+        if reason is None:
+            return parsed, None
+    else:
+        try:
+            return json.loads(value, parse_constant=refuse_json_constant), None
+        except (ValueError, RecursionError) as exc:
+            reason = str(exc)
+    error = f"arguments are not valid JSON: {reason[:200]}"
+    warnings.append(
+        ParseWarning(
+            code="unparseable_tool_arguments",
+            message=f"{error}; kept verbatim",
+            path=path if warn_path is None else warn_path,
         )
-        return value, error
+    )
+    return value, error
 
 
 def result_looks_like_error(content: Any) -> bool:
@@ -246,7 +256,8 @@ def sum_token_usages(
     path_in_message: bool = True,
 ) -> TokenUsage:
     """The field-wise sum of ``usages`` with source ``summed``; ``TokenUsage()`` when there are
-    none. A field no usage has stays None; a sum above 2^53-1 is ``out_of_range`` at ``path``.
+    none. A field no usage has stays None; a sum above 2^53-1 is ``out_of_range`` at ``path``
+    (the largest integer a JavaScript client reads exactly).
 
     - ``skip_empty``: usages without input, output and total are left out first, so usages
       that are all empty give ``TokenUsage()`` rather than an empty summed usage.

@@ -23,7 +23,7 @@ _ERROR_PREFIXES = ("error:", "error ", "tool error", "exception:", "traceback (m
 
 
 def looks_like_error(content: Any) -> bool:
-    """The shared text heuristic for formats without a status field (FORMATS.md section 4)."""
+    """The shared text heuristic for formats without a status field."""
     if not isinstance(content, str):
         return False
     head = content.lstrip()[:200].lower()
@@ -149,7 +149,7 @@ def _result_status(
 def count_recorded_tool_errors(messages: Sequence[Message]) -> int:
     """Tool errors the format records (explicitly or by documented convention).
 
-    DESIGN.md: heuristic verdicts are shown, marked as heuristic, but not counted.
+    Heuristic verdicts are shown, marked as heuristic, but not counted.
     """
     return sum(
         1

@@ -1,5 +1,5 @@
-"""Every adapter in one place, and detection in the documented precedence (README.md beside
-this file lists the rules).
+"""Every adapter and every editor in one place, keyed by format id, and detection in the
+documented precedence (the rule table of README.md beside this file).
 
 Detection is deterministic and explainable: the first rule (by its number) that matches wins,
 and the answer names that rule. A user can always force a format with ?format=.
@@ -8,22 +8,33 @@ and the answer names that rule. A user can always force a format with ?format=.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sessions_api.domain import ParsedSession
 from sessions_api.errors import UnknownFormat
+from sessions_api.formats.agentflow import edit as agentflow_edit
 from sessions_api.formats.agentflow import parse as agentflow
+from sessions_api.formats.anthropic import edit as anthropic_edit
 from sessions_api.formats.anthropic import parse as anthropic
 from sessions_api.formats.base import DetectionRule, FormatAdapter
+from sessions_api.formats.editing import Editor
+from sessions_api.formats.falai import edit as falai_edit
 from sessions_api.formats.falai import parse as falai
+from sessions_api.formats.google_adk import edit as google_adk_edit
 from sessions_api.formats.google_adk import parse as google_adk
+from sessions_api.formats.langchain import edit as langchain_edit
 from sessions_api.formats.langchain import parse as langchain
+from sessions_api.formats.openai_agents import edit as openai_agents_edit
 from sessions_api.formats.openai_agents import parse as openai_agents
+from sessions_api.formats.openai_chat import edit as openai_chat_edit
 from sessions_api.formats.openai_chat import parse as openai_chat
+from sessions_api.formats.picoflow import edit as picoflow_edit
 from sessions_api.formats.picoflow import parse as picoflow
+from sessions_api.formats.praisonai import edit as praisonai_edit
 from sessions_api.formats.praisonai import parse as praisonai
 
-# Every format id of the product's fixed contract, in its order.
+# Every format id the product supports; part of its public contract (REST ?format=, the
+# import command's --format), so ids are added, never renamed.
 FORMAT_IDS = (
     "picoflow",
     "langchain",
@@ -36,9 +47,24 @@ FORMAT_IDS = (
     "anthropic",
 )
 
-ADAPTERS: dict[str, FormatAdapter] = {
-    adapter.format_id: adapter
-    for adapter in (
+
+_Entry = TypeVar("_Entry", FormatAdapter, Editor)
+
+
+def by_format_id(entries: tuple[_Entry, ...], kind: str) -> dict[str, _Entry]:
+    """``entries`` keyed by their format id: exactly one for each id in FORMAT_IDS."""
+    keyed: dict[str, _Entry] = {}
+    for entry in entries:
+        if entry.format_id in keyed:
+            raise RuntimeError(f"two {kind}s for the format id {entry.format_id!r}")
+        keyed[entry.format_id] = entry
+    if set(keyed) != set(FORMAT_IDS):
+        raise RuntimeError(f"{kind}s {sorted(keyed)} do not match the format ids {FORMAT_IDS}")
+    return keyed
+
+
+ADAPTERS: dict[str, FormatAdapter] = by_format_id(
+    (
         picoflow.ADAPTER,
         openai_chat.ADAPTER,
         langchain.ADAPTER,
@@ -48,11 +74,24 @@ ADAPTERS: dict[str, FormatAdapter] = {
         praisonai.ADAPTER,
         openai_agents.ADAPTER,
         google_adk.ADAPTER,
-    )
-}
+    ),
+    "adapter",
+)
 
-if set(ADAPTERS) != set(FORMAT_IDS):
-    raise RuntimeError(f"adapters {sorted(ADAPTERS)} do not match the format ids {FORMAT_IDS}")
+EDITORS: dict[str, Editor] = by_format_id(
+    (
+        picoflow_edit.EDITOR,
+        langchain_edit.EDITOR,
+        openai_chat_edit.EDITOR,
+        google_adk_edit.EDITOR,
+        falai_edit.EDITOR,
+        agentflow_edit.EDITOR,
+        praisonai_edit.EDITOR,
+        openai_agents_edit.EDITOR,
+        anthropic_edit.EDITOR,
+    ),
+    "editor",
+)
 
 RULES: tuple[DetectionRule, ...] = tuple(
     sorted(
@@ -76,7 +115,7 @@ def get_adapter(format_id: str) -> FormatAdapter:
 
 
 def detect_format(doc: Any) -> Detection:
-    """The first matching rule in rule-number order; UnknownFormat when none matches."""
+    """The first matching rule in the documented order; UnknownFormat when none matches."""
     for rule in RULES:
         try:
             matched = rule.matches(doc)
@@ -90,7 +129,8 @@ def detect_format(doc: Any) -> Detection:
                 variant=rule.variant,
             )
     raise UnknownFormat(
-        "unknown format: the document matches no detection rule; "
+        "unknown format: the document matches no detection rule (the rules are listed in "
+        "sessions_api/formats/README.md); "
         "if it is a supported framework's document, say which with ?format=ID "
         f"({', '.join(sorted(ADAPTERS))})"
     )

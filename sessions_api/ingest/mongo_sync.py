@@ -47,7 +47,8 @@ from sessions_api.errors import (
     SourceUnavailable,
 )
 from sessions_api.ingest import services
-from sessions_api.models import DocumentVersion, JobState
+from sessions_api.models import DocumentVersion
+from sessions_api.state import read_state, write_state
 
 Checkpoint = Callable[[], None]
 MAX_LISTED = 100
@@ -174,7 +175,7 @@ def sync_mongo_source(
         )
     counts = dict.fromkeys(("seen", "created", "updated", "unchanged", "failed", "conflicts"), 0)
     failures: list[dict[str, Any]] = []
-    position = _load_state(source.state_name).get("position")
+    position = read_state(name=source.state_name).get("position")
     start = _start_value(position, field)
     try:
         collection = client[source.database][source.collection]
@@ -212,7 +213,7 @@ def sync_mongo_source(
                     "_id": json_util.dumps(after[1], json_options=STATE_JSON),
                     "saved_at": now.isoformat(),
                 }
-                _save_state(source.state_name, {"position": position})
+                write_state(name=source.state_name, value={"position": position})
             checkpoint()
     except ConnectionFailure as exc:
         raise SourceUnavailable(f"source MongoDB unreachable: {exc}"[:300]) from exc
@@ -301,15 +302,6 @@ def _start_value(position: dict[str, Any] | None, field: str) -> Any:
     if isinstance(value, datetime):
         return value - conf.mongo_source_overlap()
     return value
-
-
-def _load_state(name: str) -> dict[str, Any]:
-    value = JobState.objects.filter(name=name).values_list("value", flat=True).first()
-    return dict(value or {})
-
-
-def _save_state(name: str, value: dict[str, Any]) -> None:
-    JobState.objects.update_or_create(name=name, defaults={"value": value})
 
 
 def _result(

@@ -8,20 +8,16 @@ rows are replaced. An outcome is returned only after that commit.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
-from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, models, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
+from sessions_api import db
 from sessions_api.domain import ParseWarning
 from sessions_api.domain import Session as CanonicalSession
 from sessions_api.errors import DomainError, InvalidDocument, RejectedDocument, RevisionConflict
@@ -230,7 +226,7 @@ def _insert_new_session(prepared: _PreparedDocument, *, now: datetime) -> Sessio
     )
     fields = Session._meta.concrete_fields
     values = [getattr(row, f.attname) for f in fields]
-    if not _insert_rows(Session, fields, [values], if_absent=True):
+    if not db.insert_rows(Session, fields, [values], if_absent=True):
         return None
     row._state.adding = False
     row._state.db = DEFAULT_DB_ALIAS
@@ -439,11 +435,7 @@ def _insert_version(
 ) -> None:
     names = ("session", "number", "sha256", "size_bytes", "received_at", "revision", "source")
     values = (row.pk, number, prepared.digest, len(prepared.body), now, prepared.session.revision)
-    _insert_rows(
-        DocumentVersion,
-        [DocumentVersion._meta.get_field(name) for name in names],
-        [(*values, source)],
-    )
+    db.insert_rows(DocumentVersion, names, [(*values, source)])
 
 
 def _write_index(
@@ -477,48 +469,7 @@ def _insert_derived_rows(row: Session, index: SessionIndex) -> None:
         if rows:
             names = ("session", *rows[0].__dataclass_fields__)
             values = [(row.pk, *(getattr(r, name) for name in names[1:])) for r in rows]
-            _insert_rows(model, [model._meta.get_field(name) for name in names], values)
-
-
-_STORED_AS_IS = (models.CharField, models.TextField)  # a str is stored as it is
-
-
-def _preparer(field: models.Field, db: BaseDatabaseWrapper) -> Callable[[Any], Any] | None:
-    if isinstance(field, _STORED_AS_IS):
-        return None
-    prepare = partial(field.get_db_prep_save, connection=db)
-    # Every row of a session's table names the same session: prepare its key once.
-    return functools.cache(prepare) if isinstance(field, models.ForeignKey) else prepare
-
-
-def _insert_rows(
-    model: type[models.Model],
-    fields: Sequence[models.Field],
-    rows: list[Sequence[Any]],
-    *,
-    if_absent: bool = False,
-) -> int:
-    """INSERT ``rows`` (a value per field of ``fields``) into ``model``'s table with one
-    executemany, and return how many were inserted.
-
-    What this skips is bulk_create's model instance and SQL compilation per row, which cost
-    3x the whole insert of a session's derived rows. Values are prepared by their field as the
-    ORM would, except text: a text field's preparation returns a str unchanged, and the index
-    holds only str for them; preparing them was most of what was left.
-    """
-    db = transaction.get_connection()  # the connection itself: each use of the proxy costs
-    quote = db.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-        f" VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-    if if_absent:
-        sql += " ON CONFLICT DO NOTHING"
-    prepare = [_preparer(f, db) for f in fields]
-    params = [[v if p is None else p(v) for p, v in zip(prepare, row, strict=True)] for row in rows]
-    with db.cursor() as cursor:
-        cursor.executemany(sql, params)
-        return cursor.rowcount
+            db.insert_rows(model, names, values)
 
 
 def _outcome(

@@ -8,8 +8,6 @@ Lists never use OFFSET and never count exactly.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
 import json
 from collections.abc import Callable, Iterator
@@ -27,33 +25,13 @@ from django.utils import timezone
 from sessions_api.analytics.overview import PriceRecord, price_from_row
 from sessions_api.errors import DuplicatePrice, InvalidQuery
 from sessions_api.models import ModelPrice, ModelUsage, Session, SessionError, ToolCallRecord
-from sessions_api.sessions import selectors
+from sessions_api.sessions import cursors, selectors
 from sessions_api.sessions.records import SessionRecord, record_from_row
 from sessions_api.sessions.selectors import SessionFilters
 
 EXPLORER_MAX_PAGE = 200
 EXPORT_MAX_ROWS = 10_000
 ERRORS_MAX_PAGE = 200
-
-
-# --- cursors ------------------------------------------------------------------------------------
-
-
-def _encode(data: Any) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> Any:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidQuery("malformed cursor", path="cursor") from None
-
-
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
 
 
 # --- session explorer ---------------------------------------------------------------------------
@@ -112,7 +90,16 @@ def explorer_page(
 
     backwards = False
     if cursor:
-        value, last_id, backwards = _decode_explorer_cursor(cursor, order)
+        try:
+            value, last_id, backwards = cursors.decode_cursor(
+                cursor,
+                cursors.sort_value(temporal=field_name in selectors.TIME_ORDER_FIELDS),
+                cursors.session_id,
+                cursors.flag,
+                order=order,
+            )
+        except cursors.MalformedCursor as exc:
+            raise InvalidQuery(exc.message, path="cursor") from None
         # Walking back (towards the first page) flips the comparison and the order.
         after = descending != backwards
         if after:
@@ -128,29 +115,14 @@ def explorer_page(
     next_cursor = prev_cursor = None
     if page:
         if (not backwards and has_more) or (backwards and cursor):
-            next_cursor = _encode([order, _jsonable(page[-1].sort_key), str(page[-1].id), 0])
+            next_cursor = cursors.encode_cursor(order, page[-1].sort_key, str(page[-1].id), 0)
         if (not backwards and cursor) or (backwards and has_more):
-            prev_cursor = _encode([order, _jsonable(page[0].sort_key), str(page[0].id), 1])
+            prev_cursor = cursors.encode_cursor(order, page[0].sort_key, str(page[0].id), 1)
     return ExplorerPage(
         items=[record_from_row(row) for row in page],
         next_cursor=next_cursor,
         prev_cursor=prev_cursor,
     )
-
-
-def _decode_explorer_cursor(cursor: str, order: str) -> tuple[Any, str, bool]:
-    data = _decode(cursor)
-    if not (isinstance(data, list) and len(data) == 4 and data[0] == order):
-        raise InvalidQuery("cursor does not belong to this order; start again", path="cursor")
-    _, value, last_id, backwards = data
-    if order.lstrip("-") in ("updated_at", "started_at"):
-        try:
-            value = datetime.fromisoformat(value)
-        except (TypeError, ValueError):
-            raise InvalidQuery("malformed cursor", path="cursor") from None
-    elif not isinstance(value, int):
-        raise InvalidQuery("malformed cursor", path="cursor")
-    return value, str(last_id), bool(backwards)
 
 
 def export_pages(
@@ -262,20 +234,17 @@ def list_errors(
     if kinds:
         rows = rows.filter(kind__in=kinds)
     if cursor:
-        data = _decode(cursor)
-        if not (isinstance(data, list) and len(data) == 2 and isinstance(data[1], int)):
-            raise InvalidQuery("malformed cursor", path="cursor")
         try:
-            when = datetime.fromisoformat(data[0])
-        except (TypeError, ValueError):
-            raise InvalidQuery("malformed cursor", path="cursor") from None
-        rows = rows.filter(Q(occurred_at__lt=when) | Q(occurred_at=when, id__lt=data[1]))
+            when, last_id = cursors.decode_cursor(cursor, cursors.aware_datetime, cursors.integer)
+        except cursors.MalformedCursor as exc:
+            raise InvalidQuery(exc.message, path="cursor") from None
+        rows = rows.filter(Q(occurred_at__lt=when) | Q(occurred_at=when, id__lt=last_id))
     limit = max(1, min(limit, ERRORS_MAX_PAGE))
     page = list(rows.order_by("-occurred_at", "-id")[: limit + 1])
     next_cursor = None
     if len(page) > limit:
         page = page[:limit]
-        next_cursor = _encode([page[-1].occurred_at.isoformat(), page[-1].id])
+        next_cursor = cursors.encode_cursor(page[-1].occurred_at, page[-1].id)
     return ErrorPage(
         items=[
             ErrorItem(

@@ -9,9 +9,6 @@ length, and the canonical session on its own, so a request unpickles only what i
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,8 +23,8 @@ from sessions_api.domain import ParsedSession
 from sessions_api.domain import Session as CanonicalSession
 from sessions_api.errors import InvalidQuery
 from sessions_api.formats import parse_document
-from sessions_api.formats.decoding import DecodeLimits, decode_document
 from sessions_api.models import DocumentVersion, ModelUsage, Session, ToolCallRecord
+from sessions_api.sessions import cursors
 from sessions_api.sessions.records import (
     SessionRecord,
     VersionRecord,
@@ -35,7 +32,7 @@ from sessions_api.sessions.records import (
     version_from_row,
 )
 from sessions_api.sessions.timeline import build_timeline
-from sessions_api.storage import get_document_store
+from sessions_api.storage import get_document_store, load_stored_document
 
 MAX_PAGE_SIZE = 200
 MAX_TIMELINE_PAGE = 500
@@ -49,6 +46,8 @@ ORDER_FIELDS = {
     "error_count": False,
     "total_tokens": True,
 }
+#: The orders whose sort key is a time (the others are counts).
+TIME_ORDER_FIELDS = frozenset({"updated_at", "started_at"})
 
 
 @dataclass(frozen=True)
@@ -141,7 +140,15 @@ def list_sessions(
     sort_expr = Coalesce(F(field_name), Value(-1)) if ORDER_FIELDS[field_name] else F(field_name)
     rows = filtered_sessions(filters).annotate(sort_key=sort_expr)
     if cursor:
-        value, last_id = _decode_list_cursor(cursor, order)
+        try:
+            value, last_id = cursors.decode_cursor(
+                cursor,
+                cursors.sort_value(temporal=field_name in TIME_ORDER_FIELDS),
+                cursors.session_id,
+                order=order,
+            )
+        except cursors.MalformedCursor as exc:
+            raise InvalidQuery(exc.message, path="cursor") from None
         # The leading range term selects the same rows but lets SQLite seek into the index
         # instead of walking it from the top (bench B4: 150 ms -> 5 ms at page 10,000).
         if descending:
@@ -158,48 +165,8 @@ def list_sessions(
     if len(page) > limit:
         page = page[:limit]
         last = page[-1]
-        next_cursor = _encode_cursor([order, _cursor_value(last.sort_key), str(last.id)])
+        next_cursor = cursors.encode_cursor(order, last.sort_key, str(last.id))
     return Page(items=[record_from_row(row) for row in page], next_cursor=next_cursor)
-
-
-def _cursor_value(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def _decode_list_cursor(cursor: str, order: str) -> tuple[Any, str]:
-    data = _decode_cursor(cursor)
-    if not (isinstance(data, list) and len(data) == 3 and data[0] == order):
-        raise InvalidQuery("cursor does not belong to this order; start again", path="cursor")
-    _, value, last_id = data
-    if order.lstrip("-") in ("updated_at", "started_at"):
-        try:
-            value = datetime.fromisoformat(value)
-        except (TypeError, ValueError):
-            raise InvalidQuery("malformed cursor", path="cursor") from None
-        if value.tzinfo is None:
-            # Cursors we write are always aware; a naive one compares wrongly (and warns).
-            raise InvalidQuery("malformed cursor", path="cursor")
-    elif isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidQuery("malformed cursor", path="cursor")
-    # The id goes into a UUID comparison: anything else would be a database error (a 500).
-    try:
-        last_id = str(uuid.UUID(last_id))
-    except (TypeError, ValueError, AttributeError):
-        raise InvalidQuery("malformed cursor", path="cursor") from None
-    return value, last_id
-
-
-def _encode_cursor(data: Any) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> Any:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidQuery("malformed cursor", path="cursor") from None
 
 
 # --- one session ------------------------------------------------------------------------------
@@ -259,12 +226,7 @@ class _Derived:
 
 def _parse_and_cache(record: SessionRecord, number: int) -> _Derived:
     """Decode and parse a stored version, then cache what is derived from it."""
-    body = get_raw_body(session_id=record.id, version=number)
-    # Stored bodies passed these limits on the way in; parse them with generous ones so a
-    # later tightening of the limits never makes history unreadable.
-    doc = decode_document(
-        body, DecodeLimits(max_bytes=len(body), max_depth=10_000, max_nodes=10**9)
-    )
+    doc = load_stored_document(session_id=record.id, version=number)
     _, parsed = parse_document(doc, format_id=record.format)
     return _cache_derived(record.id, number, parsed)
 
@@ -410,14 +372,10 @@ def get_timeline_page(
     so paging stays consistent while new versions arrive."""
     start = 0
     if cursor:
-        data = _decode_cursor(cursor)
-        if not (
-            isinstance(data, list)
-            and len(data) == 2
-            and all(isinstance(x, int) and not isinstance(x, bool) for x in data)
-        ):
-            raise InvalidQuery("malformed cursor", path="cursor")
-        version, start = data
+        try:
+            version, start = cursors.decode_cursor(cursor, cursors.integer, cursors.integer)
+        except cursors.MalformedCursor as exc:
+            raise InvalidQuery(exc.message, path="cursor") from None
         # A cursor names a stored version and a non-negative offset: another version would be
         # a missing body (a 500), a negative offset would slice from the end.
         if not 1 <= version <= record.version or start < 0:
@@ -426,5 +384,5 @@ def get_timeline_page(
     number = version or record.version
     events, total = _timeline_slice(record, number, start, limit)
     end = start + len(events)
-    next_cursor = _encode_cursor([number, end]) if end < total else None
+    next_cursor = cursors.encode_cursor(number, end) if end < total else None
     return number, events, next_cursor, total

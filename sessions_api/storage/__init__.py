@@ -12,9 +12,15 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from sessions_api.formats.decoding import DecodeLimits, decode_document
 from sessions_api.storage.base import DocumentStore
 
-__all__ = ["DocumentStore", "get_document_store"]
+__all__ = [
+    "DocumentStore",
+    "decode_stored_body",
+    "get_document_store",
+    "load_stored_document",
+]
 
 
 @cache
@@ -43,3 +49,19 @@ def _forget_store_on_settings_change(*, setting: str, **kwargs: Any) -> None:
     # override_settings(DOCUMENT_STORE=...) in tests must take effect.
     if setting == "DOCUMENT_STORE":
         get_document_store.cache_clear()
+
+
+def decode_stored_body(body: bytes) -> Any:
+    """The JSON value of a stored body (or of one an edit is about to store).
+
+    Stored bodies passed the ingest limits on the way in, and an edited body is checked by
+    ingest again before it is stored; they are decoded here with generous limits, so a later
+    tightening of the ingest limits never makes history unreadable.
+    """
+    limits = DecodeLimits(max_bytes=max(len(body), 1), max_depth=10_000, max_nodes=10**9)
+    return decode_document(body, limits)
+
+
+def load_stored_document(*, session_id: str, version: int) -> Any:
+    """The JSON value of one stored version; ``BodyNotFound`` when its body is not stored."""
+    return decode_stored_body(get_document_store().get(session_id=session_id, version=version))

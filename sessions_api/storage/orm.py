@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from django.db import DatabaseError, IntegrityError, OperationalError, connection
 
+from sessions_api import db
 from sessions_api.errors import BodyNotFound, StoreUnavailable
 from sessions_api.models import DocumentBody
 from sessions_api.storage.base import DocumentStore
@@ -17,22 +18,14 @@ class OrmDocumentStore(DocumentStore):
     def put(self, *, session_id: str, version: int, body: bytes) -> None:
         # ON CONFLICT DO NOTHING (SQLite and PostgreSQL) rather than a savepoint around an
         # INSERT that may fail: the usual put, a new key, is one statement.
-        meta = DocumentBody._meta
-        fields = [meta.get_field(name) for name in ("session_id", "version", "body")]
-        quote = connection.ops.quote_name
-        sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-            " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
-        )
-        values = [
-            f.get_db_prep_save(v, connection)
-            for f, v in zip(fields, (session_id, version, body), strict=True)
-        ]
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, values)
-                if cursor.rowcount == 1:
-                    return
+            if db.insert_rows(
+                DocumentBody,
+                ("session_id", "version", "body"),
+                [(session_id, version, body)],
+                if_absent=True,
+            ):
+                return
             # The only constraint is (session_id, version): the key is taken. Idempotent when
             # the bytes match (a retried write); versions are immutable otherwise.
             existing = self._read(session_id, version)

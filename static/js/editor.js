@@ -1,4 +1,4 @@
-// The JSON editor (issue 6): checks the text as you type and says where it breaks, keeps the
+// The JSON editor: checks the text as you type and says where it breaks, keeps the
 // save button off while the JSON is invalid, and pretty-prints on request. No HTML is built
 // from strings here, and nothing here is needed for the form to work without JavaScript (the
 // server checks everything again).

@@ -13,15 +13,15 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
-from dashboard import sample_data
-from dashboard.sample_data import ToolSpec, Turn
 from sessions_api.editing.services import Actor
 from sessions_api.ingest import services
+from tests import factories
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 EDITOR = Actor(label="user:test-editor")
 
-# One document per editable shape, with the parts the editors offer (FORMATS.md section 3).
+# One document per editable shape, with the parts the editors offer (docs/EDITING.md, "What can
+# be edited, per format").
 EDITABLE_FIXTURES = {
     "picoflow/v1_5_trip.json": "picoflow",
     "picoflow/v1_ext_two_flows.json": "picoflow",
@@ -59,23 +59,18 @@ def now() -> datetime:
 
 
 def picoflow_body(session_id: str = "edit-me", *, now: datetime | None = None) -> bytes:
-    """A Picoflow v1.5 document with two steps (the second current) and a revision."""
-    started = (now or timezone.now()) - timedelta(minutes=30)
-    return sample_data.picoflow_document(
+    """A Picoflow v1.5 document with two steps (the second current), a tool call in the second,
+    and a revision."""
+    return factories.document(
+        "picoflow",
+        variant="v1.5",
         session_id=session_id,
+        started=(now or timezone.now()) - timedelta(minutes=30),
         flow="TripFlow",
+        steps=("Search", "Book"),
         status="running",
         model="gpt-4o",
-        started=started,
-        turns=[
-            Turn(user="Find a hotel", reply="Looking.", step="Search"),
-            Turn(
-                user="Book it",
-                reply="Booked.",
-                step="Book",
-                tools=[ToolSpec("book_hotel", {"id": 3}, '{"ok": true}')],
-            ),
-        ],
+        tool_calls=1,
     )
 
 

@@ -27,7 +27,7 @@ from sessions_api.errors import (
 )
 from sessions_api.formats import editing as document_editors
 from sessions_api.formats import parse_document
-from sessions_api.lifecycle import maintenance
+from sessions_api.lifecycle import prune
 from sessions_api.models import AuditEntry, Checkpoint, DocumentVersion, Session
 from sessions_api.sessions import selectors
 from tests.editing.conftest import (
@@ -585,7 +585,7 @@ def test_checkpoint_restore_and_pins_survive_pruning(chat_session, now):
             reason=f"edit {n}",
             now=now,
         )
-    result = maintenance.prune_versions(now=now, keep=2)
+    result = prune.prune_versions(now=now, keep=2)
     assert result.versions_deleted == 2  # v2 and v3; v1 is pinned
     kept = set(
         DocumentVersion.objects.filter(session_id=chat_session).values_list("number", flat=True)

@@ -387,6 +387,14 @@ def test_nul_inside_message_data_is_refused_like_in_the_document():
     assert raised.value.path.startswith("/agent_messages/0/message_data")
 
 
+def test_nul_inside_function_call_arguments_is_refused_like_in_the_document():
+    doc = [{"type": "function_call", "call_id": "a", "name": "f", "arguments": '{"q": "a\\u0000"}'}]
+    with pytest.raises(InvalidDocument) as raised:
+        parse(doc)
+    assert raised.value.code == "nul_character"
+    assert raised.value.path.startswith("/0/arguments")
+
+
 def test_hosted_call_statuses_failed_and_in_progress_and_mcp_errors():
     doc = [
         {"role": "user", "content": "go"},

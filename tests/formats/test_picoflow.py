@@ -26,6 +26,7 @@ from sessions_api.domain import (
 )
 from sessions_api.formats import registry
 from sessions_api.formats.base import InvalidDocument
+from sessions_api.formats.openai_chat import parse as openai_chat
 from sessions_api.formats.picoflow import parse as picoflow
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -577,10 +578,30 @@ def test_string_arguments_are_parsed_or_kept_verbatim() -> None:
     doc = set_at(load(EXT), "/flows/0/memory/0/history/2/tool_calls/0/args", '{"order": 77}')
     doc = set_at(doc, "/flows/0/memory/0/history/2/tool_calls/1/args", "{order: 77")
 
-    good, bad = parse(doc).session.tool_calls
+    parsed = parse(doc)
+    good, bad = parsed.session.tool_calls
     assert (good.arguments, good.arguments_error) == ({"order": 77}, None)
     assert bad.arguments == "{order: 77"
     assert bad.arguments_error
+    assert [(w.code, w.path) for w in parsed.warnings] == [
+        ("unparseable_tool_arguments", "/flows/0/memory/0/history/2/tool_calls/1/args")
+    ]
+
+
+def test_nan_in_string_arguments_is_refused_with_the_warning_every_format_gives() -> None:
+    arguments = '{"order": NaN}'
+    doc = set_at(load(EXT), "/flows/0/memory/0/history/2/tool_calls/0/args", arguments)
+    chat_call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    chat = openai_chat.ADAPTER.parse([{"role": "assistant", "tool_calls": [chat_call]}])
+
+    parsed = parse(doc)
+    call = parsed.session.tool_calls[0]
+    assert call.arguments == arguments
+    assert call.arguments_error == chat.session.tool_calls[0].arguments_error
+    (warning,) = parsed.warnings
+    (chat_warning,) = (w for w in chat.warnings if w.code == "unparseable_tool_arguments")
+    assert (warning.code, warning.message) == (chat_warning.code, chat_warning.message)
+    assert warning.path == "/flows/0/memory/0/history/2/tool_calls/0/args"
 
 
 def test_odd_log_entries_are_kept_with_warnings() -> None:

@@ -85,9 +85,9 @@ def code_variables() -> set[str]:
             names |= set(readers.findall(text))
             for prefix in re.findall(r"_tiered\(\s*\"([A-Z][A-Z0-9_]+)\"", text):
                 names |= {f"{prefix}_DEFAULT", f"{prefix}_BY_FORMAT", f"{prefix}_BY_AGENT"}
-    from workers.schedule import DEFAULTS
+    from workers.registry import JOB_NAMES
 
-    names |= {f"JOB_SCHEDULE_{job.upper()}" for job in DEFAULTS}
+    names |= {f"JOB_SCHEDULE_{job.upper()}" for job in JOB_NAMES}
     return names
 
 
@@ -107,7 +107,7 @@ def example_variables() -> dict[str, str | None]:
 
 
 def test_the_stack_has_every_service_of_the_design():
-    """DESIGN.md section 3: web (gunicorn), worker, beat, Redis, MongoDB, PostgreSQL."""
+    """Production runs web (gunicorn), worker, beat, Redis, MongoDB and PostgreSQL."""
     assert {"web", "worker", "beat", "redis", "mongo", "postgres"} <= set(SERVICES)
     assert SERVICES["redis"]["image"].startswith("redis:")
     assert SERVICES["mongo"]["image"].startswith("mongo:")

@@ -1,8 +1,7 @@
-"""S6: dashboard roles. A viewer trying an editor's or an admin's action, and an editor trying
-an admin's, is refused (403), and nothing changes. Covered here: what exists today, the price
-table and the jobs page (run now, retry, preview) and the Django admin. The session-editing
-actions and the audit of refused attempts belong to the editing issue (6), whose tests cover
-them (see MATRIX.md).
+"""Dashboard roles. A viewer trying an editor's or an admin's action, and an editor trying
+an admin's, is refused (403), and nothing changes. Covered here: the price table, the jobs page
+(run now, retry, preview) and the Django admin. The session-editing actions and the audit of
+refused attempts are covered by the editing tests.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from django.test import Client
 
 from sessions_api.models import JobRun, ModelPrice
 from sessions_api.sessions import explorer as dashboard_queries
+from workers import dispatch
 from workers import runs as jobs
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +55,7 @@ def failed_run() -> JobRun:
 @pytest.fixture
 def no_broker(monkeypatch):
     sent = []
-    monkeypatch.setattr(jobs, "dispatch_run", lambda *, run_id: sent.append(run_id))
+    monkeypatch.setattr(dispatch, "dispatch_run", lambda *, run_id: sent.append(run_id))
     return sent
 
 

@@ -9,11 +9,13 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
 
 from sessions_api.models import JobRun, RollupBucket, Session
+from workers import dispatch, registry, schedule, tasks
 from workers import runs as jobs
-from workers import schedule, tasks
 from workers.celery import app
+from workers.locks import TransientJobError
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +31,7 @@ class FakeApp:
 @pytest.fixture
 def fake_broker(monkeypatch) -> FakeApp:
     fake = FakeApp()
-    monkeypatch.setattr(jobs, "import_string", lambda path: fake)
+    monkeypatch.setattr(dispatch, "celery_app", lambda: fake)
     return fake
 
 
@@ -93,18 +95,18 @@ def test_rebuild_rollups_command(make_session):
 
 
 def test_tasks_have_the_contract_names_and_reliability_options():
-    for name in jobs.JOB_NAMES:
+    for name in registry.JOB_NAMES:
         task = app.tasks[name]
         assert task.acks_late and task.reject_on_worker_lost
         assert task.soft_time_limit and task.time_limit > task.soft_time_limit
-        assert jobs.TransientJobError in task.autoretry_for
+        assert TransientJobError in task.autoretry_for
         assert task.retry_backoff_max < 7200  # below the broker visibility timeout
     assert "workers.ping" in app.tasks
 
 
 def test_beat_schedule_has_one_entry_per_job_with_expires(monkeypatch):
     entries = schedule.beat_schedule()
-    assert set(entries) == set(jobs.JOB_NAMES)
+    assert set(entries) == set(registry.JOB_NAMES)
     for job, entry in entries.items():
         assert entry["task"] == job
         assert entry["kwargs"] == {
@@ -122,7 +124,7 @@ def test_beat_schedule_has_one_entry_per_job_with_expires(monkeypatch):
 
 def test_a_task_runs_its_job_and_records_it(make_session):
     make_session(expire_after=60)
-    result = tasks.expire_sessions.apply(kwargs={"triggered_by": "beat"}).get()
+    result = tasks.JOB_TASKS["expire_sessions"].apply(kwargs={"triggered_by": "beat"}).get()
     assert result["status"] == "succeeded" and result["counts"]["expired"] == 1
     run = JobRun.objects.get(id=result["run_id"])
     assert run.triggered_by == "beat"
@@ -152,7 +154,7 @@ def test_jobs_page_shows_every_job_last_run_and_history(viewer_client):
     response = viewer_client.get("/jobs/")
     assert response.status_code == 200
     html = response.content.decode()
-    for name in jobs.JOB_NAMES:
+    for name in registry.JOB_NAMES:
         assert f'id="job-{name}"' in html
     assert "every 5 minutes" in html and "succeeded" in html
     assert "Run now" not in html  # viewers see, admins act
@@ -183,7 +185,7 @@ def test_run_detail_shows_counts_details_and_retry(admin_client, fake_broker):
     failed = JobRun.objects.create(
         job="prune_versions",
         status="failed",
-        queued_at=jobs.timezone.now(),
+        queued_at=timezone.now(),
         error="RuntimeError: boom",
         counts={"sessions_pruned": 0},
         details={"pruned": []},

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from sessions_api.lifecycle import maintenance
+from sessions_api.lifecycle import batches, expiry
+from sessions_api.lifecycle.stuck import detect_stuck_sessions
 from sessions_api.models import Session
 from tests.workers.conftest import T0, ingest, picoflow_doc
 
@@ -23,7 +24,7 @@ def test_own_expiry_passed_expires_and_keeps_previous_status(make_session):
     due = make_session(status="completed", expire_after=3600)
     not_yet = make_session(status="running", expire_after=3600, saved=T0 + timedelta(hours=2))
 
-    result = maintenance.expire_sessions(now=T0 + timedelta(hours=2))
+    result = expiry.expire_sessions(now=T0 + timedelta(hours=2))
 
     due.refresh_from_db()
     not_yet.refresh_from_db()
@@ -44,7 +45,7 @@ def test_session_on_hold_never_expires(make_session):
     idle_held = make_session()
     Session.objects.filter(id=idle_held.id).update(on_hold=True)
 
-    result = maintenance.expire_sessions(now=LATER)
+    result = expiry.expire_sessions(now=LATER)
 
     assert result.counts()["expired"] == 0
     assert set(Session.objects.values_list("status", flat=True)) == {"running"}
@@ -61,12 +62,12 @@ def test_idle_policy_applies_per_agent_then_format_then_default(settings, make_s
     normal = make_session(flow="TripFlow")
     now = T0 + timedelta(hours=3)  # past FastFlow's hour only
 
-    assert maintenance.expire_sessions(now=now).counts()["expired_idle"] == 1
+    assert expiry.expire_sessions(now=now).counts()["expired_idle"] == 1
     assert Session.objects.get(id=fast.id).status == "expired"
 
-    maintenance.expire_sessions(now=T0 + timedelta(days=3))  # past picoflow's 2 days
+    expiry.expire_sessions(now=T0 + timedelta(days=3))  # past picoflow's 2 days
     assert Session.objects.get(id=normal.id).status == "expired"
-    maintenance.expire_sessions(now=T0 + timedelta(days=300))
+    expiry.expire_sessions(now=T0 + timedelta(days=300))
     assert Session.objects.get(id=keep.id).status == "running"
 
 
@@ -76,7 +77,7 @@ def test_idle_expiry_skips_finished_sessions_and_own_expiry_sessions(make_sessio
     unknown = make_session(status="running")
     Session.objects.filter(id=unknown.id).update(status="unknown")
 
-    maintenance.expire_sessions(now=LATER)
+    expiry.expire_sessions(now=LATER)
 
     assert Session.objects.get(id=completed.id).status == "completed"
     assert Session.objects.get(id=own.id).status == "running"
@@ -91,7 +92,7 @@ def test_idle_policy_from_environment(monkeypatch, settings, make_session):
     trip = make_session(flow="TripFlow")
     other = make_session(flow="OtherFlow")
 
-    maintenance.expire_sessions(now=T0 + timedelta(hours=1))
+    expiry.expire_sessions(now=T0 + timedelta(hours=1))
 
     assert Session.objects.get(id=trip.id).status == "expired"
     assert Session.objects.get(id=other.id).status == "running"
@@ -99,8 +100,8 @@ def test_idle_policy_from_environment(monkeypatch, settings, make_session):
 
 def test_running_twice_changes_nothing_more(make_session):
     make_session(expire_after=60)
-    first = maintenance.expire_sessions(now=LATER)
-    second = maintenance.expire_sessions(now=LATER + timedelta(minutes=5))
+    first = expiry.expire_sessions(now=LATER)
+    second = expiry.expire_sessions(now=LATER + timedelta(minutes=5))
     assert first.counts()["expired"] == 1
     assert second.counts()["expired"] == 0
     assert Session.objects.get().expired_at == LATER
@@ -108,7 +109,7 @@ def test_running_twice_changes_nothing_more(make_session):
 
 def test_dry_run_lists_and_changes_nothing(make_session):
     session = make_session(expire_after=60)
-    result = maintenance.expire_sessions(now=LATER, dry_run=True)
+    result = expiry.expire_sessions(now=LATER, dry_run=True)
     assert result.counts()["expired"] == 1
     assert result.details()["would_expire"][0]["id"] == str(session.id)
     assert Session.objects.get().status == "running"
@@ -117,18 +118,18 @@ def test_dry_run_lists_and_changes_nothing(make_session):
 def test_batches_expire_everything(make_session):
     for _ in range(7):
         make_session(expire_after=60)
-    result = maintenance.expire_sessions(now=LATER, batch_size=2)
+    result = expiry.expire_sessions(now=LATER, batch_size=2)
     assert result.counts()["expired"] == 7
     assert not Session.objects.exclude(status="expired").exists()
 
 
-# --- RELIABILITY I5: expiry racing an append ------------------------------------------------
+# --- expiry racing an append ----------------------------------------------------------------
 
 
 def test_session_updated_after_the_cutoff_is_not_expired(monkeypatch, make_session):
     """The append lands between the job's SELECT and its UPDATE: the UPDATE re-checks."""
     session = make_session(session_id="race-1", saved=T0)
-    real_batch = maintenance._expire_batch
+    real_batch = expiry._expire_batch
 
     def append_then_expire(**kwargs):
         # A new save one minute before "now": inside the idle window again.
@@ -140,8 +141,8 @@ def test_session_updated_after_the_cutoff_is_not_expired(monkeypatch, make_sessi
         )
         return real_batch(**kwargs)
 
-    monkeypatch.setattr(maintenance, "_expire_batch", append_then_expire)
-    result = maintenance.expire_sessions(now=LATER)
+    monkeypatch.setattr(expiry, "_expire_batch", append_then_expire)
+    result = expiry.expire_sessions(now=LATER)
 
     row = Session.objects.get(id=session.id)
     assert row.status == "running" and row.expired_at is None and row.latest_version == 2
@@ -156,24 +157,24 @@ def test_session_updated_after_the_cutoff_is_not_expired(monkeypatch, make_sessi
 def test_new_version_with_same_times_is_not_expired_from_a_stale_read(make_session):
     """Guard on latest_version too: rows read at version 1 do not expire version 2."""
     session = make_session(session_id="race-2", saved=T0)
-    condition = maintenance.expiry_conditions(now=LATER)["idle"]
-    stale_rows = list(Session.objects.filter(id=session.id).values(*maintenance._ROW_FIELDS))
+    condition = expiry.expiry_conditions(now=LATER)["idle"]
+    stale_rows = list(Session.objects.filter(id=session.id).values(*batches.ROW_FIELDS))
     ingest(picoflow_doc(session_id="race-2", saved=T0, extra_message="same time"), now=T0)
 
-    assert maintenance._expire_batch(rows=stale_rows, condition=condition, now=LATER) == set()
+    assert expiry._expire_batch(rows=stale_rows, condition=condition, now=LATER) == set()
     assert Session.objects.get(id=session.id).status == "running"
 
 
 def test_an_expired_session_that_receives_a_new_version_lives_again(make_session):
     session = make_session(session_id="again", expire_after=60)
-    maintenance.expire_sessions(now=LATER)
+    expiry.expire_sessions(now=LATER)
     ingest(
         picoflow_doc(session_id="again", expire_after=3600, saved=LATER, extra_message="back"),
         now=LATER,
     )
     row = Session.objects.get(id=session.id)
     assert row.status == "running"
-    assert maintenance.expire_sessions(now=LATER + timedelta(minutes=1)).counts()["expired"] == 0
+    assert expiry.expire_sessions(now=LATER + timedelta(minutes=1)).counts()["expired"] == 0
 
 
 # --- detect_stuck_sessions ------------------------------------------------------------------
@@ -186,24 +187,24 @@ def test_stuck_sessions_are_flagged_and_cleared_when_they_move_on(settings, make
     done = make_session(session_id="done", status="completed", saved=T0)
     now = T0 + timedelta(hours=1)
 
-    result = maintenance.detect_stuck_sessions(now=now)
+    result = detect_stuck_sessions(now=now)
 
     assert result.counts()["flagged"] == 1
     assert Session.objects.get(id=stuck.id).stuck_since == now
     assert Session.objects.get(id=fresh.id).stuck_since is None
     assert Session.objects.get(id=done.id).stuck_since is None
-    assert maintenance.detect_stuck_sessions(now=now).counts()["flagged"] == 0  # idempotent
+    assert detect_stuck_sessions(now=now).counts()["flagged"] == 0  # idempotent
 
     # A new version clears the mark at once; the job then has nothing left to clear.
     ingest(picoflow_doc(session_id="stuck", saved=now, extra_message="alive"), now=now)
     assert Session.objects.get(id=stuck.id).stuck_since is None
-    cleared = maintenance.detect_stuck_sessions(now=now + timedelta(minutes=1))
+    cleared = detect_stuck_sessions(now=now + timedelta(minutes=1))
     assert cleared.counts() == {**cleared.counts(), "flagged": 0, "cleared": 0}
 
 
 def test_stuck_dry_run_changes_nothing(settings, make_session):
     settings.STUCK_AFTER_POLICY = {"default": "30m"}
     make_session(saved=T0)
-    result = maintenance.detect_stuck_sessions(now=T0 + timedelta(hours=1), dry_run=True)
+    result = detect_stuck_sessions(now=T0 + timedelta(hours=1), dry_run=True)
     assert result.counts()["flagged"] == 1
     assert Session.objects.get().stuck_since is None

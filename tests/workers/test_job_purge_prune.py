@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from sessions_api.analytics import rollups
-from sessions_api.lifecycle import maintenance
+from sessions_api.lifecycle import prune, purge
 from sessions_api.models import (
     DocumentBody,
     DocumentVersion,
@@ -60,7 +60,7 @@ def test_purge_deletes_expired_past_grace_with_every_row(make_session):
     expire(within_grace, LATER - timedelta(days=1))
     live = make_session()
 
-    result = maintenance.purge_sessions(now=LATER)
+    result = purge.purge_sessions(now=LATER)
 
     assert set(Session.objects.values_list("id", flat=True)) == {within_grace.id, live.id}
     counts = result.counts()
@@ -85,7 +85,7 @@ def test_on_hold_is_never_purged(settings, make_session):
     held = make_session()
     expire(held, T0)
     Session.objects.filter(id=held.id).update(on_hold=True)
-    assert maintenance.purge_sessions(now=LATER).counts()["purged"] == 0
+    assert purge.purge_sessions(now=LATER).counts()["purged"] == 0
     assert Session.objects.filter(id=held.id).exists()
 
 
@@ -96,7 +96,7 @@ def test_retention_per_agent_and_only_when_neither_active_nor_received(settings,
     # An old conversation imported just now: its last activity is old, its receipt is not.
     imported = make_session(flow="ShortFlow", received=LATER - timedelta(hours=1))
 
-    result = maintenance.purge_sessions(now=LATER)
+    result = purge.purge_sessions(now=LATER)
 
     assert result.counts()["purged_retention"] == 1
     assert not Session.objects.filter(id=old_short.id).exists()
@@ -109,9 +109,9 @@ def test_purge_in_small_batches_with_limit_and_remaining(make_session):
     for session in sessions:
         expire(session, T0)
 
-    first = maintenance.purge_sessions(now=LATER, batch_size=2, limit=5)
+    first = purge.purge_sessions(now=LATER, batch_size=2, limit=5)
     assert first.counts()["purged"] == 5 and first.counts()["remaining"] == 2
-    second = maintenance.purge_sessions(now=LATER, batch_size=2)
+    second = purge.purge_sessions(now=LATER, batch_size=2)
     assert second.counts()["purged"] == 2 and second.counts()["remaining"] == 0
     assert derived_counts() == dict.fromkeys(derived_counts(), 0)
 
@@ -121,7 +121,7 @@ def test_dry_run_lists_what_would_go_and_deletes_nothing(make_session):
     expire(session, T0)
     before = derived_counts()
 
-    result = maintenance.purge_sessions(now=LATER, dry_run=True)
+    result = purge.purge_sessions(now=LATER, dry_run=True)
 
     assert derived_counts() == before
     assert result.counts()["purged"] == 1 and result.counts()["versions_deleted"] == 1
@@ -129,17 +129,17 @@ def test_dry_run_lists_what_would_go_and_deletes_nothing(make_session):
 
 
 def test_session_revived_between_select_and_delete_survives(monkeypatch, make_session):
-    """RELIABILITY I5 for purge: a new version arrives after the batch was read."""
+    """Purge racing an append: a new version arrives after the batch was read."""
     session = make_session(session_id="revive")
     expire(session, T0)
-    real = maintenance._purge_batch
+    real = purge._purge_batch
 
     def revive_then_purge(**kwargs):
         ingest(picoflow_doc(session_id="revive", saved=LATER, extra_message="back"), now=LATER)
         return real(**kwargs)
 
-    monkeypatch.setattr(maintenance, "_purge_batch", revive_then_purge)
-    result = maintenance.purge_sessions(now=LATER)
+    monkeypatch.setattr(purge, "_purge_batch", revive_then_purge)
+    result = purge.purge_sessions(now=LATER)
 
     assert result.counts()["purged"] == 0 and result.counts()["skipped_changed"] == 1
     row = Session.objects.get(id=session.id)
@@ -166,7 +166,7 @@ def test_every_purge_is_recorded_on_its_run(make_session):
 def test_purge_marks_the_analytics_hours_of_deleted_sessions_dirty(make_session):
     session = make_session(created=T0)
     expire(session, T0)
-    maintenance.purge_sessions(now=LATER)
+    purge.purge_sessions(now=LATER)
     hours = JobState.objects.get(name=rollups.DIRTY_STATE).value["hours"]
     assert T0.isoformat() in hours  # started (and tool call) hour
 
@@ -184,7 +184,7 @@ def test_prune_keeps_newest_versions_and_their_bodies():
     session = make_versions("many", 5)
     few = make_versions("few", 2)
 
-    result = maintenance.prune_versions(now=LATER, keep=2)
+    result = prune.prune_versions(now=LATER, keep=2)
 
     assert list(session.versions.values_list("number", flat=True)) == [4, 5]
     assert sorted(
@@ -192,33 +192,33 @@ def test_prune_keeps_newest_versions_and_their_bodies():
     ) == [4, 5]
     assert few.versions.count() == 2
     assert result.counts() == {"sessions_pruned": 1, "versions_deleted": 3, "bodies_deleted": 3}
-    assert maintenance.prune_versions(now=LATER, keep=2).counts()["versions_deleted"] == 0
+    assert prune.prune_versions(now=LATER, keep=2).counts()["versions_deleted"] == 0
 
 
 def test_prune_keeps_pinned_checkpoints(monkeypatch):
     session = make_versions("pinned", 4)
     monkeypatch.setattr(
-        maintenance,
+        prune,
         "pinned_checkpoint_versions",
         lambda *, session_ids: {session.id: {1}},
     )
-    maintenance.prune_versions(now=LATER, keep=1)
+    prune.prune_versions(now=LATER, keep=1)
     assert list(session.versions.values_list("number", flat=True)) == [1, 4]
 
 
 def test_prune_dry_run_and_keep_from_settings(settings):
     settings.PRUNE_KEEP_VERSIONS = 3
     session = make_versions("dry", 5)
-    result = maintenance.prune_versions(now=LATER, dry_run=True)
+    result = prune.prune_versions(now=LATER, dry_run=True)
     assert result.counts()["versions_deleted"] == 2
     assert result.details()["would_prune"][0]["versions"] == [1, 2]
     assert session.versions.count() == 5
     with pytest.raises(ValueError):
-        maintenance.prune_versions(now=LATER, keep=0)
+        prune.prune_versions(now=LATER, keep=0)
 
 
 def test_raw_body_of_kept_version_is_still_served():
     session = make_versions("served", 3)
-    maintenance.prune_versions(now=LATER, keep=1)
+    prune.prune_versions(now=LATER, keep=1)
     body = DocumentBody.objects.get(session_id=str(session.id), version=3).body
     assert json.loads(bytes(body))["id"] == "served"

@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from sessions_api.analytics import overview as analytics
 from sessions_api.analytics import rollups
-from sessions_api.lifecycle import maintenance
+from sessions_api.lifecycle import expiry, purge
 from sessions_api.models import JobState, ModelPrice, RollupBucket, Session
 from tests.workers.conftest import T0, ingest, picoflow_doc
 
@@ -135,7 +135,7 @@ def test_incremental_after_changes_equals_a_full_rebuild(scenario):
         now=later,
     )
     Session.objects.filter(external_id="b").update(expires_at=T0)
-    maintenance.expire_sessions(now=later)
+    expiry.expire_sessions(now=later)
 
     result = rollups.rollup_analytics(now=later + timedelta(minutes=1))
     assert result.mode == "incremental"
@@ -160,7 +160,7 @@ def test_purged_sessions_drop_out_at_the_next_run(settings, scenario):
     settings.PURGE_EXPIRED_GRACE = "1h"
     rollups.rollup_analytics(now=NOW)
     Session.objects.filter(external_id="c").update(status="expired", expired_at=T0)
-    maintenance.purge_sessions(now=NOW)
+    purge.purge_sessions(now=NOW)
     assert JobState.objects.get(name=rollups.DIRTY_STATE).value["hours"]
 
     rollups.rollup_analytics(now=NOW + timedelta(minutes=5))

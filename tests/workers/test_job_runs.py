@@ -1,4 +1,5 @@
-"""The run recorder and the per-job lock (workers/runs.py)."""
+"""The run recorder (workers/runs.py), the per-job lock (workers/locks.py) and dispatch to
+the broker (workers/dispatch.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
-from sessions_api.errors import InvalidParams, UnknownJob
+from sessions_api.errors import DispatchFailed, InvalidParams, UnknownJob
+from sessions_api.lifecycle import prune, stuck
 from sessions_api.models import JobRun, JobState
+from workers import dispatch, locks
 from workers import runs as jobs
 
 pytestmark = pytest.mark.django_db
@@ -31,13 +34,10 @@ def test_a_run_records_start_end_status_counts_and_params():
 
 
 def test_a_failing_job_is_recorded_failed_and_reraised(monkeypatch):
-    def boom(ctx):
+    def boom(**arguments):
         raise RuntimeError("disk on fire")
 
-    spec = jobs.JOBS["prune_versions"]
-    monkeypatch.setitem(
-        jobs.JOBS, "prune_versions", jobs.JobSpec(**{**vars(spec), "execute": boom})
-    )
+    monkeypatch.setattr(prune, "prune_versions", boom)
     run = jobs.request_run(job="prune_versions")
     with pytest.raises(RuntimeError):
         jobs.execute_run(job="prune_versions", run_id=run.id)
@@ -56,15 +56,12 @@ def test_a_failing_job_is_recorded_failed_and_reraised(monkeypatch):
 def test_second_concurrent_run_is_skipped_while_the_first_holds_the_lock(monkeypatch):
     inner: dict[str, jobs.RunRecord] = {}
 
-    def nested(ctx):
+    def nested(**arguments):
         # While this run holds the lock, another run of the same job starts.
         inner["record"] = jobs.execute_run(job="detect_stuck_sessions", triggered_by="beat")
         return SimpleNamespace(counts=lambda: {"n": 1}, details=lambda: {})
 
-    spec = jobs.JOBS["detect_stuck_sessions"]
-    monkeypatch.setitem(
-        jobs.JOBS, "detect_stuck_sessions", jobs.JobSpec(**{**vars(spec), "execute": nested})
-    )
+    monkeypatch.setattr(stuck, "detect_stuck_sessions", nested)
     outer = jobs.execute_run(job="detect_stuck_sessions", triggered_by="cli")
 
     assert outer.status == "succeeded"
@@ -75,8 +72,8 @@ def test_second_concurrent_run_is_skipped_while_the_first_holds_the_lock(monkeyp
 
 
 def test_lock_is_exclusive_until_its_lease_runs_out():
-    first = jobs.job_lock("purge_sessions", ttl=timedelta(seconds=60))
-    second = jobs.job_lock("purge_sessions", ttl=timedelta(seconds=60))
+    first = locks.job_lock("purge_sessions", ttl=timedelta(seconds=60))
+    second = locks.job_lock("purge_sessions", ttl=timedelta(seconds=60))
     assert first.acquire()
     assert not second.acquire()
     assert first.renew()
@@ -100,7 +97,7 @@ def test_lock_holds_across_threads():
         from django.db import connection
 
         try:
-            lock = jobs.job_lock("reconcile_store", ttl=timedelta(seconds=30))
+            lock = locks.job_lock("reconcile_store", ttl=timedelta(seconds=30))
             barrier.wait(timeout=10)
             # The test database (in-memory SQLite, shared cache) answers a concurrent writer
             # with "table is locked" at once instead of queueing it like a file database;
@@ -109,7 +106,7 @@ def test_lock_holds_across_threads():
                 try:
                     results.append(lock.acquire())
                     break
-                except jobs.LockUnavailable:
+                except locks.LockUnavailable:
                     time.sleep(0.02)
         finally:
             connection.close()
@@ -206,13 +203,13 @@ class FakeApp:
 @pytest.fixture
 def fake_app(monkeypatch):
     app = FakeApp()
-    monkeypatch.setattr(jobs, "import_string", lambda path: app)
+    monkeypatch.setattr(dispatch, "celery_app", lambda: app)
     return app
 
 
 def test_dispatch_sends_the_task_with_the_run_id(fake_app):
     run = jobs.request_run(job="rollup_analytics", params={"full": "1"}, dry_run=True)
-    jobs.dispatch_run(run_id=run.id)
+    dispatch.dispatch_run(run_id=run.id)
     ((args, kwargs),) = fake_app.sent
     assert args == ("rollup_analytics",)
     assert kwargs["kwargs"] == {"params": {"full": True}, "run_id": run.id, "triggered_by": "cli"}
@@ -222,6 +219,6 @@ def test_dispatch_sends_the_task_with_the_run_id(fake_app):
 def test_dispatch_failure_fails_the_run_with_a_clear_error(fake_app):
     fake_app.error = ConnectionRefusedError("broker down")
     run = jobs.request_run(job="expire_sessions")
-    with pytest.raises(jobs.DispatchFailed, match="broker down"):
-        jobs.dispatch_run(run_id=run.id)
+    with pytest.raises(DispatchFailed, match="broker down"):
+        dispatch.dispatch_run(run_id=run.id)
     assert JobRun.objects.get(id=run.id).status == "failed"

@@ -15,7 +15,7 @@ import pytest
 from bson import ObjectId, json_util
 
 from sessions_api.ingest import mongo_sync, services
-from sessions_api.lifecycle import maintenance
+from sessions_api.lifecycle import reconcile
 from sessions_api.models import DocumentBody, DocumentVersion, JobState, Session
 from sessions_api.storage.mongo import MongoDocumentStore
 from sessions_api.storage.orm import OrmDocumentStore
@@ -215,7 +215,7 @@ def test_reconcile_marks_missing_bodies_and_deletes_old_orphans(mongo_store):
         {"_id": f"{orphan_id}:1"}, {"$set": {"stored_at": datetime.now(UTC) - timedelta(days=2)}}
     )
 
-    result = maintenance.reconcile_store(
+    result = reconcile.reconcile_store(
         now=datetime.now(UTC), store=mongo_store, orphan_min_age=timedelta(hours=1)
     )
 
@@ -230,14 +230,14 @@ def test_reconcile_marks_missing_bodies_and_deletes_old_orphans(mongo_store):
     assert mongo_store.list_versions(session_id=fresh_orphan) == [1]
     assert mongo_store.list_versions(session_id=str(kept.id)) == [1]
 
-    again = maintenance.reconcile_store(now=datetime.now(UTC), store=mongo_store)
+    again = reconcile.reconcile_store(now=datetime.now(UTC), store=mongo_store)
     assert again.counts()["orphans_deleted"] == 0 and again.counts()["sessions_marked"] == 1
 
 
 def test_reconcile_dry_run_repairs_nothing(mongo_store):
     orphan_id = str(uuid.uuid4())
     mongo_store.put(session_id=orphan_id, version=1, body=b"{}")
-    result = maintenance.reconcile_store(
+    result = reconcile.reconcile_store(
         now=datetime.now(UTC) + timedelta(days=1), store=mongo_store, dry_run=True
     )
     assert result.counts()["orphan_bodies"] == 1 and result.counts()["orphans_deleted"] == 0
@@ -249,7 +249,7 @@ def test_reconcile_with_the_orm_store_verifies_and_reports_only():
     DocumentBody.objects.filter(session_id=str(session.id)).delete()
     DocumentBody.objects.create(session_id=str(uuid.uuid4()), version=1, body=b"{}")
 
-    result = maintenance.reconcile_store(now=NOW, store=OrmDocumentStore())
+    result = reconcile.reconcile_store(now=NOW, store=OrmDocumentStore())
 
     assert result.counts()["missing_bodies"] == 1 and result.counts()["orphan_bodies"] == 1
     assert result.counts()["orphans_deleted"] == 0 and result.counts()["sessions_marked"] == 0

@@ -1,4 +1,4 @@
-"""The shape of expire and purge that PERFORMANCE B7 depends on (docs/BENCHMARKS.md finding 7).
+"""The shape of expire and purge that benchmark B7 depends on (docs/BENCHMARKS.md finding 7).
 
 No timing here: the query plans of the statements that run under the write lock, how many
 statements a batch costs, and that the direct deletes do what Django's cascade would.
@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models.signals import pre_delete
 from django.test.utils import CaptureQueriesContext
 
-from sessions_api.lifecycle import maintenance
+from sessions_api.lifecycle import expiry, purge
 from sessions_api.models import (
     AuditEntry,
     Checkpoint,
@@ -115,7 +115,7 @@ def test_purge_rechecks_its_batch_by_primary_key(make_session, statistics):
         give_sessions_large_table_statistics()
 
     with CaptureQueriesContext(connection) as captured:
-        result = maintenance.purge_sessions(now=LATER)
+        result = purge.purge_sessions(now=LATER)
 
     assert result.counts()["purged"] == 3
     assert_primary_key_only(statements(captured))
@@ -128,7 +128,7 @@ def test_expire_updates_and_verifies_its_batch_by_primary_key(make_session):
     make_session()  # idle
 
     with CaptureQueriesContext(connection) as captured:
-        result = maintenance.expire_sessions(now=LATER)
+        result = expiry.expire_sessions(now=LATER)
 
     assert result.counts()["expired"] == 4
     writes = [sql for sql in statements(captured) if sql.startswith("UPDATE")]
@@ -142,7 +142,7 @@ def test_own_expiry_batches_seek_forward_on_the_expiry_index(make_session):
         make_session(expire_after=60)
 
     with CaptureQueriesContext(connection) as captured:
-        result = maintenance.expire_sessions(now=LATER, batch_size=2)
+        result = expiry.expire_sessions(now=LATER, batch_size=2)
 
     assert result.counts()["expired_own_expiry"] == 4
     selects = [
@@ -162,7 +162,7 @@ def test_own_expiry_batches_seek_forward_on_the_expiry_index(make_session):
 def purge_statements(make_session, count: int) -> list[str]:
     expired_sessions(make_session, count)
     with CaptureQueriesContext(connection) as captured:
-        result = maintenance.purge_sessions(now=LATER, batch_size=count)
+        result = purge.purge_sessions(now=LATER, batch_size=count)
     assert result.counts()["purged"] == count
     return statements(captured)
 
@@ -189,7 +189,7 @@ def test_an_expire_batch_costs_the_same_statements_whatever_its_size(make_sessio
         for _ in range(count):
             make_session(expire_after=60)
         with CaptureQueriesContext(connection) as captured:
-            result = maintenance.expire_sessions(now=LATER, batch_size=count)
+            result = expiry.expire_sessions(now=LATER, batch_size=count)
         assert result.counts()["expired"] == count
         return len(captured.captured_queries)
 
@@ -212,7 +212,7 @@ def test_purge_applies_every_relation_like_the_cascade(make_session):
         created_at=T0,
     )
 
-    result = maintenance.purge_sessions(now=LATER)
+    result = purge.purge_sessions(now=LATER)
 
     assert result.counts()["purged"] == 2 and result.counts()["versions_deleted"] == 2
     assert result.counts()["bodies_deleted"] == 2
@@ -238,7 +238,7 @@ def test_a_delete_signal_receiver_sends_purge_through_djangos_collector(make_ses
 
     pre_delete.connect(receiver, sender=Session, dispatch_uid="test-purge-receiver")
     try:
-        result = maintenance.purge_sessions(now=LATER)
+        result = purge.purge_sessions(now=LATER)
     finally:
         pre_delete.disconnect(sender=Session, dispatch_uid="test-purge-receiver")
 
@@ -254,7 +254,7 @@ def test_purge_leaves_the_connections_checkpoint_setting_as_it_was(make_session)
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA wal_autocheckpoint=777")
     try:
-        assert maintenance.purge_sessions(now=LATER, batch_size=1).counts()["purged"] == 2
+        assert purge.purge_sessions(now=LATER, batch_size=1).counts()["purged"] == 2
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA wal_autocheckpoint")
             assert cursor.fetchone()[0] == 777

@@ -1,1 +1,1 @@
-"""The agentflow format: its parser, its editor and its framework's stores."""
+"""The agentflow format: its parser, its editor and the reader of its framework's own stores."""

@@ -1,4 +1,4 @@
-"""AgentFlow (``gittielabs-agentflow``) sessions onto the canonical session (FORMATS.md §3.7).
+"""AgentFlow (``gittielabs-agentflow``) sessions onto the canonical session.
 
 AgentFlow keeps a session as a *directory* on its storage backend (``FileSystemStorage``,
 ``S3Storage``, ``InMemoryStorage``): ``sessions/<id>/session.json``, per-node notes
@@ -11,7 +11,7 @@ events. Shapes recognised (detection rule 9), reported as ``format_variant``:
   scratch.md": text, ...}, "artifacts": [...]}``. AgentFlow 0.12.0 has no exporter: this is the
   bundle the fixture generator builds (tests/fixtures/generate/README.md) and the one
   ``manage.py import_sessions`` builds from a ``FileSystemStorage`` folder
-  (``sessions_api.ingest.importing``). Artifacts are ``{name, bytes|size, content_type|media_type,
+  (``formats/agentflow/stores.py``). Artifacts are ``{name, bytes|size, content_type|media_type,
   sha256?}`` plus one of ``json`` (parsed), ``text``, ``base64`` or ``omitted: true``; a folder
   bundle may also list ``other_files`` (files that are neither notes nor artifacts, by size and
   hash) and carry an app-written ``history``;

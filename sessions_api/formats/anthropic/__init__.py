@@ -1,1 +1,1 @@
-"""The anthropic format: its parser, its editor and its framework's stores."""
+"""The anthropic format: its parser and its editor."""

@@ -1,4 +1,4 @@
-"""Anthropic Messages API transcripts (FORMATS.md §3.8) onto the canonical session.
+"""Anthropic Messages API transcripts onto the canonical session.
 
 Shapes recognised, each reported as ``format_variant``:
 

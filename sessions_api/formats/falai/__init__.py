@@ -1,1 +1,1 @@
-"""The falai format: its parser, its editor and its framework's stores."""
+"""The falai format: its parser and its editor."""

@@ -1,4 +1,4 @@
-"""@falai/agent (TypeScript) sessions onto the canonical session (FORMATS.md §3.5).
+"""@falai/agent (TypeScript) sessions onto the canonical session.
 
 ``@falai/agent`` is not on the public npm registry; this adapter follows its source (GitHub
 falai-dev/agent, 0.7 to 2.6) and the hand-made fixtures in ``tests/fixtures/falai/``. Shapes

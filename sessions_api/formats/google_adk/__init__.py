@@ -1,1 +1,1 @@
-"""The google_adk format: its parser, its editor and its framework's stores."""
+"""The google_adk format: its parser, its editor and the reader of its framework's own stores."""

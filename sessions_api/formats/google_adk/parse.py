@@ -1,7 +1,7 @@
-"""Google ADK (``google-adk``) sessions onto the canonical session (FORMATS.md §3.4).
+"""Google ADK (``google-adk``) sessions onto the canonical session.
 
 An ADK session is ``{id, app_name, user_id, state, events[], last_update_time}`` with an
-append-only event list. Shapes read (detection rules 2-4, FORMATS.md §2), as ``format_variant``:
+append-only event list. Shapes read (detection rules 2-4), as ``format_variant``:
 
 - ``session-snake`` / ``session-camel`` (rule 2): ``Session.model_dump()`` (snake_case, every
   optional key written as null) or the API server's answer (``by_alias``, camelCase, nulls
@@ -342,7 +342,7 @@ def session_keys(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _session_from_tables(doc: dict[str, Any], ctx: _Parse) -> _SessionRow:
-    """The one session of a DB dump or list_sessions answer, state merged per FORMATS.md §3.4."""
+    """The one session of a DB dump or list_sessions answer, state merged as ADK merges it."""
     sessions = [(row, path) for _, row, path in object_items(doc, "sessions")]
     events = [(row, path) for _, row, path in object_items(doc, "events")]
     for row, path in sessions:
@@ -652,7 +652,8 @@ def _response(response: dict[str, Any], path: str) -> tuple[str | None, Any, str
 
 
 def _convention_status(response: Any) -> ToolStatus:
-    """FORMATS.md §4: ``status == "error"`` or an ``error``/``error_message`` key."""
+    """ADK's convention for a failed tool: ``status == "error"`` or an ``error``/``error_message``
+    key in the function response."""
     if not isinstance(response, dict):
         return ToolStatus.SUCCESS
     if response.get("status") == "error":

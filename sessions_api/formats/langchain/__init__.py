@@ -1,1 +1,1 @@
-"""The langchain format: its parser, its editor and its framework's stores."""
+"""The langchain format: its parser and its editor."""

@@ -1,11 +1,11 @@
-"""LangChain message lists and LangGraph thread state (FORMATS.md §3.2) onto the canonical session.
+"""LangChain message lists and LangGraph thread state onto the canonical session.
 
-Shapes recognised, each reported as ``format_variant`` (detection rules of FORMATS.md §2):
+Shapes recognised, each reported as ``format_variant`` (with their detection rules):
 
 - ``thread-state`` (rule 8): a LangGraph thread state as ``graph.get_state()`` serialised by the
   LangGraph API server: ``{values, next, tasks, metadata, created_at, checkpoint,
   parent_checkpoint, interrupts, ...}``. The rule needs ``values`` and ``next`` plus one of
-  ``checkpoint``/``config``/``tasks``/``metadata``/``created_at`` (FORMATS.md names
+  ``checkpoint``/``config``/``tasks``/``metadata``/``created_at`` (the API server writes
   ``checkpoint``; a ``StateSnapshot._asdict()`` has ``config`` instead, so either is accepted).
 - ``state-history`` (rule 8): a list of such states (``graph.get_state_history()``), newest
   first. The session is the newest state; every state becomes a step.

@@ -1,1 +1,1 @@
-"""The openai_agents format: its parser, its editor and its framework's stores."""
+"""The openai_agents format: its parser, its editor and the reader of its framework's own stores."""

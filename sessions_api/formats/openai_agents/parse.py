@@ -1,7 +1,7 @@
-"""OpenAI Agents SDK (``openai-agents``) sessions onto the canonical session (FORMATS.md §3.3).
+"""OpenAI Agents SDK (``openai-agents``) sessions onto the canonical session.
 
 A session is an ordered list of Responses input items. Four shapes are read, each reported as
-``format_variant`` (detection rules 5-7, FORMATS.md §2):
+``format_variant`` (detection rules 5-7):
 
 - ``sqlite-dump`` (rule 5): the ``SQLiteSession`` tables as JSON, ``{agent_sessions[],
   agent_messages[]}``, each message row holding one item as a JSON *string* in
@@ -109,7 +109,12 @@ from sessions_api.formats.base import (
     required,
     token_count,
 )
-from sessions_api.formats.common import parse_embedded_json, sum_token_usages, timestamp_field
+from sessions_api.formats.common import (
+    parse_embedded_json,
+    parse_tool_arguments,
+    sum_token_usages,
+    timestamp_field,
+)
 from sessions_api.formats.pairing import looks_like_error, pair_tool_calls
 
 FORMAT_ID = "openai_agents"
@@ -902,19 +907,11 @@ def _arguments(raw: dict[str, Any], path: str, ctx: _Parse) -> tuple[Any, str | 
     key = next((k for k in _ARGUMENT_KEYS if raw.get(k) is not None), None)
     if key is None:
         return None, None
-    value = raw[key]
-    if key == "arguments":
-        expect(value, (str, dict), pointer_join(path, key))
-    if key != "arguments" or not isinstance(value, str):
-        return value, None
-    if not value.strip():
-        return None, None
-    parsed, error = parse_embedded_json(value, pointer_join(path, key))
-    if error is not None:
-        message = f"arguments are not valid JSON: {error[:200]}"
-        ctx.warn("unparseable_tool_arguments", f"{message}; kept verbatim", pointer_join(path, key))
-        return value, message
-    return parsed, None
+    if key != "arguments":  # the other keys hold their value as it is
+        return raw[key], None
+    return parse_tool_arguments(
+        raw[key], pointer_join(path, key), ctx.warnings, as_embedded_json=True
+    )
 
 
 def _call(raw: dict[str, Any], item_type: str, seq: int, item: _Item, ctx: _Parse) -> Message:

@@ -1,1 +1,1 @@
-"""The openai_chat format: its parser, its editor and its framework's stores."""
+"""The openai_chat format: its parser and its editor."""

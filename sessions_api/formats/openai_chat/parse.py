@@ -1,6 +1,6 @@
-"""OpenAI Chat Completions transcripts, and the minimal generic transcript (FORMATS.md §3.8).
+"""OpenAI Chat Completions transcripts, and the minimal generic transcript.
 
-Shapes recognised (detection rule 16, FORMATS.md §2), each reported as ``format_variant``:
+Shapes recognised (detection rule 16), each reported as ``format_variant``:
 
 - ``chat-completions``: ``{"messages": [...], "id"?, "model"?, "usage"?, ...}`` where every
   role is one of system/developer/user/assistant/tool/function;

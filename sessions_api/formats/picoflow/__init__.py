@@ -1,1 +1,1 @@
-"""The picoflow format: its parser, its editor and its framework's stores."""
+"""The picoflow format: its parser and its editor."""

@@ -1,6 +1,6 @@
 """Picoflow session documents (picoflow.io, ``@picoflow/core``) onto the canonical session.
 
-Picoflow writes one JSON document per session to its session store (FORMATS.md section 3.1).
+Picoflow writes one JSON document per session to its session store.
 Three generations are in the wild and all are read here:
 
 - ``v1-ext``: a ``mongoexport`` of the Mongo document: ``_id`` is ``{"$oid": hex}``, dates are
@@ -84,6 +84,7 @@ from sessions_api.formats.base import (
     pointer_join,
     token_count,
 )
+from sessions_api.formats.common import parse_tool_arguments
 from sessions_api.formats.pairing import pair_tool_calls
 
 FORMAT_ID = "picoflow"
@@ -114,7 +115,7 @@ _TOKEN_FIELDS = (
 )
 
 
-# --- detection (FORMATS.md section 2, rule 1) -----------------------------------------------
+# --- detection (rule 1) ----------------------------------------------------------------------
 
 
 def looks_like_picoflow(doc: Any) -> bool:
@@ -127,7 +128,8 @@ def looks_like_picoflow(doc: Any) -> bool:
 
 
 def variant_of(doc: dict[str, Any]) -> str:
-    """The generation, exactly as FORMATS.md rule 1 words it (so detection and parsing agree)."""
+    """The generation, exactly as detection rule 1 tells them apart (so detection and parsing
+    agree)."""
     if isinstance(doc.get("flow"), dict):
         return V1_5
     if isinstance(doc.get("createdOn"), dict) or isinstance(doc.get("_id"), dict):
@@ -569,7 +571,14 @@ def _tool_calls(raw: dict[str, Any], path: str, seq: int, ctx: _Parse) -> tuple[
         if not call_id:
             ctx.warn("tool_call_without_id", "tool call without id; it cannot be paired", item_path)
             call_id = f"missing-id:{seq}:{index}"
-        arguments, arguments_error = _arguments(item.get("args"))
+        # Picoflow writes args as an object; a string is parsed if it holds JSON, else kept.
+        arguments, arguments_error = parse_tool_arguments(
+            item.get("args"),
+            pointer_join(item_path, "args"),
+            ctx.warnings,
+            check_type=False,
+            blank_is_none=False,
+        )
         calls.append(
             ToolCall(
                 call_id=call_id,
@@ -579,16 +588,6 @@ def _tool_calls(raw: dict[str, Any], path: str, seq: int, ctx: _Parse) -> tuple[
             )
         )
     return tuple(calls)
-
-
-def _arguments(value: Any) -> tuple[Any, str | None]:
-    # Picoflow writes args as an object; a string is accepted if it holds JSON.
-    if not isinstance(value, str):
-        return value, None
-    try:
-        return json.loads(value), None
-    except (ValueError, RecursionError) as error:
-        return value, f"arguments are not valid JSON: {error}"[:200]
 
 
 def _attribute_results_to_calling_step(messages: list[Message]) -> list[Message]:

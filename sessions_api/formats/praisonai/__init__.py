@@ -1,1 +1,1 @@
-"""The praisonai format: its parser, its editor and its framework's stores."""
+"""The praisonai format: its parser and its editor."""

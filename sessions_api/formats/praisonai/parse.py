@@ -1,4 +1,4 @@
-"""PraisonAI session files (``praisonaiagents``) onto the canonical session (FORMATS.md §3.6).
+"""PraisonAI session files (``praisonaiagents``) onto the canonical session.
 
 PraisonAI's session stores write one JSON file per session (``~/.praisonai/sessions/<id>.json``):
 ``{session_id, created_at, updated_at, agent_name, user_id, agent_id, metadata{model?,

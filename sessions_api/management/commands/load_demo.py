@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from sessions_api.demo import scenarios as demo
+from sessions_api.demo.dataset import DEFAULT_COUNT, DEFAULT_DAYS, DEFAULT_SEED
+from sessions_api.demo.load import load_demo
 
 
 class Command(BaseCommand):
@@ -16,16 +17,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--count", type=int, default=demo.DEFAULT_COUNT, help="sessions (default %(default)s)"
+            "--count", type=int, default=DEFAULT_COUNT, help="sessions (default %(default)s)"
         )
         parser.add_argument(
             "--days",
             type=int,
-            default=demo.DEFAULT_DAYS,
+            default=DEFAULT_DAYS,
             help="spread them over this many days before now (default %(default)s)",
         )
         parser.add_argument(
-            "--seed", type=int, default=demo.DEFAULT_SEED, help="random seed (default %(default)s)"
+            "--seed", type=int, default=DEFAULT_SEED, help="random seed (default %(default)s)"
         )
         parser.add_argument(
             "--reset",
@@ -36,7 +37,7 @@ class Command(BaseCommand):
     def handle(self, *args, count: int, days: int, seed: int, reset: bool, **options):
         if count < 1 or days < 1:
             raise CommandError("--count and --days must be at least 1")
-        result = demo.load_demo(
+        result = load_demo(
             now=timezone.now().replace(microsecond=0),
             count=count,
             days=days,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from workers import runs as jobs
+from workers import runs
 
 
 class Command(BaseCommand):
@@ -18,14 +18,14 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="compute, write nothing")
 
     def handle(self, *args, dry_run: bool, **options):
-        run = jobs.request_run(
+        run = runs.request_run(
             job="rollup_analytics", params={"full": True}, dry_run=dry_run, triggered_by="cli"
         )
         try:
-            record = jobs.execute_run(job="rollup_analytics", run_id=run.id, triggered_by="cli")
+            record = runs.execute_run(job="rollup_analytics", run_id=run.id, triggered_by="cli")
         except Exception as exc:
             raise CommandError(f"rebuild failed (run {run.id}): {exc}") from exc
-        if record.status != jobs.Status.SUCCEEDED:
+        if record.status != runs.Status.SUCCEEDED:
             raise CommandError(
                 f"run {record.id} {record.status}: {record.details.get('reason', record.error)}"
             )

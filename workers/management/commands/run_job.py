@@ -15,14 +15,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from sessions_api.errors import DispatchFailed, InvalidParams, UnknownJob
-from workers import runs as jobs
+from workers import dispatch, registry, runs
 
 
 class Command(BaseCommand):
     help = "Run one background job (enqueued for a worker, or --inline) and print its run."
 
     def add_arguments(self, parser):
-        parser.add_argument("name", help=f"one of: {', '.join(jobs.JOB_NAMES)}")
+        parser.add_argument("name", help=f"one of: {', '.join(registry.JOB_NAMES)}")
         parser.add_argument(
             "--dry-run", action="store_true", help="report what would change, change nothing"
         )
@@ -52,23 +52,23 @@ class Command(BaseCommand):
                 raise CommandError(f"--param {item!r}: expected KEY=VALUE")
             params[key.strip()] = value.strip()
         try:
-            run = jobs.request_run(job=name, params=params, dry_run=dry_run, triggered_by="cli")
+            run = runs.request_run(job=name, params=params, dry_run=dry_run, triggered_by="cli")
         except (UnknownJob, InvalidParams) as exc:
             raise CommandError(str(exc)) from exc
 
         if inline:
             self.stderr.write(f"Running {name} (run {run.id}) in this process...")
             try:
-                record = jobs.execute_run(job=name, run_id=run.id, triggered_by="cli")
+                record = runs.execute_run(job=name, run_id=run.id, triggered_by="cli")
             except Exception:
-                record = jobs.get_run(run_id=run.id)
+                record = runs.get_run(run_id=run.id)
             self._print(record, options["json"])
             return self._exit(record)
 
         try:
-            jobs.dispatch_run(run_id=run.id)
+            dispatch.dispatch_run(run_id=run.id)
         except DispatchFailed as exc:
-            self._print(jobs.get_run(run_id=run.id), options["json"])
+            self._print(runs.get_run(run_id=run.id), options["json"])
             raise CommandError(f"{exc}. Is the broker up? (--inline runs it here)") from exc
         broker = "Redis" if settings.REDIS_URL else "the embedded broker"
         self.stderr.write(f"Enqueued {name} (run {run.id}) on {broker}; waiting for a worker...")
@@ -85,21 +85,21 @@ class Command(BaseCommand):
             )
         return self._exit(record)
 
-    def _wait(self, run_id: int, timeout: float) -> jobs.RunRecord | None:
+    def _wait(self, run_id: int, timeout: float) -> runs.RunRecord | None:
         deadline = time.monotonic() + timeout
         delay = 0.1
-        record = jobs.get_run(run_id=run_id)
+        record = runs.get_run(run_id=run_id)
         while record is not None and not record.finished and time.monotonic() < deadline:
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 1.5, 2.0)
-            record = jobs.get_run(run_id=run_id)
+            record = runs.get_run(run_id=run_id)
         return record
 
-    def _exit(self, record: jobs.RunRecord | None) -> None:
-        if record is None or record.status == jobs.Status.FAILED:
+    def _exit(self, record: runs.RunRecord | None) -> None:
+        if record is None or record.status == runs.Status.FAILED:
             raise CommandError(f"run {record.id if record else '?'} failed")
 
-    def _print(self, record: jobs.RunRecord | None, as_json: bool) -> None:
+    def _print(self, record: runs.RunRecord | None, as_json: bool) -> None:
         if record is None:
             self.stdout.write("(the run row is gone)")
             return
@@ -140,7 +140,7 @@ def _one_line(item: Any) -> str:
     return str(item)
 
 
-def _as_dict(record: jobs.RunRecord) -> dict[str, Any]:
+def _as_dict(record: runs.RunRecord) -> dict[str, Any]:
     return {
         "id": record.id,
         "job": record.job,

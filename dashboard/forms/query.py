@@ -1,13 +1,16 @@
-"""Forms: parse and validate what the dashboard's query strings and the price form send."""
+"""What the dashboard's pages read from their query strings. Anything unreadable counts as
+absent (the page shows its default), except where a page says what was wrong."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from django import forms
 
+from dashboard.forms.common import parse_moment
 from sessions_api.domain import SessionStatus
+from sessions_api.editing.selectors import AuditFilters
 from sessions_api.formats import FORMAT_IDS
 from sessions_api.sessions.selectors import ORDER_FIELDS, SessionFilters
 
@@ -39,15 +42,9 @@ class _AwareDateTimeField(forms.DateTimeField):
 
     def to_python(self, value):
         if isinstance(value, str):
-            text = value.strip()
-            if text.endswith("Z"):
-                text = text[:-1] + "+00:00"
-            try:
-                parsed = datetime.fromisoformat(text) if text else None
-            except ValueError:
-                parsed = None
+            parsed = parse_moment(value)
             if parsed is not None:
-                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+                return parsed
         return super().to_python(value)
 
 
@@ -149,33 +146,76 @@ class ErrorFilterForm(RangeMixin):
     cursor = forms.CharField(required=False, max_length=1000)
 
 
-class PriceForm(forms.Form):
-    model = forms.CharField(max_length=255, help_text="Exact model name, or a prefix of it")
-    input_per_mtok = forms.DecimalField(
-        max_digits=12, decimal_places=4, min_value=Decimal(0), label="Input / 1M tokens"
-    )
-    cached_input_per_mtok = forms.DecimalField(
-        max_digits=12,
-        decimal_places=4,
-        min_value=Decimal(0),
-        required=False,
-        label="Cached input / 1M tokens",
-    )
-    output_per_mtok = forms.DecimalField(
-        max_digits=12, decimal_places=4, min_value=Decimal(0), label="Output / 1M tokens"
-    )
-    effective_from = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    currency = forms.CharField(max_length=3, initial="USD")
-    notes = forms.CharField(max_length=500, required=False)
+class SessionPageForm(forms.Form):
+    """One session's pages: which version, where the timeline window starts (or the message it
+    is around) and its size, and two versions to compare."""
 
-    def clean_model(self) -> str:
-        model = self.cleaned_data["model"].strip()
-        if not model:
-            raise forms.ValidationError("Name a model.")
-        return model
+    version = forms.IntegerField(required=False, min_value=0)
+    start = forms.IntegerField(required=False, min_value=0)
+    around = forms.IntegerField(required=False, min_value=0)
+    limit = forms.IntegerField(required=False, min_value=0)
+    a = forms.IntegerField(required=False, min_value=0)
+    b = forms.IntegerField(required=False, min_value=0)
 
-    def clean_currency(self) -> str:
-        currency = self.cleaned_data["currency"].strip().upper()
-        if len(currency) != 3 or not currency.isalpha():
-            raise forms.ValidationError("A three-letter currency code, e.g. USD.")
-        return currency
+    def number(self, name: str) -> int | None:
+        return self.cleaned_data.get(name)
+
+    def version_of(self, latest: int) -> int:
+        """The version asked for when the session has it, else the latest."""
+        version = self.cleaned_data.get("version")
+        return version if version and 1 <= version <= latest else latest
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's filters, taken as typed (ids and names are matched exactly)."""
+
+    session = forms.CharField(required=False, strip=False)
+    actor = forms.CharField(required=False, strip=False)
+    action = forms.CharField(required=False, strip=False)
+    since = forms.CharField(required=False, strip=False)
+    until = forms.CharField(required=False, strip=False)
+    cursor = forms.CharField(required=False, strip=False)
+
+    def clean_since(self) -> datetime | None:
+        return _audit_moment(self.cleaned_data["since"])
+
+    def clean_until(self) -> datetime | None:
+        return _audit_moment(self.cleaned_data["until"])
+
+    def filters(self) -> AuditFilters:
+        data = self.cleaned_data
+        return AuditFilters(
+            session=data.get("session") or None,
+            actor=data.get("actor") or None,
+            action=data.get("action") or None,
+            since=data.get("since"),
+            until=data.get("until"),
+        )
+
+    def problem(self) -> str:
+        """What is wrong with the time range, said once; "" when nothing is."""
+        for name in ("since", "until"):
+            if name in self.errors:
+                return self.errors[name][0]
+        return ""
+
+
+def _audit_moment(text: str) -> datetime | None:
+    if not text.strip():
+        return None
+    moment = parse_moment(text)
+    if moment is None:
+        shown = text.strip()[:40]
+        raise forms.ValidationError(f"{shown!r} is not a date and time (use YYYY-MM-DDTHH:MM, UTC)")
+    return moment
+
+
+class JobHistoryForm(forms.Form):
+    """The Jobs page's history: one job's runs or all, and the page before a run id."""
+
+    job = forms.ChoiceField(required=False)
+    before = forms.IntegerField(required=False)
+
+    def __init__(self, data, *, job_names: Iterable[str]) -> None:
+        super().__init__(data)
+        self.fields["job"].choices = [("", "All jobs"), *((name, name) for name in job_names)]

@@ -1,0 +1,34 @@
+"""How an editor changes a PraisonAI document in the framework's own shape.
+
+A PraisonAI session has editable ``metadata`` and a ``messages`` array to append to;
+``updated_at`` is refreshed on save.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sessions_api.errors import NotEditable
+from sessions_api.formats.editing import Editor, Part, stamp_like
+
+
+class PraisonaiEditor(Editor):
+    format_id = "praisonai"
+
+    def parts(self, doc: Any) -> list[Part]:
+        if not isinstance(doc, dict):
+            return []
+        return [Part(key="metadata", label="Session metadata", pointer="/metadata")]
+
+    def message_list(self, doc: Any, namespace: str | None) -> list[Any]:
+        if isinstance(doc, dict) and isinstance(doc.get("messages"), list):
+            return doc["messages"]
+        raise NotEditable("this document has no messages array", path="/messages")
+
+    def touch(self, doc: Any, *, now: datetime, revision: int | None) -> None:
+        if isinstance(doc, dict) and isinstance(doc.get("updated_at"), str):
+            doc["updated_at"] = stamp_like(doc["updated_at"], now)
+
+
+EDITOR = PraisonaiEditor()

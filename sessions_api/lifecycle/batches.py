@@ -1,0 +1,141 @@
+"""What the lifecycle jobs share: bounded batches, the re-check, and what a run lists.
+
+Each job is keyword-only, takes ``now`` (timezone-aware), works in bounded batches with a
+short transaction per batch (no lock held for long, ingestion keeps its latency), is safe to
+run twice, and returns a frozen result whose ``counts()`` and ``details()`` the run recorder
+stores in JobRun.
+
+Race safety: candidates are selected, then acted on by a statement that re-checks the whole
+condition in the database. A session that was appended to after it was selected no longer
+matches (its ``updated_at``, ``expires_at`` or ``latest_version`` moved on), so it is neither
+expired nor deleted. The re-check goes in by primary key only (:func:`recheck`), so a batch
+costs its own size however many rows match the condition.
+
+``checkpoint`` is called between batches; the run recorder passes one that raises when the
+job's lock lease was lost, so a run that no longer owns its job stops at a batch boundary.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
+
+from sessions_api.models import Session
+
+Checkpoint = Callable[[], None]
+
+#: At most this many sessions are listed in a run's details (counts are always exact).
+MAX_LISTED = 200
+
+#: The columns a batch reads of each candidate session: enough to act on it and to list it.
+ROW_FIELDS = ("id", "external_id", "format", "agent", "status", "latest_version")
+
+
+def no_checkpoint() -> None:
+    return None
+
+
+def check_aware(now: datetime) -> None:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+
+
+@dataclass
+class Listing:
+    """A capped list of what a run touched, plus how many more there were."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    more: int = 0
+
+    def add(self, item: dict[str, Any]) -> None:
+        if len(self.items) < MAX_LISTED:
+            self.items.append(item)
+        else:
+            self.more += 1
+
+
+def describe(row: dict[str, Any], reason: str) -> dict[str, Any]:
+    """One listed session of a run's details, from a row of :data:`ROW_FIELDS`."""
+    return {
+        "id": str(row["id"]),
+        "external_id": row["external_id"][:120],
+        "format": row["format"],
+        "agent": row["agent"][:80],
+        "reason": reason,
+    }
+
+
+def recheck(condition: Q) -> Case:
+    """``condition`` as one opaque term, for a statement that acts on ids it was handed.
+
+    The planner cannot use an index through a CASE, so the ``id IN (...)`` beside it (the
+    primary key) is the only way in and a batch costs its own size. Written out plainly,
+    ``status = 'expired' AND id IN (...)`` made SQLite without statistics (Django never runs
+    ANALYZE) walk the status or expiry index over every expired row, in each batch, under the
+    write lock (docs/BENCHMARKS.md finding 7); with statistics it would depend on how fresh
+    they are. Same rows either way: CASE WHEN c THEN true ELSE false END is true exactly
+    where c is.
+    """
+    return Case(
+        When(condition, then=Value(True)), default=Value(False), output_field=BooleanField()
+    )
+
+
+def candidate_batches(
+    candidates: QuerySet[Session],
+    *,
+    batch_size: int,
+    skip: set[uuid.UUID],
+    seek: str | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """Batches of candidate rows, leaving out ``skip`` (the caller adds to it as it goes).
+
+    With ``seek`` (an indexed column) in that column's order, each batch starting where the
+    previous one ended, for candidates that stay in the index after being acted on.
+    """
+    seek_from: Any = None
+    while True:
+        page = candidates.exclude(id__in=skip)
+        if seek is None:
+            page = page.order_by()
+        else:
+            page = page.order_by(seek)
+            if seek_from is not None:
+                page = page.filter(**{f"{seek}__gte": seek_from})
+        rows = list(page.values(*ROW_FIELDS, *([seek] if seek else []))[:batch_size])
+        if not rows:
+            return
+        if seek is not None:
+            seek_from = rows[-1][seek]
+        yield rows
+
+
+def update_in_batches(
+    queryset: QuerySet[Session],
+    *,
+    values: dict[str, Any],
+    applied: Q,
+    batch_size: int,
+    checkpoint: Checkpoint,
+) -> list[dict[str, Any]]:
+    """UPDATE ``queryset`` (its condition re-checked by the statement) a batch at a time;
+    returns the rows the update applied to (``applied`` tells them apart afterwards)."""
+    done_rows: list[dict[str, Any]] = []
+    skip: set[uuid.UUID] = set()
+    while True:
+        rows = list(queryset.exclude(id__in=skip).order_by().values(*ROW_FIELDS)[:batch_size])
+        if not rows:
+            return done_rows
+        ids = [row["id"] for row in rows]
+        with transaction.atomic():
+            queryset.filter(id__in=ids).update(**values)
+            done = set(Session.objects.filter(applied, id__in=ids).values_list("id", flat=True))
+        skip.update(set(ids) - done)
+        done_rows.extend(row for row in rows if row["id"] in done)
+        checkpoint()
