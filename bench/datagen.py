@@ -90,8 +90,9 @@ def fixture_templates() -> list[Template]:
 
 
 def _checked(body: bytes, label: str) -> Template | None:
-    from sessions_api.formats import InvalidDocument, parse_document
-    from sessions_api.formats.decoding import RejectedDocument, decode_document
+    from sessions_api.errors import InvalidDocument, RejectedDocument
+    from sessions_api.formats import parse_document
+    from sessions_api.formats.decoding import decode_document
 
     try:
         _, parsed = parse_document(decode_document(body))

@@ -52,12 +52,12 @@ def task_prepare(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
 
-    from sessions_api.ingest import services
+    from sessions_api.access import keys
 
     call_command("migrate", verbosity=0, interactive=False)
     call_command("ensure_roles", verbosity=0)
     call_command("seed_prices", verbosity=0)
-    key = services.create_api_key(name="bench", scopes=["ingest", "read", "write", "admin"]).key
+    key = keys.create_api_key(name="bench", scopes=["ingest", "read", "write", "admin"]).key
     user = get_user_model().objects.create_superuser(
         username="bench", email="bench@example.com", password="bench-password-123"
     )

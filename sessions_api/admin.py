@@ -17,14 +17,18 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from sessions_api.access import roles
+from sessions_api.access import keys, roles
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.editing import services as editing
-from sessions_api.formats import InvalidDocument
-from sessions_api.formats.decoding import RejectedDocument, decode_document
-from sessions_api.formats.editing import NotEditable
-from sessions_api.ingest import services
-from sessions_api.ingest.services import RevisionConflict
+from sessions_api.errors import (
+    EditError,
+    InvalidDocument,
+    NotEditable,
+    NotFound,
+    RejectedDocument,
+    RevisionConflict,
+)
+from sessions_api.formats.decoding import decode_document
 from sessions_api.models import ApiKey, AuditEntry, Checkpoint, Session
 
 
@@ -190,7 +194,8 @@ class SessionAdmin(AdminOnly):
                         **common,
                     )
         except (
-            editing.EditError,
+            EditError,
+            NotFound,
             NotEditable,
             InvalidDocument,
             RejectedDocument,
@@ -249,9 +254,7 @@ class ApiKeyAdmin(AdminOnly):
 
     @admin.action(description="Revoke the selected API keys")
     def revoke_keys(self, request: HttpRequest, queryset: Any) -> None:
-        revoked = sum(
-            services.revoke_api_key(key_id=key.id, now=timezone.now()) for key in queryset
-        )
+        revoked = sum(keys.revoke_api_key(key_id=key.id, now=timezone.now()) for key in queryset)
         self.message_user(request, f"Revoked {revoked} key(s).")
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -8,7 +8,7 @@ class SessionsApiConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from sessions_api.ingest.services import forget_api_key
+        from sessions_api.access.keys import forget_api_key
         from sessions_api.models import ApiKey
 
         def forget(sender: type, instance: ApiKey, **kwargs: object) -> None:

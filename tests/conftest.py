@@ -11,7 +11,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from sessions_api.ingest import services
+from sessions_api.access import keys
 from sessions_api.models import (
     DocumentBody,
     DocumentVersion,
@@ -91,7 +91,7 @@ def _query(params: dict[str, Any]) -> str:
 @pytest.fixture
 def make_api_key(db) -> Callable[..., str]:
     def make(*scopes: str, name: str = "test") -> str:
-        return services.create_api_key(name=name, scopes=list(scopes)).key
+        return keys.create_api_key(name=name, scopes=list(scopes)).key
 
     return make
 

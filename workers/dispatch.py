@@ -13,12 +13,9 @@ from typing import Any
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from sessions_api.errors import DispatchFailed, RunNotFound
 from workers import runs
-from workers.runs import RunNotFound, RunRecord
-
-
-class DispatchFailed(RuntimeError):
-    """The task could not be handed to the broker (the run row is marked failed)."""
+from workers.runs import RunRecord
 
 
 def celery_app() -> Any:

@@ -17,13 +17,7 @@ from typing import Any, Protocol
 
 from django.utils.module_loading import import_string
 
-
-class UnknownJob(ValueError):
-    pass
-
-
-class InvalidParams(ValueError):
-    pass
+from sessions_api.errors import InvalidParams, UnknownJob
 
 
 class JobResult(Protocol):

@@ -27,19 +27,16 @@ from typing import Any
 
 from django.utils import timezone
 
+from sessions_api.errors import InvalidParams, RunNotFound
 from sessions_api.models import JobRun
 from workers.locks import JobLock, LeaseHeartbeat, LeaseLost, job_lock, worker_name
-from workers.registry import JOBS, InvalidParams, JobSpec, clean_params, get_spec
+from workers.registry import JOBS, JobSpec, clean_params, get_spec
 from workers.schedule import ScheduleInfo
 
 logger = logging.getLogger(__name__)
 
 Status = JobRun.Status
 TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED)
-
-
-class RunNotFound(LookupError):
-    pass
 
 
 # --- read models ------------------------------------------------------------------------------

@@ -18,8 +18,7 @@ import redis.exceptions
 from celery import Task
 from django.db import InterfaceError, OperationalError
 
-from sessions_api.ingest.mongo_sync import SourceUnavailable
-from sessions_api.storage import StoreUnavailable
+from sessions_api.errors import SourceUnavailable, StoreUnavailable
 from workers import runs, schedule
 from workers.celery import app
 from workers.locks import TransientJobError

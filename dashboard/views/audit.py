@@ -14,6 +14,7 @@ from dashboard.forms.query import AuditFilterForm
 from dashboard.views.common import query_without
 from sessions_api.access import roles
 from sessions_api.editing import selectors as editing_selectors
+from sessions_api.errors import InvalidQuery
 
 ACTIONS = list(editing_selectors.AUDIT_ACTIONS)
 PAGE = 50
@@ -31,7 +32,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     if not problem:
         try:
             page = editing_selectors.list_audit(filters=filters, cursor=cursor, limit=PAGE)
-        except editing_selectors.InvalidAuditQuery as exc:
+        except InvalidQuery as exc:
             problem = exc.message
     return render(
         request,

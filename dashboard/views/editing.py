@@ -40,15 +40,23 @@ from dashboard.forms.editing import (
 from sessions_api.access import roles
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.editing import services as editing
-from sessions_api.formats import InvalidDocument
-from sessions_api.formats.decoding import RejectedDocument, decode_document
-from sessions_api.formats.editing import NotEditable
-from sessions_api.ingest.services import RevisionConflict
+from sessions_api.errors import (
+    EditError,
+    InvalidDocument,
+    NotEditable,
+    NotFound,
+    RejectedDocument,
+    RevisionConflict,
+    VersionConflict,
+)
+from sessions_api.formats.decoding import decode_document
 from sessions_api.sessions import selectors
 from sessions_api.sessions.records import SessionRecord
 
 EDIT = roles.Capability.EDIT
 ADMIN = roles.Capability.ADMIN
+# What an edit form shows back to the editor as a refusal (a stale version has its own page).
+_REFUSALS = (EditError, NotFound, NotEditable, InvalidDocument, RejectedDocument)
 
 
 # --- the editor page --------------------------------------------------------------------------
@@ -158,9 +166,9 @@ def save_part(request: HttpRequest, session_id: str) -> HttpResponse:
                 reason=data["reason"],
                 now=timezone.now(),
             )
-    except editing.VersionConflict as exc:
+    except VersionConflict as exc:
         return _part_conflict(request, record, data, value, exc)
-    except (editing.EditError, NotEditable, InvalidDocument, RejectedDocument) as exc:
+    except _REFUSALS as exc:
         return _render_editor(
             request,
             record,
@@ -186,7 +194,7 @@ def _part_conflict(
     record: SessionRecord,
     data: dict[str, Any],
     mine: Any,
-    exc: editing.VersionConflict,
+    exc: VersionConflict,
 ) -> HttpResponse:
     conflict = editing_selectors.conflict_view(
         session_id=record.id,
@@ -314,7 +322,7 @@ def create_checkpoint(request: HttpRequest, session_id: str) -> HttpResponse:
             actor=actor,
             now=timezone.now(),
         )
-    except editing.EditError as exc:
+    except (EditError, NotFound) as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Pinned version {outcome.version} as “{outcome.name}”.")
@@ -340,7 +348,7 @@ def branch(request: HttpRequest, session_id: str) -> HttpResponse:
             reason=data["reason"],
             now=timezone.now(),
         )
-    except (editing.EditError, NotEditable, InvalidDocument, RejectedDocument) as exc:
+    except _REFUSALS as exc:
         messages.error(request, _refusal_text(exc))
         return redirect(_back(request, record))
     messages.success(
@@ -396,12 +404,12 @@ def _form_save(
             "now": timezone.now(),
         }
         outcome = call(edit, data, form)
-    except editing.VersionConflict as exc:
+    except VersionConflict as exc:
         return _form_conflict(request, record, exc)
     except forms.ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect(_back(request, record))
-    except (editing.EditError, NotEditable, InvalidDocument, RejectedDocument) as exc:
+    except _REFUSALS as exc:
         messages.error(request, _refusal_text(exc))
         return redirect(_back(request, record))
     except RevisionConflict as exc:
@@ -412,7 +420,7 @@ def _form_save(
 
 
 def _form_conflict(
-    request: HttpRequest, record: SessionRecord, exc: editing.VersionConflict
+    request: HttpRequest, record: SessionRecord, exc: VersionConflict
 ) -> HttpResponse:
     current = _record(record.id)
     conflict = editing_selectors.conflict_view(

@@ -10,8 +10,8 @@ from django.utils import timezone
 from dashboard.forms.query import ERROR_KINDS, RANGE_PRESETS, ErrorFilterForm
 from dashboard.views.common import query_without
 from sessions_api.analytics import overview as analytics
+from sessions_api.errors import InvalidQuery
 from sessions_api.sessions import explorer as dashboard_queries
-from sessions_api.sessions.selectors import InvalidQuery
 
 
 @login_required

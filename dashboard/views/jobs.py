@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from dashboard.forms.jobs import RunJobForm
 from dashboard.forms.query import JobHistoryForm
 from dashboard.views.common import is_dashboard_admin
+from sessions_api.errors import DispatchFailed, InvalidParams, RunNotFound
 from workers import dispatch, registry, runs
 from workers.schedule import schedule_info
 
@@ -91,9 +92,9 @@ def retry(request: HttpRequest, run_id: int) -> HttpResponse:
     _require_admin(request)
     try:
         run = runs.retry_run(run_id=run_id, triggered_by=_who(request))
-    except runs.RunNotFound:
+    except RunNotFound:
         raise Http404("no such run") from None
-    except registry.InvalidParams as exc:
+    except InvalidParams as exc:
         messages.error(request, str(exc))
         return redirect("dashboard:jobs")
     return _dispatch(request, run, "Retry")
@@ -102,7 +103,7 @@ def retry(request: HttpRequest, run_id: int) -> HttpResponse:
 def _dispatch(request: HttpRequest, run: runs.RunRecord, what: str) -> HttpResponse:
     try:
         dispatch.dispatch_run(run_id=run.id)
-    except dispatch.DispatchFailed as exc:
+    except DispatchFailed as exc:
         messages.error(request, f"{what} of {run.job} could not be queued: {exc}")
     else:
         messages.success(

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from dashboard.forms.prices import PriceForm
 from dashboard.views.common import is_dashboard_admin
 from sessions_api.analytics import overview as analytics
+from sessions_api.errors import DuplicatePrice
 from sessions_api.sessions import explorer as dashboard_queries
 
 
@@ -40,7 +41,7 @@ def prices(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 saved = dashboard_queries.save_price(**form.cleaned_data, user_id=request.user.pk)
-            except dashboard_queries.DuplicatePrice as exc:
+            except DuplicatePrice as exc:
                 form.add_error("effective_from", str(exc))
             else:
                 messages.success(request, f"Added a price for {saved.model}.")
@@ -76,7 +77,7 @@ def edit_price(request: HttpRequest, price_id: int) -> HttpResponse:
                 dashboard_queries.save_price(
                     **form.cleaned_data, user_id=request.user.pk, price_id=price.id
                 )
-            except dashboard_queries.DuplicatePrice as exc:
+            except DuplicatePrice as exc:
                 form.add_error("effective_from", str(exc))
             else:
                 messages.success(request, f"Saved the price for {form.cleaned_data['model']}.")

@@ -38,11 +38,11 @@ from dashboard.views.common import query_without
 from sessions_api.access import roles
 from sessions_api.analytics import overview as analytics
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.formats import FORMAT_IDS, InvalidDocument
+from sessions_api.errors import BodyNotFound, InvalidDocument, InvalidQuery
+from sessions_api.formats import FORMAT_IDS
 from sessions_api.sessions import explorer as dashboard_queries
 from sessions_api.sessions import selectors
 from sessions_api.sessions.records import SessionRecord
-from sessions_api.storage import BodyNotFound
 
 TIMELINE_PAGE = 200
 EVENTS_HTML_CACHE_SECONDS = 3600
@@ -82,7 +82,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
             min_duration_s=data.get("min_duration"),
             max_duration_s=data.get("max_duration"),
         )
-    except selectors.InvalidQuery as exc:
+    except InvalidQuery as exc:
         problem = exc.message
         page = dashboard_queries.ExplorerPage(items=[], next_cursor=None, prev_cursor=None)
     costs = analytics.session_costs(sessions={r.id: r.summary.started_at for r in page.items})

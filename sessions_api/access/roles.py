@@ -1,4 +1,4 @@
-"""Who may do what, for dashboard users and API keys alike (DESIGN.md "Auth", issue 6).
+"""Who may do what, for dashboard users and API keys alike.
 
 - ``read``: roles viewer, editor, admin; key scope ``read``. Every page and GET.
 - ``edit``: roles editor, admin; key scope ``write``. State, status, expiry, hold, tags, notes,
@@ -75,7 +75,8 @@ def actor_for_user(user: AbstractBaseUser | AnonymousUser) -> Actor:
 
 
 def actor_for_key(key: Any) -> Actor:
-    """An ApiKey row (what the API's auth puts on ``request.auth``) as an actor."""
+    """An API key (a ``keys.KeyRecord``, what the API's auth puts on ``request.auth``) as an
+    actor."""
     return Actor(label=f"key:{key.name} ({key.prefix})")
 
 

@@ -1,26 +1,18 @@
-"""API key authentication with scopes (Authorization: Bearer <key>)."""
+"""API key authentication with scopes (Authorization: Bearer <key>), over access.keys.
+
+``request.auth`` is the caller's :class:`~sessions_api.access.keys.KeyRecord`.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import hmac
-from datetime import timedelta
-
-from django.conf import settings
-from django.core.cache import cache
-from django.db import DatabaseError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja.errors import AuthorizationError
 from ninja.security import HttpBearer
 
+from sessions_api.access import keys
+from sessions_api.access.keys import KeyRecord
 from sessions_api.api import ratelimit
-from sessions_api.api.errors import ApiError
-from sessions_api.ingest.services import api_key_cache_key, hash_api_key
-from sessions_api.models import ApiKey
-
-# last_used_at is advisory: write it at most once a minute per key, not on every request.
-_LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class ApiKeyAuth(HttpBearer):
@@ -30,74 +22,14 @@ class ApiKeyAuth(HttpBearer):
         super().__init__()
         self.scope = scope
 
-    def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
-        parts = token.split("_")
-        if len(parts) < 3 or parts[0] != "so" or len(token) > 200:
-            return None
-        key = _live_key(token, prefix=parts[1])
+    def authenticate(self, request: HttpRequest, token: str) -> KeyRecord | None:
+        key = keys.authenticate(token=token)
         if key is None:
             return None
-        if self.scope not in key.scopes and "admin" not in key.scopes:
+        if not key.holds(self.scope):
             raise AuthorizationError(message=f"this API key lacks the {self.scope!r} scope")
-        try:
-            ratelimit.check(key.pk)  # RELIABILITY S3: per key, 429 with Retry-After
-        except ratelimit.RateLimited as exc:
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"this API key is over its limit of {exc.limit} requests per {exc.window} s; "
-                f"retry in {exc.retry_after} s",
-                details={"limit": exc.limit, "window_seconds": exc.window},
-                headers={"Retry-After": str(exc.retry_after)},
-            ) from None
-        now = timezone.now()
-        if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
-            try:
-                with transaction.atomic():
-                    ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-            except DatabaseError:
-                pass  # advisory: a read-only database must still serve reads (RELIABILITY F8)
-            else:
-                key.last_used_at = now
-                _remember(key)
-        return key
-
-
-def _live_key(token: str, *, prefix: str) -> ApiKey | None:
-    """The unrevoked key ``token`` is, or None.
-
-    A verified key is remembered in the default cache for ``API_KEY_CACHE_SECONDS`` (5 s; 0
-    turns it off), under the hash of the token: the database lookup was a sixth of the CPU of
-    a whole ingest request. A revoked, edited or deleted key is forgotten at once
-    (``services.forget_api_key``, also on every saved ApiKey row): in every process when the
-    cache is shared, as Redis is; with the per-process cache of the embedded setup, the other
-    web processes refuse it within those seconds. Unknown and wrong keys are never remembered.
-    """
-    digest = hash_api_key(token)
-    if _cache_seconds():
-        try:
-            key = cache.get(api_key_cache_key(digest))
-        except Exception:
-            key = None  # the cache is down: ask the database
-        if key is not None:
-            return key
-    key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
-    if key is None or not hmac.compare_digest(key.key_hash, digest):
-        return None
-    _remember(key)
-    return key
-
-
-def _remember(key: ApiKey) -> None:
-    seconds = _cache_seconds()
-    if seconds:
-        # A cache that cannot store only costs the next request a lookup.
-        with contextlib.suppress(Exception):
-            cache.set(api_key_cache_key(key.key_hash), key, timeout=seconds)
-
-
-def _cache_seconds() -> float:
-    return max(0.0, float(getattr(settings, "API_KEY_CACHE_SECONDS", 5)))
+        ratelimit.check(key.id)  # RateLimited: a 429 with Retry-After
+        return keys.record_use(key=key, now=timezone.now())
 
 
 INGEST = ApiKeyAuth("ingest")

@@ -1,5 +1,5 @@
-"""The session API agents load from and save to (issue 6): the latest document with its
-version as ETag, full saves and patches guarded by If-Match.
+"""The session API agents load from and save to: the latest document with its version as
+ETag, full saves and patches guarded by If-Match.
 
 - ``GET /sessions/{id}/document``: the latest body byte for byte, ``ETag: "<version>"``
   (``If-None-Match`` with the current ETag answers 304). Scope ``read``.
@@ -10,7 +10,7 @@ version as ETag, full saves and patches guarded by If-Match.
 - ``PATCH /sessions/{id}/document``: one turn instead of the whole document: ``{"messages":
   [...], "state": {...}, "step"?, "namespace"?, "status"?}`` appends the messages (in the
   framework's own message shape), merges ``state`` (RFC 7386) and sets the status
-  (document_editors.py documents where each format keeps them). Same If-Match rules.
+  (sessions_api/formats/editing.py documents where each format keeps them). Same If-Match rules.
 
 Every save needs a reason: the ``X-Change-Reason`` header (percent-encode non-ASCII text) or,
 for PATCH, ``"reason"`` in the body. A successful save answers 200 with the new ``ETag``; an
@@ -20,8 +20,6 @@ unchanged document (same bytes) answers 200 with ``changed: false`` and the same
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote
 
@@ -33,13 +31,14 @@ from ninja.errors import AuthorizationError
 
 from sessions_api.access import roles
 from sessions_api.api.auth import ApiKeyAuth
-from sessions_api.api.errors import ApiError
+from sessions_api.api.errors import etag_of
 from sessions_api.api.schemas import ErrorOut, WarningOut
 from sessions_api.api.sessions import read_json_body
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.editing import services as editing
+from sessions_api.errors import InvalidRequest, NotFound
 from sessions_api.formats.decoding import decode_document
-from sessions_api.formats.editing import NotEditable, parse_patch
+from sessions_api.formats.editing import parse_patch
 from sessions_api.sessions import selectors
 
 router = Router(tags=["agent session API"])
@@ -141,7 +140,7 @@ def get_document(request: HttpRequest, session_id: str):
     """The latest version's body exactly as stored, with ``ETag: "<version>"``."""
     document = editing_selectors.get_latest_document(session_id=session_id)
     if document is None:
-        raise ApiError(404, "not_found", f"no session with id {session_id[:80]!r}")
+        raise NotFound(f"no session with id {session_id[:80]!r}")
     etag = etag_of(document.version)
     if _etags(request.headers.get("If-None-Match")) == [document.version]:
         response = HttpResponse(status=304)
@@ -164,15 +163,14 @@ def put_document(request: HttpRequest, response: HttpResponse, session_id: str):
     """Store the body as the next version if ``If-Match`` names the latest version."""
     expected = expected_version(request)
     body = read_json_body(request, limit=settings.INGEST_MAX_DOCUMENT_BYTES)
-    with translated_errors():
-        outcome = editing.save_document(
-            session_id=session_id,
-            body=body,
-            expected_version=expected,
-            actor=roles.actor_for_key(request.auth),
-            reason=header_reason(request),
-            now=timezone.now(),
-        )
+    outcome = editing.save_document(
+        session_id=session_id,
+        body=body,
+        expected_version=expected,
+        actor=roles.actor_for_key(request.auth),
+        reason=header_reason(request),
+        now=timezone.now(),
+    )
     return saved(outcome, response)
 
 
@@ -190,19 +188,18 @@ def patch_document(request: HttpRequest, response: HttpResponse, session_id: str
     value = decode_document(body)
     reason = value.get("reason") if isinstance(value, dict) else None
     if reason is not None and not isinstance(reason, str):
-        raise ApiError(422, "invalid_patch", "reason must be a string", path="/reason")
-    with translated_errors():
-        if selectors.get_session(session_id=session_id) is None:
-            raise editing.SessionNotFound(f"no session with id {session_id[:80]!r}")
-        patch = parse_patch(value, statuses=_STATUSES)
-        outcome = editing.patch_document(
-            session_id=session_id,
-            patch=patch,
-            expected_version=expected,
-            actor=roles.actor_for_key(request.auth),
-            reason=reason or header_reason(request),
-            now=timezone.now(),
-        )
+        raise InvalidRequest("invalid_patch", "reason must be a string", path="/reason")
+    if selectors.get_session(session_id=session_id) is None:
+        raise NotFound(f"no session with id {session_id[:80]!r}")
+    patch = parse_patch(value, statuses=_STATUSES)
+    outcome = editing.patch_document(
+        session_id=session_id,
+        patch=patch,
+        expected_version=expected,
+        actor=roles.actor_for_key(request.auth),
+        reason=reason or header_reason(request),
+        now=timezone.now(),
+    )
     return saved(outcome, response)
 
 
@@ -210,10 +207,6 @@ _STATUSES = ("running", "completed", "aborted", "abandoned", "error")
 
 
 # --- shared by the editing routers ------------------------------------------------------------
-
-
-def etag_of(version: int) -> str:
-    return f'"{version}"'
 
 
 def _etags(header: str | None) -> list[int]:
@@ -233,16 +226,21 @@ def expected_version(request: HttpRequest, fallback: int | None = None) -> int:
     if header is None:
         if fallback is not None:
             return fallback
-        raise ApiError(
-            428,
+        raise InvalidRequest(
             "precondition_required",
             'send If-Match: "<version>" with the ETag you loaded (GET .../document)',
             path="If-Match",
         )
+    if header.strip() == "*":
+        # "any version" is no precondition at all: a save must name the version it started from.
+        raise InvalidRequest(
+            "precondition_required",
+            'If-Match: * names no version; send If-Match: "<version>" with the ETag you loaded',
+            path="If-Match",
+        )
     versions = _etags(header)
     if len(versions) != 1 or header.count(",") != 0:
-        raise ApiError(
-            400 if header.strip() != "*" else 428,
+        raise InvalidRequest(
             "invalid_if_match",
             'If-Match must name exactly one version, like If-Match: "7"',
             path="If-Match",
@@ -268,30 +266,3 @@ def saved(outcome: editing.EditOutcome, response: HttpResponse) -> dict[str, Any
         "etag": etag_of(outcome.version),
         "warnings": outcome.warnings,
     }
-
-
-@contextmanager
-def translated_errors() -> Iterator[None]:
-    """Editing's refusals in the house error shape (a stale version is a 412)."""
-    try:
-        yield
-    except editing.VersionConflict as exc:
-        raise ApiError(
-            412,
-            "precondition_failed",
-            exc.message,
-            path="If-Match",
-            details={
-                "current_version": exc.current_version,
-                "current_etag": etag_of(exc.current_version),
-                "expected_version": exc.expected_version,
-                "diff": exc.diff,
-            },
-            headers={"ETag": etag_of(exc.current_version)},
-        ) from None
-    except editing.EditError as exc:
-        raise ApiError(
-            exc.status, exc.code, exc.message, path=exc.path, details=exc.details or None
-        ) from None
-    except NotEditable as exc:
-        raise ApiError(422, exc.code, exc.message, path=exc.path) from None

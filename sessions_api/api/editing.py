@@ -1,5 +1,5 @@
-"""REST for the audit log, checkpoints, restores and branches (issue 6). Thin: every write is
-an editing service, every read an editing selector; errors in the house shape."""
+"""REST for the audit log, checkpoints, restores and branches. Thin: every write is an editing
+service, every read an editing selector; their refusals answer through api/errors.py."""
 
 from __future__ import annotations
 
@@ -16,16 +16,15 @@ from sessions_api.api.documents import (
     _ERRORS,
     READ,
     WRITE,
-    etag_of,
     expected_version,
     header_reason,
     saved,
-    translated_errors,
 )
 from sessions_api.api.documents import SaveOut as EditOut
-from sessions_api.api.errors import ApiError
+from sessions_api.api.errors import etag_of
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.editing import services as editing
+from sessions_api.errors import InvalidRequest, NotFound
 from sessions_api.sessions import selectors
 
 router = Router(tags=["editing"])
@@ -130,16 +129,13 @@ def list_audit(
     """Who changed what, when and why (with a JSON diff), newest first; page with
     ``next_cursor``. Entries of deleted sessions stay in the dashboard's /audit/ page."""
     record = _require_session(session_id)
-    try:
-        page = editing_selectors.list_audit(
-            filters=editing_selectors.AuditFilters(
-                session=record.id, actor=actor, action=action, since=since, until=until
-            ),
-            cursor=cursor,
-            limit=limit,
-        )
-    except editing_selectors.InvalidAuditQuery as exc:
-        raise ApiError(400, "invalid_query", exc.message, path=exc.path) from None
+    page = editing_selectors.list_audit(
+        filters=editing_selectors.AuditFilters(
+            session=record.id, actor=actor, action=action, since=since, until=until
+        ),
+        cursor=cursor,
+        limit=limit,
+    )
     return {"session_id": record.id, "items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -166,15 +162,14 @@ def list_checkpoints(request: HttpRequest, session_id: str):
 )
 def create_checkpoint(request: HttpRequest, session_id: str, payload: CheckpointIn):
     """Pinned versions are never pruned. Names are unique per session (409 otherwise)."""
-    with translated_errors():
-        outcome = editing.create_checkpoint(
-            session_id=session_id,
-            name=payload.name,
-            version=payload.version,
-            note=payload.note,
-            actor=roles.actor_for_key(request.auth),
-            now=timezone.now(),
-        )
+    outcome = editing.create_checkpoint(
+        session_id=session_id,
+        name=payload.name,
+        version=payload.version,
+        note=payload.note,
+        actor=roles.actor_for_key(request.auth),
+        now=timezone.now(),
+    )
     return Status(
         201,
         {
@@ -199,29 +194,28 @@ def restore(request: HttpRequest, response: HttpResponse, session_id: str, paylo
     """``{"checkpoint": name}`` or ``{"version": N}``: the old bytes become the next version.
     Needs ``If-Match`` (or ``expected_version``) and a reason, like every save."""
     if (payload.checkpoint is None) == (payload.version is None):
-        raise ApiError(422, "invalid_request", "name either a checkpoint or a version", path="/")
+        raise InvalidRequest("invalid_request", "name either a checkpoint or a version", path="/")
     expected = expected_version(request, fallback=payload.expected_version)
     actor = roles.actor_for_key(request.auth)
     reason = payload.reason or header_reason(request)
-    with translated_errors():
-        if payload.checkpoint is not None:
-            outcome = editing.restore_checkpoint(
-                session_id=session_id,
-                name=payload.checkpoint,
-                expected_version=expected,
-                actor=actor,
-                reason=reason,
-                now=timezone.now(),
-            )
-        else:
-            outcome = editing.revert_to_version(
-                session_id=session_id,
-                version=payload.version or 0,
-                expected_version=expected,
-                actor=actor,
-                reason=reason,
-                now=timezone.now(),
-            )
+    if payload.checkpoint is not None:
+        outcome = editing.restore_checkpoint(
+            session_id=session_id,
+            name=payload.checkpoint,
+            expected_version=expected,
+            actor=actor,
+            reason=reason,
+            now=timezone.now(),
+        )
+    else:
+        outcome = editing.revert_to_version(
+            session_id=session_id,
+            version=payload.version or 0,
+            expected_version=expected,
+            actor=actor,
+            reason=reason,
+            now=timezone.now(),
+        )
     return saved(outcome, response)
 
 
@@ -234,15 +228,14 @@ def restore(request: HttpRequest, response: HttpResponse, session_id: str, paylo
 def branch(request: HttpRequest, response: HttpResponse, session_id: str, payload: BranchIn):
     """A new session whose first version is the chosen version, with a new id; both sessions
     show the link (``GET /sessions/{id}`` of either; the dashboard's session page)."""
-    with translated_errors():
-        outcome = editing.branch_session(
-            session_id=session_id,
-            version=payload.version,
-            new_id=payload.id,
-            actor=roles.actor_for_key(request.auth),
-            reason=payload.reason or header_reason(request),
-            now=timezone.now(),
-        )
+    outcome = editing.branch_session(
+        session_id=session_id,
+        version=payload.version,
+        new_id=payload.id,
+        actor=roles.actor_for_key(request.auth),
+        reason=payload.reason or header_reason(request),
+        now=timezone.now(),
+    )
     response["ETag"] = etag_of(outcome.version)
     return Status(
         201,
@@ -261,7 +254,7 @@ def branch(request: HttpRequest, response: HttpResponse, session_id: str, payloa
 def _require_session(session_id: str) -> Any:
     record = selectors.get_session(session_id=session_id)
     if record is None:
-        raise ApiError(404, "not_found", f"no session with id {session_id[:80]!r}")
+        raise NotFound(f"no session with id {session_id[:80]!r}")
     return record
 
 

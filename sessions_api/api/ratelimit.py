@@ -1,4 +1,4 @@
-"""A rate limit per API key (RELIABILITY S3): a fixed window on Django's cache.
+"""A rate limit per API key: a fixed window on Django's cache.
 
 ``settings.API_RATE_LIMIT`` requests per ``API_RATE_WINDOW_SECONDS`` (default 60) per key; 0
 turns it off. The counter lives in the default cache: Redis in production, so every web
@@ -16,15 +16,9 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+from sessions_api.errors import RateLimited
+
 _clock = time.time  # tests move it
-
-
-class RateLimited(Exception):
-    def __init__(self, *, limit: int, window: int, retry_after: int) -> None:
-        super().__init__(f"over {limit} requests per {window} s")
-        self.limit = limit
-        self.window = window
-        self.retry_after = retry_after
 
 
 def limits() -> tuple[int, int]:

@@ -14,7 +14,7 @@ from ninja import Router, Status
 
 from sessions_api.access import roles
 from sessions_api.api import auth
-from sessions_api.api.errors import ApiError
+from sessions_api.api.errors import domain_error_answer
 from sessions_api.api.schemas import (
     BatchOut,
     ErrorOut,
@@ -25,11 +25,11 @@ from sessions_api.api.schemas import (
     VersionsOut,
 )
 from sessions_api.editing import services as editing
+from sessions_api.errors import BodyNotFound, InvalidRequest, NotFound
 from sessions_api.formats import FORMAT_IDS
 from sessions_api.ingest import services
 from sessions_api.sessions import selectors
 from sessions_api.sessions.records import SessionRecord
-from sessions_api.storage import BodyNotFound
 
 router = Router(tags=["sessions"])
 
@@ -64,8 +64,7 @@ def read_json_body(request: HttpRequest, *, limit: int) -> bytes:
     and with 415 when it does not claim to be JSON."""
     content_type = request.content_type or ""
     if content_type and not (content_type in _JSON_TYPES or content_type.endswith("+json")):
-        raise ApiError(
-            415,
+        raise InvalidRequest(
             "unsupported_media_type",
             f"send the document as application/json, not {content_type[:100]}",
         )
@@ -75,26 +74,25 @@ def read_json_body(request: HttpRequest, *, limit: int) -> bytes:
     except ValueError:
         length = -1
     if length < 0:
-        raise ApiError(400, "bad_content_length", "Content-Length is not a non-negative number")
+        raise InvalidRequest("bad_content_length", "Content-Length is not a non-negative number")
     if length > limit:
-        raise ApiError(413, "too_large", f"body is {length} bytes; the limit is {limit}")
+        raise InvalidRequest("too_large", f"body is {length} bytes; the limit is {limit}")
     try:
         body = request.body
     except RequestDataTooBig:
         # The length was absent or understated (a chunked body under ASGI) and Django's own
         # cap stopped the read: still the client's oversize body, not a server error.
-        raise ApiError(413, "too_large", f"body is over the limit of {limit} bytes") from None
+        raise InvalidRequest("too_large", f"body is over the limit of {limit} bytes") from None
     except UnreadablePostError:
-        raise ApiError(400, "unreadable_body", "the request body could not be read") from None
+        raise InvalidRequest("unreadable_body", "the request body could not be read") from None
     if len(body) > limit:
-        raise ApiError(413, "too_large", f"body is {len(body)} bytes; the limit is {limit}")
+        raise InvalidRequest("too_large", f"body is {len(body)} bytes; the limit is {limit}")
     return body
 
 
 def _format_param(format: str | None) -> str | None:
     if format is not None and format not in FORMAT_IDS:
-        raise ApiError(
-            422,
+        raise InvalidRequest(
             "unknown_format",
             f"unknown format id {format!r}; use one of: {', '.join(FORMAT_IDS)}",
             path="format",
@@ -161,8 +159,9 @@ def ingest_batch(request: HttpRequest, format: str | None = None):
                     "changed": item.outcome.changed,
                 }
             )
-        else:
-            results.append({"index": item.index, "ok": False, "error": item.error})
+        elif item.error is not None:
+            _, error, _ = domain_error_answer(item.error)
+            results.append({"index": item.index, "ok": False, "error": error})
     return {"results": results}
 
 
@@ -270,9 +269,7 @@ def get_raw(request: HttpRequest, session_id: str, version: int | None = None):
     try:
         body = selectors.get_raw_body(session_id=record.id, version=number)
     except BodyNotFound:
-        raise ApiError(
-            404, "not_found", f"version {number} of this session does not exist", path="version"
-        ) from None
+        raise NotFound(f"version {number} of this session does not exist", path="version") from None
     response = HttpResponse(body, content_type="application/json")
     response["ETag"] = f'"{number}"'
     response["X-Session-Version"] = str(number)
@@ -296,7 +293,7 @@ def get_timeline(
     changes and log entries. The cursor stays on the version it started with."""
     record = _require_session(session_id)
     if version is not None and not 1 <= version <= record.version:
-        raise ApiError(404, "not_found", f"version {version} does not exist", path="version")
+        raise NotFound(f"version {version} does not exist", path="version")
     number, events, next_cursor, total = selectors.get_timeline_page(
         record=record, cursor=cursor, limit=limit, version=version
     )
@@ -341,7 +338,7 @@ def delete_session(request: HttpRequest, session_id: str):
 def _require_session(session_id: str) -> SessionRecord:
     record = selectors.get_session(session_id=session_id)
     if record is None:
-        raise ApiError(404, "not_found", f"no session with id {session_id[:80]!r}")
+        raise NotFound(f"no session with id {session_id[:80]!r}")
     return record
 
 

@@ -11,8 +11,9 @@ from typing import Any
 from django.db.models import Q
 
 from sessions_api import jsondiff
+from sessions_api.errors import InvalidQuery, NotEditable
 from sessions_api.formats import editing as document_editors
-from sessions_api.formats.editing import Capabilities, NotEditable
+from sessions_api.formats.editing import Capabilities
 from sessions_api.models import AuditEntry, Checkpoint, Session
 from sessions_api.sessions import cursors
 from sessions_api.storage import decode_stored_body, get_document_store, load_stored_document
@@ -122,13 +123,6 @@ class ConflictView:
     # Every path that changed in the whole document since the editor's version (bounded).
     document_paths: list[str] = field(default_factory=list)
     more_document_paths: int = 0
-
-
-class InvalidAuditQuery(ValueError):
-    def __init__(self, message: str, *, path: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
 
 
 # --- documents --------------------------------------------------------------------------------
@@ -275,9 +269,9 @@ def list_audit(*, filters: AuditFilters, cursor: str | None = None, limit: int =
     limit = max(1, min(limit, MAX_AUDIT_PAGE))
     for name in ("session", "actor", "action"):
         if "\x00" in (getattr(filters, name) or ""):
-            raise InvalidAuditQuery(f"{name} must not contain NUL (\\u0000)", path=name)
+            raise InvalidQuery(f"{name} must not contain NUL (\\u0000)", path=name)
     if filters.action and filters.action not in AuditEntry.Action.values:
-        raise InvalidAuditQuery(
+        raise InvalidQuery(
             f"action must be one of {', '.join(AuditEntry.Action.values)}", path="action"
         )
     rows = AuditEntry.objects.all()
@@ -305,7 +299,7 @@ def list_audit(*, filters: AuditFilters, cursor: str | None = None, limit: int =
         try:
             at, last_id = cursors.decode_cursor(cursor, cursors.aware_datetime, cursors.integer)
         except cursors.MalformedCursor as exc:
-            raise InvalidAuditQuery(exc.message, path="cursor") from None
+            raise InvalidQuery(exc.message, path="cursor") from None
         rows = rows.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=last_id))
     page = list(rows.order_by("-created_at", "-id")[: limit + 1])
     next_cursor = None

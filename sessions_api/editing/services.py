@@ -1,13 +1,13 @@
 """Writes that change a session on someone's behalf: edits of state, status, expiry, hold, tags
 and notes; reverts, checkpoints, restores, branches and deletes. Every one is audited.
 
-The contract of a save (issue 6, RELIABILITY.md I4):
+The contract of a save:
 
 1. a non-empty reason, and the version the editor started from (``expected_version``);
 2. in one transaction: lock the session row first, compare ``expected_version`` with the
    latest version (a mismatch raises :class:`VersionConflict` carrying the current version and
    a JSON diff from what the editor saw to what is there now; nothing is written), build the new
-   document in the framework's own shape (document_editors.py), store it through the ingest
+   document in the framework's own shape (formats/editing.py), store it through the ingest
    path (``services.store_version_of_locked_session``: the adapter parses it again and refuses
    it if it is invalid), and record an :class:`AuditEntry` with who, when, why and the diff.
 
@@ -33,12 +33,23 @@ from django.db import transaction
 from django.db.models import Max
 
 from sessions_api import jsondiff
+from sessions_api.errors import (
+    BodyNotFound,
+    BranchExists,
+    CheckpointExists,
+    CheckpointNotFound,
+    EditError,
+    NotFound,
+    ReasonRequired,
+    VersionConflict,
+    VersionNotFound,
+)
 from sessions_api.formats import editing as document_editors
 from sessions_api.formats import parse_document
-from sessions_api.formats.editing import DocumentPatch, NotEditable
+from sessions_api.formats.editing import DocumentPatch
 from sessions_api.ingest import services
 from sessions_api.models import AuditEntry, Checkpoint, DocumentVersion, Session
-from sessions_api.storage import BodyNotFound, decode_stored_body, get_document_store
+from sessions_api.storage import decode_stored_body, get_document_store
 
 Action = AuditEntry.Action
 MAX_REASON_CHARS = 2000
@@ -48,7 +59,7 @@ MAX_TAG_CHARS = 50
 MAX_CHECKPOINT_NAME = 100
 MAX_BRANCH_ATTEMPTS = 50
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-__all__ = ["DocumentPatch", "NotEditable"]
+__all__ = ["DocumentPatch"]
 
 
 # --- who acts ---------------------------------------------------------------------------------
@@ -63,85 +74,6 @@ class Actor:
 
 
 SYSTEM = Actor(label="system")
-
-
-# --- errors -----------------------------------------------------------------------------------
-
-
-class EditError(Exception):
-    """A refused edit, with the HTTP status an API would answer."""
-
-    status = 422
-    code = "invalid_edit"
-
-    def __init__(
-        self, message: str, *, path: str = "", details: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-        self.details = details or {}
-
-
-class ReasonRequired(EditError):
-    code = "reason_required"
-
-
-class SessionNotFound(EditError):
-    status = 404
-    code = "not_found"
-
-
-class VersionNotFound(EditError):
-    status = 404
-    code = "version_not_found"
-
-
-class CheckpointNotFound(EditError):
-    status = 404
-    code = "checkpoint_not_found"
-
-
-class CheckpointExists(EditError):
-    status = 409
-    code = "checkpoint_exists"
-
-
-class BranchExists(EditError):
-    status = 409
-    code = "branch_exists"
-
-
-class VersionConflict(EditError):
-    """The editor started from ``expected_version`` but the session is at ``current_version``.
-
-    ``diff`` is the JSON patch from the document the editor saw to the current one (None when
-    the version the editor named does not exist or its body is gone).
-    """
-
-    status = 412
-    code = "version_conflict"
-
-    def __init__(
-        self,
-        *,
-        expected_version: int,
-        current_version: int,
-        diff: list[dict[str, Any]] | None,
-    ) -> None:
-        super().__init__(
-            f"the session is at version {current_version}, not {expected_version}: someone "
-            "saved it meanwhile; reload, re-apply your change and save again",
-            path="expected_version",
-            details={
-                "expected_version": expected_version,
-                "current_version": current_version,
-                "diff": diff,
-            },
-        )
-        self.expected_version = expected_version
-        self.current_version = current_version
-        self.diff = diff
 
 
 # --- outcomes ---------------------------------------------------------------------------------
@@ -819,7 +751,7 @@ def record_refusal(
     session_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> int:
-    """Record an action someone was not allowed to take (RELIABILITY S6). Never raises for an
+    """Record an action someone was not allowed to take . Never raises for an
     unknown session: the attempt is what is recorded."""
     row = Session.objects.filter(id=_uuid_or_none(session_id)).first() if session_id else None
     entry = AuditEntry.objects.create(
@@ -859,7 +791,7 @@ def _lock(session_id: str) -> Session:
     key = _uuid_or_none(session_id)
     row = Session.objects.select_for_update().filter(id=key).first() if key else None
     if row is None:
-        raise SessionNotFound(f"no session with id {str(session_id)[:80]!r}")
+        raise NotFound(f"no session with id {str(session_id)[:80]!r}")
     return row
 
 

@@ -7,7 +7,6 @@ See README.md beside this file for the layout and how to add a format.
 from sessions_api.formats.base import DetectionRule, FormatAdapter, InvalidDocument
 from sessions_api.formats.registry import (
     FORMAT_IDS,
-    AmbiguousFormat,
     Detection,
     UnknownFormat,
     detect_format,
@@ -17,7 +16,6 @@ from sessions_api.formats.registry import (
 
 __all__ = [
     "FORMAT_IDS",
-    "AmbiguousFormat",
     "Detection",
     "DetectionRule",
     "FormatAdapter",

@@ -21,22 +21,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sessions_api.domain import ParsedSession, ParseWarning
+from sessions_api.errors import InvalidDocument
 
 # Bounds that keep derived values sane: integers a JavaScript client reads exactly, and dates
 # no agent session can have.
 MAX_SAFE_INTEGER = 2**53 - 1
 EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
 LATEST_PLAUSIBLE = datetime(2200, 1, 1, tzinfo=UTC)
-
-
-class InvalidDocument(Exception):
-    """The document is not a valid document of the format: a 422 with ``path``."""
-
-    def __init__(self, message: str, *, path: str = "", code: str = "invalid_document") -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-        self.code = code
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from types import MappingProxyType
 from typing import Any
 
 from sessions_api.domain import ParseWarning, Role, TokenSource, TokenUsage
+from sessions_api.errors import InvalidDocument, RejectedDocument
 from sessions_api.formats.base import (
     MAX_SAFE_INTEGER,
-    InvalidDocument,
     content_to_text,
     enumerate_array,
     expect,
@@ -38,8 +38,8 @@ from sessions_api.formats.base import (
     pointer_join,
 )
 from sessions_api.formats.decoding import (
+    UNSTORABLE_STRING_CODES,
     DecodeLimits,
-    RejectedDocument,
     check_content,
     parse_json_text,
 )
@@ -288,8 +288,8 @@ def parse_embedded_json(text: str, path: str) -> tuple[Any, str | None]:
     """A JSON value stored as a string inside the document (``message_data``, ``event_data``,
     token details): (value, None), or (None, reason) when it is not strict JSON.
 
-    Strings that no store can hold (NUL, lone surrogates) are a 422 at ``path``, exactly as they
-    would be in the document itself."""
+    Strings that no store can hold (NUL, lone surrogates) are an InvalidDocument at ``path``,
+    exactly as they would be in the document itself."""
     try:
         value = parse_json_text(text)
     except RejectedDocument as exc:
@@ -297,7 +297,7 @@ def parse_embedded_json(text: str, path: str) -> tuple[Any, str | None]:
     try:
         check_content(value, _EMBEDDED_LIMITS)
     except RejectedDocument as exc:
-        if exc.status == 422:
+        if exc.code in UNSTORABLE_STRING_CODES:
             raise InvalidDocument(
                 f"{path}: {exc.message}", path=path + (exc.path or ""), code=exc.code
             ) from None

@@ -1,14 +1,18 @@
 """Strict, bounded decoding of a document's bytes into a JSON value.
 
-Policy, in the order it is applied:
+Policy, in the order it is applied; every refusal is a RejectedDocument with the code named:
 
-1. size: over the cap is 413 before anything is parsed; zero bytes is 400 "empty document";
+1. size: over the cap is ``too_large`` before anything is parsed; zero bytes is
+   ``empty_document``;
 2. encoding: a UTF-8 BOM is accepted (a common editor artefact); any other invalid UTF-8
-   (bad bytes, encoded surrogates, overlong forms) is 400 — never decoded with replacement;
-3. syntax: strict JSON. NaN/Infinity, duplicate keys, integers beyond 64 bits, floats that
-   overflow to infinity, and nesting deeper than the limit are 400;
-4. content: lone surrogates and NUL characters (which PostgreSQL cannot store) are 422 with the
-   JSON-pointer path of the offending string; too many values in total is 413.
+   (bad bytes, encoded surrogates, overlong forms) is ``invalid_utf8``, never decoded with
+   replacement;
+3. syntax: strict JSON. NaN/Infinity (``non_finite_number``), duplicate keys
+   (``duplicate_key``), integers beyond 64 bits and floats that overflow to infinity
+   (``number_out_of_range``), and nesting deeper than the limit (``too_deep``) are refused;
+4. content: lone surrogates and NUL characters (which PostgreSQL cannot store) are
+   ``lone_surrogate`` and ``nul_character``, with the JSON-pointer path of the offending string;
+   too many values in total is ``too_many_values``.
 
 The result is a plain Python value; the bytes themselves are what gets stored.
 """
@@ -20,11 +24,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sessions_api.errors import RejectedDocument
 from sessions_api.formats.base import pointer_join
 
 UTF8_BOM = b"\xef\xbb\xbf"
 INT64_MAX = 2**63 - 1
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# The content refusals: the JSON is fine, but a string in it is one no store can keep.
+UNSTORABLE_STRING_CODES = frozenset({"nul_character", "lone_surrogate"})
 
 
 @dataclass(frozen=True)
@@ -34,52 +41,27 @@ class DecodeLimits:
     max_nodes: int = 1_000_000
 
 
-class RejectedDocument(Exception):
-    """A document refused before parsing into a session: carries its HTTP status."""
-
-    def __init__(self, status: int, code: str, message: str, path: str = "") -> None:
-        # The path (and the message) can quote a key from the document; a key holding a lone
-        # surrogate cannot be encoded as UTF-8, so the error answer itself would fail to render.
-        message, path = printable(message), printable(path)
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.path = path
-
-
-def printable(text: str) -> str:
-    """``text`` with anything UTF-8 cannot encode (lone surrogates) written as ``\\udXXX``."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-class _Reject(ValueError):
-    """Raised from inside the json hooks; turned into a RejectedDocument."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise _Reject("duplicate_key", f"duplicate key {key[:100]!r} in an object")
+                raise RejectedDocument("duplicate_key", f"duplicate key {key[:100]!r} in an object")
             seen.add(key)
     return result
 
 
 def _reject_constant(name: str) -> Any:
-    raise _Reject("non_finite_number", f"{name} is not valid JSON")
+    raise RejectedDocument("non_finite_number", f"{name} is not valid JSON")
 
 
 def _checked_float(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise _Reject("number_out_of_range", f"number {text[:40]} overflows a 64-bit float")
+        raise RejectedDocument(
+            "number_out_of_range", f"number {text[:40]} overflows a 64-bit float"
+        )
     return value
 
 
@@ -91,7 +73,9 @@ def _checked_int(text: str) -> int:
     # CPython's 4,300-digit guard with a confusing message).
     value = int(text) if len(text.lstrip("-")) <= 19 else None
     if value is None or not -INT64_MAX - 1 <= value <= INT64_MAX:
-        raise _Reject("number_out_of_range", f"integer {text[:40]}… does not fit in 64 bits")
+        raise RejectedDocument(
+            "number_out_of_range", f"integer {text[:40]}… does not fit in 64 bits"
+        )
     return value
 
 
@@ -109,11 +93,11 @@ def decode_document(body: bytes, limits: DecodeLimits | None = None) -> Any:
     limits = limits or DecodeLimits()
     if len(body) > limits.max_bytes:
         raise RejectedDocument(
-            413, "too_large", f"document is {len(body)} bytes; the limit is {limits.max_bytes}"
+            "too_large", f"document is {len(body)} bytes; the limit is {limits.max_bytes}"
         )
     text = decode_utf8(body)
     if not text.strip():
-        raise RejectedDocument(400, "empty_document", "empty document")
+        raise RejectedDocument("empty_document", "empty document")
     _check_breadth_before_parsing(text, limits)
     value = parse_json_text(text)
     if not _content_certainly_fine(text, value, limits):
@@ -128,7 +112,6 @@ def decode_utf8(body: bytes) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RejectedDocument(
-            400,
             "invalid_utf8",
             f"document is not valid UTF-8: byte {exc.start} ({exc.reason})",
         ) from None
@@ -137,22 +120,18 @@ def decode_utf8(body: bytes) -> str:
 def parse_json_text(text: str) -> Any:
     try:
         return _DECODER.decode(text)
-    except _Reject as exc:
-        raise RejectedDocument(400, exc.code, str(exc)) from None
     except json.JSONDecodeError as exc:
         raise RejectedDocument(
-            400, "invalid_json", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            "invalid_json", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
     except RecursionError:
-        raise RejectedDocument(400, "too_deep", "invalid JSON: nesting too deep") from None
+        raise RejectedDocument("too_deep", "invalid JSON: nesting too deep") from None
     except ValueError as exc:
-        raise RejectedDocument(400, "invalid_json", f"invalid JSON: {exc}") from None
+        raise RejectedDocument("invalid_json", f"invalid JSON: {exc}") from None
 
 
 def _too_many_values(limits: DecodeLimits) -> RejectedDocument:
-    return RejectedDocument(
-        413, "too_many_values", f"document has more than {limits.max_nodes} values"
-    )
+    return RejectedDocument("too_many_values", f"document has more than {limits.max_nodes} values")
 
 
 # A JSON string token (escapes included), for counting the commas outside strings. The closing
@@ -242,7 +221,6 @@ def check_content(value: Any, limits: DecodeLimits) -> None:
         node, depth, location = stack.pop()
         if depth > limits.max_depth:
             raise RejectedDocument(
-                400,
                 "too_deep",
                 f"nesting deeper than {limits.max_depth} levels",
                 path=_pointer_of(location),
@@ -264,14 +242,12 @@ def check_content(value: Any, limits: DecodeLimits) -> None:
 def _check_string(text: str, location: _Location) -> None:
     if "\x00" in text:
         raise RejectedDocument(
-            422,
             "nul_character",
             "strings must not contain NUL (\\u0000)",
             path=_pointer_of(location),
         )
     if _LONE_SURROGATE.search(text):
         raise RejectedDocument(
-            422,
             "lone_surrogate",
             "string contains an unpaired UTF-16 surrogate",
             path=_pointer_of(location),
@@ -305,12 +281,12 @@ def split_batch_documents(text: str) -> list[str]:
             while True:
                 key, position = _EXTENT_DECODER.raw_decode(text, position)
                 if not isinstance(key, str):
-                    raise RejectedDocument(400, "invalid_json", "object keys must be strings")
+                    raise RejectedDocument("invalid_json", "object keys must be strings")
                 position = _expect(text, _skip_whitespace(text, position), ":", "expected ':'")
                 position = _skip_whitespace(text, position)
                 if key == "documents":
                     if items is not None:
-                        raise RejectedDocument(400, "duplicate_key", "duplicate key 'documents'")
+                        raise RejectedDocument("duplicate_key", "duplicate key 'documents'")
                     items, position = _split_array(text, position)
                 else:
                     _, position = _EXTENT_DECODER.raw_decode(text, position)
@@ -321,23 +297,23 @@ def split_batch_documents(text: str) -> list[str]:
                 position = _expect(text, position, "}", "expected ',' or '}'")
                 break
         if _skip_whitespace(text, position) != len(text):
-            raise RejectedDocument(400, "invalid_json", "extra data after the batch object")
+            raise RejectedDocument("invalid_json", "extra data after the batch object")
     except json.JSONDecodeError as exc:
         raise RejectedDocument(
-            400, "invalid_json", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            "invalid_json", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
     except RecursionError:
-        raise RejectedDocument(400, "too_deep", "invalid JSON: nesting too deep") from None
+        raise RejectedDocument("too_deep", "invalid JSON: nesting too deep") from None
     if items is None:
         raise RejectedDocument(
-            422, "missing_documents", 'a batch needs a "documents" array', path="/documents"
+            "missing_documents", 'a batch needs a "documents" array', path="/documents"
         )
     return items
 
 
 def _split_array(text: str, position: int) -> tuple[list[str], int]:
     if not text.startswith("[", position):
-        raise RejectedDocument(422, "wrong_type", "documents: expected array", path="/documents")
+        raise RejectedDocument("wrong_type", "documents: expected array", path="/documents")
     items: list[str] = []
     position = _skip_whitespace(text, position + 1)
     if text.startswith("]", position):
@@ -375,12 +351,12 @@ def _item_end(text: str, position: int) -> int:
     while True:
         found = _STRUCTURAL.search(text, position)
         if found is None:
-            raise RejectedDocument(400, "invalid_json", "unterminated item in documents")
+            raise RejectedDocument("invalid_json", "unterminated item in documents")
         position = found.end()
         if found.group() == '"':
             rest = _STRING_REST.match(text, position)
             if rest is None:
-                raise RejectedDocument(400, "invalid_json", "unterminated string in documents")
+                raise RejectedDocument("invalid_json", "unterminated string in documents")
             position = rest.end()
             continue
         depth += 1 if found.group() in "[{" else -1
@@ -395,5 +371,5 @@ def _skip_whitespace(text: str, position: int) -> int:
 
 def _expect(text: str, position: int, char: str, message: str) -> int:
     if not text.startswith(char, position):
-        raise RejectedDocument(400, "invalid_json", f"{message} at character {position}")
+        raise RejectedDocument("invalid_json", f"{message} at character {position}")
     return position + 1

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from sessions_api.errors import NotEditable
 from sessions_api.jsondiff import MISSING, merge_patch, pointer, resolve, same, split_pointer
 
 MAX_PATCH_MESSAGES = 1000
@@ -38,16 +39,6 @@ MAX_PATCH_MESSAGES = 1000
 SESSION_ID_KEYS = frozenset(
     {"id", "_id", "session_id", "sessionId", "thread_id", "conversation_id", "conversationId"}
 )
-
-
-class NotEditable(Exception):
-    """The document (or this part of it) cannot be edited that way: a 422 with ``path``."""
-
-    def __init__(self, message: str, *, path: str = "", code: str = "not_editable") -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -337,8 +328,8 @@ def apply_patch(
 
 
 def parse_patch(value: Any, *, statuses: tuple[str, ...]) -> DocumentPatch:
-    """A :class:`DocumentPatch` from a decoded request body; NotEditable (a 422) with a JSON
-    pointer when it is not one."""
+    """A :class:`DocumentPatch` from a decoded request body; NotEditable (code ``invalid_patch``)
+    with a JSON pointer when it is not one."""
     if not isinstance(value, dict):
         raise NotEditable("the patch must be a JSON object", path="", code="invalid_patch")
     unknown = sorted(set(value) - {"messages", "state", "step", "namespace", "status", "reason"})

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sessions_api.domain import ParsedSession
+from sessions_api.errors import UnknownFormat
 from sessions_api.formats.agentflow import edit as agentflow_edit
 from sessions_api.formats.agentflow import parse as agentflow
 from sessions_api.formats.anthropic import edit as anthropic_edit
 from sessions_api.formats.anthropic import parse as anthropic
-from sessions_api.formats.base import DetectionRule, FormatAdapter, InvalidDocument
+from sessions_api.formats.base import DetectionRule, FormatAdapter
 from sessions_api.formats.editing import Editor
 from sessions_api.formats.falai import edit as falai_edit
 from sessions_api.formats.falai import parse as falai
@@ -97,16 +98,6 @@ RULES: tuple[DetectionRule, ...] = tuple(
         (rule for adapter in ADAPTERS.values() for rule in adapter.rules), key=lambda r: r.number
     )
 )
-
-
-class UnknownFormat(InvalidDocument):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="unknown_format")
-
-
-class AmbiguousFormat(InvalidDocument):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="ambiguous_format")
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sessions_api.formats.decoding import (
-    DecodeLimits,
-    RejectedDocument,
-    check_content,
-    parse_json_text,
-)
+from sessions_api.errors import RejectedDocument
+from sessions_api.formats.decoding import DecodeLimits, check_content, parse_json_text
 
 
 class StoreError(Exception):

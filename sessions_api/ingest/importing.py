@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sessions_api.formats import InvalidDocument, detect_format
+from sessions_api.errors import InvalidDocument, RejectedDocument, RevisionConflict
+from sessions_api.formats import detect_format
 from sessions_api.formats.agentflow import stores as agentflow_stores
-from sessions_api.formats.decoding import RejectedDocument, decode_document
+from sessions_api.formats.decoding import decode_document
 from sessions_api.formats.google_adk import parse as google_adk
 from sessions_api.formats.google_adk import stores as google_adk_stores
 from sessions_api.formats.openai_agents import parse as openai_agents
@@ -127,11 +128,9 @@ def import_source(source: ImportSource, *, format_id: str | None = None) -> Impo
             # Re-running an import must not add versions (see ingest_document).
             unchanged_if_stored_before=True,
         )
-    except RejectedDocument as exc:
+    except (RejectedDocument, InvalidDocument) as exc:
         return ImportResult(source.label, ok=False, detail=_error_text(exc.code, exc.message))
-    except InvalidDocument as exc:
-        return ImportResult(source.label, ok=False, detail=_error_text(exc.code, exc.message))
-    except services.RevisionConflict as exc:
+    except RevisionConflict as exc:
         return ImportResult(source.label, ok=False, detail=f"revision_conflict: {exc.message}")
     if outcome.created:
         detail = f"new session ({outcome.format}, {outcome.summary.message_count} messages)"

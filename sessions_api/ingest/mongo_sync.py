@@ -40,10 +40,13 @@ from pymongo import ASCENDING, MongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from sessions_api import conf
-from sessions_api.formats import InvalidDocument
-from sessions_api.formats.decoding import RejectedDocument
+from sessions_api.errors import (
+    InvalidDocument,
+    RejectedDocument,
+    RevisionConflict,
+    SourceUnavailable,
+)
 from sessions_api.ingest import services
-from sessions_api.ingest.services import RevisionConflict
 from sessions_api.models import DocumentVersion
 from sessions_api.state import read_state, write_state
 
@@ -54,10 +57,6 @@ MAX_LISTED = 100
 BODY_JSON = JSONOptions(json_mode=JSONMode.RELAXED, tz_aware=True, tzinfo=UTC)
 #: How the saved position is written: canonical, so every BSON type comes back as it was.
 STATE_JSON = JSONOptions(json_mode=JSONMode.CANONICAL, tz_aware=True, tzinfo=UTC)
-
-
-class SourceUnavailable(RuntimeError):
-    """The source MongoDB cannot be reached right now; the run is retried later."""
 
 
 @dataclass(frozen=True)
@@ -280,7 +279,7 @@ def _import(document: dict[str, Any], source: MongoSource) -> str:
                 source=DocumentVersion.Source.SYNC,
             )
         except InvalidDocument as exc:
-            if external_id is None or getattr(exc, "code", "") != "external_id_conflict":
+            if external_id is None or exc.code != "external_id_conflict":
                 raise
             # The document carries its own id elsewhere: let the format adapter find it.
             outcome = services.ingest_document(
@@ -289,7 +288,7 @@ def _import(document: dict[str, Any], source: MongoSource) -> str:
     except RevisionConflict as exc:
         return f"conflict: {exc.message}"[:300]
     except (InvalidDocument, RejectedDocument) as exc:
-        return f"{getattr(exc, 'code', 'invalid')}: {getattr(exc, 'message', exc)}"[:300]
+        return f"{exc.code}: {exc.message}"[:300]
     if outcome.created:
         return "created"
     return "updated" if outcome.changed else "unchanged"

@@ -1,42 +1,36 @@
-"""Writes: ingest, delete, API keys. Keyword-only functions; entry points stay thin.
+"""Writes: ingest and delete. Keyword-only functions; entry points stay thin.
 
-Ingest contract (DESIGN.md section 2): bytes are decoded strictly, the format detected (or
-forced), the document parsed into the canonical session, and then, in one database transaction,
-the body is stored as a new version unless it equals the latest one byte for byte, and the index
-row and its derived rows are replaced. A 2xx answer is given only after that commit.
+Ingest contract: bytes are decoded strictly, the format detected (or forced), the document
+parsed into the canonical session, and then, in one database transaction, the body is stored as
+a new version unless it equals the latest one byte for byte, and the index row and its derived
+rows are replaced. An outcome is returned only after that commit.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
 from sessions_api import db
 from sessions_api.domain import ParseWarning
 from sessions_api.domain import Session as CanonicalSession
-from sessions_api.formats import Detection, InvalidDocument, parse_document
+from sessions_api.errors import DomainError, InvalidDocument, RejectedDocument, RevisionConflict
+from sessions_api.formats import Detection, parse_document
 from sessions_api.formats.base import json_type_name
 from sessions_api.formats.decoding import (
     DecodeLimits,
-    RejectedDocument,
     decode_document,
     decode_utf8,
-    printable,
     split_batch_documents,
 )
 from sessions_api.ingest.indexing import SessionIndex, build_index
 from sessions_api.models import (
-    ApiKey,
     DocumentVersion,
     ModelUsage,
     Session,
@@ -46,17 +40,7 @@ from sessions_api.models import (
 from sessions_api.sessions.records import SessionSummary, summary_from_row
 from sessions_api.storage import get_document_store
 
-API_SCOPES = ("ingest", "read", "write", "admin")
 _EXTERNAL_ID_MAX = 512
-
-
-class RevisionConflict(Exception):
-    """Same session and revision as a stored version, different content: a 409."""
-
-    def __init__(self, message: str, *, details: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
 
 
 @dataclass(frozen=True)
@@ -76,7 +60,7 @@ class IngestOutcome:
 class BatchItemOutcome:
     index: int
     outcome: IngestOutcome | None = None
-    error: dict[str, Any] | None = None
+    error: DomainError | None = None  # the refusal, as a single ingest would raise it
 
 
 @dataclass(frozen=True)
@@ -101,8 +85,8 @@ def ingest_document(
     now: datetime | None = None,
     unchanged_if_stored_before: bool = False,
 ) -> IngestOutcome:
-    """Store one document as received. Raises RejectedDocument (4xx), InvalidDocument (422)
-    or RevisionConflict (409); nothing is stored when it raises.
+    """Store one document as received. Raises RejectedDocument, InvalidDocument or
+    RevisionConflict; nothing is stored when it raises.
 
     ``unchanged_if_stored_before`` makes bytes equal to *any* stored version a no-op, not only
     the latest: bulk imports use it, so a folder holding two documents of one session (a
@@ -125,7 +109,7 @@ def ingest_document(
 def store_version_of_locked_session(
     *, row: Session, body: bytes, source: str, now: datetime
 ) -> IngestOutcome:
-    """The ingest path for a caller that already holds ``row``'s lock (editing.py: it locks
+    """The ingest path for a caller that already holds ``row``'s lock (editing: it locks
     the row first, checks the version the editor started from, then writes).
 
     ``body`` is parsed as ``row``'s format and must keep ``row``'s id; it becomes the next
@@ -175,7 +159,6 @@ def _prepare_document(
 
     if len(session.messages) > settings.INGEST_MAX_MESSAGES:
         raise RejectedDocument(
-            413,
             "too_many_messages",
             f"{len(session.messages)} messages; the limit is {settings.INGEST_MAX_MESSAGES}",
         )
@@ -297,17 +280,15 @@ def ingest_batch(
     """
     if len(body) > settings.INGEST_MAX_BATCH_BYTES:
         raise RejectedDocument(
-            413,
             "too_large",
             f"batch is {len(body)} bytes; the limit is {settings.INGEST_MAX_BATCH_BYTES}",
         )
     text = decode_utf8(body)
     if not text.strip():
-        raise RejectedDocument(400, "empty_document", "empty request body")
+        raise RejectedDocument("empty_document", "empty request body")
     items = split_batch_documents(text)
     if len(items) > settings.INGEST_MAX_BATCH_ITEMS:
         raise RejectedDocument(
-            413,
             "too_many_documents",
             f"{len(items)} documents; the limit per batch is {settings.INGEST_MAX_BATCH_ITEMS}",
         )
@@ -324,7 +305,7 @@ def ingest_batch(
                 received_at=now,
             )
         except (RejectedDocument, InvalidDocument) as exc:
-            results.append(BatchItemOutcome(index=index, error=_item_error(exc)))
+            results.append(BatchItemOutcome(index=index, error=exc))
             continue
         pending.append((index, prepared))
         pending_bytes += len(prepared.body)
@@ -348,20 +329,10 @@ def _store_batch_items(
                 with transaction.atomic():
                     outcome = _store_prepared(prepared, source=source, now=now)
             except RevisionConflict as exc:
-                results.append(BatchItemOutcome(index=index, error=_item_error(exc)))
+                results.append(BatchItemOutcome(index=index, error=exc))
             else:
                 results.append(BatchItemOutcome(index=index, outcome=outcome))
     return results
-
-
-def _item_error(exc: RejectedDocument | InvalidDocument | RevisionConflict) -> dict[str, Any]:
-    """A batch item's error, in the shape a single ingest would answer it."""
-    if isinstance(exc, RevisionConflict):
-        return _error_dict(
-            "revision_conflict", exc.message, "/revision", status=409, details=exc.details
-        )
-    status = exc.status if isinstance(exc, RejectedDocument) else 422
-    return _error_dict(exc.code, exc.message, exc.path, status=status)
 
 
 def delete_session(*, session_id: str) -> bool:
@@ -398,59 +369,6 @@ def _put_body(*, session_id: str, version: int, body: bytes) -> None:
         store.put(session_id=session_id, version=version, body=body)
 
 
-# --- API keys ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NewApiKey:
-    id: int
-    name: str
-    scopes: list[str]
-    key: str  # shown once, never stored
-
-
-def create_api_key(*, name: str, scopes: list[str]) -> NewApiKey:
-    unknown = sorted(set(scopes) - set(API_SCOPES))
-    if unknown or not scopes:
-        raise ValueError(f"scopes must be a non-empty subset of {', '.join(API_SCOPES)}")
-    prefix = secrets.token_hex(6)
-    key = f"so_{prefix}_{secrets.token_urlsafe(32)}"
-    row = ApiKey.objects.create(
-        name=name, prefix=prefix, key_hash=hash_api_key(key), scopes=sorted(set(scopes))
-    )
-    return NewApiKey(id=row.id, name=row.name, scopes=row.scopes, key=key)
-
-
-def hash_api_key(key: str) -> str:
-    # Keys carry 256 bits of randomness, so a fast hash is enough (no password stretching).
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def api_key_cache_key(key_hash: str) -> str:
-    """Where the API's auth remembers a verified key for a few seconds (api/auth.py)."""
-    return f"apikey:v1:{key_hash}"
-
-
-def revoke_api_key(*, key_id: int, now: datetime | None = None) -> bool:
-    revoked = bool(
-        ApiKey.objects.filter(id=key_id, revoked_at__isnull=True).update(
-            revoked_at=now or timezone.now()
-        )
-    )
-    key_hash = ApiKey.objects.filter(id=key_id).values_list("key_hash", flat=True).first()
-    if key_hash is not None:
-        forget_api_key(key_hash)
-    return revoked
-
-
-def forget_api_key(key_hash: str) -> None:
-    """Drop a key from the auth's cache, so a revocation or a scope change applies from the
-    next request on (when the cache is down, after at most API_KEY_CACHE_SECONDS). Also run
-    for every saved or deleted ApiKey row, the admin's edits included (apps.py)."""
-    with contextlib.suppress(Exception):
-        cache.delete(api_key_cache_key(key_hash))
-
-
 # --- internals --------------------------------------------------------------------------------
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -481,7 +399,7 @@ def _session_key(
             )
         return document_id
     # No id anywhere: a stable id from the content, so re-posting the same bytes does not
-    # duplicate (HOSTILE.md "missing id"). A changed transcript becomes a new session, which is
+    # duplicate. A changed transcript becomes a new session, which is
     # why the warning asks for ?external_id=.
     derived = "sha256:" + hashlib.sha256(body).hexdigest()[:32]
     warnings.append(
@@ -568,14 +486,3 @@ def _outcome(
         warnings=warnings,
         detected_by=detected_by,
     )
-
-
-def _error_dict(
-    code: str, message: str, path: str, *, status: int, details: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": printable(message), "status": status}
-    if path:
-        error["path"] = printable(path)
-    if details:
-        error["details"] = details
-    return error

@@ -23,10 +23,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from sessions_api.analytics.overview import PriceRecord, price_from_row
+from sessions_api.errors import DuplicatePrice, InvalidQuery
 from sessions_api.models import ModelPrice, ModelUsage, Session, SessionError, ToolCallRecord
 from sessions_api.sessions import cursors, selectors
 from sessions_api.sessions.records import SessionRecord, record_from_row
-from sessions_api.sessions.selectors import InvalidQuery, SessionFilters
+from sessions_api.sessions.selectors import SessionFilters
 
 EXPLORER_MAX_PAGE = 200
 EXPORT_MAX_ROWS = 10_000
@@ -475,10 +476,6 @@ def diff_versions(
 
 
 # --- model prices (the table costs are estimated from) ------------------------------------------
-
-
-class DuplicatePrice(ValueError):
-    """A price for this model and effective date exists already."""
 
 
 def get_price(*, price_id: int) -> PriceRecord | None:

@@ -1,9 +1,9 @@
 """Reads: lists, one session, its raw body, versions and timeline. Keyword-only, typed.
 
-Lists page with keyset cursors (never OFFSET: PERFORMANCE.md measured OFFSET 300x slower at
-depth) and never count exactly. The canonical view and the timeline are derived from the stored
-body when read, and cached by (session, version): a version never changes, so the cache never
-needs invalidating. The timeline is cached in pages of ``TIMELINE_CHUNK`` events beside its
+Lists page with keyset cursors (never OFFSET: it measured 300x slower at depth) and never
+count exactly. The canonical view and the timeline are derived from the stored body when read,
+and cached by (session, version): a version never changes, so the cache never needs
+invalidating. The timeline is cached in pages of ``TIMELINE_CHUNK`` events beside its
 length, and the canonical session on its own, so a request unpickles only what it shows.
 """
 
@@ -21,6 +21,7 @@ from django.db.models.functions import Coalesce
 
 from sessions_api.domain import ParsedSession
 from sessions_api.domain import Session as CanonicalSession
+from sessions_api.errors import InvalidQuery
 from sessions_api.formats import parse_document
 from sessions_api.models import DocumentVersion, ModelUsage, Session, ToolCallRecord
 from sessions_api.sessions import cursors
@@ -47,13 +48,6 @@ ORDER_FIELDS = {
 }
 #: The orders whose sort key is a time (the others are counts).
 TIME_ORDER_FIELDS = frozenset({"updated_at", "started_at"})
-
-
-class InvalidQuery(ValueError):
-    def __init__(self, message: str, *, path: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
 
 
 @dataclass(frozen=True)
@@ -117,7 +111,8 @@ def filtered_sessions(filters: SessionFilters) -> QuerySet[Session]:
 
 def _refuse_nul(filters: SessionFilters) -> None:
     """PostgreSQL refuses a NUL character in any query parameter (a database error, so a 500).
-    Ingest never stores one, so such a filter could match nothing anyway: say so as a 400."""
+    Ingest never stores one, so such a filter could match nothing anyway: say so as an
+    InvalidQuery."""
     for name in ("status", "format", "agent", "user", "model", "tool", "q"):
         value = getattr(filters, name)
         values = value if isinstance(value, list) else [value]

@@ -13,19 +13,11 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from sessions_api.formats.decoding import DecodeLimits, decode_document
-from sessions_api.storage.base import (
-    BodyKey,
-    BodyNotFound,
-    DocumentStore,
-    StoredBody,
-    StoreUnavailable,
-)
+from sessions_api.storage.base import BodyKey, DocumentStore, StoredBody
 
 __all__ = [
     "BodyKey",
-    "BodyNotFound",
     "DocumentStore",
-    "StoreUnavailable",
     "StoredBody",
     "decode_stored_body",
     "get_document_store",

@@ -22,14 +22,6 @@ from datetime import datetime
 BodyKey = tuple[str, int]
 
 
-class BodyNotFound(LookupError):
-    """No body is stored for that session and version."""
-
-
-class StoreUnavailable(RuntimeError):
-    """The store cannot be reached right now (the API answers 503 with Retry-After)."""
-
-
 @dataclass(frozen=True)
 class StoredBody:
     """One body as :meth:`DocumentStore.list_bodies` reports it: its key, and when it was

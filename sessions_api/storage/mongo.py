@@ -25,13 +25,8 @@ from pymongo import ASCENDING, MongoClient
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 from pymongo.write_concern import WriteConcern
 
-from sessions_api.storage.base import (
-    BodyKey,
-    BodyNotFound,
-    DocumentStore,
-    StoredBody,
-    StoreUnavailable,
-)
+from sessions_api.errors import BodyNotFound, StoreUnavailable
+from sessions_api.storage.base import BodyKey, DocumentStore, StoredBody
 
 # A 2xx from ingestion means durably stored: acknowledged by a majority, in the journal.
 DURABLE = WriteConcern(w="majority", j=True)
@@ -45,7 +40,7 @@ class MongoDocumentStore(DocumentStore):
     before a fork) never fails because MongoDB is down. ``client`` injects a ready client
     (tests pass ``mongomock.MongoClient()``); otherwise one pymongo client is built on first
     use with a short server-selection timeout, so an unreachable server surfaces as
-    StoreUnavailable (HTTP 503) within about two seconds, and a socket timeout, so a server
+    StoreUnavailable within about two seconds, and a socket timeout, so a server
     that stops answering mid-operation does too (after ``socket_timeout_ms``). Options written
     in ``url`` (``?serverSelectionTimeoutMS=...``) win over these defaults. (Not pymongo's
     ``timeoutMS``: pymongo then uses it for server selection too, stretching the 2 s bound.)

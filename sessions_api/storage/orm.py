@@ -9,14 +9,9 @@ from django.db import DatabaseError, IntegrityError, OperationalError, connectio
 from django.db.models import Q
 
 from sessions_api import db
+from sessions_api.errors import BodyNotFound, StoreUnavailable
 from sessions_api.models import DocumentBody
-from sessions_api.storage.base import (
-    BodyKey,
-    BodyNotFound,
-    DocumentStore,
-    StoredBody,
-    StoreUnavailable,
-)
+from sessions_api.storage.base import BodyKey, DocumentStore, StoredBody
 
 
 class OrmDocumentStore(DocumentStore):

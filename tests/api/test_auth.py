@@ -1,4 +1,4 @@
-"""S2: API keys missing, malformed, unknown, revoked or lacking the scope; hashes at rest; the
+"""API keys missing, malformed, unknown, revoked or lacking the scope; hashes at rest; the
 create_api_key command."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import uuid
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.forms.models import model_to_dict
 
-from sessions_api.ingest import services
+from sessions_api.access import keys
 from sessions_api.models import ApiKey, Session
 from tests.conftest import ERROR_KEYS
 
@@ -120,12 +121,12 @@ def test_unknown_key_is_401(client, make_api_key, session_id):
 
 
 def test_revoked_key_is_401(client, session_id):
-    created = services.create_api_key(name="to revoke", scopes=["admin"])
+    created = keys.create_api_key(name="to revoke", scopes=["admin"])
     assert call(client, "get", "/sessions", created.key).status_code == 200
-    assert services.revoke_api_key(key_id=created.id) is True
+    assert keys.revoke_api_key(key_id=created.id) is True
     for method, path, _ in operations(session_id):
         assert_error(call(client, method, path, created.key), 401, "unauthenticated")
-    assert services.revoke_api_key(key_id=created.id) is False
+    assert keys.revoke_api_key(key_id=created.id) is False
     assert Session.objects.count() == 1
 
 
@@ -133,7 +134,7 @@ def test_a_key_edited_outside_the_api_is_re_read_on_its_next_request(client, set
     """Verified keys are cached for a few seconds; an edit made anywhere (the admin saves the
     row) must not wait for that cache to expire."""
     settings.API_KEY_CACHE_SECONDS = 300
-    created = services.create_api_key(name="edited in the admin", scopes=["admin"])
+    created = keys.create_api_key(name="edited in the admin", scopes=["admin"])
     assert call(client, "get", "/sessions", created.key).status_code == 200  # now cached
     row = ApiKey.objects.get(id=created.id)
     row.scopes = ["ingest"]
@@ -141,6 +142,24 @@ def test_a_key_edited_outside_the_api_is_re_read_on_its_next_request(client, set
     assert_error(call(client, "get", "/sessions", created.key), 403, "forbidden")
     row.delete()
     assert_error(call(client, "get", "/sessions", created.key), 401, "unauthenticated")
+
+
+def test_a_verified_key_is_remembered_as_a_key_record_not_a_row(client, settings):
+    settings.API_KEY_CACHE_SECONDS = 300
+    created = keys.create_api_key(name="remembered", scopes=["read"])
+    assert call(client, "get", "/sessions", created.key).status_code == 200
+    remembered = cache.get(keys.auth_cache_key(keys.hash_api_key(created.key)))
+    assert isinstance(remembered, keys.KeyRecord)
+    assert (remembered.id, remembered.scopes) == (created.id, ("read",))
+    assert remembered.last_used_at is not None
+    assert keys.authenticate(token=created.key) == remembered
+
+
+def test_tokens_that_are_not_keys_authenticate_to_nothing(db):
+    created = keys.create_api_key(name="real", scopes=["read"])
+    for token in ("", "so_", created.key + "x", "xx" + created.key[2:], "so_" + "a" * 300):
+        assert keys.authenticate(token=token) is None
+    assert keys.authenticate(token=created.key) is not None
 
 
 # --- 403 ----------------------------------------------------------------------------------
@@ -212,9 +231,9 @@ def test_keys_are_never_logged(client, make_api_key, session_id, caplog):
 
 def test_unknown_scopes_are_refused_by_the_service():
     with pytest.raises(ValueError):
-        services.create_api_key(name="x", scopes=["superuser"])
+        keys.create_api_key(name="x", scopes=["superuser"])
     with pytest.raises(ValueError):
-        services.create_api_key(name="x", scopes=[])
+        keys.create_api_key(name="x", scopes=[])
     assert ApiKey.objects.count() == 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sessions_api.access import keys
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.ingest import services
 from sessions_api.models import AuditEntry, Session
@@ -30,7 +31,7 @@ def client_module():
 
 @pytest.fixture
 def client(client_module, live_server, transactional_db):
-    key = services.create_api_key(name="agent", scopes=["ingest", "read", "write"]).key
+    key = keys.create_api_key(name="agent", scopes=["ingest", "read", "write"]).key
     return client_module.SessionObservatoryClient(live_server.url, key)
 
 
@@ -103,7 +104,7 @@ def test_checkpoint_restore_branch(client):
 
 @pytest.mark.parametrize("kind", ["picoflow", "openai_chat"])
 def test_example_agent_loop_runs_end_to_end(kind, live_server, transactional_db, capsys):
-    key = services.create_api_key(name="example-agent", scopes=["ingest", "read", "write"]).key
+    key = keys.create_api_key(name="example-agent", scopes=["ingest", "read", "write"]).key
     sys.path.insert(0, CLIENTS)
     try:
         example = importlib.import_module("example_agent_loop")

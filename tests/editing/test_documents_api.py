@@ -107,6 +107,13 @@ def test_put_without_if_match_is_428_and_stale_is_412_with_the_current_etag(api,
         assert set(response.json()) >= {"code", "message"}
 
 
+def test_if_match_star_names_no_version_so_the_precondition_is_still_required(api, chat_session):
+    body = openai_chat_body().replace(b"Hello!", b"Hey")
+    response = put(api, f"/sessions/{chat_session}/document", body, **{"If-Match": "*"}, **REASON)
+    assert response.status_code == 428
+    assert response.json()["code"] == "precondition_required"
+
+
 def test_weak_and_bare_etags_are_accepted(api, chat_session):
     body = openai_chat_body().replace(b"Hello!", b"Hey")
     response = put(

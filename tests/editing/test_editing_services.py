@@ -11,10 +11,22 @@ import pytest
 
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.editing import services as editing
-from sessions_api.formats import InvalidDocument, parse_document
+from sessions_api.errors import (
+    BranchExists,
+    CheckpointExists,
+    CheckpointNotFound,
+    EditError,
+    InvalidDocument,
+    InvalidQuery,
+    NotFound,
+    ReasonRequired,
+    RejectedDocument,
+    RevisionConflict,
+    VersionConflict,
+    VersionNotFound,
+)
 from sessions_api.formats import editing as document_editors
-from sessions_api.formats.decoding import RejectedDocument
-from sessions_api.ingest.services import RevisionConflict
+from sessions_api.formats import parse_document
 from sessions_api.lifecycle import prune
 from sessions_api.models import AuditEntry, Checkpoint, DocumentVersion, Session
 from sessions_api.sessions import selectors
@@ -192,7 +204,7 @@ def test_an_edit_that_breaks_the_document_is_refused_and_nothing_is_stored(chat_
 
 def test_a_reason_is_required(chat_session, now):
     for reason in ("", "   ", None):
-        with pytest.raises(editing.ReasonRequired):
+        with pytest.raises(ReasonRequired):
             editing.edit_state(
                 session_id=chat_session,
                 part="state",
@@ -216,7 +228,7 @@ def test_a_stale_version_is_a_conflict_with_a_diff_and_nothing_is_written(chat_s
         now=now,
     )
     assert first.version == 2
-    with pytest.raises(editing.VersionConflict) as conflict:
+    with pytest.raises(VersionConflict) as conflict:
         editing.edit_state(
             session_id=chat_session,
             part="state",
@@ -439,7 +451,7 @@ def test_hold_tags_notes_are_audited_without_a_new_version(chat_session, now):
     )
     assert release.changed and AuditEntry.objects.filter(action="release").count() == 1
     # Index edits check the version too.
-    with pytest.raises(editing.VersionConflict):
+    with pytest.raises(VersionConflict):
         editing.set_notes(
             session_id=chat_session,
             notes="stale",
@@ -503,7 +515,7 @@ def test_expiry_on_the_index_survives_new_versions_and_revives_expired(chat_sess
         now=now,
     )
     assert Session.objects.get(id=chat_session).expires_at == expires
-    with pytest.raises(editing.EditError):
+    with pytest.raises(EditError):
         editing.set_expiry(
             session_id=chat_session,
             expires_at=now - timedelta(seconds=1),
@@ -543,7 +555,7 @@ def test_revert_is_a_new_version_with_the_old_bytes(chat_session, now):
     assert entry.diff == [
         {"op": "replace", "path": "/variables/plan", "value": "basic", "old": "broken"}
     ]
-    with pytest.raises(editing.VersionNotFound):
+    with pytest.raises(VersionNotFound):
         editing.revert_to_version(
             session_id=chat_session,
             version=99,
@@ -559,7 +571,7 @@ def test_checkpoint_restore_and_pins_survive_pruning(chat_session, now):
         session_id=chat_session, name="good", version=None, note="known good", actor=EDITOR, now=now
     )
     assert checkpoint.version == 1
-    with pytest.raises(editing.CheckpointExists):
+    with pytest.raises(CheckpointExists):
         editing.create_checkpoint(
             session_id=chat_session, name="good", version=1, note="", actor=EDITOR, now=now
         )
@@ -591,7 +603,7 @@ def test_checkpoint_restore_and_pins_survive_pruning(chat_session, now):
     assert latest_doc(chat_session)[1]["variables"] == {"plan": "basic"}
     entry = AuditEntry.objects.get(id=restored.audit_id)
     assert entry.action == "restore" and entry.details["checkpoint"] == "good"
-    with pytest.raises(editing.CheckpointNotFound):
+    with pytest.raises(CheckpointNotFound):
         editing.restore_checkpoint(
             session_id=chat_session,
             name="nope",
@@ -600,7 +612,7 @@ def test_checkpoint_restore_and_pins_survive_pruning(chat_session, now):
             reason="r",
             now=now,
         )
-    with pytest.raises(editing.VersionNotFound):
+    with pytest.raises(VersionNotFound):
         editing.create_checkpoint(
             session_id=chat_session, name="pruned", version=2, note="", actor=EDITOR, now=now
         )
@@ -644,7 +656,7 @@ def test_branch_makes_a_linked_session_with_a_new_id(name, ingest, now):
         child.external_id,
     )
     if raw_id is not None:
-        with pytest.raises(editing.BranchExists):
+        with pytest.raises(BranchExists):
             editing.branch_session(
                 session_id=parent, version=1, new_id=raw_id, actor=EDITOR, reason="r", now=now
             )
@@ -704,7 +716,7 @@ def test_delete_is_audited_and_the_entry_outlives_the_session(chat_session, now)
 
 
 def test_unknown_sessions_are_not_found(db, now):
-    with pytest.raises(editing.SessionNotFound):
+    with pytest.raises(NotFound):
         editing.set_notes(
             session_id="not-a-uuid",
             notes="x",
@@ -755,9 +767,9 @@ def test_audit_filters_and_paging(chat_session, picoflow_session, now):
         )
     )
     assert [e.reason for e in in_window.items] == ["r2", "r1"]
-    with pytest.raises(editing_selectors.InvalidAuditQuery):
+    with pytest.raises(InvalidQuery):
         editing_selectors.list_audit(filters=editing_selectors.AuditFilters(action="nope"))
-    with pytest.raises(editing_selectors.InvalidAuditQuery):
+    with pytest.raises(InvalidQuery):
         editing_selectors.list_audit(filters=editing_selectors.AuditFilters(), cursor="garbage")
 
 

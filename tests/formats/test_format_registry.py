@@ -9,13 +9,13 @@ import pkgutil
 import pytest
 
 import sessions_api.formats
+from sessions_api.errors import NotEditable, UnknownFormat
 from sessions_api.formats import registry
-from sessions_api.formats.editing import NotEditable, ReadOnlyEditor, editor_for
+from sessions_api.formats.editing import ReadOnlyEditor, editor_for
 from sessions_api.formats.registry import (
     ADAPTERS,
     EDITORS,
     FORMAT_IDS,
-    UnknownFormat,
     by_format_id,
     get_adapter,
 )

@@ -25,7 +25,8 @@ from bson.binary import Binary
 from django.db import transaction
 from pymongo import errors as mongo_errors
 
-from sessions_api.storage.base import BodyKey, BodyNotFound, DocumentStore, StoreUnavailable
+from sessions_api.errors import BodyNotFound, StoreUnavailable
+from sessions_api.storage.base import BodyKey, DocumentStore
 from sessions_api.storage.mongo import MongoDocumentStore
 from sessions_api.storage.orm import OrmDocumentStore
 

@@ -78,7 +78,7 @@ def test_a_backend_path_that_does_not_import_is_improperly_configured(path: str)
 @pytest.mark.parametrize(
     "path",
     [
-        "sessions_api.storage.base.BodyNotFound",  # a class, but not a DocumentStore
+        "sessions_api.errors.BodyNotFound",  # a class, but not a DocumentStore
         "sessions_api.storage.get_document_store",  # not a class at all
         "django.core.files.storage.FileSystemStorage",  # another kind of storage
     ],

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
+from sessions_api.errors import DispatchFailed, InvalidParams, UnknownJob
 from sessions_api.lifecycle import prune, stuck
 from sessions_api.models import JobRun, JobState
 from workers import dispatch, locks
@@ -183,7 +184,7 @@ def test_note_retry_puts_the_run_back_to_queued_with_the_error():
     ],
 )
 def test_bad_params_are_refused_before_anything_runs(job, params, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((UnknownJob, InvalidParams), match=message):
         jobs.request_run(job=job, params=params)
     assert not JobRun.objects.exists()
 
@@ -218,6 +219,6 @@ def test_dispatch_sends_the_task_with_the_run_id(fake_app):
 def test_dispatch_failure_fails_the_run_with_a_clear_error(fake_app):
     fake_app.error = ConnectionRefusedError("broker down")
     run = jobs.request_run(job="expire_sessions")
-    with pytest.raises(dispatch.DispatchFailed, match="broker down"):
+    with pytest.raises(DispatchFailed, match="broker down"):
         dispatch.dispatch_run(run_id=run.id)
     assert JobRun.objects.get(id=run.id).status == "failed"

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from django.core.management.base import BaseCommand
 
+from sessions_api.errors import DuplicatePrice
 from sessions_api.sessions import explorer as dashboard_queries
 
 EFFECTIVE_FROM = date(2025, 1, 1)
@@ -48,7 +49,7 @@ class Command(BaseCommand):
                     currency="USD",
                     notes=NOTE,
                 )
-            except dashboard_queries.DuplicatePrice:
+            except DuplicatePrice:
                 skipped += 1
             else:
                 added += 1

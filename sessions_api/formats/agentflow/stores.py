@@ -19,12 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sessions_api.formats.decoding import (
-    DecodeLimits,
-    RejectedDocument,
-    check_content,
-    parse_json_text,
-)
+from sessions_api.errors import RejectedDocument
+from sessions_api.formats.decoding import DecodeLimits, check_content, parse_json_text
 
 SESSION_FILE = "session.json"
 HISTORY_FILE = "history.json"  # written by some apps beside session.json, not AgentFlow

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sessions_api.formats.editing import Editor, NotEditable, Part, first_key, stamp_like
+from sessions_api.errors import NotEditable
+from sessions_api.formats.editing import Editor, Part, first_key, stamp_like
 from sessions_api.jsondiff import MISSING, pointer, resolve
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sessions_api.formats.editing import Editor, NotEditable, Part, stamp_like
+from sessions_api.errors import NotEditable
+from sessions_api.formats.editing import Editor, Part, stamp_like
 
 
 class OpenAIChatEditor(Editor):

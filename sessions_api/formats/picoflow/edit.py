@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sessions_api.formats.editing import Editor, NotEditable, Part, stamp_like
+from sessions_api.errors import NotEditable
+from sessions_api.formats.editing import Editor, Part, stamp_like
 from sessions_api.jsondiff import pointer
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions_api.ingest import services
+from sessions_api.access import keys
 
 
 class Command(BaseCommand):
@@ -15,12 +15,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--scopes",
             default="ingest,read",
-            help=f"comma-separated, from: {','.join(services.API_SCOPES)} (default ingest,read)",
+            help=f"comma-separated, from: {','.join(keys.API_SCOPES)} (default ingest,read)",
         )
 
     def handle(self, *args, name: str, scopes: str, **options):
         try:
-            created = services.create_api_key(
+            created = keys.create_api_key(
                 name=name, scopes=[s.strip() for s in scopes.split(",") if s.strip()]
             )
         except ValueError as exc:

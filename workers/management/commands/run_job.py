@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from sessions_api.errors import DispatchFailed, InvalidParams, UnknownJob
 from workers import dispatch, registry, runs
 
 
@@ -52,7 +53,7 @@ class Command(BaseCommand):
             params[key.strip()] = value.strip()
         try:
             run = runs.request_run(job=name, params=params, dry_run=dry_run, triggered_by="cli")
-        except (registry.UnknownJob, registry.InvalidParams) as exc:
+        except (UnknownJob, InvalidParams) as exc:
             raise CommandError(str(exc)) from exc
 
         if inline:
@@ -66,7 +67,7 @@ class Command(BaseCommand):
 
         try:
             dispatch.dispatch_run(run_id=run.id)
-        except dispatch.DispatchFailed as exc:
+        except DispatchFailed as exc:
             self._print(runs.get_run(run_id=run.id), options["json"])
             raise CommandError(f"{exc}. Is the broker up? (--inline runs it here)") from exc
         broker = "Redis" if settings.REDIS_URL else "the embedded broker"
