@@ -36,7 +36,7 @@ from dashboard.forms.query import (
 )
 from dashboard.views.common import query_without
 from sessions_api.access import roles
-from sessions_api.analytics import overview as analytics
+from sessions_api.analytics import pricing
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.formats import FORMAT_IDS, InvalidDocument
 from sessions_api.sessions import explorer as dashboard_queries
@@ -85,7 +85,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
     except selectors.InvalidQuery as exc:
         problem = exc.message
         page = dashboard_queries.ExplorerPage(items=[], next_cursor=None, prev_cursor=None)
-    costs = analytics.session_costs(sessions={r.id: r.summary.started_at for r in page.items})
+    costs = pricing.session_costs(sessions={r.id: r.summary.started_at for r in page.items})
     rows = [{"record": r, "cost": costs.get(r.id)} for r in page.items]
     active_filters = _active_filters(form, filters, preset)
     context = {
@@ -192,21 +192,21 @@ EXPORT_FIELDS = [
 def _export_rows(request: HttpRequest) -> Iterator[dict[str, Any]]:
     form, filters, _ = _parse_filters(request)
     data = form.cleaned_data
-    book = analytics.price_book()
+    book = pricing.price_book()
     for records in dashboard_queries.export_pages(
         filters=filters,
         order=data.get("order") or "-updated_at",
         min_duration_s=data.get("min_duration"),
         max_duration_s=data.get("max_duration"),
     ):
-        costs = analytics.session_costs(
+        costs = pricing.session_costs(
             sessions={r.id: r.summary.started_at for r in records}, book=book
         )
         for record in records:
             yield _export_item(record, costs.get(record.id))
 
 
-def _export_item(record: SessionRecord, cost: analytics.CostEstimate | None) -> dict[str, Any]:
+def _export_item(record: SessionRecord, cost: pricing.CostEstimate | None) -> dict[str, Any]:
     s = record.summary
     amount = cost.amount if cost is not None else None
     return {
@@ -296,8 +296,8 @@ def _record_or_404(session_id: str) -> SessionRecord:
     return record
 
 
-def _cost(record: SessionRecord) -> analytics.CostEstimate:
-    return analytics.session_costs(sessions={record.id: record.summary.started_at})[record.id]
+def _cost(record: SessionRecord) -> pricing.CostEstimate:
+    return pricing.session_costs(sessions={record.id: record.summary.started_at})[record.id]
 
 
 def _page_params(request: HttpRequest) -> SessionPageForm:

@@ -1,4 +1,4 @@
-"""Reads (and the one price-table write) that only the dashboard needs, over the same index.
+"""Reads that only the dashboard needs, over the same index.
 
 The session explorer pages with keyset cursors in both directions on top of
 :func:`selectors.filtered_sessions` (so the filters mean exactly what ``GET /api/v1/sessions``
@@ -12,18 +12,15 @@ import difflib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
 from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from sessions_api.analytics.overview import PriceRecord, price_from_row
-from sessions_api.models import ModelPrice, ModelUsage, Session, SessionError, ToolCallRecord
+from sessions_api.models import ModelUsage, Session, SessionError, ToolCallRecord
 from sessions_api.sessions import cursors, selectors
 from sessions_api.sessions.records import SessionRecord, record_from_row
 from sessions_api.sessions.selectors import InvalidQuery, SessionFilters
@@ -472,59 +469,3 @@ def diff_versions(
         else:
             truncated = True
     return VersionDiff(a=a, b=b, lines=lines, added=added, removed=removed, truncated=truncated)
-
-
-# --- model prices (the table costs are estimated from) ------------------------------------------
-
-
-class DuplicatePrice(ValueError):
-    """A price for this model and effective date exists already."""
-
-
-def get_price(*, price_id: int) -> PriceRecord | None:
-    row = ModelPrice.objects.select_related("updated_by").filter(id=price_id).first()
-    return price_from_row(row) if row else None
-
-
-def save_price(
-    *,
-    model: str,
-    input_per_mtok: Decimal,
-    output_per_mtok: Decimal,
-    cached_input_per_mtok: Decimal | None,
-    effective_from: date,
-    currency: str = "USD",
-    notes: str = "",
-    user_id: int | None = None,
-    price_id: int | None = None,
-) -> PriceRecord:
-    """Add a price (``price_id`` None) or change one. This is a write: it lives here, beside
-    the price reads, until the price table gets a home in services."""
-    values = {
-        "model": model.strip(),
-        "input_per_mtok": input_per_mtok,
-        "output_per_mtok": output_per_mtok,
-        "cached_input_per_mtok": cached_input_per_mtok,
-        "effective_from": effective_from,
-        "currency": currency.upper(),
-        "notes": notes,
-        "updated_by_id": user_id,
-    }
-    try:
-        with transaction.atomic():
-            if price_id is None:
-                row = ModelPrice.objects.create(**values)
-            else:
-                row = ModelPrice.objects.select_for_update().get(id=price_id)
-                for key, value in values.items():
-                    setattr(row, key, value)
-                row.save()
-    except IntegrityError:
-        raise DuplicatePrice(
-            f"{model} already has a price effective from {effective_from}"
-        ) from None
-    return price_from_row(ModelPrice.objects.select_related("updated_by").get(id=row.id))
-
-
-def delete_price(*, price_id: int) -> bool:
-    return bool(ModelPrice.objects.filter(id=price_id).delete()[0])

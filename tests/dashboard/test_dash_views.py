@@ -13,6 +13,7 @@ from django.test import Client
 from dashboard import sample_data
 from dashboard.sample_data import XSS_TEXT, Turn
 from sessions_api.analytics import overview as analytics
+from sessions_api.analytics import pricing
 from sessions_api.ingest import services
 
 pytestmark = pytest.mark.django_db
@@ -339,19 +340,19 @@ def test_prices_are_read_only_for_viewers(viewer_client, known):
     assert not response.context["can_edit"]
     assert viewer_client.post("/prices/", price_form()).status_code == 403
     assert viewer_client.get("/prices/1/edit/").status_code == 403
-    assert all(p.model != "gpt-test" for p in analytics.list_prices())
+    assert all(p.model != "gpt-test" for p in pricing.list_prices())
 
 
 def test_admins_add_and_edit_prices(admin_client_, known):
     response = admin_client_.post("/prices/", price_form())
     assert response.status_code == 302
-    added = next(p for p in analytics.list_prices() if p.model == "gpt-test")
+    added = next(p for p in pricing.list_prices() if p.model == "gpt-test")
     assert added.currency == "USD" and added.updated_by == "adam"
     duplicate = admin_client_.post("/prices/", price_form())
     assert duplicate.status_code == 400 and "already has a price" in duplicate.content.decode()
     edit = admin_client_.post(f"/prices/{added.id}/edit/", price_form(output_per_mtok="7"))
     assert edit.status_code == 302
-    assert next(p for p in analytics.list_prices() if p.id == added.id).output_per_mtok == 7
+    assert next(p for p in pricing.list_prices() if p.id == added.id).output_per_mtok == 7
     invalid = admin_client_.post("/prices/", price_form(input_per_mtok="-1", model="x"))
     assert invalid.status_code == 400
 
@@ -380,6 +381,6 @@ def test_seed_prices_is_idempotent(db):
     from django.core.management import call_command
 
     call_command("seed_prices")
-    count = len(analytics.list_prices())
+    count = len(pricing.list_prices())
     call_command("seed_prices")
-    assert len(analytics.list_prices()) == count >= 5
+    assert len(pricing.list_prices()) == count >= 5

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from django.core.management.base import BaseCommand
 
-from sessions_api.sessions import explorer as dashboard_queries
+from sessions_api.analytics import pricing
 
 EFFECTIVE_FROM = date(2025, 1, 1)
 NOTE = "example public list price; verify with your provider"
@@ -39,7 +39,7 @@ class Command(BaseCommand):
         added = skipped = 0
         for model, (input_price, cached, output_price) in EXAMPLE_PRICES.items():
             try:
-                dashboard_queries.save_price(
+                pricing.save_price(
                     model=model,
                     input_per_mtok=Decimal(input_price),
                     cached_input_per_mtok=Decimal(cached) if cached is not None else None,
@@ -48,7 +48,7 @@ class Command(BaseCommand):
                     currency="USD",
                     notes=NOTE,
                 )
-            except dashboard_queries.DuplicatePrice:
+            except pricing.DuplicatePrice:
                 skipped += 1
             else:
                 added += 1
