@@ -129,24 +129,20 @@ def test_explorer_sorts_and_pages_with_keyset_cursors(viewer_client, known):
     assert viewer_client.get("/sessions/?order=message_count").status_code == 200
 
     # 4 sessions, pages of 25 would hold them all: ask for pages of 1 by hand.
-    from sessions_api.sessions import explorer as dashboard_queries
+    from sessions_api.sessions import explorer
     from sessions_api.sessions.selectors import SessionFilters
 
     seen = []
-    page = dashboard_queries.explorer_page(filters=SessionFilters(), limit=1)
+    page = explorer.explorer_page(filters=SessionFilters(), limit=1)
     seen.append(page.items[0].id)
     assert page.prev_cursor is None
     while page.next_cursor:
         response = viewer_client.get(f"/sessions/?limit=25&cursor={page.next_cursor}")
         assert response.status_code == 200
-        page = dashboard_queries.explorer_page(
-            filters=SessionFilters(), limit=1, cursor=page.next_cursor
-        )
+        page = explorer.explorer_page(filters=SessionFilters(), limit=1, cursor=page.next_cursor)
         seen.append(page.items[0].id)
     assert sorted(seen) == sorted([known.a, known.b, known.c, known.old])
-    back = dashboard_queries.explorer_page(
-        filters=SessionFilters(), limit=1, cursor=page.prev_cursor
-    )
+    back = explorer.explorer_page(filters=SessionFilters(), limit=1, cursor=page.prev_cursor)
     assert back.items[0].id == seen[-2]
 
 
