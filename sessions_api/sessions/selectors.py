@@ -1,10 +1,11 @@
 """Reads: lists, one session, its raw body, versions and timeline. Keyword-only, typed.
 
-Lists page with keyset cursors (never OFFSET: PERFORMANCE.md measured OFFSET 300x slower at
-depth) and never count exactly. The canonical view and the timeline are derived from the stored
-body when read, and cached by (session, version): a version never changes, so the cache never
-needs invalidating. The timeline is cached in pages of ``TIMELINE_CHUNK`` events beside its
-length, and the canonical session on its own, so a request unpickles only what it shows.
+Lists page with keyset cursors (never OFFSET, which slows down with depth: docs/BENCHMARKS.md
+compares the two) and never count exactly. The canonical view and the timeline are derived
+from the stored body when read, and cached by (session, version): a version never changes, so
+the cache never needs invalidating. The timeline is cached in pages of ``TIMELINE_CHUNK``
+events beside its length, and the canonical session on its own, so a request unpickles only
+what it shows.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def list_sessions(
         except cursors.MalformedCursor as exc:
             raise InvalidQuery(exc.message, path="cursor") from None
         # The leading range term selects the same rows but lets SQLite seek into the index
-        # instead of walking it from the top (bench B4: 150 ms -> 5 ms at page 10,000).
+        # instead of walking it from the top (the list benchmark: 150 ms -> 5 ms at page 10,000).
         if descending:
             rows = rows.filter(sort_key__lte=value).filter(
                 Q(sort_key__lt=value) | Q(sort_key=value, id__lt=last_id)
@@ -202,7 +203,7 @@ def get_raw_body(*, session_id: str, version: int) -> bytes:
 # --- one version: the canonical session and its timeline, cached in parts ----------------------
 
 # The timeline is cached in pages of this many events, so that a request unpickles only the pages
-# it shows: a 10,000-message session is 50 small entries, not one 5 MB pickle (bench B5).
+# it shows: a 10,000-message session is 50 small entries, not one 5 MB pickle.
 TIMELINE_CHUNK = 200
 VERSION_CACHE_SECONDS = 3600
 
@@ -251,7 +252,7 @@ def _cache_derived(session_id: str, number: int, parsed: ParsedSession) -> _Deri
     values[_version_key(session_id, number, "warnings")] = derived.warnings
     # Cached now, though a timeline request does not need it: the session page's panels and
     # the API's detail do, and with a per-process cache the next of those in this process
-    # would otherwise parse the body again (B5: 0.3 s to store at 10,000 messages, 1 s to parse).
+    # would otherwise parse the body again (at 10,000 messages: 0.3 s to store, 1 s to parse).
     values[_version_key(session_id, number, "session")] = derived.session
     # The head goes last: a reader that finds it finds the pages too (unless evicted since,
     # which reads as a miss and rebuilds).
