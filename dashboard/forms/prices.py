@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django import forms
 
-from sessions_api.analytics.overview import PriceRecord
+from sessions_api.analytics.pricing import PriceRecord
 
 
 class PriceForm(forms.Form):

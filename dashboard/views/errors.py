@@ -11,7 +11,7 @@ from dashboard.forms.query import ERROR_KINDS, RANGE_PRESETS, ErrorFilterForm
 from dashboard.views.common import query_without
 from sessions_api.analytics import overview as analytics
 from sessions_api.errors import InvalidQuery
-from sessions_api.sessions import explorer as dashboard_queries
+from sessions_api.sessions import error_feed, explorer
 
 
 @login_required
@@ -26,7 +26,7 @@ def errors(request: HttpRequest) -> HttpResponse:
     tool = data.get("tool") or None
     problem = ""
     try:
-        page = dashboard_queries.list_errors(
+        page = error_feed.list_errors(
             since=since,
             until=until,
             agent=agent,
@@ -37,7 +37,7 @@ def errors(request: HttpRequest) -> HttpResponse:
         )
     except InvalidQuery as exc:
         problem = exc.message
-        page = dashboard_queries.list_errors(
+        page = error_feed.list_errors(
             since=since, until=until, agent=agent, tool=tool, kinds=ERROR_KINDS[kind], limit=50
         )
     totals_since = since or now - RANGE_PRESETS["30d"]
@@ -58,7 +58,7 @@ def errors(request: HttpRequest) -> HttpResponse:
             "page": page,
             "totals": totals,
             "failing_tools": [t for t in tools if t.errors] or tools[:5],
-            "choices": dashboard_queries.filter_choices(now=now),
+            "choices": explorer.filter_choices(now=now),
             "base_query": query_without(request, "cursor"),
             "problem": problem,
         },

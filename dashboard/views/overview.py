@@ -14,8 +14,7 @@ from django.utils import timezone
 from dashboard import charts
 from dashboard.forms.query import RANGE_PRESETS, OverviewRangeForm
 from sessions_api.analytics import overview as analytics
-from sessions_api.sessions import explorer as dashboard_queries
-from sessions_api.sessions import selectors
+from sessions_api.sessions import error_feed, selectors
 
 REFRESH_SECONDS = 30
 
@@ -70,7 +69,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         filters=selectors.SessionFilters(since=since, until=None if open_ended else until),
         limit=8,
     ).items
-    latest_errors = dashboard_queries.list_errors(
+    latest_errors = error_feed.list_errors(
         since=since, until=until, kinds=["tool_error", "message_error", "log_error"], limit=6
     ).items
     return render(

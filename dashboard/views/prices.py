@@ -12,15 +12,14 @@ from django.views.decorators.http import require_http_methods
 
 from dashboard.forms.prices import PriceForm
 from dashboard.views.common import is_dashboard_admin
-from sessions_api.analytics import overview as analytics
+from sessions_api.analytics import pricing
 from sessions_api.errors import DuplicatePrice
-from sessions_api.sessions import explorer as dashboard_queries
 
 
-def _current_ids(prices: list[analytics.PriceRecord]) -> set[int]:
+def _current_ids(prices: list[pricing.PriceRecord]) -> set[int]:
     """The row in force today for each model."""
     today = timezone.now().date()
-    book = analytics.PriceBook.of(prices)
+    book = pricing.PriceBook.of(prices)
     current = set()
     for model in {p.model for p in prices}:
         price = book.price_for(model, today)
@@ -40,13 +39,13 @@ def prices(request: HttpRequest) -> HttpResponse:
         form = PriceForm(request.POST)
         if form.is_valid():
             try:
-                saved = dashboard_queries.save_price(**form.cleaned_data, user_id=request.user.pk)
+                saved = pricing.save_price(**form.cleaned_data, user_id=request.user.pk)
             except DuplicatePrice as exc:
                 form.add_error("effective_from", str(exc))
             else:
                 messages.success(request, f"Added a price for {saved.model}.")
                 return redirect("dashboard:prices")
-    rows = analytics.list_prices()
+    rows = pricing.list_prices()
     return render(
         request,
         "dashboard/prices.html",
@@ -67,16 +66,14 @@ def prices(request: HttpRequest) -> HttpResponse:
 def edit_price(request: HttpRequest, price_id: int) -> HttpResponse:
     if not is_dashboard_admin(request.user):
         raise PermissionDenied("Only admins can change prices.")
-    price = dashboard_queries.get_price(price_id=price_id)
+    price = pricing.get_price(price_id=price_id)
     if price is None:
         raise Http404("no such price")
     if request.method == "POST":
         form = PriceForm(request.POST)
         if form.is_valid():
             try:
-                dashboard_queries.save_price(
-                    **form.cleaned_data, user_id=request.user.pk, price_id=price.id
-                )
+                pricing.save_price(**form.cleaned_data, user_id=request.user.pk, price_id=price.id)
             except DuplicatePrice as exc:
                 form.add_error("effective_from", str(exc))
             else:
@@ -84,7 +81,7 @@ def edit_price(request: HttpRequest, price_id: int) -> HttpResponse:
                 return redirect("dashboard:prices")
     else:
         form = PriceForm.of(price)
-    rows = analytics.list_prices()
+    rows = pricing.list_prices()
     return render(
         request,
         "dashboard/prices.html",

@@ -36,12 +36,24 @@ from dashboard.forms.query import (
 )
 from dashboard.views.common import query_without
 from sessions_api.access import roles
-from sessions_api.analytics import overview as analytics
+from sessions_api.analytics import pricing
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.errors import BodyNotFound, InvalidDocument, InvalidQuery
 from sessions_api.formats import FORMAT_IDS
-from sessions_api.sessions import explorer as dashboard_queries
 from sessions_api.sessions import selectors
+from sessions_api.sessions.detail import (
+    diff_versions,
+    event_index_of_seq,
+    pretty_body,
+    session_panels,
+)
+from sessions_api.sessions.explorer import (
+    EXPORT_MAX_ROWS,
+    ExplorerPage,
+    explorer_page,
+    export_pages,
+    filter_choices,
+)
 from sessions_api.sessions.records import SessionRecord
 
 TIMELINE_PAGE = 200
@@ -74,7 +86,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
     order = data.get("order") or "-updated_at"
     problem = ""
     try:
-        page = dashboard_queries.explorer_page(
+        page = explorer_page(
             filters=filters,
             order=order,
             cursor=data.get("cursor") or None,
@@ -84,8 +96,8 @@ def explorer(request: HttpRequest) -> HttpResponse:
         )
     except InvalidQuery as exc:
         problem = exc.message
-        page = dashboard_queries.ExplorerPage(items=[], next_cursor=None, prev_cursor=None)
-    costs = analytics.session_costs(sessions={r.id: r.summary.started_at for r in page.items})
+        page = ExplorerPage(items=[], next_cursor=None, prev_cursor=None)
+    costs = pricing.session_costs(sessions={r.id: r.summary.started_at for r in page.items})
     rows = [{"record": r, "cost": costs.get(r.id)} for r in page.items]
     active_filters = _active_filters(form, filters, preset)
     context = {
@@ -101,11 +113,11 @@ def explorer(request: HttpRequest) -> HttpResponse:
         "presets": list(RANGE_PRESETS),
         "preset": preset,
         "page_sizes": PAGE_SIZES,
-        "choices": dashboard_queries.filter_choices(),
+        "choices": filter_choices(),
         "active_filters": active_filters,
         "base_query": query_without(request, "cursor"),
         "export_query": query_without(request, "cursor", "limit"),
-        "export_limit": dashboard_queries.EXPORT_MAX_ROWS,
+        "export_limit": EXPORT_MAX_ROWS,
         "problem": problem,
     }
     return render(request, "dashboard/sessions.html", context, status=400 if problem else 200)
@@ -192,21 +204,21 @@ EXPORT_FIELDS = [
 def _export_rows(request: HttpRequest) -> Iterator[dict[str, Any]]:
     form, filters, _ = _parse_filters(request)
     data = form.cleaned_data
-    book = analytics.price_book()
-    for records in dashboard_queries.export_pages(
+    book = pricing.price_book()
+    for records in export_pages(
         filters=filters,
         order=data.get("order") or "-updated_at",
         min_duration_s=data.get("min_duration"),
         max_duration_s=data.get("max_duration"),
     ):
-        costs = analytics.session_costs(
+        costs = pricing.session_costs(
             sessions={r.id: r.summary.started_at for r in records}, book=book
         )
         for record in records:
             yield _export_item(record, costs.get(record.id))
 
 
-def _export_item(record: SessionRecord, cost: analytics.CostEstimate | None) -> dict[str, Any]:
+def _export_item(record: SessionRecord, cost: pricing.CostEstimate | None) -> dict[str, Any]:
     s = record.summary
     amount = cost.amount if cost is not None else None
     return {
@@ -296,8 +308,8 @@ def _record_or_404(session_id: str) -> SessionRecord:
     return record
 
 
-def _cost(record: SessionRecord) -> analytics.CostEstimate:
-    return analytics.session_costs(sessions={record.id: record.summary.started_at})[record.id]
+def _cost(record: SessionRecord) -> pricing.CostEstimate:
+    return pricing.session_costs(sessions={record.id: record.summary.started_at})[record.id]
 
 
 def _page_params(request: HttpRequest) -> SessionPageForm:
@@ -353,9 +365,9 @@ def detail(request: HttpRequest, session_id: str) -> HttpResponse:
     try:
         # Panels first: on the first view of a version they parse it, and that parse also
         # caches the timeline's pages, which the window then reads (one parse, not two).
-        panels = dashboard_queries.session_panels(record=record, version=version)
+        panels = session_panels(record=record, version=version)
         if around is not None:
-            index = dashboard_queries.event_index_of_seq(record=record, seq=around, version=version)
+            index = event_index_of_seq(record=record, seq=around, version=version)
             if index is not None:
                 start = max(0, index - 20)
         window = selectors.get_timeline_window(
@@ -430,7 +442,7 @@ def raw(request: HttpRequest, session_id: str) -> HttpResponse:
     record = _record_or_404(session_id)
     version = _page_params(request).version_of(record.version)
     try:
-        body = dashboard_queries.pretty_body(session_id=record.id, version=version)
+        body = pretty_body(session_id=record.id, version=version)
     except BodyNotFound:
         raise Http404("this version's body is missing from the store") from None
     return render(
@@ -480,7 +492,7 @@ def versions(request: HttpRequest, session_id: str) -> HttpResponse:
     if a is not None and b is not None:
         if a in numbers and b in numbers:
             try:
-                diff = dashboard_queries.diff_versions(session_id=record.id, a=a, b=b)
+                diff = diff_versions(session_id=record.id, a=a, b=b)
             except BodyNotFound:
                 problem = "A version's body is missing from the store."
         else:

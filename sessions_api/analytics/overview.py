@@ -16,17 +16,14 @@ index, with the very queries that fill the rollups. Hours before the last run ar
 as of that run (it runs every 5 minutes): a session that started earlier and changed since
 shows its change after the next run. Without rollups everything comes from the index.
 
-Costs are estimates: tokens per model (``ModelUsage``) times the ``ModelPrice`` effective on
-the day the session started, priced when read, so a price edit shows at once. Tokens the
-document does not attribute to one model, and models without a price, stay unpriced and are
-reported as such rather than guessed.
+Costs are estimated when read, with the prices of :mod:`sessions_api.analytics.pricing` in
+effect on each start day, so a price edit shows at once.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
@@ -34,12 +31,12 @@ from typing import Literal
 from django.db.models import Count, Q, Sum
 
 from sessions_api.analytics import rollups
+from sessions_api.analytics.pricing import PriceBook, estimate_cost, price_book
 from sessions_api.analytics.rollups import Cell, Cells
-from sessions_api.models import ModelPrice, ModelUsage, RollupBucket, SessionError, ToolCallRecord
+from sessions_api.models import RollupBucket, SessionError, ToolCallRecord
 
 Granularity = Literal["minute", "hour", "day"]
 _STEP = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
-MILLION = Decimal(1_000_000)
 UNATTRIBUTED = rollups.UNATTRIBUTED
 FAILED_STATUSES = ("aborted", "error")
 ERROR_KINDS = ("tool_error", "message_error", "log_error")
@@ -537,101 +534,7 @@ def overview(
     )
 
 
-# --- prices and costs ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PriceRecord:
-    id: int
-    model: str
-    input_per_mtok: Decimal
-    output_per_mtok: Decimal
-    cached_input_per_mtok: Decimal | None
-    effective_from: date
-    currency: str
-    notes: str
-    updated_at: datetime | None
-    updated_by: str
-
-
-@dataclass(frozen=True)
-class PriceBook:
-    """Every price row, answering "what did this model cost on that day"."""
-
-    prices: tuple[PriceRecord, ...] = ()
-    _by_model: dict[str, list[PriceRecord]] = field(default_factory=dict, compare=False)
-
-    @classmethod
-    def of(cls, prices: list[PriceRecord]) -> PriceBook:
-        by_model: dict[str, list[PriceRecord]] = defaultdict(list)
-        for price in prices:
-            by_model[price.model].append(price)
-        for rows in by_model.values():
-            rows.sort(key=lambda p: p.effective_from, reverse=True)
-        return cls(prices=tuple(prices), _by_model=dict(by_model))
-
-    def price_for(self, model: str, on: date) -> PriceRecord | None:
-        """The price effective on ``on`` for ``model``: an exact name first, else the longest
-        priced name that the model's name starts with (``gpt-4o-2024-08-06`` -> ``gpt-4o``)."""
-        if not model:
-            return None
-        names = [model] if model in self._by_model else []
-        if not names:
-            prefixes = [name for name in self._by_model if model.startswith(name)]
-            names = sorted(prefixes, key=len, reverse=True)[:1]
-        for name in names:
-            for price in self._by_model[name]:
-                if price.effective_from <= on:
-                    return price
-        return None
-
-
-def price_from_row(row: ModelPrice) -> PriceRecord:
-    return PriceRecord(
-        id=row.id,
-        model=row.model,
-        input_per_mtok=row.input_per_mtok,
-        output_per_mtok=row.output_per_mtok,
-        cached_input_per_mtok=row.cached_input_per_mtok,
-        effective_from=row.effective_from,
-        currency=row.currency,
-        notes=row.notes,
-        updated_at=row.updated_at,
-        updated_by=row.updated_by.get_username() if row.updated_by_id else "",
-    )
-
-
-def list_prices() -> list[PriceRecord]:
-    """Every price row, by model then newest effective date first."""
-    rows = ModelPrice.objects.select_related("updated_by").order_by("model", "-effective_from")
-    return [price_from_row(row) for row in rows]
-
-
-def price_book() -> PriceBook:
-    return PriceBook.of(list_prices())
-
-
-def estimate_cost(
-    price: PriceRecord,
-    *,
-    input_tokens: int | None,
-    output_tokens: int | None,
-    cached_input_tokens: int | None = None,
-) -> Decimal:
-    """Input tokens (cached ones at the cached rate when there is one) plus output tokens."""
-    inputs = input_tokens or 0
-    cached = min(cached_input_tokens or 0, inputs)
-    cached_rate = (
-        price.cached_input_per_mtok
-        if price.cached_input_per_mtok is not None
-        else price.input_per_mtok
-    )
-    amount = (
-        Decimal(inputs - cached) * price.input_per_mtok
-        + Decimal(cached) * cached_rate
-        + Decimal(output_tokens or 0) * price.output_per_mtok
-    )
-    return amount / MILLION
+# --- costs per model ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -700,60 +603,3 @@ def _costs(cells: Cells, book: PriceBook) -> list[ModelCost]:
     ]
     result.sort(key=lambda c: (c.cost is None, -(c.cost or 0), -c.total_tokens, c.model))
     return result
-
-
-@dataclass(frozen=True)
-class CostEstimate:
-    """A session's estimated cost: ``amount`` over the priced models, ``complete`` when every
-    token it reports is priced."""
-
-    amount: Decimal | None
-    complete: bool
-    unpriced_models: tuple[str, ...] = ()
-
-
-def session_costs(
-    *, sessions: dict[str, datetime], book: PriceBook | None = None
-) -> dict[str, CostEstimate]:
-    """Estimated costs of a handful of sessions (a list page), keyed by session id.
-
-    ``sessions`` maps id -> when the session started (prices are those effective then)."""
-    if not sessions:
-        return {}
-    book = book or price_book()
-    amounts: dict[str, Decimal | None] = {}
-    complete: dict[str, bool] = {}
-    unpriced: dict[str, list[str]] = defaultdict(list)
-    rows = ModelUsage.objects.filter(session_id__in=list(sessions)).values(
-        "session_id",
-        "model",
-        "input_tokens",
-        "output_tokens",
-        "cached_input_tokens",
-        "total_tokens",
-    )
-    for r in rows:
-        sid = str(r["session_id"])
-        has_tokens = any(r[k] for k in ("input_tokens", "output_tokens", "total_tokens"))
-        if not has_tokens:
-            continue
-        price = book.price_for(r["model"], sessions[sid].date())
-        if price is None or (r["input_tokens"] is None and r["output_tokens"] is None):
-            complete[sid] = False
-            unpriced[sid].append(r["model"] or UNATTRIBUTED)
-            continue
-        amounts[sid] = (amounts.get(sid) or Decimal(0)) + estimate_cost(
-            price,
-            input_tokens=r["input_tokens"],
-            output_tokens=r["output_tokens"],
-            cached_input_tokens=r["cached_input_tokens"],
-        )
-        complete.setdefault(sid, True)
-    return {
-        sid: CostEstimate(
-            amount=amounts.get(sid),
-            complete=complete.get(sid, True),
-            unpriced_models=tuple(unpriced.get(sid, ())),
-        )
-        for sid in sessions
-    }

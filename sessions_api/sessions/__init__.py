@@ -1,1 +1,1 @@
-"""Reading sessions back: lists, one session, timelines, explorer."""
+"""Reading sessions back: lists, one session, timelines, the explorer, the error feed, detail."""

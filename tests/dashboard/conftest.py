@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from dashboard import sample_data
 from dashboard.sample_data import ToolSpec, Turn
+from sessions_api.analytics import pricing
 from sessions_api.ingest import services
-from sessions_api.sessions import explorer as dashboard_queries
 from sessions_api.sessions import selectors
 
 
@@ -101,7 +101,7 @@ def seed_test_prices() -> None:
         ("gpt-4o", "2.50", "1.25", "10.00"),
         ("claude-sonnet-4", "3.00", "0.30", "15.00"),
     ):
-        dashboard_queries.save_price(
+        pricing.save_price(
             model=model,
             input_per_mtok=Decimal(inp),
             cached_input_per_mtok=Decimal(cached),

@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 
 from sessions_api.analytics import overview as analytics
-from sessions_api.analytics.overview import PriceBook, PriceRecord
+from sessions_api.analytics import pricing
+from sessions_api.analytics.pricing import PriceBook, PriceRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +54,7 @@ def test_cost_by_model_uses_exact_and_prefix_prices(known):
 
 def test_session_costs_per_session(known):
     records = {known.a: known.now - timedelta(hours=2), known.b: known.now, known.c: known.now}
-    costs = analytics.session_costs(sessions=records)
+    costs = pricing.session_costs(sessions=records)
     assert costs[known.a].amount == COST_A and costs[known.a].complete
     assert costs[known.b].amount == COST_B
     assert costs[known.c].amount == COST_C
@@ -66,7 +67,7 @@ def test_a_model_without_a_price_stays_unpriced(db, now):
     kpis = analytics.overview_kpis(since=now - timedelta(hours=24), until=now)
     assert kpis.cost == 0
     assert kpis.unpriced_tokens == 1200 + 2500 + 950
-    estimate = analytics.session_costs(sessions={known.a: now})[known.a]
+    estimate = pricing.session_costs(sessions={known.a: now})[known.a]
     assert estimate.amount is None and not estimate.complete
     assert estimate.unpriced_models == ("gpt-4o",)
 
@@ -165,7 +166,7 @@ def test_price_book_picks_the_price_in_force_and_the_longest_prefix():
 
 def test_estimate_cost_without_a_cached_rate_charges_cached_tokens_as_input():
     price = _price("m", date(2025, 1, 1), "2")
-    assert analytics.estimate_cost(
+    assert pricing.estimate_cost(
         price, input_tokens=1000, output_tokens=0, cached_input_tokens=500
     ) == Decimal("0.002")
 

@@ -13,6 +13,7 @@ from django.test import Client
 from dashboard import sample_data
 from dashboard.sample_data import XSS_TEXT, Turn
 from sessions_api.analytics import overview as analytics
+from sessions_api.analytics import pricing
 from sessions_api.ingest import services
 
 pytestmark = pytest.mark.django_db
@@ -128,24 +129,20 @@ def test_explorer_sorts_and_pages_with_keyset_cursors(viewer_client, known):
     assert viewer_client.get("/sessions/?order=message_count").status_code == 200
 
     # 4 sessions, pages of 25 would hold them all: ask for pages of 1 by hand.
-    from sessions_api.sessions import explorer as dashboard_queries
+    from sessions_api.sessions import explorer
     from sessions_api.sessions.selectors import SessionFilters
 
     seen = []
-    page = dashboard_queries.explorer_page(filters=SessionFilters(), limit=1)
+    page = explorer.explorer_page(filters=SessionFilters(), limit=1)
     seen.append(page.items[0].id)
     assert page.prev_cursor is None
     while page.next_cursor:
         response = viewer_client.get(f"/sessions/?limit=25&cursor={page.next_cursor}")
         assert response.status_code == 200
-        page = dashboard_queries.explorer_page(
-            filters=SessionFilters(), limit=1, cursor=page.next_cursor
-        )
+        page = explorer.explorer_page(filters=SessionFilters(), limit=1, cursor=page.next_cursor)
         seen.append(page.items[0].id)
     assert sorted(seen) == sorted([known.a, known.b, known.c, known.old])
-    back = dashboard_queries.explorer_page(
-        filters=SessionFilters(), limit=1, cursor=page.prev_cursor
-    )
+    back = explorer.explorer_page(filters=SessionFilters(), limit=1, cursor=page.prev_cursor)
     assert back.items[0].id == seen[-2]
 
 
@@ -339,19 +336,19 @@ def test_prices_are_read_only_for_viewers(viewer_client, known):
     assert not response.context["can_edit"]
     assert viewer_client.post("/prices/", price_form()).status_code == 403
     assert viewer_client.get("/prices/1/edit/").status_code == 403
-    assert all(p.model != "gpt-test" for p in analytics.list_prices())
+    assert all(p.model != "gpt-test" for p in pricing.list_prices())
 
 
 def test_admins_add_and_edit_prices(admin_client_, known):
     response = admin_client_.post("/prices/", price_form())
     assert response.status_code == 302
-    added = next(p for p in analytics.list_prices() if p.model == "gpt-test")
+    added = next(p for p in pricing.list_prices() if p.model == "gpt-test")
     assert added.currency == "USD" and added.updated_by == "adam"
     duplicate = admin_client_.post("/prices/", price_form())
     assert duplicate.status_code == 400 and "already has a price" in duplicate.content.decode()
     edit = admin_client_.post(f"/prices/{added.id}/edit/", price_form(output_per_mtok="7"))
     assert edit.status_code == 302
-    assert next(p for p in analytics.list_prices() if p.id == added.id).output_per_mtok == 7
+    assert next(p for p in pricing.list_prices() if p.id == added.id).output_per_mtok == 7
     invalid = admin_client_.post("/prices/", price_form(input_per_mtok="-1", model="x"))
     assert invalid.status_code == 400
 
@@ -380,6 +377,6 @@ def test_seed_prices_is_idempotent(db):
     from django.core.management import call_command
 
     call_command("seed_prices")
-    count = len(analytics.list_prices())
+    count = len(pricing.list_prices())
     call_command("seed_prices")
-    assert len(analytics.list_prices()) == count >= 5
+    assert len(pricing.list_prices()) == count >= 5

@@ -13,8 +13,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
+from sessions_api.analytics import pricing
 from sessions_api.models import JobRun, ModelPrice
-from sessions_api.sessions import explorer as dashboard_queries
 from workers import dispatch
 from workers import runs as jobs
 
@@ -35,7 +35,7 @@ def login(role: str | None, *, superuser: bool = False) -> Client:
 
 @pytest.fixture
 def price() -> ModelPrice:
-    saved = dashboard_queries.save_price(
+    saved = pricing.save_price(
         model="gpt-4o",
         input_per_mtok=Decimal("2.50"),
         cached_input_per_mtok=Decimal("1.25"),

@@ -12,8 +12,8 @@ from decimal import Decimal
 
 from django.core.management.base import BaseCommand
 
+from sessions_api.analytics import pricing
 from sessions_api.errors import DuplicatePrice
-from sessions_api.sessions import explorer as dashboard_queries
 
 EFFECTIVE_FROM = date(2025, 1, 1)
 NOTE = "example public list price; verify with your provider"
@@ -40,7 +40,7 @@ class Command(BaseCommand):
         added = skipped = 0
         for model, (input_price, cached, output_price) in EXAMPLE_PRICES.items():
             try:
-                dashboard_queries.save_price(
+                pricing.save_price(
                     model=model,
                     input_per_mtok=Decimal(input_price),
                     cached_input_per_mtok=Decimal(cached) if cached is not None else None,
