@@ -20,7 +20,7 @@ from sessions_api.models import (
     SessionError,
     ToolCallRecord,
 )
-from tests.chromium import browser  # noqa: F401 - the browser tests' shared fixture
+from tests.support.chromium import browser  # noqa: F401 - the browser tests' shared fixture
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
-from dashboard import sample_data
 from sessions_api.formats import parse_document
 from sessions_api.formats.decoding import decode_document
 from sessions_api.sessions import selectors
 from sessions_api.sessions.timeline import build_timeline
+from tests.support import sample_data
 
 CHUNK = selectors.TIMELINE_CHUNK
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from django.template.loader import render_to_string
 
-from dashboard import sample_data
-from dashboard.sample_data import Turn
 from sessions_api.ingest import services
 from sessions_api.sessions import selectors
+from tests.support import sample_data
+from tests.support.sample_data import Turn
 
 EVENTS = re.compile(r'<ol class="events" id="events">(.*?)</ol>', re.S)
 

@@ -13,10 +13,10 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
-from dashboard import sample_data
-from dashboard.sample_data import ToolSpec, Turn
 from sessions_api.editing.services import Actor
 from sessions_api.ingest import services
+from tests.support import sample_data
+from tests.support.sample_data import ToolSpec, Turn
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 EDITOR = Actor(label="user:test-editor")

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reliability_support import HOST, LiveServer, create_api_key, live_database
+
+from tests.support.live_processes import HOST, LiveServer, create_api_key, live_database
 
 pytestmark = pytest.mark.slow
 

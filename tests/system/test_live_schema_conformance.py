@@ -15,8 +15,6 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from reliability_support import LiveServer, create_api_key, live_database, picoflow_document
-from reliability_support import request as http_request
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -24,6 +22,14 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from tests.support.live_processes import (
+    LiveServer,
+    create_api_key,
+    live_database,
+    picoflow_document,
+)
+from tests.support.live_processes import request as http_request
 
 pytestmark = pytest.mark.slow
 

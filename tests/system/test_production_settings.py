@@ -16,9 +16,9 @@ import subprocess
 import sys
 
 import pytest
-from reliability_support import ROOT, base_env
 
 from config.logging import JsonFormatter, RequestContextFilter, redact, request_id_var
+from tests.support.live_processes import ROOT, base_env
 
 PYTHON = sys.executable
 REAL_SECRET = secrets.token_urlsafe(60)

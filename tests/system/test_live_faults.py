@@ -7,8 +7,9 @@
 - F6: a long rollup rebuild while clients ingest: no "database is locked" (no 5xx at all).
 
 Each test starts its own gunicorn (production settings, DJANGO_DEBUG=0), on a database of the
-suite's vendor (reliability_support.live_database), and a private redis-server where needed.
-Every process is stopped by the PID the test started; every loop is bounded in count and time.
+suite's vendor (``live_database`` in tests/support/live_processes.py), and a private
+redis-server where needed. Every process is stopped by the PID the test started; every loop is
+bounded in count and time.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from reliability_support import (
+
+from tests.support.live_processes import (
     ROOT,
     VENV_BIN,
     LiveServer,
@@ -40,7 +42,7 @@ from reliability_support import (
     picoflow_document,
     request,
 )
-from test_live_i3 import normal_id, query
+from tests.system.test_live_dropped_connections import normal_id, query
 
 pytestmark = pytest.mark.slow
 

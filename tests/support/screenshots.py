@@ -150,7 +150,7 @@ class Command(BaseCommand):
         """Runs in the child environment: schema, demo data, prices, a login."""
         from django.contrib.auth import get_user_model
 
-        from dashboard import sample_data
+        from tests.support import sample_data
 
         call_command("migrate", verbosity=0)
         if "load_demo" in get_commands():
@@ -166,8 +166,8 @@ class Command(BaseCommand):
 
 def _add_versions_and_edge_cases() -> None:
     """A session with two versions (for the diff view) beside whatever the demo holds."""
-    from dashboard import sample_data
     from sessions_api.ingest import services
+    from tests.support import sample_data
 
     now = timezone.now()
     turns = [

@@ -14,7 +14,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from reliability_support import (
+
+from tests.support.live_processes import (
     HOST,
     LiveServer,
     create_api_key,

@@ -24,14 +24,14 @@ from urllib.parse import urlsplit
 import pytest
 from django.db import DatabaseError, OperationalError, connection
 from django.test import Client
-from reliability_support import free_port, picoflow_document
 
 from config import settings as project_settings
 from sessions_api.api.errors import database_failure
 from sessions_api.models import DocumentBody, DocumentVersion, Session
 from sessions_api.storage import get_document_store
-from tests.api.test_concurrency import shared_database
 from tests.conftest import ApiClient
+from tests.ingest.test_concurrent_ingest import shared_database
+from tests.support.live_processes import free_port, picoflow_document
 
 MONGO_TIMEOUT_MS = project_settings._STORE_BACKENDS["mongo"]["OPTIONS"][
     "server_selection_timeout_ms"
@@ -61,7 +61,7 @@ def use_mongo(settings, url: str) -> None:
 
 
 @pytest.fixture
-def dead_mongo(settings, db, clean_cache):
+def dead_mongo(settings, db, empty_cache):
     url = f"mongodb://observatory:hunter2@127.0.0.1:{free_port()}/?authSource=admin"
     use_mongo(settings, url)
     yield url
@@ -211,7 +211,7 @@ class TcpProxy:
 
 
 @pytest.fixture
-def proxied_real_mongo(settings, db, clean_cache):
+def proxied_real_mongo(settings, db, empty_cache):
     url = os.environ.get("MONGODB_URL", "")
     if not url:
         pytest.skip(
@@ -282,7 +282,7 @@ def read_only_database(ro_key):
 
 
 def test_read_only_database_is_503_with_a_message_and_no_partial_row(
-    ro_key, read_only_database, clean_cache
+    ro_key, read_only_database, empty_cache
 ):
     api = ApiClient(Client(), ro_key)
     before = rows()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
 KEYS = {
     "benchmark",

@@ -2,8 +2,8 @@
 """RELIABILITY P1, the soak: sustained load at a fraction of the measured ingest maximum, with
 the jobs running, then the queue drained. Run on demand, not by pytest:
 
-    .venv/bin/python tests/reliability/soak.py --duration 600            # 10 minutes
-    .venv/bin/python tests/reliability/soak.py --duration 3600 --redis   # the full hour
+    .venv/bin/python tests/system/soak.py --duration 600            # 10 minutes
+    .venv/bin/python tests/system/soak.py --duration 3600 --redis   # the full hour
 
 It starts everything itself on 127.0.0.1 in a temporary folder: a database (SQLite, or a fresh
 PostgreSQL database when DATABASE_URL names one), gunicorn with production settings (2
@@ -39,9 +39,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Run as a script: the project root must be importable for tests.support.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from reliability_support import (
+from tests.support.live_processes import (
     ROOT,
     VENV_BIN,
     LiveServer,
@@ -386,7 +387,7 @@ def _report(args, maximum, rate, run: Run, drained_after, alive, job_runs, datab
     lines = [
         "# Soak (RELIABILITY P1)",
         "",
-        "Produced by `tests/reliability/soak.py` "
+        "Produced by `tests/system/soak.py` "
         f"(`--duration {args.duration:.0f}{' --redis' if args.redis else ''}`) on "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Everything ran on 127.0.0.1.",
         "",

@@ -18,7 +18,7 @@ from sessions_api.demo import scenarios as demo
 from sessions_api.formats import parse_document
 from sessions_api.models import DocumentVersion, Session
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 5, 20, 15, 30, tzinfo=UTC)
 
 
