@@ -1,15 +1,17 @@
+#!/usr/bin/env python
 """Regenerate docs/screenshots/: start the app on a throwaway DATA_DIR with demo data, log in
 with headless Chromium and capture every dashboard page.
 
-    python manage.py screenshots [--out docs/screenshots] [--chromium /usr/bin/chromium]
+    .venv/bin/python tests/support/screenshots.py [--out docs/screenshots] [--chromium PATH]
 
 Needs Playwright for Python (a dev dependency) and a Chromium binary (Debian's `chromium`).
 The app runs as a child process on 127.0.0.1 with SQLite under a temporary folder; nothing
-touches your own database.
+touches your own database. Tooling for the docs, not part of the product.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
@@ -21,11 +23,7 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
-from django.conf import settings
-from django.core.management import call_command, get_commands
-from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-
+ROOT = Path(__file__).resolve().parents[2]
 USERNAME = "demo-admin"
 PASSWORD = "screenshots-only-password-1"
 VIEWPORT = {"width": 1440, "height": 900}
@@ -40,132 +38,140 @@ CHROMIUM_ARGS = [
 ]
 
 
-class Command(BaseCommand):
-    help = "Regenerate PNG screenshots of every dashboard page into docs/screenshots/."
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    # Internal: run inside the child environment to migrate and load the demo data.
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.prepare:
+        _prepare()
+        return
+    if not Path(args.chromium).exists():
+        sys.exit(f"no Chromium at {args.chromium} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sys.exit("Playwright for Python is needed: pip install -e '.[dev]'")
 
-    def add_arguments(self, parser) -> None:
-        parser.add_argument("--out", default=str(Path(settings.BASE_DIR) / "docs" / "screenshots"))
-        parser.add_argument("--chromium", default="/usr/bin/chromium")
-        # Internal: run inside the child environment to migrate and load the demo data.
-        parser.add_argument("--prepare", action="store_true", help="(internal)")
-
-    def handle(self, *args, **options) -> None:
-        if options["prepare"]:
-            self._prepare()
-            return
-        chromium = options["chromium"]
-        if not Path(chromium).exists():
-            raise CommandError(f"no Chromium at {chromium} (apt-get install chromium)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="observatory-shots-") as data_dir:
+        env = {
+            **os.environ,
+            "DATA_DIR": data_dir,
+            "DATABASE_URL": "",
+            "SESSION_STORE": "orm",
+            "REDIS_URL": "",
+            "DJANGO_DEBUG": "1",
+        }
+        print(f"preparing demo data in {data_dir} ...")
+        subprocess.run([sys.executable, __file__, "--prepare"], env=env, check=True)
+        port = _free_port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "manage.py"),
+                "runserver",
+                f"127.0.0.1:{port}",
+                "--noreload",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
-            from playwright.sync_api import sync_playwright
-        except ImportError as exc:
-            raise CommandError("Playwright for Python is needed: pip install -e '.[dev]'") from exc
+            base = f"http://127.0.0.1:{port}"
+            _wait_until_up(base + "/healthz")
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=args.chromium, args=CHROMIUM_ARGS
+                )
+                try:
+                    _capture(browser, base, out)
+                finally:
+                    browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    print(f"screenshots written to {out}")
 
-        out = Path(options["out"])
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="observatory-shots-") as data_dir:
-            env = {
-                **os.environ,
-                "DATA_DIR": data_dir,
-                "DATABASE_URL": "",
-                "SESSION_STORE": "orm",
-                "REDIS_URL": "",
-                "DJANGO_DEBUG": "1",
-            }
-            manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
-            self.stdout.write(f"preparing demo data in {data_dir} ...")
-            subprocess.run([*manage, "screenshots", "--prepare"], env=env, check=True)
-            port = _free_port()
-            server = subprocess.Popen(
-                [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            try:
-                base = f"http://127.0.0.1:{port}"
-                _wait_until_up(base + "/healthz")
-                with sync_playwright() as playwright:
-                    browser = playwright.chromium.launch(
-                        executable_path=chromium, args=CHROMIUM_ARGS
-                    )
-                    try:
-                        self._capture(browser, base, out)
-                    finally:
-                        browser.close()
-            finally:
-                server.terminate()
-                server.wait(timeout=10)
-        self.stdout.write(self.style.SUCCESS(f"screenshots written to {out}"))
 
-    def _capture(self, browser, base: str, out: Path) -> None:
-        page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
-        page.goto(base + "/accounts/login/")
-        self._shot(page, out, "login")
-        page.fill("#id_username", USERNAME)
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(base + "/")
+def _capture(browser, base: str, out: Path) -> None:
+    page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
+    page.goto(base + "/accounts/login/")
+    _shot(page, out, "login")
+    page.fill("#id_username", USERNAME)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
 
-        page.goto(base + "/?range=24h")
-        page.wait_for_selector(".js-plotly-plot svg.main-svg")
-        page.wait_for_load_state("networkidle")
-        self._shot(page, out, "overview")
-        self._shot(page, out, "overview-full", full_page=True)
+    page.goto(base + "/?range=24h")
+    page.wait_for_selector(".js-plotly-plot svg.main-svg")
+    page.wait_for_load_state("networkidle")
+    _shot(page, out, "overview")
+    _shot(page, out, "overview-full", full_page=True)
 
-        page.goto(base + "/sessions/?range=7d")
-        self._shot(page, out, "sessions")
+    page.goto(base + "/sessions/?range=7d")
+    _shot(page, out, "sessions")
 
-        page.goto(base + "/sessions/?has_errors=true&tool=&order=-tool_call_count")
-        page.click("#sessions-table tbody tr:first-child a.session-link")
-        page.wait_for_selector("#events .ev")
-        self._shot(page, out, "session-detail")
-        detail_url = page.url.split("?")[0].split("#")[0]
-        error_tool = page.locator(".ev-tool.status-error").first
-        if error_tool.count():
-            error_tool.scroll_into_view_if_needed()
-            page.evaluate("window.scrollBy(0, -200)")
-            self._shot(page, out, "session-tool-error")
-        page.goto(detail_url + "raw/")
-        self._shot(page, out, "session-raw")
-        # The diff view, on the session made with two versions in _prepare.
-        page.goto(base + "/sessions/?q=pf-versions-demo")
-        page.click("#sessions-table tbody tr:first-child a.session-link")
-        page.wait_for_selector("#events .ev")
-        page.goto(page.url.split("?")[0].split("#")[0] + "versions/")
-        self._shot(page, out, "session-versions")
+    page.goto(base + "/sessions/?has_errors=true&tool=&order=-tool_call_count")
+    page.click("#sessions-table tbody tr:first-child a.session-link")
+    page.wait_for_selector("#events .ev")
+    _shot(page, out, "session-detail")
+    detail_url = page.url.split("?")[0].split("#")[0]
+    error_tool = page.locator(".ev-tool.status-error").first
+    if error_tool.count():
+        error_tool.scroll_into_view_if_needed()
+        page.evaluate("window.scrollBy(0, -200)")
+        _shot(page, out, "session-tool-error")
+    page.goto(detail_url + "raw/")
+    _shot(page, out, "session-raw")
+    # The diff view, on the session made with two versions in _prepare.
+    page.goto(base + "/sessions/?q=pf-versions-demo")
+    page.click("#sessions-table tbody tr:first-child a.session-link")
+    page.wait_for_selector("#events .ev")
+    page.goto(page.url.split("?")[0].split("#")[0] + "versions/")
+    _shot(page, out, "session-versions")
 
-        page.goto(base + "/errors/?range=7d")
-        self._shot(page, out, "errors")
-        page.goto(base + "/prices/")
-        self._shot(page, out, "prices")
-        page.close()
+    page.goto(base + "/errors/?range=7d")
+    _shot(page, out, "errors")
+    page.goto(base + "/prices/")
+    _shot(page, out, "prices")
+    page.close()
 
-    def _shot(self, page, out: Path, name: str, *, full_page: bool = False) -> None:
-        path = out / f"{name}.png"
-        page.screenshot(path=str(path), full_page=full_page)
-        self.stdout.write(f"  {path} ({path.stat().st_size // 1024} KB)")
 
-    def _prepare(self) -> None:
-        """Runs in the child environment: schema, demo data, prices, a login."""
-        from django.contrib.auth import get_user_model
+def _shot(page, out: Path, name: str, *, full_page: bool = False) -> None:
+    path = out / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    print(f"  {path} ({path.stat().st_size // 1024} KB)")
 
-        from tests.support import sample_data
 
-        call_command("migrate", verbosity=0)
-        if "load_demo" in get_commands():
-            call_command("load_demo")
-        else:
-            sample_data.load_varied(now=timezone.now(), count=90, seed=11)
-        _add_versions_and_edge_cases()
-        call_command("seed_prices")
-        user_model = get_user_model()
-        if not user_model.objects.filter(username=USERNAME).exists():
-            user_model.objects.create_superuser(USERNAME, "demo@example.com", PASSWORD)
+def _prepare() -> None:
+    """Runs in the child environment: schema, demo data, prices, a login."""
+    # Run as a script: make the project importable and configure Django ourselves.
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("load_demo")
+    _add_versions_and_edge_cases()
+    call_command("seed_prices")
+    user_model = get_user_model()
+    if not user_model.objects.filter(username=USERNAME).exists():
+        user_model.objects.create_superuser(USERNAME, "demo@example.com", PASSWORD)
 
 
 def _add_versions_and_edge_cases() -> None:
     """A session with two versions (for the diff view) beside whatever the demo holds."""
+    from django.utils import timezone
+
     from sessions_api.ingest import services
     from tests.support import sample_data
 
@@ -213,4 +219,8 @@ def _wait_until_up(url: str, timeout: float = 30.0) -> None:
                 return
         except (urllib.error.URLError, ConnectionError, OSError):
             time.sleep(0.2)
-    raise CommandError(f"the app did not come up at {url}")
+    sys.exit(f"the app did not come up at {url}")
+
+
+if __name__ == "__main__":
+    main()
