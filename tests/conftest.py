@@ -24,7 +24,7 @@ from tests.support.chromium import browser  # noqa: F401 - the browser tests' sh
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-# Read-only reference material beside the project (DESIGN.md); tests skip when it is absent.
+# Read-only reference material beside the project (shared/); tests skip when it is absent.
 SHARED = PROJECT_ROOT.parent / "shared"
 
 

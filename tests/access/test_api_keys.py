@@ -1,4 +1,4 @@
-"""S2: API keys missing, malformed, unknown, revoked or lacking the scope; hashes at rest; the
+"""API keys missing, malformed, unknown, revoked or lacking the scope; hashes at rest; the
 create_api_key command."""
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""S6: dashboard roles. A viewer trying an editor's or an admin's action, and an editor trying
-an admin's, is refused (403), and nothing changes. Covered here: what exists today, the price
-table and the jobs page (run now, retry, preview) and the Django admin. The session-editing
-actions and the audit of refused attempts belong to the editing issue (6), whose tests cover
-them (see MATRIX.md).
+"""Dashboard roles. A viewer trying an editor's or an admin's action, and an editor trying
+an admin's, is refused (403), and nothing changes. Covered here: the price table, the jobs page
+(run now, retry, preview) and the Django admin. The session-editing actions and the audit of
+refused attempts are covered by tests/editing/test_roles.py.
 """
 
 from __future__ import annotations

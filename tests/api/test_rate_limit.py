@@ -1,4 +1,4 @@
-"""S3: a rate limit per API key. Twice the quota on one key: the excess is 429 with Retry-After;
+"""A rate limit per API key. Twice the quota on one key: the excess is 429 with Retry-After;
 other keys are unaffected; a new window lets the key in again; a cache that cannot count lets
 requests through (the limiter must never take the service down).
 

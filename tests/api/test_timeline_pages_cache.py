@@ -1,4 +1,4 @@
-"""The timeline is cached in pages (selectors, PERFORMANCE.md B5): a warm request reads only the
+"""The timeline is cached in pages (selectors): a warm request reads only the
 pages it shows and never the whole parsed session, paging across page boundaries gives exactly
 the timeline of a fresh parse, and a lost page is rebuilt."""
 

@@ -1,4 +1,4 @@
-"""The session page reads the timeline from its cached pages (PERFORMANCE.md B5): a warm view
+"""The session page reads the timeline from its cached pages: a warm view
 neither parses the stored body nor reads the whole parsed session, and the cached rendering of
 a window is exactly what rendering it afresh gives, per version."""
 

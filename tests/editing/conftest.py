@@ -21,7 +21,7 @@ from tests.support.sample_data import ToolSpec, Turn
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 EDITOR = Actor(label="user:test-editor")
 
-# One document per editable shape, with the parts the editors offer (FORMATS.md section 3).
+# One document per editable shape, with the parts the editors offer.
 EDITABLE_FIXTURES = {
     "picoflow/v1_5_trip.json": "picoflow",
     "picoflow/v1_ext_two_flows.json": "picoflow",

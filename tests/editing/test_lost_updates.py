@@ -1,4 +1,4 @@
-"""RELIABILITY I4: no lost update, ever.
+"""No lost update, ever.
 
 - A stateful property test (Hypothesis RuleBasedStateMachine, bounded) where several editors
   load the session, and save through the API (PUT and PATCH with If-Match) and through the

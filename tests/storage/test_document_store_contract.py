@@ -87,7 +87,7 @@ def _large_body() -> bytes:
 
 BODIES = {
     "plain_json": b'{"messages": [{"role": "user", "content": "hi"}]}',
-    # RELIABILITY V7: operator-looking and dotted keys are just bytes to a store.
+    # Operator-looking and dotted keys are just bytes to a store.
     "mongo_operator_keys": b'{"$where": "1", "a.b": {"$ne": 1}, "$set": {"x.$": 2}}',
     "non_ascii": '{"text": "héllo — 日本語 🚀", "nul": "\\u0000"}'.encode(),
     # Kept exactly: spacing, key order, duplicate keys are never normalised.

@@ -1,14 +1,14 @@
-"""F5 (MongoDB unreachable), F8 (read-only or full database) and /readyz per dependency.
+"""MongoDB unreachable, a read-only or full database, and /readyz per dependency.
 
-F5 runs here against a MongoDB address where nothing listens (the pymongo client is real; only
+MongoDB runs here against an address where nothing listens (the pymongo client is real; only
 the server is missing). With MONGODB_URL set it also runs against a real server behind a TCP
 proxy on 127.0.0.1 that the test cuts and restores: 503 within 2 s while cut, and recovery by
 itself, without a restart, once restored.
 
-F8: SQLite's ``PRAGMA query_only`` (a read-only database: writes fail with "attempt to write a
-readonly database") and ``PRAGMA max_page_count`` (a full one: "database or disk is full");
-PostgreSQL's ``default_transaction_read_only`` (SQLSTATE 25006). Each must answer 503/507 with
-a message and leave no row behind.
+The database: SQLite's ``PRAGMA query_only`` (a read-only database: writes fail with "attempt
+to write a readonly database") and ``PRAGMA max_page_count`` (a full one: "database or disk is
+full"); PostgreSQL's ``default_transaction_read_only`` (SQLSTATE 25006). Each must answer
+503/507 with a message and leave no row behind.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def dead_mongo(settings, db, empty_cache):
     get_document_store().close()
 
 
-# --- F5 here: nothing listens at the MongoDB address -------------------------------------------
+# --- nothing listens at the MongoDB address ----------------------------------------------------
 
 
 def test_ingest_is_503_with_retry_after_within_2_s_and_stores_nothing(api, dead_mongo):
@@ -147,7 +147,7 @@ def test_readyz_reports_each_dependency(client, db):
     assert all("ms" in check for check in body["checks"].values())
 
 
-# --- F5 against a real MongoDB (MONGODB_URL) ---------------------------------------------------
+# --- a real MongoDB (MONGODB_URL) --------------------------------------------------------------
 
 
 class TcpProxy:
@@ -215,7 +215,7 @@ def proxied_real_mongo(settings, db, empty_cache):
     url = os.environ.get("MONGODB_URL", "")
     if not url:
         pytest.skip(
-            "F5 against a real MongoDB needs MONGODB_URL (no MongoDB server on this machine); "
+            "the MongoDB cut needs MONGODB_URL (no MongoDB server on this machine); "
             "the unreachable-address tests above cover the 503 path here. Run with "
             "MONGODB_URL=mongodb://127.0.0.1:27017 where a server runs"
         )
@@ -255,7 +255,7 @@ def test_real_mongo_cut_is_503_within_2_s_and_recovers_by_itself(api, proxied_re
     assert status == 201, "the store did not recover without a restart"
 
 
-# --- F8 -----------------------------------------------------------------------------------------
+# --- a read-only or full database ---------------------------------------------------------------
 
 
 @pytest.fixture

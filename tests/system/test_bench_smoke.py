@@ -1,6 +1,6 @@
 """The benchmark suite's smoke mode: every benchmark runs tiny and writes its JSON.
 
-Nothing about time is asserted (PERFORMANCE.md: benchmarks, not timed tests). The smoke run
+Nothing about time is asserted (benchmarks, not timed tests). The smoke run
 starts its own gunicorn on 127.0.0.1 and a temporary DATA_DIR, and stops it by PID.
 """
 

@@ -108,7 +108,7 @@ def example_variables() -> dict[str, str | None]:
 
 
 def test_the_stack_has_every_service_of_the_design():
-    """DESIGN.md section 3: web (gunicorn), worker, beat, Redis, MongoDB, PostgreSQL."""
+    """The stack: web (gunicorn), worker, beat, Redis, MongoDB, PostgreSQL."""
     assert {"web", "worker", "beat", "redis", "mongo", "postgres"} <= set(SERVICES)
     assert SERVICES["redis"]["image"].startswith("redis:")
     assert SERVICES["mongo"]["image"].startswith("mongo:")

@@ -1,4 +1,4 @@
-"""S9: schemathesis against /api/v1/openapi.json, bounded examples per operation.
+"""Schemathesis against /api/v1/openapi.json, bounded examples per operation.
 
 A real gunicorn on 127.0.0.1 (production settings) holding a few sessions; schemathesis
 generates requests for every operation the schema declares (new routers included, the day they
@@ -67,7 +67,7 @@ def test_every_operation_conforms_to_its_schema(live_api):
     base_url = f"http://127.0.0.1:{server.port}"
     api_schema = schemathesis.openapi.from_url(f"{base_url}/api/v1/openapi.json", timeout=30)
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) >= 8  # at least DESIGN.md's REST table
+    assert len(operations) >= 8  # at least the documented REST operations
     failures: dict[str, str] = {}
     statuses: dict[int, int] = {}
     for operation in operations:
@@ -94,6 +94,6 @@ def test_every_operation_conforms_to_its_schema(live_api):
             run()
         except Exception as exc:
             failures[operation.label] = str(exc)[:2000]
-    print(f"S9: {len(operations)} operations, up to {EXAMPLES} examples each: {statuses}")
+    print(f"schemathesis: {len(operations)} operations, up to {EXAMPLES} examples each: {statuses}")
     assert sum(statuses.values()) >= len(operations) * min(EXAMPLES, 5)
     assert not failures, "\n\n".join(f"{label}:\n{text}" for label, text in failures.items())

@@ -1,4 +1,4 @@
-"""Real Celery workers and beat as subprocesses (RELIABILITY F2, F4, F7).
+"""Real Celery workers and beat as subprocesses.
 
 A PRIVATE redis-server is started on a free port for this module (no persistence, stopped by
 its PID at the end; the machine's shared Redis is never touched). Workers and beat use a temp
@@ -409,7 +409,7 @@ def test_jobs_enqueued_on_redis_run_and_their_effects_show(redis_server, redis_e
 def test_worker_logs_json_lines_under_the_id_of_the_request_that_queued_the_job(
     redis_server, redis_env, workdir
 ):
-    """RELIABILITY: structured JSON logs with a correlation id, in the worker too. A job queued
+    """Structured JSON logs with a correlation id, in the worker too. A job queued
     while a request is served is logged under that request's id, and names its task."""
     import workers.log_context  # noqa: F401 - connects the publish signal in this process
     from config.logging import request_id_var
@@ -456,7 +456,7 @@ def test_worker_logs_json_lines_under_the_id_of_the_request_that_queued_the_job(
 
 
 def test_redis_restart_canary_completes_without_restarting_the_worker(redis_server, worker):
-    """RELIABILITY F4: Redis restarts (losing everything) while the worker is busy with a
+    """Redis restarts (losing everything) while the worker is busy with a
     purge; the purge finishes, and a canary sent afterwards completes on the same worker."""
     assert ping(redis_server.url, 20) == "pong"
     worker_pid = worker.pid

@@ -122,7 +122,7 @@ def test_batches_expire_everything(make_session):
     assert not Session.objects.exclude(status="expired").exists()
 
 
-# --- RELIABILITY I5: expiry racing an append ------------------------------------------------
+# --- expiry racing an append ----------------------------------------------------------------
 
 
 def test_session_updated_after_the_cutoff_is_not_expired(monkeypatch, make_session):

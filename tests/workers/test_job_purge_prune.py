@@ -129,7 +129,7 @@ def test_dry_run_lists_what_would_go_and_deletes_nothing(make_session):
 
 
 def test_session_revived_between_select_and_delete_survives(monkeypatch, make_session):
-    """RELIABILITY I5 for purge: a new version arrives after the batch was read."""
+    """Purge racing an append: a new version arrives after the batch was read."""
     session = make_session(session_id="revive")
     expire(session, T0)
     real = maintenance._purge_batch
