@@ -71,7 +71,7 @@ def normal_id(value: object) -> str:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory) -> Iterator[tuple[LiveServer, object, str]]:
     tmp = tmp_path_factory.mktemp("i3")
-    with live_database(tmp, "i3") as database:
+    with live_database(tmp, "dropped") as database:
         key = create_api_key(database, tmp)
         server = LiveServer(tmp, database, workers=2, threads=4)
         try:

@@ -109,7 +109,7 @@ KILL_DEADLINE = 240  # seconds for the whole ingest loop
 
 @pytest.fixture
 def killable_server(tmp_path) -> Iterator[tuple[LiveServer, object, str]]:
-    with live_database(tmp_path, "f1") as database:
+    with live_database(tmp_path, "killed_workers") as database:
         key = create_api_key(database, tmp_path)
         server = LiveServer(tmp_path, database, workers=2, threads=2, name="f1-web")
         try:
@@ -224,7 +224,7 @@ def redis_outage_stack(tmp_path) -> Iterator[tuple[LiveServer, object, str, Redi
     redis_server = RedisServer(tmp_path)
     redis_server.start()
     try:
-        with live_database(tmp_path, "f3") as database:
+        with live_database(tmp_path, "redis_outage") as database:
             key = create_api_key(database, tmp_path)
             server = LiveServer(
                 tmp_path, database, workers=2, env={"REDIS_URL": redis_server.url}, name="f3-web"
@@ -326,7 +326,7 @@ def spread_document(index: int) -> bytes:
 
 
 def test_long_rollup_during_ingestion_never_answers_database_is_locked(tmp_path):
-    with live_database(tmp_path, "f6") as database:
+    with live_database(tmp_path, "rollups") as database:
         key = create_api_key(database, tmp_path)
         server = LiveServer(tmp_path, database, workers=2, threads=4, name="f6-web")
         try:

@@ -35,7 +35,7 @@ def peak_rss(pid: int) -> int:
 @pytest.fixture(scope="module")
 def one_worker(tmp_path_factory) -> Iterator[tuple[LiveServer, str]]:
     tmp = tmp_path_factory.mktemp("v3")
-    with live_database(tmp, "v3") as database:
+    with live_database(tmp, "oversize") as database:
         key = create_api_key(database, tmp)
         server = LiveServer(tmp, database, workers=1, threads=1, name="v3-web")
         try:

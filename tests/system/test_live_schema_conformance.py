@@ -46,7 +46,7 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory) -> Iterator[tuple[LiveServer, str]]:
     tmp = tmp_path_factory.mktemp("s9")
-    with live_database(tmp, "s9") as database:
+    with live_database(tmp, "schema") as database:
         key = create_api_key(database, tmp)
         # Generous limits: schemathesis must meet the API's answers, not its rate limit.
         server = LiveServer(tmp, database, workers=2, threads=4, env={"API_RATE_LIMIT": "0"})
