@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
-from django.test import Client
+from django.test import Client, override_settings
 
 from sessions_api.access import keys
 from sessions_api.models import (
@@ -20,12 +20,54 @@ from sessions_api.models import (
     SessionError,
     ToolCallRecord,
 )
-from tests.chromium import browser  # noqa: F401 - the browser tests' shared fixture
+from tests.support.chromium import browser  # noqa: F401 - the browser tests' shared fixture
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-# Read-only reference material beside the project (DESIGN.md); tests skip when it is absent.
+# Read-only reference material beside the project (shared/); tests skip when it is absent.
 SHARED = PROJECT_ROOT.parent / "shared"
+
+
+# --- lanes: pure tests run once, the PostgreSQL pass runs what reaches a database ---------------
+
+# How a test reaches the suite's database in this process: pytest-django refuses database access
+# to a test that asked for none of these (django_db_setup stands for any fixture that sets the
+# test database up). django_db_blocker is not one: pytest-django's own autouse fixtures take it.
+DATABASE_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_reset_sequences",
+        "django_db_serialized_rollback",
+        "django_db_setup",
+        "live_server",
+    }
+)
+
+
+def reaches_a_database(item: pytest.Item) -> bool:
+    if item.get_closest_marker("django_db"):
+        return True
+    if DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    # Live processes migrate a database of the suite's own vendor (PostgreSQL on its pass).
+    return getattr(getattr(item, "module", None), "live_database", None) is not None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``pure`` every test that cannot reach the suite's database; bin/test's PostgreSQL pass
+    skips them, since they would only repeat what the SQLite pass proved."""
+    for item in items:
+        if not reaches_a_database(item):
+            item.add_marker(pytest.mark.pure)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hasher() -> Iterator[None]:
+    """The production hasher costs about a second per hash on a loaded machine; tests that make
+    users need a hash, not its cost. Subprocess servers keep the production settings."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 def shared_path(*parts: str) -> Path:

@@ -172,7 +172,7 @@ def test_unknown_raw_version_is_404(api, seed_document):
     assert response.json()["path"] == "version"
 
 
-# --- revisions (I2) -----------------------------------------------------------------------
+# --- revisions ----------------------------------------------------------------------------
 
 
 def v15(revision: int, text: str = "Lisbon in June", **extra: Any) -> bytes:

@@ -404,7 +404,7 @@ def test_count_order_cursor_with_a_non_integer_is_400(api, corpus):
     assert response.json()["code"] == "invalid_query"
 
 
-# --- operator injection (S7) --------------------------------------------------------------
+# --- operator injection -------------------------------------------------------------------
 
 
 INJECTIONS: list[tuple[str, list[str]]] = [

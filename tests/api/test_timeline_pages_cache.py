@@ -1,4 +1,4 @@
-"""The timeline is cached in pages (selectors, PERFORMANCE.md B5): a warm request reads only the
+"""The timeline is cached in pages (selectors): a warm request reads only the
 pages it shows and never the whole parsed session, paging across page boundaries gives exactly
 the timeline of a fresh parse, and a lost page is rebuilt."""
 
@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
-from dashboard import sample_data
 from sessions_api.formats import parse_document
 from sessions_api.formats.decoding import decode_document
 from sessions_api.sessions import selectors
 from sessions_api.sessions.timeline import build_timeline
+from tests.support import sample_data
 
 CHUNK = selectors.TIMELINE_CHUNK
 

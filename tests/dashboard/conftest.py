@@ -11,11 +11,11 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
-from dashboard import sample_data
-from dashboard.sample_data import ToolSpec, Turn
 from sessions_api.analytics import pricing
 from sessions_api.ingest import services
 from sessions_api.sessions import selectors
+from tests.support import sample_data
+from tests.support.sample_data import ToolSpec, Turn
 
 
 @dataclass

@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
-from dashboard import sample_data
-from dashboard.sample_data import XSS_TEXT, Turn
 from sessions_api.analytics import overview as analytics
 from sessions_api.analytics import pricing
 from sessions_api.ingest import services
+from tests.support import sample_data
+from tests.support.sample_data import XSS_TEXT, Turn
 
 pytestmark = pytest.mark.django_db
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dashboard import sample_data
 from sessions_api.analytics import overview as analytics
 from sessions_api.analytics import rollups
 from sessions_api.analytics.overview import Freshness
 from sessions_api.ingest import services
 from sessions_api.models import JobState, Session
 from tests.dashboard.conftest import seed_test_prices
+from tests.support import sample_data
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""The session page reads the timeline from its cached pages (PERFORMANCE.md B5): a warm view
+"""The session page reads the timeline from its cached pages: a warm view
 neither parses the stored body nor reads the whole parsed session, and the cached rendering of
 a window is exactly what rendering it afresh gives, per version."""
 
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from django.template.loader import render_to_string
 
-from dashboard import sample_data
-from dashboard.sample_data import Turn
 from sessions_api.ingest import services
 from sessions_api.sessions import selectors
+from tests.support import sample_data
+from tests.support.sample_data import Turn
 
 EVENTS = re.compile(r'<ol class="events" id="events">(.*?)</ol>', re.S)
 

@@ -1,4 +1,4 @@
-"""RELIABILITY I4: no lost update, ever.
+"""No lost update, ever.
 
 - A stateful property test (Hypothesis RuleBasedStateMachine, bounded) where several editors
   load the session, and save through the API (PUT and PATCH with If-Match) and through the
@@ -35,8 +35,8 @@ from hypothesis.stateful import (
 
 from sessions_api.ingest import services
 from sessions_api.models import AuditEntry, DocumentVersion, Session
-from tests.api.test_concurrency import shared_database
 from tests.editing.conftest import make_user, openai_chat_body
+from tests.ingest.test_concurrent_ingest import shared_database
 
 _counter = itertools.count()
 # Repetitions of the two-thread race (EDIT_RACE_ATTEMPTS=100 to hammer it locally).

@@ -1,4 +1,4 @@
-"""The role matrix on every page and endpoint (issue 6, RELIABILITY S6): viewer reads; editor
+"""The role matrix on every page and endpoint: viewer reads; editor
 edits state; admin deletes, runs jobs, manages prices and keys. API key scopes the same way.
 Every refusal is answered 403 and recorded in the audit log."""
 

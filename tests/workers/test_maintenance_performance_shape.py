@@ -1,4 +1,4 @@
-"""The shape of expire and purge that benchmark B7 depends on (docs/BENCHMARKS.md finding 7).
+"""The shape of expire and purge that their benchmark depends on (docs/BENCHMARKS.md, B7).
 
 No timing here: the query plans of the statements that run under the write lock, how many
 statements a batch costs, and that the direct deletes do what Django's cascade would.

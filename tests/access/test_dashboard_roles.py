@@ -1,7 +1,7 @@
 """Dashboard roles. A viewer trying an editor's or an admin's action, and an editor trying
 an admin's, is refused (403), and nothing changes. Covered here: the price table, the jobs page
 (run now, retry, preview) and the Django admin. The session-editing actions and the audit of
-refused attempts are covered by the editing tests.
+refused attempts are covered by tests/editing/test_roles.py.
 """
 
 from __future__ import annotations

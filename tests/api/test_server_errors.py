@@ -1,4 +1,4 @@
-"""S10: forced exceptions with DEBUG off answer without a stack trace or SQL, and carry a
+"""Forced exceptions with DEBUG off answer without a stack trace or SQL, and carry a
 correlation id that is also on the log line (and the X-Request-ID header on every response)."""
 
 from __future__ import annotations

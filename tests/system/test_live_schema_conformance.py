@@ -1,4 +1,4 @@
-"""S9: schemathesis against /api/v1/openapi.json, bounded examples per operation.
+"""Schemathesis against /api/v1/openapi.json, bounded examples per operation.
 
 A real gunicorn on 127.0.0.1 (production settings) holding a few sessions; schemathesis
 generates requests for every operation the schema declares (new routers included, the day they
@@ -15,8 +15,6 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from reliability_support import LiveServer, create_api_key, live_database, picoflow_document
-from reliability_support import request as http_request
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -24,6 +22,14 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from tests.support.live_processes import (
+    LiveServer,
+    create_api_key,
+    live_database,
+    picoflow_document,
+)
+from tests.support.live_processes import request as http_request
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +46,7 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory) -> Iterator[tuple[LiveServer, str]]:
     tmp = tmp_path_factory.mktemp("s9")
-    with live_database(tmp, "s9") as database:
+    with live_database(tmp, "schema") as database:
         key = create_api_key(database, tmp)
         # Generous limits: schemathesis must meet the API's answers, not its rate limit.
         server = LiveServer(tmp, database, workers=2, threads=4, env={"API_RATE_LIMIT": "0"})
@@ -61,7 +67,7 @@ def test_every_operation_conforms_to_its_schema(live_api):
     base_url = f"http://127.0.0.1:{server.port}"
     api_schema = schemathesis.openapi.from_url(f"{base_url}/api/v1/openapi.json", timeout=30)
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) >= 8  # at least DESIGN.md's REST table
+    assert len(operations) >= 8  # at least the documented REST operations
     failures: dict[str, str] = {}
     statuses: dict[int, int] = {}
     for operation in operations:
@@ -88,6 +94,6 @@ def test_every_operation_conforms_to_its_schema(live_api):
             run()
         except Exception as exc:
             failures[operation.label] = str(exc)[:2000]
-    print(f"S9: {len(operations)} operations, up to {EXAMPLES} examples each: {statuses}")
+    print(f"schemathesis: {len(operations)} operations, up to {EXAMPLES} examples each: {statuses}")
     assert sum(statuses.values()) >= len(operations) * min(EXAMPLES, 5)
     assert not failures, "\n\n".join(f"{label}:\n{text}" for label, text in failures.items())

@@ -1,14 +1,15 @@
-"""Faults against real processes on 127.0.0.1 (RELIABILITY F1, F3, F6).
+"""Faults against real processes on 127.0.0.1.
 
-- F1: kill -9 of web workers, repeatedly, during 2,000 ingests: every acknowledged document is
+- kill -9 of web workers, repeatedly, during 2,000 ingests: every acknowledged document is
   stored byte for byte, nothing is half-stored, and the database's own integrity check passes.
-- F3: Redis (broker and cache) down during ingestion: every answer 2xx within 2 s; after Redis
+- Redis (broker and cache) down during ingestion: every answer 2xx within 2 s; after Redis
   returns, a job enqueued through it runs once and sees every document of the outage.
-- F6: a long rollup rebuild while clients ingest: no "database is locked" (no 5xx at all).
+- a long rollup rebuild while clients ingest: no "database is locked" (no 5xx at all).
 
 Each test starts its own gunicorn (production settings, DJANGO_DEBUG=0), on a database of the
-suite's vendor (reliability_support.live_database), and a private redis-server where needed.
-Every process is stopped by the PID the test started; every loop is bounded in count and time.
+suite's vendor (``live_database`` in tests/support/live_processes.py), and a private
+redis-server where needed. Every process is stopped by the PID the test started; every loop is
+bounded in count and time.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from reliability_support import (
+
+from tests.support.live_processes import (
     ROOT,
     VENV_BIN,
     LiveServer,
@@ -40,7 +42,7 @@ from reliability_support import (
     picoflow_document,
     request,
 )
-from test_live_i3 import normal_id, query
+from tests.system.test_live_dropped_connections import normal_id, query
 
 pytestmark = pytest.mark.slow
 
@@ -97,17 +99,17 @@ def postgres_index_check(database) -> list[str]:
         return problems
 
 
-# --- F1 -----------------------------------------------------------------------------------------
+# --- kill -9 of web workers ---------------------------------------------------------------------
 
-F1_DOCUMENTS = 2000
-F1_CLIENTS = 4
-F1_MAX_KILLS = 12
-F1_DEADLINE = 240  # seconds for the whole ingest loop
+KILL_DOCUMENTS = 2000
+KILL_CLIENTS = 4
+KILL_MAX_KILLS = 12
+KILL_DEADLINE = 240  # seconds for the whole ingest loop
 
 
 @pytest.fixture
-def f1_server(tmp_path) -> Iterator[tuple[LiveServer, object, str]]:
-    with live_database(tmp_path, "f1") as database:
+def killable_server(tmp_path) -> Iterator[tuple[LiveServer, object, str]]:
+    with live_database(tmp_path, "killed_workers") as database:
         key = create_api_key(database, tmp_path)
         server = LiveServer(tmp_path, database, workers=2, threads=2, name="f1-web")
         try:
@@ -116,9 +118,9 @@ def f1_server(tmp_path) -> Iterator[tuple[LiveServer, object, str]]:
             server.stop()
 
 
-def test_kill_9_web_workers_during_2000_ingests_loses_no_acknowledged_document(f1_server):
-    server, database, key = f1_server
-    documents = {str(uuid.uuid4()): b"" for _ in range(F1_DOCUMENTS)}
+def test_kill_9_web_workers_during_2000_ingests_loses_no_acknowledged_document(killable_server):
+    server, database, key = killable_server
+    documents = {str(uuid.uuid4()): b"" for _ in range(KILL_DOCUMENTS)}
     for external_id in documents:
         documents[external_id] = picoflow_document(external_id, turns=3)
     acknowledged: dict[str, str] = {}  # external id -> session id from the 2xx answer
@@ -126,7 +128,7 @@ def test_kill_9_web_workers_during_2000_ingests_loses_no_acknowledged_document(f
     dropped = 0
     lock = threading.Lock()
     done = threading.Event()
-    deadline = time.monotonic() + F1_DEADLINE
+    deadline = time.monotonic() + KILL_DEADLINE
 
     def client(share: list[str]) -> None:
         nonlocal dropped
@@ -156,7 +158,7 @@ def test_kill_9_web_workers_during_2000_ingests_loses_no_acknowledged_document(f
 
     def killer() -> None:
         rng = random.Random(1)
-        while not done.is_set() and len(kills) < F1_MAX_KILLS:
+        while not done.is_set() and len(kills) < KILL_MAX_KILLS:
             # Kill once a while into the run, at a random moment, one of our gunicorn's workers.
             if done.wait(rng.uniform(0.4, 1.2)):
                 return
@@ -170,25 +172,25 @@ def test_kill_9_web_workers_during_2000_ingests_loses_no_acknowledged_document(f
                     pass
 
     ids = list(documents)
-    shares = [ids[n::F1_CLIENTS] for n in range(F1_CLIENTS)]
+    shares = [ids[n::KILL_CLIENTS] for n in range(KILL_CLIENTS)]
     killer_thread = threading.Thread(target=killer, daemon=True)
     started = time.monotonic()
     killer_thread.start()
     try:
-        with ThreadPoolExecutor(max_workers=F1_CLIENTS) as pool:
+        with ThreadPoolExecutor(max_workers=KILL_CLIENTS) as pool:
             for future in [pool.submit(client, share) for share in shares]:
-                future.result(timeout=F1_DEADLINE + 60)
+                future.result(timeout=KILL_DEADLINE + 60)
     finally:
         done.set()
         killer_thread.join(timeout=10)
     elapsed = time.monotonic() - started
     print(
-        f"F1: {len(acknowledged)}/{F1_DOCUMENTS} acknowledged in {elapsed:.1f} s, "
+        f"kill -9: {len(acknowledged)}/{KILL_DOCUMENTS} acknowledged in {elapsed:.1f} s, "
         f"{len(kills)} workers killed, {dropped} dropped requests retried"
     )
     assert server_errors == []
     assert len(kills) >= 5, "the run ended before enough workers were killed"
-    assert len(acknowledged) == F1_DOCUMENTS, "some documents never got an answer"
+    assert len(acknowledged) == KILL_DOCUMENTS, "some documents never got an answer"
     assert server.proc.alive(), server.proc.tail()
 
     # Every acknowledged document: stored once, version 1, the exact bytes.
@@ -207,20 +209,22 @@ def test_kill_9_web_workers_during_2000_ingests_loses_no_acknowledged_document(f
     assert integrity_problems(database) == []
 
 
-# --- F3 -----------------------------------------------------------------------------------------
+# --- Redis down ---------------------------------------------------------------------------------
 
 F3_OUTAGE_SECONDS = 8
 F3_MAX_REQUESTS = 300
 
 
 @pytest.fixture
-def f3_stack(tmp_path) -> Iterator[tuple[LiveServer, object, str, RedisServer]]:
+def redis_outage_stack(tmp_path) -> Iterator[tuple[LiveServer, object, str, RedisServer]]:
     if not shutil.which("redis-server"):
-        pytest.skip("F3 needs redis-server (Debian package redis-server) to run a private one")
+        pytest.skip(
+            "the Redis outage needs redis-server (Debian package redis-server) to run a private one"
+        )
     redis_server = RedisServer(tmp_path)
     redis_server.start()
     try:
-        with live_database(tmp_path, "f3") as database:
+        with live_database(tmp_path, "redis_outage") as database:
             key = create_api_key(database, tmp_path)
             server = LiveServer(
                 tmp_path, database, workers=2, env={"REDIS_URL": redis_server.url}, name="f3-web"
@@ -233,8 +237,10 @@ def f3_stack(tmp_path) -> Iterator[tuple[LiveServer, object, str, RedisServer]]:
         redis_server.stop()
 
 
-def test_redis_down_ingestion_answers_2xx_within_2_s_and_jobs_catch_up(f3_stack, tmp_path):
-    server, database, key, redis_server = f3_stack
+def test_redis_down_ingestion_answers_2xx_within_2_s_and_jobs_catch_up(
+    redis_outage_stack, tmp_path
+):
+    server, database, key, redis_server = redis_outage_stack
     port = server.port
 
     def ingest() -> tuple[int, float]:
@@ -262,7 +268,7 @@ def test_redis_down_ingestion_answers_2xx_within_2_s_and_jobs_catch_up(f3_stack,
     failures = [a for a in answers if not 200 <= a[1] < 300 or a[2] >= 2.0]
     ingested_in_outage = sum(1 for a in answers if a[0] == "ingest")
     slowest = max(a[2] for a in answers)
-    print(f"F3: {len(answers)} requests during the outage, slowest {slowest * 1000:.0f} ms")
+    print(f"Redis down: {len(answers)} requests during the outage, slowest {slowest * 1000:.0f} ms")
     assert failures == []
     assert ingested_in_outage >= 10
 
@@ -302,9 +308,9 @@ def test_redis_down_ingestion_answers_2xx_within_2_s_and_jobs_catch_up(f3_stack,
     assert runs == [("succeeded",)]  # its side effect, once
 
 
-# --- F6 -----------------------------------------------------------------------------------------
+# --- a long rollup rebuild ----------------------------------------------------------------------
 
-F6_SEED = 1000
+ROLLUP_SEED = 1000
 F6_SECONDS = 8
 
 
@@ -320,7 +326,7 @@ def spread_document(index: int) -> bytes:
 
 
 def test_long_rollup_during_ingestion_never_answers_database_is_locked(tmp_path):
-    with live_database(tmp_path, "f6") as database:
+    with live_database(tmp_path, "rollups") as database:
         key = create_api_key(database, tmp_path)
         server = LiveServer(tmp_path, database, workers=2, threads=4, name="f6-web")
         try:
@@ -331,8 +337,8 @@ def test_long_rollup_during_ingestion_never_answers_database_is_locked(tmp_path)
 
 def _contend(server: LiveServer, database, key: str) -> None:
     port = server.port
-    for start in range(0, F6_SEED, 200):
-        items = b",".join(spread_document(i) for i in range(start, min(start + 200, F6_SEED)))
+    for start in range(0, ROLLUP_SEED, 200):
+        items = b",".join(spread_document(i) for i in range(start, min(start + 200, ROLLUP_SEED)))
         answer = request(
             port, "POST", "/api/v1/sessions/batch", b'{"documents": [' + items + b"]}",
             key=key, timeout=120,
@@ -371,7 +377,7 @@ def _contend(server: LiveServer, database, key: str) -> None:
     latencies = sorted(a[1] for a in answers)
     p95 = latencies[int(len(latencies) * 0.95)]
     print(
-        f"F6: {len(rollups)} full rebuilds of {F6_SEED}+ sessions "
+        f"rollups during ingestion: {len(rollups)} full rebuilds of {ROLLUP_SEED}+ sessions "
         f"({statistics.mean(r[1] for r in rollups):.1f} s each, process start included); "
         f"{len(answers)} ingests during them: p95 {p95 * 1000:.0f} ms, "
         f"max {latencies[-1] * 1000:.0f} ms"

@@ -1,6 +1,7 @@
-"""V3's memory half: oversize bodies (just over the single and the batch caps, chunked without a
-length, an understated length) cost a web worker at most 50 MB of peak RSS. The status codes
-of these cases are proven in tests/hostile (in process); here a real gunicorn worker on
+"""The memory half of the body caps: oversize bodies (just over the single and the batch caps,
+chunked without a length, an understated length) cost a web worker at most 50 MB of peak RSS.
+The status codes of these cases are proven in tests/api/test_hostile_documents.py (in
+process); here a real gunicorn worker on
 127.0.0.1 receives them over a socket, and its kernel-reported peak RSS (VmHWM) is compared
 before and after.
 """
@@ -13,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reliability_support import HOST, LiveServer, create_api_key, live_database
+
+from tests.support.live_processes import HOST, LiveServer, create_api_key, live_database
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +35,7 @@ def peak_rss(pid: int) -> int:
 @pytest.fixture(scope="module")
 def one_worker(tmp_path_factory) -> Iterator[tuple[LiveServer, str]]:
     tmp = tmp_path_factory.mktemp("v3")
-    with live_database(tmp, "v3") as database:
+    with live_database(tmp, "oversize") as database:
         key = create_api_key(database, tmp)
         server = LiveServer(tmp, database, workers=1, threads=1, name="v3-web")
         try:
@@ -106,5 +108,5 @@ def test_oversize_bodies_cost_the_worker_at_most_50_mb(
     (still,) = server.workers()
     assert still == worker, "the worker died"
     growth = peak_rss(worker) - before
-    print(f"V3 {case}: {status}, peak RSS +{growth / MB:.1f} MB")
+    print(f"oversize {case}: {status}, peak RSS +{growth / MB:.1f} MB")
     assert growth <= BUDGET, f"{case}: peak RSS grew {growth / MB:.0f} MB"

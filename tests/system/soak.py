@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""RELIABILITY P1, the soak: sustained load at a fraction of the measured ingest maximum, with
+"""The soak: sustained load at a fraction of the measured ingest maximum, with
 the jobs running, then the queue drained. Run on demand, not by pytest:
 
-    .venv/bin/python tests/reliability/soak.py --duration 600            # 10 minutes
-    .venv/bin/python tests/reliability/soak.py --duration 3600 --redis   # the full hour
+    .venv/bin/python tests/system/soak.py --duration 600            # 10 minutes
+    .venv/bin/python tests/system/soak.py --duration 3600 --redis   # the full hour
 
 It starts everything itself on 127.0.0.1 in a temporary folder: a database (SQLite, or a fresh
 PostgreSQL database when DATABASE_URL names one), gunicorn with production settings (2
@@ -11,13 +11,13 @@ workers, 4 threads), one Celery worker and one beat with every job scheduled eve
 few (embedded filesystem broker, or a private redis-server with --redis). Then:
 
 1. calibration: 4 clients ingest 20 KB documents as fast as they can for --calibrate seconds
-   (B1's shape) -> the maximum rate;
+   (the ingest benchmark's shape) -> the maximum rate;
 2. soak: --fraction (0.6) of that rate, paced, for --duration seconds: 80 % ingests (new
    sessions and new versions of earlier ones), 20 % reads (list, timeline); RSS of every
    process and the queue depth sampled every 10 s;
 3. drain: after the load stops, the time until the job queue is empty (bounded: 5 minutes).
 
-Pass criteria (RELIABILITY.md P1): no errors; RSS slope <= 10 %/h; p95 drift <= 20 %; queue back
+Pass criteria: no errors; RSS slope <= 10 %/h; p95 drift <= 20 %; queue back
 to 0 within 5 min. Results go to --output (docs/SOAK.md), with the machine and the honest
 duration. Every process is stopped by the PID this script started.
 """
@@ -39,9 +39,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Run as a script: the project root must be importable for tests.support.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from reliability_support import (
+from tests.support.live_processes import (
     ROOT,
     VENV_BIN,
     LiveServer,
@@ -66,7 +67,7 @@ JOBS = (
 
 
 def document(session_id: str, revision_note: str = "", size: int = 20_000) -> bytes:
-    """A Picoflow v1.5 document of about ``size`` bytes (B1's 20 KB)."""
+    """A Picoflow v1.5 document of about ``size`` bytes (the ingest benchmark's 20 KB)."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     filler = "lorem ipsum dolor sit amet " * 20
     messages = []
@@ -384,13 +385,13 @@ def _report(args, maximum, rate, run: Run, drained_after, alive, job_runs, datab
         "queue back to 0 within 5 min": drained_after is not None,
     }
     lines = [
-        "# Soak (RELIABILITY P1)",
+        "# Soak",
         "",
-        "Produced by `tests/reliability/soak.py` "
+        "Produced by `tests/system/soak.py` "
         f"(`--duration {args.duration:.0f}{' --redis' if args.redis else ''}`) on "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Everything ran on 127.0.0.1.",
         "",
-        "**Duration.** RELIABILITY.md asks for an hour or more; this run lasted "
+        "**Duration.** A soak is meant to last an hour or more; this run lasted "
         f"{args.duration / 60:.0f} minutes"
         + (
             " (a shared 2-core development machine, within one working session). The slope "

@@ -1,8 +1,8 @@
-"""I3: the client drops the connection after the server commits, then retries: same id, no
+"""The client drops the connection after the server commits, then retries: same id, no
 duplicate. Against a real gunicorn (production settings, 2 workers) on 127.0.0.1, with a raw
 socket client that sends a whole request and closes without reading the answer.
 
-Also S10 end to end: the server's JSON log lines carry the request's X-Request-ID.
+Also end to end: the server's JSON log lines carry the request's X-Request-ID.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from reliability_support import (
+
+from tests.support.live_processes import (
     HOST,
     LiveServer,
     create_api_key,
@@ -70,7 +71,7 @@ def normal_id(value: object) -> str:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory) -> Iterator[tuple[LiveServer, object, str]]:
     tmp = tmp_path_factory.mktemp("i3")
-    with live_database(tmp, "i3") as database:
+    with live_database(tmp, "dropped") as database:
         key = create_api_key(database, tmp)
         server = LiveServer(tmp, database, workers=2, threads=4)
         try:
@@ -148,7 +149,7 @@ def test_dropped_batch_then_retry_changes_nothing(live):
 
 
 def test_json_log_lines_carry_the_request_id(live):
-    """RELIABILITY S10 on the deployed configuration: DJANGO_DEBUG=0 writes JSON lines, and
+    """Request ids on the deployed configuration: DJANGO_DEBUG=0 writes JSON lines, and
     the access line of a request names its X-Request-ID."""
     server, _, key = live
     request_id = f"live-{uuid.uuid4().hex}"

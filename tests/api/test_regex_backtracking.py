@@ -1,9 +1,9 @@
-"""S8: every regular expression of the project fed adversarial strings of 100,000 characters.
+"""Every regular expression of the project fed adversarial strings of 100,000 characters.
 
 The patterns are found, not listed: every compiled ``re.Pattern`` at module level in the
 project's packages, plus every literal pattern passed inline to ``re.match/search/sub/...``
 (found by reading the source). A new regex is therefore tested the day it is added. Each call
-must finish within BOUND: RELIABILITY.md asks for <= 100 ms; the assertion uses a generous bound
+must finish within BOUND: the aim is <= 100 ms; the assertion uses a generous bound
 on this shared, noisy machine, as a guard against catastrophic (exponential or quadratic)
 backtracking, which would take seconds to hours on these inputs. The slowest call is printed.
 

@@ -14,10 +14,10 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
-from dashboard import sample_data
-from dashboard.sample_data import XSS_TEXT, ToolSpec, Turn
 from sessions_api.ingest import services
-from tests.chromium import require_playwright
+from tests.support import sample_data
+from tests.support.chromium import require_playwright
+from tests.support.sample_data import XSS_TEXT, ToolSpec, Turn
 
 pytestmark = [pytest.mark.browser]
 

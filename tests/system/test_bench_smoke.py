@@ -1,6 +1,6 @@
 """The benchmark suite's smoke mode: every benchmark runs tiny and writes its JSON.
 
-Nothing about time is asserted (PERFORMANCE.md: benchmarks, not timed tests). The smoke run
+Nothing about time is asserted (benchmarks, not timed tests). The smoke run
 starts its own gunicorn on 127.0.0.1 and a temporary DATA_DIR, and stops it by PID.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
 KEYS = {
     "benchmark",

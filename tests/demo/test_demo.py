@@ -1,15 +1,13 @@
-"""The demo data set, its commands and bin/run's help."""
+"""The demo data set and its commands."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
@@ -22,7 +20,6 @@ from sessions_api.formats import parse_document
 from sessions_api.models import DocumentVersion, Session
 from tests import factories
 
-ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 5, 20, 15, 30, tzinfo=UTC)
 
 
@@ -172,77 +169,3 @@ def test_ensure_roles_creates_the_three_groups_once(db):
     call_command("ensure_roles", stdout=StringIO())
     call_command("ensure_roles", stdout=StringIO())
     assert sorted(Group.objects.values_list("name", flat=True)) == ["admin", "editor", "viewer"]
-
-
-def test_bin_run_help_exits_zero_from_any_directory(tmp_path):
-    done = subprocess.run(
-        [str(ROOT / "bin" / "run"), "--help"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "--reset-demo" in done.stdout
-    assert "PORT" in done.stdout
-    assert not (tmp_path / "var").exists()
-
-
-@pytest.mark.slow
-def test_bin_run_serves_the_demo_in_production_mode_and_stops_its_children(tmp_path):
-    """The README's first command, end to end: it comes up on the given port with DEBUG off and a
-    generated secret kept private, answers, and Ctrl-C (SIGINT) leaves no process behind."""
-    import os
-    import signal
-    import socket
-    import time
-    import urllib.request
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    keep = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"}
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update(DATA_DIR=str(tmp_path / "data"), PORT=str(port), PYTHONUNBUFFERED="1")
-    log = (tmp_path / "run.log").open("w+")
-    proc = subprocess.Popen(
-        [str(ROOT / "bin" / "run"), "--no-install"],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while "is running" not in (tmp_path / "run.log").read_text():
-            assert proc.poll() is None, (tmp_path / "run.log").read_text()
-            assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()
-            time.sleep(0.5)
-        secret = tmp_path / "data" / "secret-key"
-        assert secret.stat().st_mode & 0o777 == 0o600
-        assert len(secret.read_text().strip()) >= 50
-        base = f"http://127.0.0.1:{port}"
-        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as answer:
-            assert answer.status == 200
-        # DEBUG off: an unknown page is the plain 404, not Django's debug page.
-        with pytest.raises(urllib.error.HTTPError) as missing:
-            urllib.request.urlopen(f"{base}/no-such-page/", timeout=10)
-        assert missing.value.code == 404
-        assert b"Django tried these URL patterns" not in missing.value.read()
-        # Plain HTTP on loopback: no redirect to https, cookies usable without TLS.
-        with urllib.request.urlopen(f"{base}/accounts/login/", timeout=10) as login:
-            assert login.url.startswith("http://")
-            assert "secure" not in (login.headers.get("Set-Cookie") or "").lower()
-        web_log = (tmp_path / "data" / "log" / "web.log").read_text()
-        assert '"logger":"observatory.access"' in web_log
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=60)
-        log.close()
-    assert proc.returncode == 0
-    run_dir = tmp_path / "data"
-    leftover = subprocess.run(
-        ["pgrep", "-f", str(run_dir)], capture_output=True, text=True
-    ).stdout.split()
-    assert leftover == [], leftover

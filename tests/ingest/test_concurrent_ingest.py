@@ -1,4 +1,4 @@
-"""I1: the same document posted many times at once is stored once.
+"""The same document posted many times at once is stored once.
 
 Real threads, each with its own Django test Client and so its own database connection, race
 on one (format, external id). The unique constraint plus the row lock in the ingest service

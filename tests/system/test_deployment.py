@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from reliability_support import ROOT, VENV_BIN, base_env
+
+from tests.support.live_processes import ROOT, VENV_BIN, base_env
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict = COMPOSE["services"]

@@ -1,14 +1,14 @@
-"""F5 (MongoDB unreachable), F8 (read-only or full database) and /readyz per dependency.
+"""MongoDB unreachable, a read-only or full database, and /readyz per dependency.
 
-F5 runs here against a MongoDB address where nothing listens (the pymongo client is real; only
+MongoDB runs here against an address where nothing listens (the pymongo client is real; only
 the server is missing). With MONGODB_URL set it also runs against a real server behind a TCP
 proxy on 127.0.0.1 that the test cuts and restores: 503 within 2 s while cut, and recovery by
 itself, without a restart, once restored.
 
-F8: SQLite's ``PRAGMA query_only`` (a read-only database: writes fail with "attempt to write a
-readonly database") and ``PRAGMA max_page_count`` (a full one: "database or disk is full");
-PostgreSQL's ``default_transaction_read_only`` (SQLSTATE 25006). Each must answer 503/507 with
-a message and leave no row behind.
+The database: SQLite's ``PRAGMA query_only`` (a read-only database: writes fail with "attempt
+to write a readonly database") and ``PRAGMA max_page_count`` (a full one: "database or disk is
+full"); PostgreSQL's ``default_transaction_read_only`` (SQLSTATE 25006). Each must answer
+503/507 with a message and leave no row behind.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from urllib.parse import urlsplit
 import pytest
 from django.db import DatabaseError, OperationalError, connection
 from django.test import Client
-from reliability_support import free_port, picoflow_document
 
 from config import settings as project_settings
 from sessions_api.api.errors import database_failure
 from sessions_api.models import DocumentBody, DocumentVersion, Session
 from sessions_api.storage import get_document_store
-from tests.api.test_concurrency import shared_database
 from tests.conftest import ApiClient
+from tests.ingest.test_concurrent_ingest import shared_database
+from tests.support.live_processes import free_port, picoflow_document
 
 MONGO_TIMEOUT_MS = project_settings._STORE_BACKENDS["mongo"]["OPTIONS"][
     "server_selection_timeout_ms"
@@ -61,14 +61,14 @@ def use_mongo(settings, url: str) -> None:
 
 
 @pytest.fixture
-def dead_mongo(settings, db, clean_cache):
+def dead_mongo(settings, db, empty_cache):
     url = f"mongodb://observatory:hunter2@127.0.0.1:{free_port()}/?authSource=admin"
     use_mongo(settings, url)
     yield url
     get_document_store().close()
 
 
-# --- F5 here: nothing listens at the MongoDB address -------------------------------------------
+# --- nothing listens at the MongoDB address ----------------------------------------------------
 
 
 def test_ingest_is_503_with_retry_after_within_2_s_and_stores_nothing(api, dead_mongo):
@@ -147,7 +147,7 @@ def test_readyz_reports_each_dependency(client, db):
     assert all("ms" in check for check in body["checks"].values())
 
 
-# --- F5 against a real MongoDB (MONGODB_URL) ---------------------------------------------------
+# --- a real MongoDB (MONGODB_URL) --------------------------------------------------------------
 
 
 class TcpProxy:
@@ -211,11 +211,11 @@ class TcpProxy:
 
 
 @pytest.fixture
-def proxied_real_mongo(settings, db, clean_cache):
+def proxied_real_mongo(settings, db, empty_cache):
     url = os.environ.get("MONGODB_URL", "")
     if not url:
         pytest.skip(
-            "F5 against a real MongoDB needs MONGODB_URL (no MongoDB server on this machine); "
+            "the MongoDB cut needs MONGODB_URL (no MongoDB server on this machine); "
             "the unreachable-address tests above cover the 503 path here. Run with "
             "MONGODB_URL=mongodb://127.0.0.1:27017 where a server runs"
         )
@@ -255,7 +255,7 @@ def test_real_mongo_cut_is_503_within_2_s_and_recovers_by_itself(api, proxied_re
     assert status == 201, "the store did not recover without a restart"
 
 
-# --- F8 -----------------------------------------------------------------------------------------
+# --- a read-only or full database ---------------------------------------------------------------
 
 
 @pytest.fixture
@@ -282,7 +282,7 @@ def read_only_database(ro_key):
 
 
 def test_read_only_database_is_503_with_a_message_and_no_partial_row(
-    ro_key, read_only_database, clean_cache
+    ro_key, read_only_database, empty_cache
 ):
     api = ApiClient(Client(), ro_key)
     before = rows()

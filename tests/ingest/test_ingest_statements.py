@@ -1,5 +1,5 @@
 """Ingest writes in few statements: a bound on the SQL per new session, per new version and
-per batch (PERFORMANCE.md B1/B2), so a change that brings back per-row ORM work or a
+per batch, so a change that brings back per-row ORM work or a
 transaction per batch item shows up here. Counts only; no time is asserted."""
 
 from __future__ import annotations

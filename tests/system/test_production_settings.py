@@ -1,4 +1,4 @@
-"""S1 and the production settings: `check --deploy` is clean, no secret has a default, the
+"""The production settings: `check --deploy` is clean, no secret has a default, the
 secure cookies, HSTS and CSP are on, logs are JSON with a correlation id.
 
 Settings are read in a subprocess with the production environment (DJANGO_DEBUG=0), exactly
@@ -16,9 +16,9 @@ import subprocess
 import sys
 
 import pytest
-from reliability_support import ROOT, base_env
 
 from config.logging import JsonFormatter, RequestContextFilter, redact, request_id_var
+from tests.support.live_processes import ROOT, base_env
 
 PYTHON = sys.executable
 REAL_SECRET = secrets.token_urlsafe(60)
@@ -56,11 +56,11 @@ def production_settings(tmp_path, **extra: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-# --- S1 -----------------------------------------------------------------------------------------
+# --- check --deploy -----------------------------------------------------------------------------
 
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    """RELIABILITY S1: not one warning, at the strictest fail level."""
+    """Not one warning, at the strictest fail level."""
     result = subprocess.run(
         [PYTHON, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
@@ -184,7 +184,7 @@ def test_redis_cache_and_mongo_store_have_short_timeouts(tmp_path):
     assert cache["OPTIONS"]["socket_connect_timeout"] <= 2
     assert cache["OPTIONS"]["socket_timeout"] <= 2
     options = values["DOCUMENT_STORE"]["OPTIONS"]
-    assert options["server_selection_timeout_ms"] < 2000  # 503 within 2 s (F5)
+    assert options["server_selection_timeout_ms"] < 2000  # 503 within 2 s when MongoDB is down
 
 
 def test_csp_and_cookie_flags_on_a_real_response(client, admin_user_for_login):
@@ -207,7 +207,7 @@ def admin_user_for_login(db):
     return User.objects.create_user("opsadmin", "ops@example.com", "pw-for-tests-123")
 
 
-# --- structured logs (S10's log half) ---------------------------------------------------------
+# --- structured logs --------------------------------------------------------------------------
 
 
 def _record(message: str, *args, **extra) -> logging.LogRecord:

@@ -1,4 +1,4 @@
-"""S3: a rate limit per API key. Twice the quota on one key: the excess is 429 with Retry-After;
+"""A rate limit per API key. Twice the quota on one key: the excess is 429 with Retry-After;
 other keys are unaffected; a new window lets the key in again; a cache that cannot count lets
 requests through (the limiter must never take the service down).
 
@@ -24,7 +24,7 @@ WINDOW = 60
 
 
 @pytest.fixture
-def limited(settings, clean_cache, monkeypatch):
+def limited(settings, empty_cache, monkeypatch):
     settings.API_RATE_LIMIT = QUOTA
     settings.API_RATE_WINDOW_SECONDS = WINDOW
     clock = {"now": 1_800_000_000.0 + 15}  # 15 s into a window (the epoch is window-aligned)
@@ -72,7 +72,7 @@ def test_requests_without_a_valid_key_are_401_not_counted(limited, make_api_key)
         assert anonymous.get("/sessions").status_code == 401
 
 
-def test_zero_turns_the_limit_off(settings, clean_cache, make_api_key):
+def test_zero_turns_the_limit_off(settings, empty_cache, make_api_key):
     settings.API_RATE_LIMIT = 0
     api = ApiClient(Client(), make_api_key("read"))
     assert all(api.get("/sessions").status_code == 200 for _ in range(20))
@@ -100,7 +100,7 @@ def test_a_counter_expiring_between_add_and_incr_restarts_at_one(limited, monkey
 
 
 def closed_port() -> int:
-    from reliability_support import free_port
+    from tests.support.live_processes import free_port
 
     return free_port()  # bound, then released: nothing listens there
 
