@@ -9,7 +9,7 @@ import pytest
 from sessions_api.lifecycle import batches, expiry
 from sessions_api.lifecycle.stuck import detect_stuck_sessions
 from sessions_api.models import Session
-from tests.workers.conftest import T0, ingest, picoflow_doc
+from tests.support.job_sessions import T0, ingest, picoflow_doc
 
 pytestmark = pytest.mark.django_db
 LATER = T0 + timedelta(days=30)

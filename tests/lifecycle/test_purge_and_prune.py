@@ -19,7 +19,7 @@ from sessions_api.models import (
     SessionError,
     ToolCallRecord,
 )
-from tests.workers.conftest import T0, ingest, picoflow_doc
+from tests.support.job_sessions import T0, ingest, picoflow_doc
 from workers import runs as jobs
 
 pytestmark = pytest.mark.django_db

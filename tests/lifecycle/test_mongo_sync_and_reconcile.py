@@ -19,7 +19,7 @@ from sessions_api.lifecycle import reconcile
 from sessions_api.models import DocumentBody, DocumentVersion, JobState, Session
 from sessions_api.storage.mongo import MongoDocumentStore
 from sessions_api.storage.orm import OrmDocumentStore
-from tests.workers.conftest import T0, picoflow_doc
+from tests.support.job_sessions import T0, picoflow_doc
 
 pytestmark = pytest.mark.django_db
 NOW = T0 + timedelta(days=1)

@@ -25,7 +25,7 @@ from sessions_api.models import (
     SessionError,
     ToolCallRecord,
 )
-from tests.workers.conftest import T0
+from tests.support.job_sessions import T0
 
 pytestmark = pytest.mark.django_db
 LATER = T0 + timedelta(days=30)

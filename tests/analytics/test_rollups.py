@@ -12,7 +12,7 @@ from sessions_api.analytics import overview as analytics
 from sessions_api.analytics import rollups
 from sessions_api.lifecycle import expiry, purge
 from sessions_api.models import JobState, ModelPrice, RollupBucket, Session
-from tests.workers.conftest import T0, ingest, picoflow_doc
+from tests.support.job_sessions import T0, ingest, picoflow_doc
 
 pytestmark = pytest.mark.django_db
 NOW = T0 + timedelta(days=1)
