@@ -35,5 +35,5 @@ api = NinjaAPI(
 )
 install_error_handlers(api)
 api.add_router("", sessions_router)
-api.add_router("", "sessions_api.api.documents.router")  # agents load and save (issue 6)
+api.add_router("", "sessions_api.api.documents.router")  # agents load and save their session
 api.add_router("", "sessions_api.api.editing.router")  # audit, checkpoints, restore, branch

@@ -2,7 +2,7 @@
 
 Everything the project caches (parsed versions, timeline windows, filter suggestions, the rate
 limiter's counters) can be rebuilt or skipped, so when Redis does not answer a read is a miss,
-a write is dropped, and the request goes on (RELIABILITY F3: the request path never waits on
+a write is dropped, and the request goes on (the request path never waits on
 the broker). After a failure the cache stays bypassed for ``RETRY_SECONDS`` (OPTIONS
 ``retry_after``, default 5) so that a dead Redis costs one short timeout per process per
 period, not one per call. A warning is logged once per outage.

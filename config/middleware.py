@@ -1,4 +1,4 @@
-"""The correlation id of every request (RELIABILITY S10).
+"""The correlation id of every request.
 
 ``X-Request-ID`` from the client or the load balancer is kept when it is a short token of safe
 characters; otherwise a new one is made. It is set on the response, on ``request.request_id``,

@@ -1,4 +1,4 @@
-"""Settings: one module, driven by environment variables (DESIGN.md, "Configuration").
+"""Settings: one module, driven by environment variables (README.md, "Configuration").
 
 With no environment at all this runs the embedded default: SQLite under DATA_DIR, the `orm`
 document store, a filesystem broker for Celery, and a dev-only secret key. Production
@@ -63,7 +63,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: the correlation id (X-Request-ID) covers every response and log line (S10).
+    # First: the correlation id (X-Request-ID) covers every response and log line.
     "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -73,7 +73,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Dashboard: a Content-Security-Policy header on every response (RELIABILITY.md S4).
+    # Dashboard: a Content-Security-Policy header on every response.
     "dashboard.middleware.ContentSecurityPolicyMiddleware",
 ]
 
@@ -99,7 +99,7 @@ TEMPLATES = [
 # --- Database (the session index, auth, audit, job runs) --------------------------------------
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'observatory.sqlite3'}"
-# Persistent connections: PERFORMANCE.md measured 3-6x faster SQLite ingest with them.
+# Persistent connections: SQLite ingest measured 3-6x faster with them.
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
@@ -125,7 +125,7 @@ _STORE_BACKENDS = {
         "OPTIONS": {
             "url": MONGODB_URL,
             "database": MONGODB_DB,
-            # RELIABILITY F5: an unreachable MongoDB is a 503 with Retry-After within 2 s.
+            # An unreachable MongoDB is a 503 with Retry-After within 2 s.
             "server_selection_timeout_ms": env_int("MONGODB_TIMEOUT_MS", 1000),
             "socket_timeout_ms": env_int("MONGODB_SOCKET_TIMEOUT_MS", 10_000),
         },
@@ -137,7 +137,7 @@ if SESSION_STORE == "mongo" and not MONGODB_URL:
     raise ImproperlyConfigured("SESSION_STORE=mongo needs MONGODB_URL")
 DOCUMENT_STORE = _STORE_BACKENDS[SESSION_STORE]
 
-# --- Ingestion limits (HOSTILE.md) ------------------------------------------------------------
+# --- Ingestion limits ------------------------------------------------------------------------
 
 INGEST_MAX_DOCUMENT_BYTES = env_int("INGEST_MAX_DOCUMENT_BYTES", 10 * 1024 * 1024)
 INGEST_MAX_BATCH_BYTES = env_int("INGEST_MAX_BATCH_BYTES", 50 * 1024 * 1024)
@@ -156,7 +156,7 @@ if REDIS_URL:
     CACHES = {
         "default": {
             # Django's RedisCache that treats an outage as a miss (config/cache.py): the cache
-            # is never a reason for a 500 or a slow request (RELIABILITY F3).
+            # is never a reason for a 500 or a slow request.
             "BACKEND": "config.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "observatory",
@@ -228,8 +228,8 @@ CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-# RELIABILITY S3: requests per key per window (0: off). Generous by default (above the B1
-# benchmark's 800 docs/s); lower it per deployment. See sessions_api/api/ratelimit.py.
+# Requests per API key per window (0: off). Generous by default (above the single-ingest
+# benchmark's 800 docs/s target); lower it per deployment. See sessions_api/api/ratelimit.py.
 API_RATE_LIMIT = env_int("API_RATE_LIMIT", 60_000)
 # Seconds a verified API key is remembered in the cache (0: look it up on every request).
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5)

@@ -103,8 +103,8 @@ class TieredPolicy:
         """Sessions whose ``fields`` are all at least their tier's duration before ``now``.
 
         One OR-ed condition per rule, so the database (not Python) decides, and the same
-        condition can be re-checked inside the UPDATE or DELETE that acts on it (RELIABILITY
-        I5: a session that moved on since it was selected no longer matches). None when no
+        condition can be re-checked inside the UPDATE or DELETE that acts on it (a
+        session that moved on since it was selected no longer matches). None when no
         rule is on.
         """
         agents = list(self.by_agent)

@@ -1,7 +1,7 @@
 """The canonical session: plain typed values every format adapter maps onto.
 
 Standard library only (no Django): adapters, storage and the REST layer all speak these types.
-FORMATS.md section 1 is the specification; field names follow it.
+sessions_api/formats/README.md describes how each framework maps onto these values.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class Session(models.Model):
     search_text = models.TextField(blank=True, default="")
     warnings = models.JSONField(default=list, blank=True)
 
-    # Editing (issue 6; sessions_api/editing/services.py writes these, every change audited).
+    # Editing: written only by sessions_api/editing/, every change audited.
     tags = models.JSONField(default=list, blank=True)
     notes = models.TextField(blank=True, default="")
     # An expiry an editor set for a format whose document records none; survives new versions.
@@ -351,7 +351,7 @@ class JobState(models.Model):
         return self.name
 
 
-# --- editing: audit log and checkpoints (issue 6) ---------------------------------------------
+# --- editing: audit log and checkpoints -------------------------------------------------------
 
 
 class AuditEntry(models.Model):

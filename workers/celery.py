@@ -3,7 +3,7 @@
 Redis when REDIS_URL is set; otherwise the embedded filesystem broker under DATA_DIR, so the
 README's run command needs no services.
 
-Reliability (RELIABILITY F2-F4): tasks are acknowledged after they finish (``acks_late``) and
+Reliability: tasks are acknowledged after they finish (``acks_late``) and
 handed back when their worker dies (``task_reject_on_worker_lost``); on Redis an unacknowledged
 message comes back after ``visibility_timeout`` (CELERY_VISIBILITY_TIMEOUT, default 2 hours:
 longer than any task's time limit and any retry countdown, so a slow task is never delivered

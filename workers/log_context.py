@@ -1,5 +1,5 @@
-"""Worker and beat logs in the web's format, carrying a correlation id (RELIABILITY: structured
-JSON logs with a correlation id, for every process, not only the web).
+"""Worker and beat logs in the web's format, carrying a correlation id: structured
+JSON logs with a correlation id for every process, not only the web.
 
 - Celery configures logging itself unless a ``setup_logging`` receiver exists; ours applies
   Django's ``LOGGING`` instead, so workers and beat write the same JSON lines (plain text when

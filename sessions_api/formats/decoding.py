@@ -141,7 +141,7 @@ _STRING_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 
 
 def _check_breadth_before_parsing(text: str, limits: DecodeLimits) -> None:
-    """Refuse a document with too many values before building it (V6: a million-element array
+    """Refuse a document with too many values before building it (a million-element array
     costs seconds to parse and walk, and memory, for nothing).
 
     Every value but the first in a container is preceded by a comma outside any string, so

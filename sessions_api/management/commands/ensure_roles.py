@@ -1,4 +1,4 @@
-"""manage.py ensure_roles: the dashboard's groups exist (DESIGN.md section 2, "Auth")."""
+"""manage.py ensure_roles: the dashboard's groups exist (viewer, editor, admin)."""
 
 from __future__ import annotations
 
