@@ -853,7 +853,7 @@ def test_ambiguous_document_detection_is_deterministic_or_422(api, stored):
         one["format"],
         one["detected_by"],
     )
-    # The answer names the rule that fired (FORMATS.md section 2) and that rule's format.
+    # The answer names the rule that fired (sessions_api/formats/README.md) and that rule's format.
     assert one["detected_by"].startswith("rule ")
     detail = api.get(f"/sessions/{one['id']}").json()
     assert detail["detected_by"] == one["detected_by"]

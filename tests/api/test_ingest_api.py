@@ -252,7 +252,7 @@ def test_revision_conflict_in_a_batch_fails_that_item_only(api):
 
 # --- documents without an id --------------------------------------------------------------
 
-# An id-less Chat Completions transcript. The tool call keeps it out of FORMATS.md rule 7 (Agents
+# An id-less Chat Completions transcript. The tool call keeps it out of detection rule 7 (Agents
 # SDK items: bare {role, content} lists without tool_calls), so rule 16 (openai_chat) detects it.
 TRANSCRIPT = [
     {"role": "user", "content": "2 + 2?"},

@@ -1,4 +1,4 @@
-"""The agentflow adapter: detection (rule 9), mapping (FORMATS.md §3.7) against the fixtures the
+"""The agentflow adapter: detection (rule 9), mapping against the fixtures the
 real gittielabs-agentflow library produced (tests/fixtures/manifest.json), and bad input.
 
 The FileSystemStorage folder itself is imported by tests/test_import_agentflow.py."""

@@ -1,4 +1,4 @@
-"""The anthropic adapter: detection (rule 15), mapping (FORMATS.md §3.8) and bad input.
+"""The anthropic adapter: detection (rule 15), mapping and bad input.
 
 Fixtures come from the real ``anthropic`` types (tests/fixtures/generate/); expected counts are
 read from tests/fixtures/manifest.json. The manifest counts a user message holding tool_result

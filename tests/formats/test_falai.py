@@ -1,4 +1,4 @@
-"""The falai adapter: detection (rule 10), mapping (FORMATS.md §3.5) against the hand-made
+"""The falai adapter: detection (rule 10), mapping against the hand-made
 @falai/agent fixtures (tests/fixtures/manifest.json), and bad input."""
 
 from __future__ import annotations

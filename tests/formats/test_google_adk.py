@@ -1,4 +1,4 @@
-"""The google_adk adapter: detection (rules 2-4), mapping (FORMATS.md §3.4) and bad input.
+"""The google_adk adapter: detection (rules 2-4), mapping and bad input.
 
 Every manifest fixture of the format is checked against the counts the generator took from the
 real library (tests/fixtures/manifest.json).

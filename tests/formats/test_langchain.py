@@ -1,4 +1,4 @@
-"""The langchain adapter: detection (rules 8, 12-14), mapping (FORMATS.md §3.2) and bad input.
+"""The langchain adapter: detection (rules 8, 12-14), mapping and bad input.
 
 The fixtures come from the real libraries (tests/fixtures/generate/); their expected counts are
 read from tests/fixtures/manifest.json. Checkpoint ids, created_at and ToolMessage ids change
@@ -46,7 +46,7 @@ from sessions_api.formats.pairing import count_recorded_tool_errors
 from sessions_api.sessions.timeline import build_timeline
 
 ENTRIES = {e["path"]: e for e in manifest_entries("langchain")}
-# fixture -> (FORMATS.md §2 rule, variant)
+# fixture -> (detection rule, variant)
 SHAPES = {
     "langchain/messages_to_dict.json": (12, "messages_to_dict"),
     "langchain/model_dump.json": (14, "model_dump"),

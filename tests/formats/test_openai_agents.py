@@ -1,4 +1,4 @@
-"""The openai_agents adapter: detection (rules 5-7), mapping (FORMATS.md §3.3) and bad input.
+"""The openai_agents adapter: detection (rules 5-7), mapping and bad input.
 
 Every manifest fixture of the format is checked against the counts the generator took from the
 real library (tests/fixtures/manifest.json); ids and timestamps that vary between runs are read

@@ -1,4 +1,4 @@
-"""The openai_chat adapter: detection (rule 16), mapping (FORMATS.md §3.8) and bad input."""
+"""The openai_chat adapter: detection (rule 16), mapping and bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The praisonai adapter: detection (rule 11), mapping (FORMATS.md §3.6) against the fixtures the
+"""The praisonai adapter: detection (rule 11), mapping against the fixtures the
 real praisonaiagents library wrote (tests/fixtures/manifest.json), and bad input."""
 
 from __future__ import annotations
