@@ -18,8 +18,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from sessions_api.access import keys, roles
+from sessions_api.editing import document as editing
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
 from sessions_api.errors import (
     EditError,
     InvalidDocument,

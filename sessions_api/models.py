@@ -74,7 +74,7 @@ class Session(models.Model):
     search_text = models.TextField(blank=True, default="")
     warnings = models.JSONField(default=list, blank=True)
 
-    # Editing (issue 6; sessions_api/editing/services.py writes these, every change audited).
+    # Editing (sessions_api/editing/ writes these, every change audited).
     tags = models.JSONField(default=list, blank=True)
     notes = models.TextField(blank=True, default="")
     # An expiry an editor set for a format whose document records none; survives new versions.

@@ -9,7 +9,7 @@ from datetime import datetime
 from django import forms
 
 from dashboard.forms.common import parse_moment
-from sessions_api.editing import services as editing
+from sessions_api.editing import document as editing
 
 MAX_VERSION = 2**31 - 1  # larger numbers cannot be versions (32-bit columns)
 

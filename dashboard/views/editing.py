@@ -38,8 +38,8 @@ from dashboard.forms.editing import (
     problem_text,
 )
 from sessions_api.access import roles
+from sessions_api.editing import document as editing
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
 from sessions_api.errors import (
     EditError,
     InvalidDocument,

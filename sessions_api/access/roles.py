@@ -21,8 +21,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils import timezone
 
-from sessions_api.editing import services as editing
-from sessions_api.editing.services import Actor
+from sessions_api.editing import document as editing
+from sessions_api.editing.document import Actor
 from sessions_api.models import ApiKey
 
 VIEWER, EDITOR, ADMIN = "viewer", "editor", "admin"

@@ -34,8 +34,8 @@ from sessions_api.api.auth import ApiKeyAuth
 from sessions_api.api.errors import etag_of
 from sessions_api.api.schemas import ErrorOut, WarningOut
 from sessions_api.api.sessions import read_json_body
+from sessions_api.editing import document as editing
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
 from sessions_api.errors import InvalidRequest, NotFound
 from sessions_api.formats.decoding import decode_document
 from sessions_api.formats.editing import parse_patch

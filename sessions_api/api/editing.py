@@ -22,8 +22,8 @@ from sessions_api.api.documents import (
 )
 from sessions_api.api.documents import SaveOut as EditOut
 from sessions_api.api.errors import etag_of
+from sessions_api.editing import document as editing
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
 from sessions_api.errors import InvalidRequest, NotFound
 from sessions_api.sessions import selectors
 

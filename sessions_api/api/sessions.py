@@ -24,7 +24,7 @@ from sessions_api.api.schemas import (
     TimelineOut,
     VersionsOut,
 )
-from sessions_api.editing import services as editing
+from sessions_api.editing import document as editing
 from sessions_api.errors import BodyNotFound, InvalidRequest, NotFound
 from sessions_api.formats import FORMAT_IDS
 from sessions_api.ingest import services

@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
+from sessions_api.editing import document as editing
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
 from sessions_api.models import AuditEntry, Session
 from sessions_api.sessions import selectors
 from tests.editing.conftest import EDITOR, fixture_bytes

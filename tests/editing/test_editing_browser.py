@@ -13,8 +13,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from sessions_api.editing import document as editing
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
 from sessions_api.ingest import services
 from tests.chromium import require_playwright
 from tests.editing.conftest import EDITOR, make_user, picoflow_body

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
+from sessions_api.editing import document as editing
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
 from sessions_api.errors import (
     BranchExists,
     CheckpointExists,
