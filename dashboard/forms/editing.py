@@ -9,7 +9,8 @@ from datetime import datetime
 from django import forms
 
 from dashboard.forms.common import parse_moment
-from sessions_api.editing import document as editing
+from sessions_api.editing.annotations import MAX_NOTES_CHARS
+from sessions_api.editing.audit import MAX_REASON_CHARS
 
 MAX_VERSION = 2**31 - 1  # larger numbers cannot be versions (32-bit columns)
 
@@ -18,7 +19,7 @@ class VersionedEditForm(forms.Form):
     """What every edit of the session's state carries: why, and the version it was made on (a
     stale one gets the conflict page, never a silent overwrite)."""
 
-    reason = forms.CharField(max_length=editing.MAX_REASON_CHARS)
+    reason = forms.CharField(max_length=MAX_REASON_CHARS)
     expected_version = forms.IntegerField(min_value=1, max_value=MAX_VERSION)
 
 
@@ -53,7 +54,7 @@ class HoldForm(VersionedEditForm):
 
 class AnnotationsForm(VersionedEditForm):
     tags = forms.CharField(required=False, max_length=2000)
-    notes = forms.CharField(required=False, max_length=editing.MAX_NOTES_CHARS, strip=False)
+    notes = forms.CharField(required=False, max_length=MAX_NOTES_CHARS, strip=False)
 
 
 class RevertForm(VersionedEditForm):
@@ -67,17 +68,17 @@ class RestoreForm(VersionedEditForm):
 class CheckpointForm(forms.Form):
     name = forms.CharField(max_length=100)
     version = forms.IntegerField(min_value=1, max_value=MAX_VERSION, required=False)
-    note = forms.CharField(required=False, max_length=editing.MAX_REASON_CHARS)
+    note = forms.CharField(required=False, max_length=MAX_REASON_CHARS)
 
 
 class BranchForm(forms.Form):
-    reason = forms.CharField(max_length=editing.MAX_REASON_CHARS)
+    reason = forms.CharField(max_length=MAX_REASON_CHARS)
     version = forms.IntegerField(min_value=1, max_value=MAX_VERSION, required=False)
     new_id = forms.CharField(required=False, max_length=200)
 
 
 class DeleteForm(forms.Form):
-    reason = forms.CharField(max_length=editing.MAX_REASON_CHARS)
+    reason = forms.CharField(max_length=MAX_REASON_CHARS)
     confirm = forms.BooleanField()
 
 

@@ -38,8 +38,9 @@ from dashboard.forms.editing import (
     problem_text,
 )
 from sessions_api.access import roles
-from sessions_api.editing import document as editing
+from sessions_api.editing import annotations, document, lineage
 from sessions_api.editing import selectors as editing_selectors
+from sessions_api.editing.values import EditOutcome
 from sessions_api.errors import (
     EditError,
     InvalidDocument,
@@ -148,7 +149,7 @@ def save_part(request: HttpRequest, session_id: str) -> HttpResponse:
         )
     try:
         if data["part"] == editing_selectors.DOCUMENT_PART:
-            outcome = editing.save_document(
+            outcome = document.save_document(
                 session_id=record.id,
                 body=data["value"].encode("utf-8"),
                 expected_version=data["expected_version"],
@@ -157,7 +158,7 @@ def save_part(request: HttpRequest, session_id: str) -> HttpResponse:
                 now=timezone.now(),
             )
         else:
-            outcome = editing.edit_state(
+            outcome = document.edit_state(
                 session_id=record.id,
                 part=data["part"],
                 value=value,
@@ -238,7 +239,7 @@ def save_status(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         StatusForm,
         attempted="edit the status",
-        call=lambda edit, d, form: editing.edit_status(status=d["status"], **edit),
+        call=lambda edit, d, form: document.edit_status(status=d["status"], **edit),
     )
 
 
@@ -250,7 +251,7 @@ def save_expiry(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         ExpiryForm,
         attempted="set the expiry",
-        call=lambda edit, d, form: editing.set_expiry(expires_at=form.expiry(), **edit),
+        call=lambda edit, d, form: document.set_expiry(expires_at=form.expiry(), **edit),
     )
 
 
@@ -262,7 +263,7 @@ def save_hold(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         HoldForm,
         attempted="hold or release",
-        call=lambda edit, d, form: editing.set_hold(on_hold=d["on_hold"] == "1", **edit),
+        call=lambda edit, d, form: document.set_hold(on_hold=d["on_hold"] == "1", **edit),
     )
 
 
@@ -270,8 +271,8 @@ def save_hold(request: HttpRequest, session_id: str) -> HttpResponse:
 @require_POST
 def save_annotations(request: HttpRequest, session_id: str) -> HttpResponse:
     def call(edit: dict[str, Any], d: dict[str, Any], form: forms.Form) -> Any:
-        tags = editing.set_tags(tags=list(d["tags"].split(",")), **edit)
-        notes = editing.set_notes(notes=d["notes"], **edit)
+        tags = annotations.set_tags(tags=list(d["tags"].split(",")), **edit)
+        notes = annotations.set_notes(notes=d["notes"], **edit)
         return notes if notes.changed else tags
 
     return _form_save(
@@ -287,7 +288,7 @@ def revert(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         RevertForm,
         attempted="revert",
-        call=lambda edit, d, form: editing.revert_to_version(version=d["version"], **edit),
+        call=lambda edit, d, form: lineage.revert_to_version(version=d["version"], **edit),
     )
 
 
@@ -299,7 +300,7 @@ def restore(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         RestoreForm,
         attempted="restore a checkpoint",
-        call=lambda edit, d, form: editing.restore_checkpoint(name=d["checkpoint"], **edit),
+        call=lambda edit, d, form: lineage.restore_checkpoint(name=d["checkpoint"], **edit),
     )
 
 
@@ -314,7 +315,7 @@ def create_checkpoint(request: HttpRequest, session_id: str) -> HttpResponse:
         return redirect(_back(request, record))
     data = form.cleaned_data
     try:
-        outcome = editing.create_checkpoint(
+        outcome = lineage.create_checkpoint(
             session_id=record.id,
             name=data["name"],
             version=data.get("version"),
@@ -340,7 +341,7 @@ def branch(request: HttpRequest, session_id: str) -> HttpResponse:
         return redirect(_back(request, record))
     data = form.cleaned_data
     try:
-        outcome = editing.branch_session(
+        outcome = lineage.branch_session(
             session_id=record.id,
             version=data.get("version"),
             new_id=data.get("new_id") or None,
@@ -367,7 +368,7 @@ def delete(request: HttpRequest, session_id: str) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Give a reason and tick the confirmation to delete.")
         return redirect(_back(request, record))
-    editing.delete_session(
+    lineage.delete_session(
         session_id=record.id, actor=actor, reason=form.cleaned_data["reason"], now=timezone.now()
     )
     messages.success(request, f"Deleted session {record.external_id} with every version.")
@@ -383,7 +384,7 @@ def _form_save(
     form_class: type[VersionedEditForm],
     *,
     attempted: str,
-    call: Callable[[dict[str, Any], dict[str, Any], Any], editing.EditOutcome],
+    call: Callable[[dict[str, Any], dict[str, Any], Any], EditOutcome],
 ) -> HttpResponse:
     """Validate a small form, call its service, and answer: back to the editor with a message,
     or the conflict page when the form was stale. ``call(edit, data, form)`` gets in ``edit``
@@ -469,7 +470,7 @@ def _back(request: HttpRequest, record: SessionRecord) -> str:
     return reverse("dashboard:session_edit", args=[record.id])
 
 
-def _flash_saved(request: HttpRequest, outcome: editing.EditOutcome) -> None:
+def _flash_saved(request: HttpRequest, outcome: EditOutcome) -> None:
     if not outcome.changed:
         messages.info(request, "Nothing changed: the result equals the latest version.")
     elif outcome.diff and outcome.diff[0].get("path", "").startswith("/session/"):

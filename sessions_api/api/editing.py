@@ -22,7 +22,7 @@ from sessions_api.api.documents import (
 )
 from sessions_api.api.documents import SaveOut as EditOut
 from sessions_api.api.errors import etag_of
-from sessions_api.editing import document as editing
+from sessions_api.editing import lineage
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.errors import InvalidRequest, NotFound
 from sessions_api.sessions import selectors
@@ -162,7 +162,7 @@ def list_checkpoints(request: HttpRequest, session_id: str):
 )
 def create_checkpoint(request: HttpRequest, session_id: str, payload: CheckpointIn):
     """Pinned versions are never pruned. Names are unique per session (409 otherwise)."""
-    outcome = editing.create_checkpoint(
+    outcome = lineage.create_checkpoint(
         session_id=session_id,
         name=payload.name,
         version=payload.version,
@@ -199,7 +199,7 @@ def restore(request: HttpRequest, response: HttpResponse, session_id: str, paylo
     actor = roles.actor_for_key(request.auth)
     reason = payload.reason or header_reason(request)
     if payload.checkpoint is not None:
-        outcome = editing.restore_checkpoint(
+        outcome = lineage.restore_checkpoint(
             session_id=session_id,
             name=payload.checkpoint,
             expected_version=expected,
@@ -208,7 +208,7 @@ def restore(request: HttpRequest, response: HttpResponse, session_id: str, paylo
             now=timezone.now(),
         )
     else:
-        outcome = editing.revert_to_version(
+        outcome = lineage.revert_to_version(
             session_id=session_id,
             version=payload.version or 0,
             expected_version=expected,
@@ -228,7 +228,7 @@ def restore(request: HttpRequest, response: HttpResponse, session_id: str, paylo
 def branch(request: HttpRequest, response: HttpResponse, session_id: str, payload: BranchIn):
     """A new session whose first version is the chosen version, with a new id; both sessions
     show the link (``GET /sessions/{id}`` of either; the dashboard's session page)."""
-    outcome = editing.branch_session(
+    outcome = lineage.branch_session(
         session_id=session_id,
         version=payload.version,
         new_id=payload.id,

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from sessions_api.editing import document as editing
+from sessions_api.editing import annotations, document, lineage, values
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.errors import (
     BranchExists,
@@ -43,8 +43,8 @@ pytestmark = pytest.mark.django_db
 
 
 def latest_doc(session_id: str):
-    document = editing_selectors.get_latest_document(session_id=session_id)
-    return document.version, json.loads(document.body)
+    latest = editing_selectors.get_latest_document(session_id=session_id)
+    return latest.version, json.loads(latest.body)
 
 
 # --- every editable part of every format, parsed again by its adapter -------------------------
@@ -60,7 +60,7 @@ def test_every_part_edit_is_stored_in_the_framework_shape_and_reparsed(name, ing
         version, doc = latest_doc(session_id)
         old = document_editors.get_part(format_id, doc, part.key)
         new = {**(old if isinstance(old, dict) else {}), "edited": {"by": "test", "n": step}}
-        outcome = editing.edit_state(
+        outcome = document.edit_state(
             session_id=session_id,
             part=part.key,
             value=new,
@@ -95,7 +95,7 @@ def test_every_status_edit_is_reparsed_with_the_new_status(name, ingest, now):
     statuses = editing_selectors.editor_view(session_id=session_id).capabilities.statuses
     for offset, status in enumerate(statuses, start=1):
         version, _ = latest_doc(session_id)
-        outcome = editing.edit_status(
+        outcome = document.edit_status(
             session_id=session_id,
             status=status,
             expected_version=version,
@@ -119,7 +119,7 @@ def test_formats_without_editable_state_say_so(name, ingest, now):
     assert view.capabilities.parts == ()
     assert view.capabilities.reason
     with pytest.raises(document_editors.NotEditable) as refused:
-        editing.edit_state(
+        document.edit_state(
             session_id=session_id,
             part="state",
             value={},
@@ -141,7 +141,7 @@ def test_picoflow_step_edit_keeps_save_stamp_and_bumps_revision(picoflow_session
         if p.kind == "step"
     )
     later = now + timedelta(minutes=5)
-    editing.edit_state(
+    document.edit_state(
         session_id=picoflow_session,
         part=step_key,
         value={"turns": 9, "fixed": True},
@@ -158,7 +158,7 @@ def test_picoflow_step_edit_keeps_save_stamp_and_bumps_revision(picoflow_session
     assert stored["saveOn"] == state["_saveOn"]
     # Framework-managed keys cannot be set through the editor.
     with pytest.raises(document_editors.NotEditable):
-        editing.edit_state(
+        document.edit_state(
             session_id=picoflow_session,
             part=step_key,
             value={"_saveOn": "x"},
@@ -171,7 +171,7 @@ def test_picoflow_step_edit_keeps_save_stamp_and_bumps_revision(picoflow_session
 
 def test_an_edit_that_breaks_the_document_is_refused_and_nothing_is_stored(chat_session, now):
     with pytest.raises(InvalidDocument):
-        editing.edit_state(
+        document.edit_state(
             session_id=chat_session,
             part="state",
             value=["variables", "must", "be", "an", "object"],
@@ -181,7 +181,7 @@ def test_an_edit_that_breaks_the_document_is_refused_and_nothing_is_stored(chat_
             now=now,
         )
     with pytest.raises(InvalidDocument):
-        editing.save_document(
+        document.save_document(
             session_id=chat_session,
             body=openai_chat_body("another-session-id"),
             expected_version=1,
@@ -190,7 +190,7 @@ def test_an_edit_that_breaks_the_document_is_refused_and_nothing_is_stored(chat_
             now=now,
         )
     with pytest.raises(RejectedDocument):
-        editing.save_document(
+        document.save_document(
             session_id=chat_session,
             body=b'{"messages": [NaN]}',
             expected_version=1,
@@ -205,7 +205,7 @@ def test_an_edit_that_breaks_the_document_is_refused_and_nothing_is_stored(chat_
 def test_a_reason_is_required(chat_session, now):
     for reason in ("", "   ", None):
         with pytest.raises(ReasonRequired):
-            editing.edit_state(
+            document.edit_state(
                 session_id=chat_session,
                 part="state",
                 value={"x": 1},
@@ -218,7 +218,7 @@ def test_a_reason_is_required(chat_session, now):
 
 
 def test_a_stale_version_is_a_conflict_with_a_diff_and_nothing_is_written(chat_session, now):
-    first = editing.edit_state(
+    first = document.edit_state(
         session_id=chat_session,
         part="state",
         value={"plan": "pro"},
@@ -229,7 +229,7 @@ def test_a_stale_version_is_a_conflict_with_a_diff_and_nothing_is_written(chat_s
     )
     assert first.version == 2
     with pytest.raises(VersionConflict) as conflict:
-        editing.edit_state(
+        document.edit_state(
             session_id=chat_session,
             part="state",
             value={"plan": "free"},
@@ -248,7 +248,7 @@ def test_a_stale_version_is_a_conflict_with_a_diff_and_nothing_is_written(chat_s
 
 
 def test_a_save_equal_to_the_latest_changes_nothing(chat_session, now):
-    outcome = editing.edit_state(
+    outcome = document.edit_state(
         session_id=chat_session,
         part="state",
         value={"plan": "basic"},
@@ -265,7 +265,7 @@ def test_picoflow_v15_whole_document_save_must_carry_a_new_revision(picoflow_ses
     _, doc = latest_doc(picoflow_session)
     doc["runStatus"] = "completed"
     with pytest.raises(RevisionConflict):
-        editing.save_document(
+        document.save_document(
             session_id=picoflow_session,
             body=json.dumps(doc).encode(),
             expected_version=1,
@@ -274,7 +274,7 @@ def test_picoflow_v15_whole_document_save_must_carry_a_new_revision(picoflow_ses
             now=now,
         )
     doc["revision"] += 1
-    outcome = editing.save_document(
+    outcome = document.save_document(
         session_id=picoflow_session,
         body=json.dumps(doc).encode(),
         expected_version=1,
@@ -300,7 +300,7 @@ def test_patch_picoflow_appends_to_the_current_step_and_merges_its_state(picoflo
         state={"turns": None, "mood": "good"},
         status="completed",
     )
-    outcome = editing.patch_document(
+    outcome = document.patch_document(
         session_id=picoflow_session,
         patch=patch,
         expected_version=1,
@@ -326,7 +326,7 @@ def test_patch_picoflow_named_step_and_namespace(picoflow_session, now):
     patch = document_editors.DocumentPatch(
         state={"note": "x"}, step="Search", namespace="Search", messages=[]
     )
-    editing.patch_document(
+    document.patch_document(
         session_id=picoflow_session,
         patch=patch,
         expected_version=1,
@@ -337,7 +337,7 @@ def test_patch_picoflow_named_step_and_namespace(picoflow_session, now):
     _, after = latest_doc(picoflow_session)
     assert next(s for s in after["flow"]["steps"] if s["name"] == "Search")["state"]["note"] == "x"
     with pytest.raises(document_editors.NotEditable):
-        editing.patch_document(
+        document.patch_document(
             session_id=picoflow_session,
             patch=document_editors.DocumentPatch(state={"a": 1}, step="Nope"),
             expected_version=2,
@@ -348,7 +348,7 @@ def test_patch_picoflow_named_step_and_namespace(picoflow_session, now):
 
 
 def test_patch_openai_chat_and_langchain(ingest, chat_session, now):
-    editing.patch_document(
+    document.patch_document(
         session_id=chat_session,
         patch=document_editors.DocumentPatch(
             messages=[{"role": "user", "content": "and now?"}], state={"plan": "pro"}
@@ -364,7 +364,7 @@ def test_patch_openai_chat_and_langchain(ingest, chat_session, now):
 
     lc = ingest(fixture_bytes("langchain/thread_state.json"))
     _, before = latest_doc(lc)
-    editing.patch_document(
+    document.patch_document(
         session_id=lc,
         patch=document_editors.DocumentPatch(
             messages=[{"type": "human", "content": "thanks", "id": "h-new"}],
@@ -381,7 +381,7 @@ def test_patch_openai_chat_and_langchain(ingest, chat_session, now):
     assert after["values"]["reviewed"] is True
     # A status the format cannot record is refused.
     with pytest.raises(document_editors.NotEditable):
-        editing.patch_document(
+        document.patch_document(
             session_id=lc,
             patch=document_editors.DocumentPatch(status="completed"),
             expected_version=2,
@@ -393,7 +393,7 @@ def test_patch_openai_chat_and_langchain(ingest, chat_session, now):
 
 def test_patched_messages_that_break_the_format_are_refused(chat_session, now):
     with pytest.raises(InvalidDocument):
-        editing.patch_document(
+        document.patch_document(
             session_id=chat_session,
             patch=document_editors.DocumentPatch(messages=[{"role": 7, "content": "x"}]),
             expected_version=1,
@@ -408,7 +408,7 @@ def test_patched_messages_that_break_the_format_are_refused(chat_session, now):
 
 
 def test_hold_tags_notes_are_audited_without_a_new_version(chat_session, now):
-    editing.set_hold(
+    document.set_hold(
         session_id=chat_session,
         on_hold=True,
         expected_version=1,
@@ -416,7 +416,7 @@ def test_hold_tags_notes_are_audited_without_a_new_version(chat_session, now):
         reason="investigating",
         now=now,
     )
-    editing.set_tags(
+    annotations.set_tags(
         session_id=chat_session,
         tags=[" vip ", "bug-123", "vip", ""],
         expected_version=1,
@@ -424,7 +424,7 @@ def test_hold_tags_notes_are_audited_without_a_new_version(chat_session, now):
         reason="triage",
         now=now,
     )
-    editing.set_notes(
+    annotations.set_notes(
         session_id=chat_session,
         notes="Customer called twice.",
         expected_version=1,
@@ -441,7 +441,7 @@ def test_hold_tags_notes_are_audited_without_a_new_version(chat_session, now):
     assert tag_entry.diff == [
         {"op": "replace", "path": "/session/tags", "value": ["vip", "bug-123"], "old": []}
     ]
-    release = editing.set_hold(
+    release = document.set_hold(
         session_id=chat_session,
         on_hold=False,
         expected_version=1,
@@ -452,7 +452,7 @@ def test_hold_tags_notes_are_audited_without_a_new_version(chat_session, now):
     assert release.changed and AuditEntry.objects.filter(action="release").count() == 1
     # Index edits check the version too.
     with pytest.raises(VersionConflict):
-        editing.set_notes(
+        annotations.set_notes(
             session_id=chat_session,
             notes="stale",
             expected_version=7,
@@ -465,7 +465,7 @@ def test_hold_tags_notes_are_audited_without_a_new_version(chat_session, now):
 def test_expiry_in_the_document_for_picoflow_v1(ingest, now):
     session_id = ingest(fixture_bytes("picoflow/v1_plain_structured.json"))
     expires = now + timedelta(days=3)
-    outcome = editing.set_expiry(
+    outcome = document.set_expiry(
         session_id=session_id,
         expires_at=expires,
         expected_version=1,
@@ -477,7 +477,7 @@ def test_expiry_in_the_document_for_picoflow_v1(ingest, now):
     _, doc = latest_doc(session_id)
     assert doc["expireAfter"] == 3 * 86400
     assert abs(Session.objects.get(id=session_id).expires_at - expires) < timedelta(seconds=2)
-    editing.set_expiry(
+    document.set_expiry(
         session_id=session_id,
         expires_at=None,
         expected_version=2,
@@ -495,7 +495,7 @@ def test_expiry_on_the_index_survives_new_versions_and_revives_expired(chat_sess
         status="expired", status_before_expiry="unknown", expired_at=now
     )
     expires = now + timedelta(hours=6)
-    editing.set_expiry(
+    document.set_expiry(
         session_id=chat_session,
         expires_at=expires,
         expected_version=1,
@@ -505,7 +505,7 @@ def test_expiry_on_the_index_survives_new_versions_and_revives_expired(chat_sess
     )
     row = Session.objects.get(id=chat_session)
     assert row.expires_at == expires and row.status == "unknown" and row.expired_at is None
-    editing.edit_state(
+    document.edit_state(
         session_id=chat_session,
         part="state",
         value={"plan": "x"},
@@ -516,7 +516,7 @@ def test_expiry_on_the_index_survives_new_versions_and_revives_expired(chat_sess
     )
     assert Session.objects.get(id=chat_session).expires_at == expires
     with pytest.raises(EditError):
-        editing.set_expiry(
+        document.set_expiry(
             session_id=chat_session,
             expires_at=now - timedelta(seconds=1),
             expected_version=2,
@@ -531,7 +531,7 @@ def test_expiry_on_the_index_survives_new_versions_and_revives_expired(chat_sess
 
 def test_revert_is_a_new_version_with_the_old_bytes(chat_session, now):
     original = editing_selectors.get_latest_document(session_id=chat_session).body
-    editing.edit_state(
+    document.edit_state(
         session_id=chat_session,
         part="state",
         value={"plan": "broken"},
@@ -540,7 +540,7 @@ def test_revert_is_a_new_version_with_the_old_bytes(chat_session, now):
         reason="oops",
         now=now,
     )
-    outcome = editing.revert_to_version(
+    outcome = lineage.revert_to_version(
         session_id=chat_session,
         version=1,
         expected_version=2,
@@ -556,7 +556,7 @@ def test_revert_is_a_new_version_with_the_old_bytes(chat_session, now):
         {"op": "replace", "path": "/variables/plan", "value": "basic", "old": "broken"}
     ]
     with pytest.raises(VersionNotFound):
-        editing.revert_to_version(
+        lineage.revert_to_version(
             session_id=chat_session,
             version=99,
             expected_version=3,
@@ -567,16 +567,16 @@ def test_revert_is_a_new_version_with_the_old_bytes(chat_session, now):
 
 
 def test_checkpoint_restore_and_pins_survive_pruning(chat_session, now):
-    checkpoint = editing.create_checkpoint(
+    checkpoint = lineage.create_checkpoint(
         session_id=chat_session, name="good", version=None, note="known good", actor=EDITOR, now=now
     )
     assert checkpoint.version == 1
     with pytest.raises(CheckpointExists):
-        editing.create_checkpoint(
+        lineage.create_checkpoint(
             session_id=chat_session, name="good", version=1, note="", actor=EDITOR, now=now
         )
     for n in range(2, 6):
-        editing.edit_state(
+        document.edit_state(
             session_id=chat_session,
             part="state",
             value={"plan": f"p{n}"},
@@ -591,7 +591,7 @@ def test_checkpoint_restore_and_pins_survive_pruning(chat_session, now):
         DocumentVersion.objects.filter(session_id=chat_session).values_list("number", flat=True)
     )
     assert kept == {1, 4, 5}
-    restored = editing.restore_checkpoint(
+    restored = lineage.restore_checkpoint(
         session_id=chat_session,
         name="good",
         expected_version=5,
@@ -604,7 +604,7 @@ def test_checkpoint_restore_and_pins_survive_pruning(chat_session, now):
     entry = AuditEntry.objects.get(id=restored.audit_id)
     assert entry.action == "restore" and entry.details["checkpoint"] == "good"
     with pytest.raises(CheckpointNotFound):
-        editing.restore_checkpoint(
+        lineage.restore_checkpoint(
             session_id=chat_session,
             name="nope",
             expected_version=6,
@@ -613,7 +613,7 @@ def test_checkpoint_restore_and_pins_survive_pruning(chat_session, now):
             now=now,
         )
     with pytest.raises(VersionNotFound):
-        editing.create_checkpoint(
+        lineage.create_checkpoint(
             session_id=chat_session, name="pruned", version=2, note="", actor=EDITOR, now=now
         )
 
@@ -628,7 +628,7 @@ def test_checkpoint_restore_and_pins_survive_pruning(chat_session, now):
 def test_branch_makes_a_linked_session_with_a_new_id(name, ingest, now):
     parent = ingest(fixture_bytes(name))
     parent_record = selectors.get_session(session_id=parent)
-    outcome = editing.branch_session(
+    outcome = lineage.branch_session(
         session_id=parent, version=None, new_id=None, actor=EDITOR, reason="try a fix", now=now
     )
     child = selectors.get_session(session_id=outcome.session_id)
@@ -647,7 +647,7 @@ def test_branch_makes_a_linked_session_with_a_new_id(name, ingest, now):
     )
     assert AuditEntry.objects.filter(action="branch").count() == 2
     # A second branch gets the next number; a taken id is refused.
-    second = editing.branch_session(
+    second = lineage.branch_session(
         session_id=parent, version=1, new_id=None, actor=EDITOR, reason="again", now=now
     )
     assert "~branch-2" in second.external_id
@@ -657,13 +657,13 @@ def test_branch_makes_a_linked_session_with_a_new_id(name, ingest, now):
     )
     if raw_id is not None:
         with pytest.raises(BranchExists):
-            editing.branch_session(
+            lineage.branch_session(
                 session_id=parent, version=1, new_id=raw_id, actor=EDITOR, reason="r", now=now
             )
 
 
 def test_branch_from_an_older_version_with_a_chosen_id(picoflow_session, now):
-    editing.edit_status(
+    document.edit_status(
         session_id=picoflow_session,
         status="aborted",
         expected_version=1,
@@ -671,7 +671,7 @@ def test_branch_from_an_older_version_with_a_chosen_id(picoflow_session, now):
         reason="it broke",
         now=now,
     )
-    outcome = editing.branch_session(
+    outcome = lineage.branch_session(
         session_id=picoflow_session,
         version=1,
         new_id="edit-me-retry",
@@ -686,7 +686,7 @@ def test_branch_from_an_older_version_with_a_chosen_id(picoflow_session, now):
 
 def test_id_less_documents_branch_under_the_new_key(ingest, now):
     parent = ingest(fixture_bytes("openai_chat/bare_list.json"))
-    outcome = editing.branch_session(
+    outcome = lineage.branch_session(
         session_id=parent, version=None, new_id="bare-copy", actor=EDITOR, reason="r", now=now
     )
     assert outcome.external_id == "bare-copy"
@@ -700,10 +700,10 @@ def test_id_less_documents_branch_under_the_new_key(ingest, now):
 
 
 def test_delete_is_audited_and_the_entry_outlives_the_session(chat_session, now):
-    editing.create_checkpoint(
+    lineage.create_checkpoint(
         session_id=chat_session, name="c", version=1, note="", actor=EDITOR, now=now
     )
-    assert editing.delete_session(session_id=chat_session, actor=EDITOR, reason="gdpr", now=now)
+    assert lineage.delete_session(session_id=chat_session, actor=EDITOR, reason="gdpr", now=now)
     assert not Session.objects.filter(id=chat_session).exists()
     assert not Checkpoint.objects.exists()
     entry = AuditEntry.objects.get(action="delete")
@@ -717,7 +717,7 @@ def test_delete_is_audited_and_the_entry_outlives_the_session(chat_session, now)
 
 def test_unknown_sessions_are_not_found(db, now):
     with pytest.raises(NotFound):
-        editing.set_notes(
+        annotations.set_notes(
             session_id="not-a-uuid",
             notes="x",
             expected_version=1,
@@ -729,7 +729,7 @@ def test_unknown_sessions_are_not_found(db, now):
 
 def test_audit_filters_and_paging(chat_session, picoflow_session, now):
     for n in range(5):
-        editing.set_notes(
+        annotations.set_notes(
             session_id=chat_session,
             notes=f"n{n}",
             expected_version=1,
@@ -737,11 +737,11 @@ def test_audit_filters_and_paging(chat_session, picoflow_session, now):
             reason=f"r{n}",
             now=now + timedelta(seconds=n),
         )
-    editing.set_hold(
+    document.set_hold(
         session_id=picoflow_session,
         on_hold=True,
         expected_version=1,
-        actor=editing.Actor(label="key:bot (abc)"),
+        actor=values.Actor(label="key:bot (abc)"),
         reason="bot",
         now=now,
     )
@@ -774,7 +774,7 @@ def test_audit_filters_and_paging(chat_session, picoflow_session, now):
 
 
 def test_conflict_view_rebases_my_change_onto_theirs(chat_session, now):
-    editing.edit_state(
+    document.edit_state(
         session_id=chat_session,
         part="state",
         value={"plan": "basic", "seats": 3},
