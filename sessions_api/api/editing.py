@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from ninja import Router, Schema, Status
 from pydantic import Field
 
@@ -16,6 +15,7 @@ from sessions_api.api.documents import (
     _ERRORS,
     READ,
     WRITE,
+    edit_request,
     expected_version,
     header_reason,
     saved,
@@ -163,12 +163,9 @@ def list_checkpoints(request: HttpRequest, session_id: str):
 def create_checkpoint(request: HttpRequest, session_id: str, payload: CheckpointIn):
     """Pinned versions are never pruned. Names are unique per session (409 otherwise)."""
     outcome = lineage.create_checkpoint(
-        session_id=session_id,
+        edit=edit_request(request, session_id=session_id, reason=payload.note),
         name=payload.name,
         version=payload.version,
-        note=payload.note,
-        actor=roles.actor_for_key(request.auth),
-        now=timezone.now(),
     )
     return Status(
         201,
@@ -196,26 +193,16 @@ def restore(request: HttpRequest, response: HttpResponse, session_id: str, paylo
     if (payload.checkpoint is None) == (payload.version is None):
         raise InvalidRequest("invalid_request", "name either a checkpoint or a version", path="/")
     expected = expected_version(request, fallback=payload.expected_version)
-    actor = roles.actor_for_key(request.auth)
-    reason = payload.reason or header_reason(request)
+    edit = edit_request(
+        request,
+        session_id=session_id,
+        reason=payload.reason or header_reason(request),
+        expected_version=expected,
+    )
     if payload.checkpoint is not None:
-        outcome = lineage.restore_checkpoint(
-            session_id=session_id,
-            name=payload.checkpoint,
-            expected_version=expected,
-            actor=actor,
-            reason=reason,
-            now=timezone.now(),
-        )
+        outcome = lineage.restore_checkpoint(edit=edit, name=payload.checkpoint)
     else:
-        outcome = lineage.revert_to_version(
-            session_id=session_id,
-            version=payload.version or 0,
-            expected_version=expected,
-            actor=actor,
-            reason=reason,
-            now=timezone.now(),
-        )
+        outcome = lineage.revert_to_version(edit=edit, version=payload.version or 0)
     return saved(outcome, response)
 
 
@@ -229,12 +216,11 @@ def branch(request: HttpRequest, response: HttpResponse, session_id: str, payloa
     """A new session whose first version is the chosen version, with a new id; both sessions
     show the link (``GET /sessions/{id}`` of either; the dashboard's session page)."""
     outcome = lineage.branch_session(
-        session_id=session_id,
+        edit=edit_request(
+            request, session_id=session_id, reason=payload.reason or header_reason(request)
+        ),
         version=payload.version,
         new_id=payload.id,
-        actor=roles.actor_for_key(request.auth),
-        reason=payload.reason or header_reason(request),
-        now=timezone.now(),
     )
     response["ETag"] = etag_of(outcome.version)
     return Status(

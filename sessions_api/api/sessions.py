@@ -25,6 +25,7 @@ from sessions_api.api.schemas import (
     VersionsOut,
 )
 from sessions_api.editing import lineage
+from sessions_api.editing.values import EditRequest
 from sessions_api.errors import BodyNotFound, InvalidRequest, NotFound
 from sessions_api.formats import FORMAT_IDS
 from sessions_api.ingest import services
@@ -327,10 +328,12 @@ def delete_session(request: HttpRequest, session_id: str):
     """Delete with every version. Audited; ``X-Change-Reason`` says why (optional here)."""
     record = _require_session(session_id)
     lineage.delete_session(
-        session_id=record.id,
-        actor=roles.actor_for_key(request.auth),
-        reason=request.headers.get("X-Change-Reason") or "deleted through the API",
-        now=timezone.now(),
+        edit=EditRequest(
+            session_id=record.id,
+            actor=roles.actor_for_key(request.auth),
+            reason=request.headers.get("X-Change-Reason") or "deleted through the API",
+            now=timezone.now(),
+        )
     )
     return Status(204, None)
 

@@ -4,10 +4,8 @@ from, an audit entry."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sessions_api.editing.document import edit_index_column
-from sessions_api.editing.values import Actor, EditOutcome, is_printable
+from sessions_api.editing.values import EditOutcome, EditRequest, is_printable
 from sessions_api.errors import EditError
 from sessions_api.models import AuditEntry
 
@@ -16,49 +14,17 @@ MAX_TAGS = 20
 MAX_TAG_CHARS = 50
 
 
-def set_tags(
-    *,
-    session_id: str,
-    tags: list[str],
-    expected_version: int,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-) -> EditOutcome:
+def set_tags(*, edit: EditRequest, tags: list[str]) -> EditOutcome:
     return edit_index_column(
-        session_id=session_id,
-        expected_version=expected_version,
-        actor=actor,
-        reason=reason,
-        now=now,
-        action=AuditEntry.Action.TAG,
-        column="tags",
-        value=clean_tags(tags),
+        edit=edit, action=AuditEntry.Action.TAG, column="tags", value=clean_tags(tags)
     )
 
 
-def set_notes(
-    *,
-    session_id: str,
-    notes: str,
-    expected_version: int,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-) -> EditOutcome:
+def set_notes(*, edit: EditRequest, notes: str) -> EditOutcome:
     notes = (notes or "").replace("\x00", "").strip()
     if len(notes) > MAX_NOTES_CHARS:
         raise EditError(f"notes are limited to {MAX_NOTES_CHARS} characters", path="notes")
-    return edit_index_column(
-        session_id=session_id,
-        expected_version=expected_version,
-        actor=actor,
-        reason=reason,
-        now=now,
-        action=AuditEntry.Action.NOTE,
-        column="notes",
-        value=notes,
-    )
+    return edit_index_column(edit=edit, action=AuditEntry.Action.NOTE, column="notes", value=notes)
 
 
 def clean_tags(tags: list[str]) -> list[str]:

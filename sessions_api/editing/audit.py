@@ -6,11 +6,12 @@ its entry, no entry for a change that was rolled back."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sessions_api.editing.locking import session_uuid
-from sessions_api.editing.values import Actor
+from sessions_api.editing.values import Actor, EditRequest
 from sessions_api.errors import ReasonRequired
 from sessions_api.models import AuditEntry, Session
 
@@ -18,41 +19,40 @@ MAX_REASON_CHARS = 2000
 MAX_DIFF_CHARS = 256_000
 
 
-def require_reason(reason: str | None) -> str:
-    """The reason an audit entry records, cleaned; every change needs one."""
-    text = (reason or "").replace("\x00", "").strip()
+def require_reason(edit: EditRequest) -> EditRequest:
+    """``edit`` with the reason its audit entry records cleaned; every change needs one."""
+    text = (edit.reason or "").replace("\x00", "").strip()
     if not text:
         raise ReasonRequired("say why: every change needs a reason", path="reason")
     if len(text) > MAX_REASON_CHARS:
         raise ReasonRequired(f"a reason is at most {MAX_REASON_CHARS} characters", path="reason")
-    return text
+    return replace(edit, reason=text)
 
 
 def record_change(
     *,
     row: Session,
-    actor: Actor,
+    edit: EditRequest,
     action: str,
-    reason: str,
     from_version: int | None,
     to_version: int | None,
     diff: list[dict[str, Any]],
     details: dict[str, Any],
-    now: datetime,
 ) -> AuditEntry:
+    """The audit entry of a change ``edit`` made to the locked ``row`` (its reason cleaned)."""
     return AuditEntry.objects.create(
         session=row,
         session_external_id=row.external_id[:512],
         session_key=str(row.id),
-        actor_id=actor.user_id,
-        actor_label=actor.label[:255],
+        actor_id=edit.actor.user_id,
+        actor_label=edit.actor.label[:255],
         action=action,
-        reason=reason,
+        reason=edit.reason,
         from_version=from_version,
         to_version=to_version,
         diff=_bounded(diff),
         details=details,
-        created_at=now,
+        created_at=edit.now,
     )
 
 

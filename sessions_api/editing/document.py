@@ -3,7 +3,8 @@ framework's own document, and its hold. Every one is audited (audit.py).
 
 The contract of a save:
 
-1. a non-empty reason, and the version the editor started from (``expected_version``);
+1. an :class:`EditRequest` with a non-empty reason and the version the editor started from
+   (``expected_version``);
 2. in one transaction: lock the session row first, compare ``expected_version`` with the
    latest version (locking.py: a mismatch raises :class:`VersionConflict` carrying the current
    version and a JSON diff from what the editor saw to what is there now; nothing is written),
@@ -16,13 +17,15 @@ A save whose result equals the latest bytes changes nothing and records nothing.
 changes (hold, tags, notes, an expiry the document cannot carry) follow the same rules but add
 no document version.
 
-Keyword-only, typed functions; ``now`` is passed in; ORM rows never leave the editing package.
+Keyword-only, typed functions; ``now`` comes with the request; ORM rows never leave the editing
+package.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -31,8 +34,8 @@ from django.db.models import Max
 
 from sessions_api import jsondiff
 from sessions_api.editing.audit import record_change, require_reason
-from sessions_api.editing.locking import check_version, lock_session, stored_body
-from sessions_api.editing.values import Actor, EditOutcome
+from sessions_api.editing.locking import lock_for_edit, stored_body
+from sessions_api.editing.values import EditOutcome, EditRequest
 from sessions_api.errors import EditError
 from sessions_api.formats import editing as document_editors
 from sessions_api.formats.editing import DocumentPatch
@@ -48,107 +51,48 @@ BodyBuilder = Callable[[Session, Any, bytes], bytes]
 # --- document edits ---------------------------------------------------------------------------
 
 
-def save_document(
-    *,
-    session_id: str,
-    body: bytes,
-    expected_version: int,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-) -> EditOutcome:
+def save_document(*, edit: EditRequest, body: bytes) -> EditOutcome:
     """Store ``body`` (a whole document of the session's format, keeping its id) as the next
     version: PUT /document and the dashboard's whole-document editor."""
-    return edit_document(
-        session_id=session_id,
-        expected_version=expected_version,
-        actor=actor,
-        reason=reason,
-        now=now,
-        action=Action.EDIT_DOCUMENT,
-        build=lambda row, doc, old: body,
-    )
+    return edit_document(edit=edit, action=Action.EDIT_DOCUMENT, build=lambda row, doc, old: body)
 
 
-def edit_state(
-    *,
-    session_id: str,
-    part: str,
-    value: Any,
-    expected_version: int,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-) -> EditOutcome:
+def edit_state(*, edit: EditRequest, part: str, value: Any) -> EditOutcome:
     """Replace one editable part (step state, session state, metadata, context) in place."""
 
     def change(row: Session, doc: Any) -> Any:
         return document_editors.edit_part(
-            row.format, doc, part, value, now=now, revision=_next_revision(row)
+            row.format, doc, part, value, now=edit.now, revision=_next_revision(row)
         )
 
     return edit_document(
-        session_id=session_id,
-        expected_version=expected_version,
-        actor=actor,
-        reason=reason,
-        now=now,
-        action=Action.EDIT_STATE,
-        build=_as_body(change),
-        details={"part": part},
+        edit=edit, action=Action.EDIT_STATE, build=_as_body(change), details={"part": part}
     )
 
 
-def edit_status(
-    *,
-    session_id: str,
-    status: str,
-    expected_version: int,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-) -> EditOutcome:
+def edit_status(*, edit: EditRequest, status: str) -> EditOutcome:
     """Set the document's own status field (formats that have one)."""
 
     def change(row: Session, doc: Any) -> Any:
         return document_editors.edit_status(
-            row.format, doc, status, now=now, revision=_next_revision(row)
+            row.format, doc, status, now=edit.now, revision=_next_revision(row)
         )
 
     return edit_document(
-        session_id=session_id,
-        expected_version=expected_version,
-        actor=actor,
-        reason=reason,
-        now=now,
-        action=Action.EDIT_STATUS,
-        build=_as_body(change),
-        details={"status": status},
+        edit=edit, action=Action.EDIT_STATUS, build=_as_body(change), details={"status": status}
     )
 
 
-def patch_document(
-    *,
-    session_id: str,
-    patch: DocumentPatch,
-    expected_version: int,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-) -> EditOutcome:
+def patch_document(*, edit: EditRequest, patch: DocumentPatch) -> EditOutcome:
     """Append messages, merge state and set status in one new version (PATCH /document)."""
 
     def change(row: Session, doc: Any) -> Any:
         return document_editors.apply_patch(
-            row.format, doc, patch, now=now, revision=_next_revision(row)
+            row.format, doc, patch, now=edit.now, revision=_next_revision(row)
         )
 
     return edit_document(
-        session_id=session_id,
-        expected_version=expected_version,
-        actor=actor,
-        reason=reason,
-        now=now,
+        edit=edit,
         action=Action.PATCH,
         build=_as_body(change),
         details={
@@ -161,41 +105,34 @@ def patch_document(
 
 def edit_document(
     *,
-    session_id: str,
-    expected_version: int,
-    actor: Actor,
-    reason: str,
-    now: datetime,
+    edit: EditRequest,
     action: str,
     build: BodyBuilder,
     details: dict[str, Any] | None = None,
 ) -> EditOutcome:
     """The save every document edit (and every revert) makes: lock, check the version, store
     what ``build`` returns as the next version, audit it."""
-    reason = require_reason(reason)
+    edit = require_reason(edit)
     with transaction.atomic():
-        row = lock_session(session_id)
-        check_version(row, expected_version)
+        row = lock_for_edit(edit)
         before_version = row.latest_version
         old_body = stored_body(row, before_version)
         old_doc = decode_stored_body(old_body)
         new_body = build(row, old_doc, old_body)
         outcome = ingest_services.store_version_of_locked_session(
-            row=row, body=new_body, source=DocumentVersion.Source.EDIT, now=now
+            row=row, body=new_body, source=DocumentVersion.Source.EDIT, now=edit.now
         )
         if not outcome.changed:
             return _unchanged(row)
         ops = jsondiff.diff(old_doc, decode_stored_body(new_body))
         entry = record_change(
             row=row,
-            actor=actor,
+            edit=edit,
             action=action,
-            reason=reason,
             from_version=before_version,
             to_version=outcome.version,
             diff=ops,
             details=details or {},
-            now=now,
         )
     return EditOutcome(
         session_id=outcome.id,
@@ -229,15 +166,7 @@ def _next_revision(row: Session) -> int | None:
 # --- expiry and hold --------------------------------------------------------------------------
 
 
-def set_expiry(
-    *,
-    session_id: str,
-    expires_at: datetime | None,
-    expected_version: int,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-) -> EditOutcome:
+def set_expiry(*, edit: EditRequest, expires_at: datetime | None) -> EditOutcome:
     """When the session expires (None: no expiry of its own; idle policy applies).
 
     Where the document carries its expiry (Picoflow v1 ``expireAfter``, counted from the save
@@ -245,12 +174,12 @@ def set_expiry(
     and survives later versions. A session marked expired whose new expiry lies ahead gets its
     previous status back.
     """
+    now = edit.now
     if expires_at is not None and expires_at <= now:
         raise EditError("the new expiry must lie in the future", path="expires_at")
-    reason = require_reason(reason)
+    edit = require_reason(edit)
     with transaction.atomic():
-        row = lock_session(session_id)
-        check_version(row, expected_version)
+        row = lock_for_edit(edit)
         old_body = stored_body(row, row.latest_version)
         old_doc = decode_stored_body(old_body)
         editor = document_editors.editor_for(row.format)
@@ -265,11 +194,7 @@ def set_expiry(
             row.expires_at_override = None
             row.save(update_fields=["expires_at_override"])
             return edit_document(
-                session_id=str(row.id),
-                expected_version=expected_version,
-                actor=actor,
-                reason=reason,
-                now=now,
+                edit=replace(edit, session_id=str(row.id)),
                 action=Action.SET_EXPIRY,
                 build=_as_body(change),
                 details={"expire_after_s": seconds, "scope": "document"},
@@ -289,34 +214,20 @@ def set_expiry(
         ops = [_index_op("expires_at", _iso(before), _iso(expires_at))]
         entry = record_change(
             row=row,
-            actor=actor,
+            edit=edit,
             action=Action.SET_EXPIRY,
-            reason=reason,
             from_version=row.latest_version,
             to_version=row.latest_version,
             diff=ops,
             details={"scope": "index"},
-            now=now,
         )
     return _index_outcome(row, entry, ops)
 
 
-def set_hold(
-    *,
-    session_id: str,
-    on_hold: bool,
-    expected_version: int,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-) -> EditOutcome:
+def set_hold(*, edit: EditRequest, on_hold: bool) -> EditOutcome:
     """Hold a session (expiry and purge leave it alone) or release it."""
     return edit_index_column(
-        session_id=session_id,
-        expected_version=expected_version,
-        actor=actor,
-        reason=reason,
-        now=now,
+        edit=edit,
         action=Action.HOLD if on_hold else Action.RELEASE,
         column="on_hold",
         value=bool(on_hold),
@@ -326,23 +237,12 @@ def set_hold(
 # --- index-only edits -------------------------------------------------------------------------
 
 
-def edit_index_column(
-    *,
-    session_id: str,
-    expected_version: int,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-    action: str,
-    column: str,
-    value: Any,
-) -> EditOutcome:
+def edit_index_column(*, edit: EditRequest, action: str, column: str, value: Any) -> EditOutcome:
     """Set one column of the session row (hold, tags, notes): same lock, version check and
     audit as a document save, but no new document version."""
-    reason = require_reason(reason)
+    edit = require_reason(edit)
     with transaction.atomic():
-        row = lock_session(session_id)
-        check_version(row, expected_version)
+        row = lock_for_edit(edit)
         before = getattr(row, column)
         if jsondiff.same(before, value):
             return _unchanged(row)
@@ -351,14 +251,12 @@ def edit_index_column(
         ops = [_index_op(column, before, value)]
         entry = record_change(
             row=row,
-            actor=actor,
+            edit=edit,
             action=action,
-            reason=reason,
             from_version=row.latest_version,
             to_version=row.latest_version,
             diff=ops,
             details={"scope": "index"},
-            now=now,
         )
     return _index_outcome(row, entry, ops)
 

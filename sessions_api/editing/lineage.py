@@ -4,7 +4,7 @@ with every version. Each one is audited (audit.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from sessions_api import jsondiff
 from sessions_api.editing.audit import MAX_REASON_CHARS, record_change, require_reason
 from sessions_api.editing.document import BodyBuilder, edit_document
 from sessions_api.editing.locking import lock_session, session_uuid, stored_body
-from sessions_api.editing.values import Actor, EditOutcome, is_printable
+from sessions_api.editing.values import EditOutcome, EditRequest, is_printable
 from sessions_api.errors import (
     BodyNotFound,
     BranchExists,
@@ -58,77 +58,34 @@ class BranchOutcome:
 # --- reverts and restores ---------------------------------------------------------------------
 
 
-def revert_to_version(
-    *,
-    session_id: str,
-    version: int,
-    expected_version: int,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-) -> EditOutcome:
+def revert_to_version(*, edit: EditRequest, version: int) -> EditOutcome:
     """Store the bytes of an earlier version again, as the next version."""
-    return _revert(
-        session_id=session_id,
-        version=version,
-        expected_version=expected_version,
-        actor=actor,
-        reason=reason,
-        now=now,
+    return edit_document(
+        edit=edit,
         action=Action.REVERT,
+        build=_body_of_version(version),
         details={"reverted_to": version},
     )
 
 
-def restore_checkpoint(
-    *,
-    session_id: str,
-    name: str,
-    expected_version: int,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-) -> EditOutcome:
+def restore_checkpoint(*, edit: EditRequest, name: str) -> EditOutcome:
     """Revert to a checkpoint's version (the restore is itself a new version)."""
-    checkpoint = Checkpoint.objects.filter(session_id=session_uuid(session_id), name=name).first()
+    checkpoint = Checkpoint.objects.filter(
+        session_id=session_uuid(edit.session_id), name=name
+    ).first()
     if checkpoint is None:
         raise CheckpointNotFound(f"no checkpoint named {name[:100]!r}", path="checkpoint")
-    return _revert(
-        session_id=session_id,
-        version=checkpoint.version,
-        expected_version=expected_version,
-        actor=actor,
-        reason=reason,
-        now=now,
+    return edit_document(
+        edit=edit,
         action=Action.RESTORE,
+        build=_body_of_version(checkpoint.version),
         details={"checkpoint": checkpoint.name, "reverted_to": checkpoint.version},
     )
 
 
-def _revert(
-    *,
-    session_id: str,
-    version: int,
-    expected_version: int,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-    action: str,
-    details: dict[str, Any],
-) -> EditOutcome:
-    return edit_document(
-        session_id=session_id,
-        expected_version=expected_version,
-        actor=actor,
-        reason=reason,
-        now=now,
-        action=action,
-        build=_body_of_version(version),
-        details=details,
-    )
-
-
 def _body_of_version(version: int) -> BodyBuilder:
+    """The stored bytes of ``version`` of the session, to be saved again as its next version."""
+
     def build(row: Session, doc: Any, old: bytes) -> bytes:
         require_version(row, version)
         try:
@@ -149,24 +106,19 @@ def require_version(row: Session, number: int) -> None:
 # --- checkpoints and branches -----------------------------------------------------------------
 
 
-def create_checkpoint(
-    *,
-    session_id: str,
-    name: str,
-    version: int | None,
-    note: str,
-    actor: Actor,
-    now: datetime,
-) -> CheckpointOutcome:
-    """Pin a version (default: the latest) under a name unique within the session."""
+def create_checkpoint(*, edit: EditRequest, name: str, version: int | None) -> CheckpointOutcome:
+    """Pin a version (default: the latest) under a name unique within the session.
+
+    ``edit.reason`` is the checkpoint's note: optional, as pinning changes nothing."""
     name = (name or "").strip()
     if not name or len(name) > MAX_CHECKPOINT_NAME or not is_printable(name):
         raise EditError(
             f"a checkpoint name is 1-{MAX_CHECKPOINT_NAME} printable characters", path="name"
         )
-    note = (note or "").replace("\x00", "").strip()[:MAX_REASON_CHARS]
+    note = (edit.reason or "").replace("\x00", "").strip()[:MAX_REASON_CHARS]
+    edit = replace(edit, reason=note)
     with transaction.atomic():
-        row = lock_session(session_id)
+        row = lock_session(edit.session_id)
         number = version or row.latest_version
         require_version(row, number)
         if Checkpoint.objects.filter(session=row, name=name).exists():
@@ -176,20 +128,18 @@ def create_checkpoint(
             version=number,
             name=name,
             note=note,
-            created_by_id=actor.user_id,
-            created_by_label=actor.label,
-            created_at=now,
+            created_by_id=edit.actor.user_id,
+            created_by_label=edit.actor.label,
+            created_at=edit.now,
         )
         entry = record_change(
             row=row,
-            actor=actor,
+            edit=edit,
             action=Action.CHECKPOINT,
-            reason=note,
             from_version=number,
             to_version=number,
             diff=[],
             details={"checkpoint": name, "version": number},
-            now=now,
         )
     return CheckpointOutcome(
         session_id=str(row.id),
@@ -201,25 +151,17 @@ def create_checkpoint(
     )
 
 
-def branch_session(
-    *,
-    session_id: str,
-    version: int | None,
-    new_id: str | None,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-) -> BranchOutcome:
+def branch_session(*, edit: EditRequest, version: int | None, new_id: str | None) -> BranchOutcome:
     """A new session whose first version is ``version`` (default: the latest) of this one,
     with its session id renamed to ``new_id`` (default ``<id>~branch-<n>``) where the document
     writes it. Both sessions link to each other; both get an audit entry."""
-    reason = require_reason(reason)
+    edit = require_reason(edit)
     if new_id is not None:
         new_id = new_id.strip()
         if not new_id or len(new_id) > 200 or not is_printable(new_id):
             raise EditError("a branch id is 1-200 printable characters", path="id")
     with transaction.atomic():
-        parent = lock_session(session_id)
+        parent = lock_session(edit.session_id)
         number = version or parent.latest_version
         require_version(parent, number)
         body = stored_body(parent, number)
@@ -242,7 +184,7 @@ def branch_session(
             format_id=parent.format,
             external_id=None if raw_id else key,
             source=DocumentVersion.Source.EDIT,
-            now=now,
+            now=edit.now,
         )
         if not outcome.created or outcome.external_id != key:
             # Rolls the whole transaction back: nothing may land in another session.
@@ -263,25 +205,21 @@ def branch_session(
         }
         entry = record_change(
             row=parent,
-            actor=actor,
+            edit=edit,
             action=Action.BRANCH,
-            reason=reason,
             from_version=number,
             to_version=None,
             diff=[],
             details=details,
-            now=now,
         )
         record_change(
             row=child,
-            actor=actor,
+            edit=edit,
             action=Action.BRANCH,
-            reason=reason,
             from_version=None,
             to_version=1,
             diff=jsondiff.diff(doc, decode_stored_body(new_body)),
             details=details,
-            now=now,
         )
     return BranchOutcome(
         session_id=str(child.id),
@@ -309,21 +247,19 @@ def _branch_body(
 # --- deletion ---------------------------------------------------------------------------------
 
 
-def delete_session(*, session_id: str, actor: Actor, reason: str, now: datetime) -> bool:
+def delete_session(*, edit: EditRequest) -> bool:
     """Delete a session with every version and checkpoint (admins). The audit entry outlives
     it."""
-    reason = require_reason(reason)
+    edit = require_reason(edit)
     with transaction.atomic():
-        row = lock_session(session_id)
+        row = lock_session(edit.session_id)
         record_change(
             row=row,
-            actor=actor,
+            edit=edit,
             action=Action.DELETE,
-            reason=reason,
             from_version=row.latest_version,
             to_version=None,
             diff=[],
             details={"format": row.format, "versions": row.latest_version},
-            now=now,
         )
         return ingest_services.delete_session(session_id=str(row.id))

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from sessions_api import jsondiff
+from sessions_api.editing.values import EditRequest
 from sessions_api.errors import BodyNotFound, EditError, NotFound, VersionConflict
 from sessions_api.models import Session
 from sessions_api.storage import decode_stored_body, get_document_store
@@ -34,7 +35,14 @@ def lock_session(session_id: str) -> Session:
     return row
 
 
-def check_version(row: Session, expected_version: int) -> None:
+def lock_for_edit(edit: EditRequest) -> Session:
+    """The session row, locked, once ``edit`` is known to start from its latest version."""
+    row = lock_session(edit.session_id)
+    check_version(row, edit.expected_version)
+    return row
+
+
+def check_version(row: Session, expected_version: int | None) -> None:
     """Refuse an edit made on any version but the latest of a locked row."""
     if isinstance(expected_version, bool) or not isinstance(expected_version, int):
         raise EditError("expected_version must be a version number", path="expected_version")

@@ -1,10 +1,12 @@
-"""The values every editing service shares: who acts and what an edit answers. Frozen, so they
-cross from the services to the API, the dashboard and the admin unchanged."""
+"""The values every editing service shares: who acts, what they ask for and what an edit
+answers. Frozen, so they cross from the API, the dashboard and the admin to the services and
+back unchanged."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -19,6 +21,23 @@ class Actor:
 
 
 SYSTEM = Actor(label="system")
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """One change asked of a session: which session, who asks, why, from which version, and
+    when. Every editing service takes one.
+
+    ``expected_version`` is the version the editor started from; an edit made on any other is
+    refused (locking.py). Checkpoints, branches and deletes overwrite nothing and need none. A
+    checkpoint's ``reason`` is its note, and may be empty.
+    """
+
+    session_id: str
+    actor: Actor
+    reason: str
+    now: datetime
+    expected_version: int | None = None
 
 
 @dataclass(frozen=True)

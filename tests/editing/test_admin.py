@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from sessions_api.editing import annotations, document
 from sessions_api.editing import selectors as editing_selectors
+from sessions_api.editing.values import EditRequest
 from sessions_api.models import AuditEntry
 from tests.editing.conftest import EDITOR, make_user
 
@@ -61,21 +62,17 @@ def test_admin_edits_state_through_the_editing_service(admin_client, chat_sessio
 def test_admin_form_refuses_a_stale_version_and_a_missing_reason(admin_client, chat_session, now):
     data = form_data(admin_client, chat_session, value=json.dumps({"plan": "x"}), reason="r")
     annotations.set_notes(
-        session_id=chat_session,
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="r", now=now, expected_version=1
+        ),
         notes="n",
-        expected_version=1,
-        actor=EDITOR,
-        reason="r",
-        now=now,
     )
     document.edit_state(
-        session_id=chat_session,
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="r", now=now, expected_version=1
+        ),
         part="state",
         value={"plan": "y"},
-        expected_version=1,
-        actor=EDITOR,
-        reason="r",
-        now=now,
     )
     stale = admin_client.post(change_url(chat_session), data)
     assert stale.status_code == 200 and "changed meanwhile" in stale.content.decode()
@@ -101,12 +98,14 @@ def test_only_admins_use_the_admin_and_audit_rows_are_read_only(admin_client, ch
     editor.force_login(user)
     assert editor.get(change_url(chat_session)).status_code in (302, 403)
     annotations.set_notes(
-        session_id=chat_session,
+        edit=EditRequest(
+            session_id=chat_session,
+            actor=EDITOR,
+            reason="r",
+            now=timezone.now(),
+            expected_version=1,
+        ),
         notes="n",
-        expected_version=1,
-        actor=EDITOR,
-        reason="r",
-        now=timezone.now(),
     )
     entry = AuditEntry.objects.get(action="note")
     page = admin_client.get(f"/admin/sessions_api/auditentry/{entry.id}/change/")

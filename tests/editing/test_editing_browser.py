@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from sessions_api.editing import document
 from sessions_api.editing import selectors as editing_selectors
+from sessions_api.editing.values import EditRequest
 from sessions_api.ingest import services
 from tests.chromium import require_playwright
 from tests.editing.conftest import EDITOR, make_user, picoflow_body
@@ -82,13 +83,15 @@ def test_edit_conflict_diff_resolve_and_audit(page):
 
     # Meanwhile someone else saves the same step.
     document.edit_state(
-        session_id=session_id,
+        edit=EditRequest(
+            session_id=session_id,
+            actor=EDITOR,
+            reason="concurrent fix",
+            now=timezone.now(),
+            expected_version=1,
+        ),
         part="step:0:1",
         value={"turns": 1, "note_from_other": "added meanwhile"},
-        expected_version=1,
-        actor=EDITOR,
-        reason="concurrent fix",
-        now=timezone.now(),
     )
 
     # Our stale save is refused with a conflict page and a diff of their change.
