@@ -351,7 +351,7 @@ class JobState(models.Model):
         return self.name
 
 
-# --- editing: audit log and checkpoints (issue 6) ---------------------------------------------
+# --- editing: audit log and checkpoints -------------------------------------------------------
 
 
 class AuditEntry(models.Model):
