@@ -27,7 +27,7 @@ from sessions_api.formats import editing as document_editors
 from sessions_api.formats import parse_document
 from sessions_api.ingest import services as ingest_services
 from sessions_api.models import AuditEntry, Checkpoint, DocumentVersion, Session
-from sessions_api.storage import decode_stored_body, get_document_store
+from sessions_api.storage import decode_stored_body
 
 Action = AuditEntry.Action
 MAX_CHECKPOINT_NAME = 100
@@ -87,9 +87,9 @@ def _body_of_version(version: int) -> BodyBuilder:
     """The stored bytes of ``version`` of the session, to be saved again as its next version."""
 
     def build(row: Session, doc: Any, old: bytes) -> bytes:
-        require_version(row, version)
+        _require_version(row, version)
         try:
-            return get_document_store().get(session_id=str(row.id), version=version)
+            return stored_body(row, version)
         except BodyNotFound:
             raise VersionNotFound(
                 f"the body of version {version} is no longer stored", path="version"
@@ -98,7 +98,7 @@ def _body_of_version(version: int) -> BodyBuilder:
     return build
 
 
-def require_version(row: Session, number: int) -> None:
+def _require_version(row: Session, number: int) -> None:
     if not DocumentVersion.objects.filter(session=row, number=number).exists():
         raise VersionNotFound(f"version {number} of this session does not exist", path="version")
 
@@ -120,7 +120,7 @@ def create_checkpoint(*, edit: EditRequest, name: str, version: int | None) -> C
     with transaction.atomic():
         row = lock_session(edit.session_id)
         number = version or row.latest_version
-        require_version(row, number)
+        _require_version(row, number)
         if Checkpoint.objects.filter(session=row, name=name).exists():
             raise CheckpointExists(f"a checkpoint named {name!r} exists already", path="name")
         checkpoint = Checkpoint.objects.create(
@@ -163,7 +163,7 @@ def branch_session(*, edit: EditRequest, version: int | None, new_id: str | None
     with transaction.atomic():
         parent = lock_session(edit.session_id)
         number = version or parent.latest_version
-        require_version(parent, number)
+        _require_version(parent, number)
         body = stored_body(parent, number)
         doc = decode_stored_body(body)
         raw_id = document_editors.document_session_id(doc, parent.external_id)
