@@ -18,8 +18,10 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from sessions_api.access import keys, roles
+from sessions_api.editing import annotations, document
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
+from sessions_api.editing.audit import MAX_REASON_CHARS
+from sessions_api.editing.values import EditRequest
 from sessions_api.errors import (
     EditError,
     InvalidDocument,
@@ -56,7 +58,7 @@ class AdminOnly(admin.ModelAdmin):
 class SessionEditForm(forms.ModelForm):
     expected_version = forms.IntegerField(widget=forms.HiddenInput)
     reason = forms.CharField(
-        max_length=editing.MAX_REASON_CHARS, help_text="Required: shown in the audit log."
+        max_length=MAX_REASON_CHARS, help_text="Required: shown in the audit log."
     )
     hold = forms.BooleanField(required=False, label="On hold")
     tags_text = forms.CharField(required=False, label="Tags", help_text="Comma separated.")
@@ -167,32 +169,26 @@ class SessionAdmin(AdminOnly):
     def save_model(self, request: HttpRequest, obj: Session, form: Any, change: bool) -> None:
         """Every change goes through an editing service (never ``obj.save()``)."""
         data = form.cleaned_data
-        actor = roles.actor_for_user(request.user)
-        common = {
-            "session_id": str(obj.pk),
-            "expected_version": data["expected_version"],
-            "actor": actor,
-            "reason": data["reason"],
-        }
+        edit = EditRequest(
+            session_id=str(obj.pk),
+            actor=roles.actor_for_user(request.user),
+            reason=data["reason"],
+            now=timezone.now(),
+            expected_version=data["expected_version"],
+        )
         try:
             if "hold" in form.changed_data:
-                editing.set_hold(on_hold=data["hold"], now=timezone.now(), **common)
+                document.set_hold(edit=edit, on_hold=data["hold"])
             if "tags_text" in form.changed_data:
-                tags = (data["tags_text"] or "").split(",")
-                editing.set_tags(tags=tags, now=timezone.now(), **common)
+                annotations.set_tags(edit=edit, tags=(data["tags_text"] or "").split(","))
             if "notes_text" in form.changed_data:
-                editing.set_notes(notes=data["notes_text"] or "", now=timezone.now(), **common)
+                annotations.set_notes(edit=edit, notes=data["notes_text"] or "")
             if "parsed_value" in data:
                 if data["part"] == editing_selectors.DOCUMENT_PART:
                     body = (data["value"] or "").encode("utf-8")
-                    editing.save_document(body=body, now=timezone.now(), **common)
+                    document.save_document(edit=edit, body=body)
                 else:
-                    editing.edit_state(
-                        part=data["part"],
-                        value=data["parsed_value"],
-                        now=timezone.now(),
-                        **common,
-                    )
+                    document.edit_state(edit=edit, part=data["part"], value=data["parsed_value"])
         except (
             EditError,
             NotFound,

@@ -9,16 +9,33 @@ from datetime import datetime
 from django import forms
 
 from dashboard.forms.common import parse_moment
-from sessions_api.editing import services as editing
+from sessions_api.editing.annotations import MAX_NOTES_CHARS
+from sessions_api.editing.audit import MAX_REASON_CHARS
+from sessions_api.editing.values import Actor, EditRequest
 
 MAX_VERSION = 2**31 - 1  # larger numbers cannot be versions (32-bit columns)
 
 
-class VersionedEditForm(forms.Form):
+class EditForm(forms.Form):
+    """A form that asks for one change to a session, and says why."""
+
+    reason = forms.CharField(max_length=MAX_REASON_CHARS)
+
+    def edit_request(self, *, session_id: str, actor: Actor, now: datetime) -> EditRequest:
+        """The edit this valid form asks for."""
+        return EditRequest(
+            session_id=session_id,
+            actor=actor,
+            reason=self.cleaned_data["reason"],
+            now=now,
+            expected_version=self.cleaned_data.get("expected_version"),
+        )
+
+
+class VersionedEditForm(EditForm):
     """What every edit of the session's state carries: why, and the version it was made on (a
     stale one gets the conflict page, never a silent overwrite)."""
 
-    reason = forms.CharField(max_length=editing.MAX_REASON_CHARS)
     expected_version = forms.IntegerField(min_value=1, max_value=MAX_VERSION)
 
 
@@ -53,7 +70,7 @@ class HoldForm(VersionedEditForm):
 
 class AnnotationsForm(VersionedEditForm):
     tags = forms.CharField(required=False, max_length=2000)
-    notes = forms.CharField(required=False, max_length=editing.MAX_NOTES_CHARS, strip=False)
+    notes = forms.CharField(required=False, max_length=MAX_NOTES_CHARS, strip=False)
 
 
 class RevertForm(VersionedEditForm):
@@ -67,17 +84,24 @@ class RestoreForm(VersionedEditForm):
 class CheckpointForm(forms.Form):
     name = forms.CharField(max_length=100)
     version = forms.IntegerField(min_value=1, max_value=MAX_VERSION, required=False)
-    note = forms.CharField(required=False, max_length=editing.MAX_REASON_CHARS)
+    note = forms.CharField(required=False, max_length=MAX_REASON_CHARS)
+
+    def edit_request(self, *, session_id: str, actor: Actor, now: datetime) -> EditRequest:
+        """The checkpoint this valid form asks for; its note is the reason (and optional)."""
+        return EditRequest(
+            session_id=session_id,
+            actor=actor,
+            reason=self.cleaned_data.get("note") or "",
+            now=now,
+        )
 
 
-class BranchForm(forms.Form):
-    reason = forms.CharField(max_length=editing.MAX_REASON_CHARS)
+class BranchForm(EditForm):
     version = forms.IntegerField(min_value=1, max_value=MAX_VERSION, required=False)
     new_id = forms.CharField(required=False, max_length=200)
 
 
-class DeleteForm(forms.Form):
-    reason = forms.CharField(max_length=editing.MAX_REASON_CHARS)
+class DeleteForm(EditForm):
     confirm = forms.BooleanField()
 
 

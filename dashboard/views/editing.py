@@ -38,8 +38,9 @@ from dashboard.forms.editing import (
     problem_text,
 )
 from sessions_api.access import roles
+from sessions_api.editing import annotations, document, lineage
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
+from sessions_api.editing.values import EditOutcome, EditRequest
 from sessions_api.errors import (
     EditError,
     InvalidDocument,
@@ -147,25 +148,11 @@ def save_part(request: HttpRequest, session_id: str) -> HttpResponse:
             status=422,
         )
     try:
+        edit = form.edit_request(session_id=record.id, actor=actor, now=timezone.now())
         if data["part"] == editing_selectors.DOCUMENT_PART:
-            outcome = editing.save_document(
-                session_id=record.id,
-                body=data["value"].encode("utf-8"),
-                expected_version=data["expected_version"],
-                actor=actor,
-                reason=data["reason"],
-                now=timezone.now(),
-            )
+            outcome = document.save_document(edit=edit, body=data["value"].encode("utf-8"))
         else:
-            outcome = editing.edit_state(
-                session_id=record.id,
-                part=data["part"],
-                value=value,
-                expected_version=data["expected_version"],
-                actor=actor,
-                reason=data["reason"],
-                now=timezone.now(),
-            )
+            outcome = document.edit_state(edit=edit, part=data["part"], value=value)
     except VersionConflict as exc:
         return _part_conflict(request, record, data, value, exc)
     except _REFUSALS as exc:
@@ -238,7 +225,7 @@ def save_status(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         StatusForm,
         attempted="edit the status",
-        call=lambda edit, d, form: editing.edit_status(status=d["status"], **edit),
+        call=lambda edit, d, form: document.edit_status(edit=edit, status=d["status"]),
     )
 
 
@@ -250,7 +237,7 @@ def save_expiry(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         ExpiryForm,
         attempted="set the expiry",
-        call=lambda edit, d, form: editing.set_expiry(expires_at=form.expiry(), **edit),
+        call=lambda edit, d, form: document.set_expiry(edit=edit, expires_at=form.expiry()),
     )
 
 
@@ -262,16 +249,16 @@ def save_hold(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         HoldForm,
         attempted="hold or release",
-        call=lambda edit, d, form: editing.set_hold(on_hold=d["on_hold"] == "1", **edit),
+        call=lambda edit, d, form: document.set_hold(edit=edit, on_hold=d["on_hold"] == "1"),
     )
 
 
 @login_required
 @require_POST
 def save_annotations(request: HttpRequest, session_id: str) -> HttpResponse:
-    def call(edit: dict[str, Any], d: dict[str, Any], form: forms.Form) -> Any:
-        tags = editing.set_tags(tags=list(d["tags"].split(",")), **edit)
-        notes = editing.set_notes(notes=d["notes"], **edit)
+    def call(edit: EditRequest, d: dict[str, Any], form: forms.Form) -> EditOutcome:
+        tags = annotations.set_tags(edit=edit, tags=list(d["tags"].split(",")))
+        notes = annotations.set_notes(edit=edit, notes=d["notes"])
         return notes if notes.changed else tags
 
     return _form_save(
@@ -287,7 +274,7 @@ def revert(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         RevertForm,
         attempted="revert",
-        call=lambda edit, d, form: editing.revert_to_version(version=d["version"], **edit),
+        call=lambda edit, d, form: lineage.revert_to_version(edit=edit, version=d["version"]),
     )
 
 
@@ -299,7 +286,7 @@ def restore(request: HttpRequest, session_id: str) -> HttpResponse:
         session_id,
         RestoreForm,
         attempted="restore a checkpoint",
-        call=lambda edit, d, form: editing.restore_checkpoint(name=d["checkpoint"], **edit),
+        call=lambda edit, d, form: lineage.restore_checkpoint(edit=edit, name=d["checkpoint"]),
     )
 
 
@@ -314,13 +301,10 @@ def create_checkpoint(request: HttpRequest, session_id: str) -> HttpResponse:
         return redirect(_back(request, record))
     data = form.cleaned_data
     try:
-        outcome = editing.create_checkpoint(
-            session_id=record.id,
+        outcome = lineage.create_checkpoint(
+            edit=form.edit_request(session_id=record.id, actor=actor, now=timezone.now()),
             name=data["name"],
             version=data.get("version"),
-            note=data.get("note") or "",
-            actor=actor,
-            now=timezone.now(),
         )
     except (EditError, NotFound) as exc:
         messages.error(request, exc.message)
@@ -340,13 +324,10 @@ def branch(request: HttpRequest, session_id: str) -> HttpResponse:
         return redirect(_back(request, record))
     data = form.cleaned_data
     try:
-        outcome = editing.branch_session(
-            session_id=record.id,
+        outcome = lineage.branch_session(
+            edit=form.edit_request(session_id=record.id, actor=actor, now=timezone.now()),
             version=data.get("version"),
             new_id=data.get("new_id") or None,
-            actor=actor,
-            reason=data["reason"],
-            now=timezone.now(),
         )
     except _REFUSALS as exc:
         messages.error(request, _refusal_text(exc))
@@ -367,8 +348,8 @@ def delete(request: HttpRequest, session_id: str) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Give a reason and tick the confirmation to delete.")
         return redirect(_back(request, record))
-    editing.delete_session(
-        session_id=record.id, actor=actor, reason=form.cleaned_data["reason"], now=timezone.now()
+    lineage.delete_session(
+        edit=form.edit_request(session_id=record.id, actor=actor, now=timezone.now())
     )
     messages.success(request, f"Deleted session {record.external_id} with every version.")
     return redirect("dashboard:sessions")
@@ -383,11 +364,11 @@ def _form_save(
     form_class: type[VersionedEditForm],
     *,
     attempted: str,
-    call: Callable[[dict[str, Any], dict[str, Any], Any], editing.EditOutcome],
+    call: Callable[[EditRequest, dict[str, Any], Any], EditOutcome],
 ) -> HttpResponse:
     """Validate a small form, call its service, and answer: back to the editor with a message,
-    or the conflict page when the form was stale. ``call(edit, data, form)`` gets in ``edit``
-    the arguments every edit service takes (session, expected version, actor, reason, now)."""
+    or the conflict page when the form was stale. ``call(edit, data, form)`` gets the
+    :class:`EditRequest` the form asks for."""
     record = _record(session_id)
     actor = roles.require_user(request, EDIT, attempted=attempted, session_id=record.id)
     form = form_class(request.POST)
@@ -396,13 +377,7 @@ def _form_save(
         return redirect(_back(request, record))
     data = form.cleaned_data
     try:
-        edit = {
-            "session_id": record.id,
-            "expected_version": data["expected_version"],
-            "actor": actor,
-            "reason": data["reason"],
-            "now": timezone.now(),
-        }
+        edit = form.edit_request(session_id=record.id, actor=actor, now=timezone.now())
         outcome = call(edit, data, form)
     except VersionConflict as exc:
         return _form_conflict(request, record, exc)
@@ -469,7 +444,7 @@ def _back(request: HttpRequest, record: SessionRecord) -> str:
     return reverse("dashboard:session_edit", args=[record.id])
 
 
-def _flash_saved(request: HttpRequest, outcome: editing.EditOutcome) -> None:
+def _flash_saved(request: HttpRequest, outcome: EditOutcome) -> None:
     if not outcome.changed:
         messages.info(request, "Nothing changed: the result equals the latest version.")
     elif outcome.diff and outcome.diff[0].get("path", "").startswith("/session/"):

@@ -21,8 +21,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils import timezone
 
-from sessions_api.editing import services as editing
-from sessions_api.editing.services import Actor
+from sessions_api.editing.audit import record_refusal
+from sessions_api.editing.values import Actor
 from sessions_api.models import ApiKey
 
 VIEWER, EDITOR, ADMIN = "viewer", "editor", "admin"
@@ -104,7 +104,7 @@ def record_request_refusal(
     if getattr(request, "_refusal_recorded", False):
         return
     request._refusal_recorded = True  # type: ignore[attr-defined]
-    editing.record_refusal(
+    record_refusal(
         actor=actor_for_user(request.user),
         attempted=attempted,
         message=message,
@@ -120,7 +120,7 @@ def record_key_refusal(
     """Record an API call refused for a missing scope (the key itself was valid)."""
     parts = token.split("_")
     key = ApiKey.objects.filter(prefix=parts[1]).first() if len(parts) >= 3 else None
-    editing.record_refusal(
+    record_refusal(
         actor=actor_for_key(key) if key is not None else Actor(label="key:unknown"),
         attempted=f"{request.method} {request.path[:200]}",
         message=f"the API key lacks the {scope!r} scope",

@@ -34,8 +34,9 @@ from sessions_api.api.auth import ApiKeyAuth
 from sessions_api.api.errors import etag_of
 from sessions_api.api.schemas import ErrorOut, WarningOut
 from sessions_api.api.sessions import read_json_body
+from sessions_api.editing import document as document_edits
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
+from sessions_api.editing.values import EditOutcome, EditRequest
 from sessions_api.errors import InvalidRequest, NotFound
 from sessions_api.formats.decoding import decode_document
 from sessions_api.formats.editing import parse_patch
@@ -163,13 +164,11 @@ def put_document(request: HttpRequest, response: HttpResponse, session_id: str):
     """Store the body as the next version if ``If-Match`` names the latest version."""
     expected = expected_version(request)
     body = read_json_body(request, limit=settings.INGEST_MAX_DOCUMENT_BYTES)
-    outcome = editing.save_document(
-        session_id=session_id,
+    outcome = document_edits.save_document(
+        edit=edit_request(
+            request, session_id=session_id, reason=header_reason(request), expected_version=expected
+        ),
         body=body,
-        expected_version=expected,
-        actor=roles.actor_for_key(request.auth),
-        reason=header_reason(request),
-        now=timezone.now(),
     )
     return saved(outcome, response)
 
@@ -192,13 +191,14 @@ def patch_document(request: HttpRequest, response: HttpResponse, session_id: str
     if selectors.get_session(session_id=session_id) is None:
         raise NotFound(f"no session with id {session_id[:80]!r}")
     patch = parse_patch(value, statuses=_STATUSES)
-    outcome = editing.patch_document(
-        session_id=session_id,
+    outcome = document_edits.patch_document(
+        edit=edit_request(
+            request,
+            session_id=session_id,
+            reason=reason or header_reason(request),
+            expected_version=expected,
+        ),
         patch=patch,
-        expected_version=expected,
-        actor=roles.actor_for_key(request.auth),
-        reason=reason or header_reason(request),
-        now=timezone.now(),
     )
     return saved(outcome, response)
 
@@ -252,7 +252,20 @@ def header_reason(request: HttpRequest) -> str:
     return unquote(request.headers.get(REASON_HEADER, "") or "")
 
 
-def saved(outcome: editing.EditOutcome, response: HttpResponse) -> dict[str, Any]:
+def edit_request(
+    request: HttpRequest, *, session_id: str, reason: str, expected_version: int | None = None
+) -> EditRequest:
+    """The edit an API call asks for, made by its key, now."""
+    return EditRequest(
+        session_id=session_id,
+        actor=roles.actor_for_key(request.auth),
+        reason=reason,
+        now=timezone.now(),
+        expected_version=expected_version,
+    )
+
+
+def saved(outcome: EditOutcome, response: HttpResponse) -> dict[str, Any]:
     """The answer to a save; ``response`` is ninja's temporal response (for the headers)."""
     response["ETag"] = etag_of(outcome.version)
     response["X-Session-Version"] = str(outcome.version)

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from ninja import Router, Schema, Status
 from pydantic import Field
 
@@ -16,14 +15,15 @@ from sessions_api.api.documents import (
     _ERRORS,
     READ,
     WRITE,
+    edit_request,
     expected_version,
     header_reason,
     saved,
 )
 from sessions_api.api.documents import SaveOut as EditOut
 from sessions_api.api.errors import etag_of
+from sessions_api.editing import lineage
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
 from sessions_api.errors import InvalidRequest, NotFound
 from sessions_api.sessions import selectors
 
@@ -162,13 +162,10 @@ def list_checkpoints(request: HttpRequest, session_id: str):
 )
 def create_checkpoint(request: HttpRequest, session_id: str, payload: CheckpointIn):
     """Pinned versions are never pruned. Names are unique per session (409 otherwise)."""
-    outcome = editing.create_checkpoint(
-        session_id=session_id,
+    outcome = lineage.create_checkpoint(
+        edit=edit_request(request, session_id=session_id, reason=payload.note),
         name=payload.name,
         version=payload.version,
-        note=payload.note,
-        actor=roles.actor_for_key(request.auth),
-        now=timezone.now(),
     )
     return Status(
         201,
@@ -196,26 +193,16 @@ def restore(request: HttpRequest, response: HttpResponse, session_id: str, paylo
     if (payload.checkpoint is None) == (payload.version is None):
         raise InvalidRequest("invalid_request", "name either a checkpoint or a version", path="/")
     expected = expected_version(request, fallback=payload.expected_version)
-    actor = roles.actor_for_key(request.auth)
-    reason = payload.reason or header_reason(request)
+    edit = edit_request(
+        request,
+        session_id=session_id,
+        reason=payload.reason or header_reason(request),
+        expected_version=expected,
+    )
     if payload.checkpoint is not None:
-        outcome = editing.restore_checkpoint(
-            session_id=session_id,
-            name=payload.checkpoint,
-            expected_version=expected,
-            actor=actor,
-            reason=reason,
-            now=timezone.now(),
-        )
+        outcome = lineage.restore_checkpoint(edit=edit, name=payload.checkpoint)
     else:
-        outcome = editing.revert_to_version(
-            session_id=session_id,
-            version=payload.version or 0,
-            expected_version=expected,
-            actor=actor,
-            reason=reason,
-            now=timezone.now(),
-        )
+        outcome = lineage.revert_to_version(edit=edit, version=payload.version or 0)
     return saved(outcome, response)
 
 
@@ -228,13 +215,12 @@ def restore(request: HttpRequest, response: HttpResponse, session_id: str, paylo
 def branch(request: HttpRequest, response: HttpResponse, session_id: str, payload: BranchIn):
     """A new session whose first version is the chosen version, with a new id; both sessions
     show the link (``GET /sessions/{id}`` of either; the dashboard's session page)."""
-    outcome = editing.branch_session(
-        session_id=session_id,
+    outcome = lineage.branch_session(
+        edit=edit_request(
+            request, session_id=session_id, reason=payload.reason or header_reason(request)
+        ),
         version=payload.version,
         new_id=payload.id,
-        actor=roles.actor_for_key(request.auth),
-        reason=payload.reason or header_reason(request),
-        now=timezone.now(),
     )
     response["ETag"] = etag_of(outcome.version)
     return Status(

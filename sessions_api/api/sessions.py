@@ -24,7 +24,8 @@ from sessions_api.api.schemas import (
     TimelineOut,
     VersionsOut,
 )
-from sessions_api.editing import services as editing
+from sessions_api.editing import lineage
+from sessions_api.editing.values import EditRequest
 from sessions_api.errors import BodyNotFound, InvalidRequest, NotFound
 from sessions_api.formats import FORMAT_IDS
 from sessions_api.ingest import services
@@ -326,11 +327,13 @@ def list_versions(request: HttpRequest, session_id: str):
 def delete_session(request: HttpRequest, session_id: str):
     """Delete with every version. Audited; ``X-Change-Reason`` says why (optional here)."""
     record = _require_session(session_id)
-    editing.delete_session(
-        session_id=record.id,
-        actor=roles.actor_for_key(request.auth),
-        reason=request.headers.get("X-Change-Reason") or "deleted through the API",
-        now=timezone.now(),
+    lineage.delete_session(
+        edit=EditRequest(
+            session_id=record.id,
+            actor=roles.actor_for_key(request.auth),
+            reason=request.headers.get("X-Change-Reason") or "deleted through the API",
+            now=timezone.now(),
+        )
     )
     return Status(204, None)
 

@@ -444,7 +444,7 @@ def _write_index(
     for column, value in index.columns.items():
         setattr(row, column, value)
     if row.expires_at_override is not None:
-        # An editor's expiry for a format whose document records none (editing.set_expiry).
+        # An editor's expiry for a format whose document records none (editing.document.set_expiry).
         row.expires_at = row.expires_at_override
     # A new document is new life: it supersedes earlier expiry and stuck marks.
     row.status_before_expiry = ""

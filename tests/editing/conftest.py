@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
-from sessions_api.editing.services import Actor
+from sessions_api.editing.values import Actor
 from sessions_api.ingest import services
 from tests import factories
 

@@ -9,8 +9,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from sessions_api.editing import annotations, document
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
+from sessions_api.editing.values import EditRequest
 from sessions_api.models import AuditEntry
 from tests.editing.conftest import EDITOR, make_user
 
@@ -49,9 +50,9 @@ def test_admin_edits_state_through_the_editing_service(admin_client, chat_sessio
     )
     response = admin_client.post(change_url(chat_session), data)
     assert response.status_code == 302, response.content[:500]
-    document = editing_selectors.get_latest_document(session_id=chat_session)
-    assert document.version == 2
-    assert json.loads(document.body)["variables"] == {"plan": "enterprise"}
+    latest = editing_selectors.get_latest_document(session_id=chat_session)
+    assert latest.version == 2
+    assert json.loads(latest.body)["variables"] == {"plan": "enterprise"}
     actions = sorted(
         AuditEntry.objects.filter(actor_label="user:boss").values_list("action", flat=True)
     )
@@ -60,22 +61,18 @@ def test_admin_edits_state_through_the_editing_service(admin_client, chat_sessio
 
 def test_admin_form_refuses_a_stale_version_and_a_missing_reason(admin_client, chat_session, now):
     data = form_data(admin_client, chat_session, value=json.dumps({"plan": "x"}), reason="r")
-    editing.set_notes(
-        session_id=chat_session,
+    annotations.set_notes(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="r", now=now, expected_version=1
+        ),
         notes="n",
-        expected_version=1,
-        actor=EDITOR,
-        reason="r",
-        now=now,
     )
-    editing.edit_state(
-        session_id=chat_session,
+    document.edit_state(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="r", now=now, expected_version=1
+        ),
         part="state",
         value={"plan": "y"},
-        expected_version=1,
-        actor=EDITOR,
-        reason="r",
-        now=now,
     )
     stale = admin_client.post(change_url(chat_session), data)
     assert stale.status_code == 200 and "changed meanwhile" in stale.content.decode()
@@ -100,13 +97,15 @@ def test_only_admins_use_the_admin_and_audit_rows_are_read_only(admin_client, ch
     user.save()
     editor.force_login(user)
     assert editor.get(change_url(chat_session)).status_code in (302, 403)
-    editing.set_notes(
-        session_id=chat_session,
+    annotations.set_notes(
+        edit=EditRequest(
+            session_id=chat_session,
+            actor=EDITOR,
+            reason="r",
+            now=timezone.now(),
+            expected_version=1,
+        ),
         notes="n",
-        expected_version=1,
-        actor=EDITOR,
-        reason="r",
-        now=timezone.now(),
     )
     entry = AuditEntry.objects.get(action="note")
     page = admin_client.get(f"/admin/sessions_api/auditentry/{entry.id}/change/")

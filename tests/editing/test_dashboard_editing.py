@@ -10,8 +10,9 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
+from sessions_api.editing import annotations, document
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
+from sessions_api.editing.values import Actor, EditRequest
 from sessions_api.models import AuditEntry, Session
 from sessions_api.sessions import selectors
 from tests.editing.conftest import EDITOR, fixture_bytes
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.django_db
 
 
 def latest(session_id: str) -> tuple[int, dict]:
-    document = editing_selectors.get_latest_document(session_id=session_id)
-    return document.version, json.loads(document.body)
+    latest = editing_selectors.get_latest_document(session_id=session_id)
+    return latest.version, json.loads(latest.body)
 
 
 def test_edit_page_shows_the_parts_and_the_current_value(editor_client, picoflow_session):
@@ -93,14 +94,12 @@ def test_invalid_json_and_invalid_documents_are_refused_with_the_text_kept(
 
 def test_a_stale_save_renders_the_conflict_page_and_reapplies(editor_client, chat_session, now):
     # Someone else saves while our editor has version 1 open.
-    editing.edit_state(
-        session_id=chat_session,
+    document.edit_state(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="theirs", now=now, expected_version=1
+        ),
         part="state",
         value={"plan": "basic", "seats": 5},
-        expected_version=1,
-        actor=EDITOR,
-        reason="theirs",
-        now=now,
     )
     stale = editor_client.post(
         f"/sessions/{chat_session}/edit/save/",
@@ -188,14 +187,12 @@ def test_small_forms_save_and_conflict(editor_client, picoflow_session, now):
 
 def test_revert_checkpoint_restore_branch_from_the_session_page(editor_client, chat_session, now):
     url = f"/sessions/{chat_session}"
-    editing.edit_state(
-        session_id=chat_session,
+    document.edit_state(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="oops", now=now, expected_version=1
+        ),
         part="state",
         value={"plan": "broken"},
-        expected_version=1,
-        actor=EDITOR,
-        reason="oops",
-        now=now,
     )
     page = editor_client.get(f"{url}/")
     html = page.content.decode()
@@ -263,21 +260,21 @@ def test_csrf_is_required_on_every_editing_form(user_for, chat_session):
 
 def test_audit_page_filters(client_for, chat_session, picoflow_session, now):
     viewer = client_for("viewer")
-    editing.set_notes(
-        session_id=chat_session,
+    annotations.set_notes(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="note it", now=now, expected_version=1
+        ),
         notes="x",
-        expected_version=1,
-        actor=EDITOR,
-        reason="note it",
-        now=now,
     )
-    editing.set_hold(
-        session_id=picoflow_session,
+    document.set_hold(
+        edit=EditRequest(
+            session_id=picoflow_session,
+            actor=Actor(label="key:bot (abc)"),
+            reason="bot hold",
+            now=now + timedelta(minutes=1),
+            expected_version=1,
+        ),
         on_hold=True,
-        expected_version=1,
-        actor=editing.Actor(label="key:bot (abc)"),
-        reason="bot hold",
-        now=now + timedelta(minutes=1),
     )
     page = viewer.get("/audit/")
     assert page.status_code == 200

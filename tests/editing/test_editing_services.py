@@ -9,8 +9,9 @@ from datetime import timedelta
 
 import pytest
 
+from sessions_api.editing import annotations, document, lineage
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
+from sessions_api.editing.values import Actor, EditRequest
 from sessions_api.errors import (
     BranchExists,
     CheckpointExists,
@@ -43,8 +44,8 @@ pytestmark = pytest.mark.django_db
 
 
 def latest_doc(session_id: str):
-    document = editing_selectors.get_latest_document(session_id=session_id)
-    return document.version, json.loads(document.body)
+    latest = editing_selectors.get_latest_document(session_id=session_id)
+    return latest.version, json.loads(latest.body)
 
 
 # --- every editable part of every format, parsed again by its adapter -------------------------
@@ -60,14 +61,16 @@ def test_every_part_edit_is_stored_in_the_framework_shape_and_reparsed(name, ing
         version, doc = latest_doc(session_id)
         old = document_editors.get_part(format_id, doc, part.key)
         new = {**(old if isinstance(old, dict) else {}), "edited": {"by": "test", "n": step}}
-        outcome = editing.edit_state(
-            session_id=session_id,
+        outcome = document.edit_state(
+            edit=EditRequest(
+                session_id=session_id,
+                actor=EDITOR,
+                reason=f"fix {part.label}",
+                now=now + timedelta(seconds=step),
+                expected_version=version,
+            ),
             part=part.key,
             value=new,
-            expected_version=version,
-            actor=EDITOR,
-            reason=f"fix {part.label}",
-            now=now + timedelta(seconds=step),
         )
         assert outcome.changed and outcome.version == version + 1
         stored_version, stored = latest_doc(session_id)
@@ -95,13 +98,15 @@ def test_every_status_edit_is_reparsed_with_the_new_status(name, ingest, now):
     statuses = editing_selectors.editor_view(session_id=session_id).capabilities.statuses
     for offset, status in enumerate(statuses, start=1):
         version, _ = latest_doc(session_id)
-        outcome = editing.edit_status(
-            session_id=session_id,
+        outcome = document.edit_status(
+            edit=EditRequest(
+                session_id=session_id,
+                actor=EDITOR,
+                reason="status fix",
+                now=now + timedelta(seconds=offset),
+                expected_version=version,
+            ),
             status=status,
-            expected_version=version,
-            actor=EDITOR,
-            reason="status fix",
-            now=now + timedelta(seconds=offset),
         )
         _, stored = latest_doc(session_id)
         _, parsed = parse_document(stored, format_id=format_id)
@@ -119,14 +124,12 @@ def test_formats_without_editable_state_say_so(name, ingest, now):
     assert view.capabilities.parts == ()
     assert view.capabilities.reason
     with pytest.raises(document_editors.NotEditable) as refused:
-        editing.edit_state(
-            session_id=session_id,
+        document.edit_state(
+            edit=EditRequest(
+                session_id=session_id, actor=EDITOR, reason="try", now=now, expected_version=1
+            ),
             part="state",
             value={},
-            expected_version=1,
-            actor=EDITOR,
-            reason="try",
-            now=now,
         )
     assert refused.value.message == view.capabilities.reason
     assert DocumentVersion.objects.filter(session_id=session_id).count() == 1
@@ -141,14 +144,16 @@ def test_picoflow_step_edit_keeps_save_stamp_and_bumps_revision(picoflow_session
         if p.kind == "step"
     )
     later = now + timedelta(minutes=5)
-    editing.edit_state(
-        session_id=picoflow_session,
+    document.edit_state(
+        edit=EditRequest(
+            session_id=picoflow_session,
+            actor=EDITOR,
+            reason="unstick",
+            now=later,
+            expected_version=version,
+        ),
         part=step_key,
         value={"turns": 9, "fixed": True},
-        expected_version=version,
-        actor=EDITOR,
-        reason="unstick",
-        now=later,
     )
     _, stored = latest_doc(picoflow_session)
     state = stored["flow"]["steps"][0]["state"]
@@ -158,45 +163,49 @@ def test_picoflow_step_edit_keeps_save_stamp_and_bumps_revision(picoflow_session
     assert stored["saveOn"] == state["_saveOn"]
     # Framework-managed keys cannot be set through the editor.
     with pytest.raises(document_editors.NotEditable):
-        editing.edit_state(
-            session_id=picoflow_session,
+        document.edit_state(
+            edit=EditRequest(
+                session_id=picoflow_session,
+                actor=EDITOR,
+                reason="r",
+                now=later,
+                expected_version=version + 1,
+            ),
             part=step_key,
             value={"_saveOn": "x"},
-            expected_version=version + 1,
-            actor=EDITOR,
-            reason="r",
-            now=later,
         )
 
 
 def test_an_edit_that_breaks_the_document_is_refused_and_nothing_is_stored(chat_session, now):
     with pytest.raises(InvalidDocument):
-        editing.edit_state(
-            session_id=chat_session,
+        document.edit_state(
+            edit=EditRequest(
+                session_id=chat_session,
+                actor=EDITOR,
+                reason="break it",
+                now=now,
+                expected_version=1,
+            ),
             part="state",
             value=["variables", "must", "be", "an", "object"],
-            expected_version=1,
-            actor=EDITOR,
-            reason="break it",
-            now=now,
         )
     with pytest.raises(InvalidDocument):
-        editing.save_document(
-            session_id=chat_session,
+        document.save_document(
+            edit=EditRequest(
+                session_id=chat_session,
+                actor=EDITOR,
+                reason="rename it",
+                now=now,
+                expected_version=1,
+            ),
             body=openai_chat_body("another-session-id"),
-            expected_version=1,
-            actor=EDITOR,
-            reason="rename it",
-            now=now,
         )
     with pytest.raises(RejectedDocument):
-        editing.save_document(
-            session_id=chat_session,
+        document.save_document(
+            edit=EditRequest(
+                session_id=chat_session, actor=EDITOR, reason="garbage", now=now, expected_version=1
+            ),
             body=b'{"messages": [NaN]}',
-            expected_version=1,
-            actor=EDITOR,
-            reason="garbage",
-            now=now,
         )
     assert DocumentVersion.objects.filter(session_id=chat_session).count() == 1
     assert not AuditEntry.objects.exists()
@@ -205,38 +214,40 @@ def test_an_edit_that_breaks_the_document_is_refused_and_nothing_is_stored(chat_
 def test_a_reason_is_required(chat_session, now):
     for reason in ("", "   ", None):
         with pytest.raises(ReasonRequired):
-            editing.edit_state(
-                session_id=chat_session,
+            document.edit_state(
+                edit=EditRequest(
+                    session_id=chat_session,
+                    actor=EDITOR,
+                    reason=reason,
+                    now=now,
+                    expected_version=1,
+                ),
                 part="state",
                 value={"x": 1},
-                expected_version=1,
-                actor=EDITOR,
-                reason=reason,  # type: ignore[arg-type]
-                now=now,
             )
     assert DocumentVersion.objects.filter(session_id=chat_session).count() == 1
 
 
 def test_a_stale_version_is_a_conflict_with_a_diff_and_nothing_is_written(chat_session, now):
-    first = editing.edit_state(
-        session_id=chat_session,
+    first = document.edit_state(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="upgrade", now=now, expected_version=1
+        ),
         part="state",
         value={"plan": "pro"},
-        expected_version=1,
-        actor=EDITOR,
-        reason="upgrade",
-        now=now,
     )
     assert first.version == 2
     with pytest.raises(VersionConflict) as conflict:
-        editing.edit_state(
-            session_id=chat_session,
+        document.edit_state(
+            edit=EditRequest(
+                session_id=chat_session,
+                actor=EDITOR,
+                reason="downgrade",
+                now=now,
+                expected_version=1,
+            ),
             part="state",
             value={"plan": "free"},
-            expected_version=1,
-            actor=EDITOR,
-            reason="downgrade",
-            now=now,
         )
     assert conflict.value.current_version == 2
     assert conflict.value.expected_version == 1
@@ -248,14 +259,12 @@ def test_a_stale_version_is_a_conflict_with_a_diff_and_nothing_is_written(chat_s
 
 
 def test_a_save_equal_to_the_latest_changes_nothing(chat_session, now):
-    outcome = editing.edit_state(
-        session_id=chat_session,
+    outcome = document.edit_state(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="no-op", now=now, expected_version=1
+        ),
         part="state",
         value={"plan": "basic"},
-        expected_version=1,
-        actor=EDITOR,
-        reason="no-op",
-        now=now,
     )
     assert not outcome.changed and outcome.version == 1
     assert not AuditEntry.objects.exists()
@@ -265,22 +274,22 @@ def test_picoflow_v15_whole_document_save_must_carry_a_new_revision(picoflow_ses
     _, doc = latest_doc(picoflow_session)
     doc["runStatus"] = "completed"
     with pytest.raises(RevisionConflict):
-        editing.save_document(
-            session_id=picoflow_session,
+        document.save_document(
+            edit=EditRequest(
+                session_id=picoflow_session,
+                actor=EDITOR,
+                reason="same revision",
+                now=now,
+                expected_version=1,
+            ),
             body=json.dumps(doc).encode(),
-            expected_version=1,
-            actor=EDITOR,
-            reason="same revision",
-            now=now,
         )
     doc["revision"] += 1
-    outcome = editing.save_document(
-        session_id=picoflow_session,
+    outcome = document.save_document(
+        edit=EditRequest(
+            session_id=picoflow_session, actor=EDITOR, reason="finish", now=now, expected_version=1
+        ),
         body=json.dumps(doc).encode(),
-        expected_version=1,
-        actor=EDITOR,
-        reason="finish",
-        now=now,
     )
     assert outcome.version == 2
     assert selectors.get_session(session_id=picoflow_session).summary.status == "completed"
@@ -300,13 +309,15 @@ def test_patch_picoflow_appends_to_the_current_step_and_merges_its_state(picoflo
         state={"turns": None, "mood": "good"},
         status="completed",
     )
-    outcome = editing.patch_document(
-        session_id=picoflow_session,
+    outcome = document.patch_document(
+        edit=EditRequest(
+            session_id=picoflow_session,
+            actor=EDITOR,
+            reason="agent turn",
+            now=now,
+            expected_version=1,
+        ),
         patch=patch,
-        expected_version=1,
-        actor=EDITOR,
-        reason="agent turn",
-        now=now,
     )
     assert outcome.version == 2
     _, after = latest_doc(picoflow_session)
@@ -326,37 +337,31 @@ def test_patch_picoflow_named_step_and_namespace(picoflow_session, now):
     patch = document_editors.DocumentPatch(
         state={"note": "x"}, step="Search", namespace="Search", messages=[]
     )
-    editing.patch_document(
-        session_id=picoflow_session,
+    document.patch_document(
+        edit=EditRequest(
+            session_id=picoflow_session, actor=EDITOR, reason="r", now=now, expected_version=1
+        ),
         patch=patch,
-        expected_version=1,
-        actor=EDITOR,
-        reason="r",
-        now=now,
     )
     _, after = latest_doc(picoflow_session)
     assert next(s for s in after["flow"]["steps"] if s["name"] == "Search")["state"]["note"] == "x"
     with pytest.raises(document_editors.NotEditable):
-        editing.patch_document(
-            session_id=picoflow_session,
+        document.patch_document(
+            edit=EditRequest(
+                session_id=picoflow_session, actor=EDITOR, reason="r", now=now, expected_version=2
+            ),
             patch=document_editors.DocumentPatch(state={"a": 1}, step="Nope"),
-            expected_version=2,
-            actor=EDITOR,
-            reason="r",
-            now=now,
         )
 
 
 def test_patch_openai_chat_and_langchain(ingest, chat_session, now):
-    editing.patch_document(
-        session_id=chat_session,
+    document.patch_document(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="turn", now=now, expected_version=1
+        ),
         patch=document_editors.DocumentPatch(
             messages=[{"role": "user", "content": "and now?"}], state={"plan": "pro"}
         ),
-        expected_version=1,
-        actor=EDITOR,
-        reason="turn",
-        now=now,
     )
     _, doc = latest_doc(chat_session)
     assert doc["messages"][-1] == {"role": "user", "content": "and now?"}
@@ -364,16 +369,12 @@ def test_patch_openai_chat_and_langchain(ingest, chat_session, now):
 
     lc = ingest(fixture_bytes("langchain/thread_state.json"))
     _, before = latest_doc(lc)
-    editing.patch_document(
-        session_id=lc,
+    document.patch_document(
+        edit=EditRequest(session_id=lc, actor=EDITOR, reason="turn", now=now, expected_version=1),
         patch=document_editors.DocumentPatch(
             messages=[{"type": "human", "content": "thanks", "id": "h-new"}],
             state={"reviewed": True},
         ),
-        expected_version=1,
-        actor=EDITOR,
-        reason="turn",
-        now=now,
     )
     _, after = latest_doc(lc)
     assert after["values"]["messages"][-1]["content"] == "thanks"
@@ -381,25 +382,19 @@ def test_patch_openai_chat_and_langchain(ingest, chat_session, now):
     assert after["values"]["reviewed"] is True
     # A status the format cannot record is refused.
     with pytest.raises(document_editors.NotEditable):
-        editing.patch_document(
-            session_id=lc,
+        document.patch_document(
+            edit=EditRequest(session_id=lc, actor=EDITOR, reason="r", now=now, expected_version=2),
             patch=document_editors.DocumentPatch(status="completed"),
-            expected_version=2,
-            actor=EDITOR,
-            reason="r",
-            now=now,
         )
 
 
 def test_patched_messages_that_break_the_format_are_refused(chat_session, now):
     with pytest.raises(InvalidDocument):
-        editing.patch_document(
-            session_id=chat_session,
+        document.patch_document(
+            edit=EditRequest(
+                session_id=chat_session, actor=EDITOR, reason="r", now=now, expected_version=1
+            ),
             patch=document_editors.DocumentPatch(messages=[{"role": 7, "content": "x"}]),
-            expected_version=1,
-            actor=EDITOR,
-            reason="r",
-            now=now,
         )
     assert DocumentVersion.objects.filter(session_id=chat_session).count() == 1
 
@@ -408,29 +403,27 @@ def test_patched_messages_that_break_the_format_are_refused(chat_session, now):
 
 
 def test_hold_tags_notes_are_audited_without_a_new_version(chat_session, now):
-    editing.set_hold(
-        session_id=chat_session,
+    document.set_hold(
+        edit=EditRequest(
+            session_id=chat_session,
+            actor=EDITOR,
+            reason="investigating",
+            now=now,
+            expected_version=1,
+        ),
         on_hold=True,
-        expected_version=1,
-        actor=EDITOR,
-        reason="investigating",
-        now=now,
     )
-    editing.set_tags(
-        session_id=chat_session,
+    annotations.set_tags(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="triage", now=now, expected_version=1
+        ),
         tags=[" vip ", "bug-123", "vip", ""],
-        expected_version=1,
-        actor=EDITOR,
-        reason="triage",
-        now=now,
     )
-    editing.set_notes(
-        session_id=chat_session,
+    annotations.set_notes(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="context", now=now, expected_version=1
+        ),
         notes="Customer called twice.",
-        expected_version=1,
-        actor=EDITOR,
-        reason="context",
-        now=now,
     )
     row = Session.objects.get(id=chat_session)
     assert row.on_hold and row.tags == ["vip", "bug-123"] and row.notes == "Customer called twice."
@@ -441,49 +434,45 @@ def test_hold_tags_notes_are_audited_without_a_new_version(chat_session, now):
     assert tag_entry.diff == [
         {"op": "replace", "path": "/session/tags", "value": ["vip", "bug-123"], "old": []}
     ]
-    release = editing.set_hold(
-        session_id=chat_session,
+    release = document.set_hold(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="done", now=now, expected_version=1
+        ),
         on_hold=False,
-        expected_version=1,
-        actor=EDITOR,
-        reason="done",
-        now=now,
     )
     assert release.changed and AuditEntry.objects.filter(action="release").count() == 1
     # Index edits check the version too.
     with pytest.raises(VersionConflict):
-        editing.set_notes(
-            session_id=chat_session,
+        annotations.set_notes(
+            edit=EditRequest(
+                session_id=chat_session, actor=EDITOR, reason="r", now=now, expected_version=7
+            ),
             notes="stale",
-            expected_version=7,
-            actor=EDITOR,
-            reason="r",
-            now=now,
         )
 
 
 def test_expiry_in_the_document_for_picoflow_v1(ingest, now):
     session_id = ingest(fixture_bytes("picoflow/v1_plain_structured.json"))
     expires = now + timedelta(days=3)
-    outcome = editing.set_expiry(
-        session_id=session_id,
+    outcome = document.set_expiry(
+        edit=EditRequest(
+            session_id=session_id,
+            actor=EDITOR,
+            reason="give it three days",
+            now=now,
+            expected_version=1,
+        ),
         expires_at=expires,
-        expected_version=1,
-        actor=EDITOR,
-        reason="give it three days",
-        now=now,
     )
     assert outcome.version == 2
     _, doc = latest_doc(session_id)
     assert doc["expireAfter"] == 3 * 86400
     assert abs(Session.objects.get(id=session_id).expires_at - expires) < timedelta(seconds=2)
-    editing.set_expiry(
-        session_id=session_id,
+    document.set_expiry(
+        edit=EditRequest(
+            session_id=session_id, actor=EDITOR, reason="never", now=now, expected_version=2
+        ),
         expires_at=None,
-        expected_version=2,
-        actor=EDITOR,
-        reason="never",
-        now=now,
     )
     _, doc = latest_doc(session_id)
     assert "expireAfter" not in doc
@@ -495,34 +484,28 @@ def test_expiry_on_the_index_survives_new_versions_and_revives_expired(chat_sess
         status="expired", status_before_expiry="unknown", expired_at=now
     )
     expires = now + timedelta(hours=6)
-    editing.set_expiry(
-        session_id=chat_session,
+    document.set_expiry(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="more time", now=now, expected_version=1
+        ),
         expires_at=expires,
-        expected_version=1,
-        actor=EDITOR,
-        reason="more time",
-        now=now,
     )
     row = Session.objects.get(id=chat_session)
     assert row.expires_at == expires and row.status == "unknown" and row.expired_at is None
-    editing.edit_state(
-        session_id=chat_session,
+    document.edit_state(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="r", now=now, expected_version=1
+        ),
         part="state",
         value={"plan": "x"},
-        expected_version=1,
-        actor=EDITOR,
-        reason="r",
-        now=now,
     )
     assert Session.objects.get(id=chat_session).expires_at == expires
     with pytest.raises(EditError):
-        editing.set_expiry(
-            session_id=chat_session,
+        document.set_expiry(
+            edit=EditRequest(
+                session_id=chat_session, actor=EDITOR, reason="past", now=now, expected_version=2
+            ),
             expires_at=now - timedelta(seconds=1),
-            expected_version=2,
-            actor=EDITOR,
-            reason="past",
-            now=now,
         )
 
 
@@ -531,22 +514,18 @@ def test_expiry_on_the_index_survives_new_versions_and_revives_expired(chat_sess
 
 def test_revert_is_a_new_version_with_the_old_bytes(chat_session, now):
     original = editing_selectors.get_latest_document(session_id=chat_session).body
-    editing.edit_state(
-        session_id=chat_session,
+    document.edit_state(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="oops", now=now, expected_version=1
+        ),
         part="state",
         value={"plan": "broken"},
-        expected_version=1,
-        actor=EDITOR,
-        reason="oops",
-        now=now,
     )
-    outcome = editing.revert_to_version(
-        session_id=chat_session,
+    outcome = lineage.revert_to_version(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="undo oops", now=now, expected_version=2
+        ),
         version=1,
-        expected_version=2,
-        actor=EDITOR,
-        reason="undo oops",
-        now=now,
     )
     assert outcome.version == 3
     assert editing_selectors.get_latest_document(session_id=chat_session).body == original
@@ -556,34 +535,38 @@ def test_revert_is_a_new_version_with_the_old_bytes(chat_session, now):
         {"op": "replace", "path": "/variables/plan", "value": "basic", "old": "broken"}
     ]
     with pytest.raises(VersionNotFound):
-        editing.revert_to_version(
-            session_id=chat_session,
+        lineage.revert_to_version(
+            edit=EditRequest(
+                session_id=chat_session, actor=EDITOR, reason="r", now=now, expected_version=3
+            ),
             version=99,
-            expected_version=3,
-            actor=EDITOR,
-            reason="r",
-            now=now,
         )
 
 
 def test_checkpoint_restore_and_pins_survive_pruning(chat_session, now):
-    checkpoint = editing.create_checkpoint(
-        session_id=chat_session, name="good", version=None, note="known good", actor=EDITOR, now=now
+    checkpoint = lineage.create_checkpoint(
+        edit=EditRequest(session_id=chat_session, actor=EDITOR, reason="known good", now=now),
+        name="good",
+        version=None,
     )
     assert checkpoint.version == 1
     with pytest.raises(CheckpointExists):
-        editing.create_checkpoint(
-            session_id=chat_session, name="good", version=1, note="", actor=EDITOR, now=now
+        lineage.create_checkpoint(
+            edit=EditRequest(session_id=chat_session, actor=EDITOR, reason="", now=now),
+            name="good",
+            version=1,
         )
     for n in range(2, 6):
-        editing.edit_state(
-            session_id=chat_session,
+        document.edit_state(
+            edit=EditRequest(
+                session_id=chat_session,
+                actor=EDITOR,
+                reason=f"edit {n}",
+                now=now,
+                expected_version=n - 1,
+            ),
             part="state",
             value={"plan": f"p{n}"},
-            expected_version=n - 1,
-            actor=EDITOR,
-            reason=f"edit {n}",
-            now=now,
         )
     result = prune.prune_versions(now=now, keep=2)
     assert result.versions_deleted == 2  # v2 and v3; v1 is pinned
@@ -591,30 +574,32 @@ def test_checkpoint_restore_and_pins_survive_pruning(chat_session, now):
         DocumentVersion.objects.filter(session_id=chat_session).values_list("number", flat=True)
     )
     assert kept == {1, 4, 5}
-    restored = editing.restore_checkpoint(
-        session_id=chat_session,
+    restored = lineage.restore_checkpoint(
+        edit=EditRequest(
+            session_id=chat_session,
+            actor=EDITOR,
+            reason="back to good",
+            now=now,
+            expected_version=5,
+        ),
         name="good",
-        expected_version=5,
-        actor=EDITOR,
-        reason="back to good",
-        now=now,
     )
     assert restored.version == 6
     assert latest_doc(chat_session)[1]["variables"] == {"plan": "basic"}
     entry = AuditEntry.objects.get(id=restored.audit_id)
     assert entry.action == "restore" and entry.details["checkpoint"] == "good"
     with pytest.raises(CheckpointNotFound):
-        editing.restore_checkpoint(
-            session_id=chat_session,
+        lineage.restore_checkpoint(
+            edit=EditRequest(
+                session_id=chat_session, actor=EDITOR, reason="r", now=now, expected_version=6
+            ),
             name="nope",
-            expected_version=6,
-            actor=EDITOR,
-            reason="r",
-            now=now,
         )
     with pytest.raises(VersionNotFound):
-        editing.create_checkpoint(
-            session_id=chat_session, name="pruned", version=2, note="", actor=EDITOR, now=now
+        lineage.create_checkpoint(
+            edit=EditRequest(session_id=chat_session, actor=EDITOR, reason="", now=now),
+            name="pruned",
+            version=2,
         )
 
 
@@ -628,8 +613,10 @@ def test_checkpoint_restore_and_pins_survive_pruning(chat_session, now):
 def test_branch_makes_a_linked_session_with_a_new_id(name, ingest, now):
     parent = ingest(fixture_bytes(name))
     parent_record = selectors.get_session(session_id=parent)
-    outcome = editing.branch_session(
-        session_id=parent, version=None, new_id=None, actor=EDITOR, reason="try a fix", now=now
+    outcome = lineage.branch_session(
+        edit=EditRequest(session_id=parent, actor=EDITOR, reason="try a fix", now=now),
+        version=None,
+        new_id=None,
     )
     child = selectors.get_session(session_id=outcome.session_id)
     assert child.format == parent_record.format and child.version == 1
@@ -647,8 +634,10 @@ def test_branch_makes_a_linked_session_with_a_new_id(name, ingest, now):
     )
     assert AuditEntry.objects.filter(action="branch").count() == 2
     # A second branch gets the next number; a taken id is refused.
-    second = editing.branch_session(
-        session_id=parent, version=1, new_id=None, actor=EDITOR, reason="again", now=now
+    second = lineage.branch_session(
+        edit=EditRequest(session_id=parent, actor=EDITOR, reason="again", now=now),
+        version=1,
+        new_id=None,
     )
     assert "~branch-2" in second.external_id
     raw_id = document_editors.document_session_id(
@@ -657,27 +646,30 @@ def test_branch_makes_a_linked_session_with_a_new_id(name, ingest, now):
     )
     if raw_id is not None:
         with pytest.raises(BranchExists):
-            editing.branch_session(
-                session_id=parent, version=1, new_id=raw_id, actor=EDITOR, reason="r", now=now
+            lineage.branch_session(
+                edit=EditRequest(session_id=parent, actor=EDITOR, reason="r", now=now),
+                version=1,
+                new_id=raw_id,
             )
 
 
 def test_branch_from_an_older_version_with_a_chosen_id(picoflow_session, now):
-    editing.edit_status(
-        session_id=picoflow_session,
+    document.edit_status(
+        edit=EditRequest(
+            session_id=picoflow_session,
+            actor=EDITOR,
+            reason="it broke",
+            now=now,
+            expected_version=1,
+        ),
         status="aborted",
-        expected_version=1,
-        actor=EDITOR,
-        reason="it broke",
-        now=now,
     )
-    outcome = editing.branch_session(
-        session_id=picoflow_session,
+    outcome = lineage.branch_session(
+        edit=EditRequest(
+            session_id=picoflow_session, actor=EDITOR, reason="retry from before the break", now=now
+        ),
         version=1,
         new_id="edit-me-retry",
-        actor=EDITOR,
-        reason="retry from before the break",
-        now=now,
     )
     assert outcome.external_id == "edit-me-retry" and outcome.branched_from_version == 1
     _, doc = latest_doc(outcome.session_id)
@@ -686,8 +678,10 @@ def test_branch_from_an_older_version_with_a_chosen_id(picoflow_session, now):
 
 def test_id_less_documents_branch_under_the_new_key(ingest, now):
     parent = ingest(fixture_bytes("openai_chat/bare_list.json"))
-    outcome = editing.branch_session(
-        session_id=parent, version=None, new_id="bare-copy", actor=EDITOR, reason="r", now=now
+    outcome = lineage.branch_session(
+        edit=EditRequest(session_id=parent, actor=EDITOR, reason="r", now=now),
+        version=None,
+        new_id="bare-copy",
     )
     assert outcome.external_id == "bare-copy"
     assert (
@@ -700,10 +694,14 @@ def test_id_less_documents_branch_under_the_new_key(ingest, now):
 
 
 def test_delete_is_audited_and_the_entry_outlives_the_session(chat_session, now):
-    editing.create_checkpoint(
-        session_id=chat_session, name="c", version=1, note="", actor=EDITOR, now=now
+    lineage.create_checkpoint(
+        edit=EditRequest(session_id=chat_session, actor=EDITOR, reason="", now=now),
+        name="c",
+        version=1,
     )
-    assert editing.delete_session(session_id=chat_session, actor=EDITOR, reason="gdpr", now=now)
+    assert lineage.delete_session(
+        edit=EditRequest(session_id=chat_session, actor=EDITOR, reason="gdpr", now=now)
+    )
     assert not Session.objects.filter(id=chat_session).exists()
     assert not Checkpoint.objects.exists()
     entry = AuditEntry.objects.get(action="delete")
@@ -717,33 +715,35 @@ def test_delete_is_audited_and_the_entry_outlives_the_session(chat_session, now)
 
 def test_unknown_sessions_are_not_found(db, now):
     with pytest.raises(NotFound):
-        editing.set_notes(
-            session_id="not-a-uuid",
+        annotations.set_notes(
+            edit=EditRequest(
+                session_id="not-a-uuid", actor=EDITOR, reason="r", now=now, expected_version=1
+            ),
             notes="x",
-            expected_version=1,
-            actor=EDITOR,
-            reason="r",
-            now=now,
         )
 
 
 def test_audit_filters_and_paging(chat_session, picoflow_session, now):
     for n in range(5):
-        editing.set_notes(
-            session_id=chat_session,
+        annotations.set_notes(
+            edit=EditRequest(
+                session_id=chat_session,
+                actor=EDITOR,
+                reason=f"r{n}",
+                now=now + timedelta(seconds=n),
+                expected_version=1,
+            ),
             notes=f"n{n}",
-            expected_version=1,
-            actor=EDITOR,
-            reason=f"r{n}",
-            now=now + timedelta(seconds=n),
         )
-    editing.set_hold(
-        session_id=picoflow_session,
+    document.set_hold(
+        edit=EditRequest(
+            session_id=picoflow_session,
+            actor=Actor(label="key:bot (abc)"),
+            reason="bot",
+            now=now,
+            expected_version=1,
+        ),
         on_hold=True,
-        expected_version=1,
-        actor=editing.Actor(label="key:bot (abc)"),
-        reason="bot",
-        now=now,
     )
     all_entries = editing_selectors.list_audit(filters=editing_selectors.AuditFilters())
     assert len(all_entries.items) == 6
@@ -774,14 +774,12 @@ def test_audit_filters_and_paging(chat_session, picoflow_session, now):
 
 
 def test_conflict_view_rebases_my_change_onto_theirs(chat_session, now):
-    editing.edit_state(
-        session_id=chat_session,
+    document.edit_state(
+        edit=EditRequest(
+            session_id=chat_session, actor=EDITOR, reason="theirs", now=now, expected_version=1
+        ),
         part="state",
         value={"plan": "basic", "seats": 3},
-        expected_version=1,
-        actor=EDITOR,
-        reason="theirs",
-        now=now,
     )
     view = editing_selectors.conflict_view(
         session_id=chat_session,

@@ -13,8 +13,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from sessions_api.editing import document
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.editing import services as editing
+from sessions_api.editing.values import EditRequest
 from sessions_api.ingest import services
 from tests.editing.conftest import EDITOR, make_user, picoflow_body
 from tests.support.chromium import require_playwright
@@ -81,14 +82,16 @@ def test_edit_conflict_diff_resolve_and_audit(page):
     page.fill("#edit-reason", "clear the stuck flag")
 
     # Meanwhile someone else saves the same step.
-    editing.edit_state(
-        session_id=session_id,
+    document.edit_state(
+        edit=EditRequest(
+            session_id=session_id,
+            actor=EDITOR,
+            reason="concurrent fix",
+            now=timezone.now(),
+            expected_version=1,
+        ),
         part="step:0:1",
         value={"turns": 1, "note_from_other": "added meanwhile"},
-        expected_version=1,
-        actor=EDITOR,
-        reason="concurrent fix",
-        now=timezone.now(),
     )
 
     # Our stale save is refused with a conflict page and a diff of their change.
@@ -110,9 +113,9 @@ def test_edit_conflict_diff_resolve_and_audit(page):
     # Resolve: re-apply on top of the latest version.
     page.locator("#reapply [data-json-submit]").click()
     expect(page.locator(".flash")).to_contain_text("Saved as version 3")
-    document = editing_selectors.get_latest_document(session_id=session_id)
-    assert document.version == 3
-    state = json.loads(document.body)["flow"]["steps"][1]["state"]
+    latest = editing_selectors.get_latest_document(session_id=session_id)
+    assert latest.version == 3
+    state = json.loads(latest.body)["flow"]["steps"][1]["state"]
     assert state["fixed_by"] == "browser" and state["note_from_other"] == "added meanwhile"
 
     # The audit log shows who, why and the diff.

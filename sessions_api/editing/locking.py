@@ -1,0 +1,71 @@
+"""The session row lock and the expected-version check every edit starts with.
+
+An edit locks the session row first, then compares the version the editor started from with
+the latest one, so of two saves made from the same version exactly one wins: the other sees
+the new version and is refused with a :class:`VersionConflict` carrying a JSON diff from what
+it saw to what is there now.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sessions_api import jsondiff
+from sessions_api.editing.values import EditRequest
+from sessions_api.errors import BodyNotFound, EditError, NotFound, VersionConflict
+from sessions_api.models import Session
+from sessions_api.storage import decode_stored_body, get_document_store
+
+
+def session_uuid(value: str | None) -> str | None:
+    """The session id in its canonical form, or None when it is no UUID (so no session)."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except (TypeError, ValueError):
+        return None
+
+
+def lock_session(session_id: str) -> Session:
+    """The session row, locked until the transaction ends; NotFound when there is none."""
+    key = session_uuid(session_id)
+    row = Session.objects.select_for_update().filter(id=key).first() if key else None
+    if row is None:
+        raise NotFound(f"no session with id {str(session_id)[:80]!r}")
+    return row
+
+
+def lock_for_edit(edit: EditRequest) -> Session:
+    """The session row, locked, once ``edit`` is known to start from its latest version."""
+    row = lock_session(edit.session_id)
+    check_version(row, edit.expected_version)
+    return row
+
+
+def check_version(row: Session, expected_version: int | None) -> None:
+    """Refuse an edit made on any version but the latest of a locked row."""
+    if isinstance(expected_version, bool) or not isinstance(expected_version, int):
+        raise EditError("expected_version must be a version number", path="expected_version")
+    if expected_version == row.latest_version:
+        return
+    raise VersionConflict(
+        expected_version=expected_version,
+        current_version=row.latest_version,
+        diff=conflict_diff(row=row, seen_version=expected_version),
+    )
+
+
+def conflict_diff(*, row: Session, seen_version: int) -> list[dict[str, Any]] | None:
+    """The JSON patch from the version an editor saw to the latest (None when unknown)."""
+    if not 1 <= seen_version <= row.latest_version:
+        return None
+    try:
+        seen = decode_stored_body(stored_body(row, seen_version))
+        current = decode_stored_body(stored_body(row, row.latest_version))
+    except BodyNotFound:
+        return None
+    return jsondiff.diff(seen, current, max_ops=500)
+
+
+def stored_body(row: Session, version: int) -> bytes:
+    return get_document_store().get(session_id=str(row.id), version=version)
