@@ -226,20 +226,19 @@ class SecondsBetween(Func):
         super().__init__(F(end), F(start))
 
     def as_sql(self, compiler, connection, **extra_context):
-        end, end_params = compiler.compile(self.source_expressions[0])
-        start, start_params = compiler.compile(self.source_expressions[1])
-        return (
-            f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS double precision)",
-            (*end_params, *start_params),
+        return self._between(
+            compiler, "CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS double precision)"
         )
 
     def as_sqlite(self, compiler, connection, **extra_context):
+        return self._between(
+            compiler, "round((julianday({end}) - julianday({start})) * 86400.0, 3)"
+        )
+
+    def _between(self, compiler, template: str) -> tuple[str, tuple[Any, ...]]:
         end, end_params = compiler.compile(self.source_expressions[0])
         start, start_params = compiler.compile(self.source_expressions[1])
-        return (
-            f"round((julianday({end}) - julianday({start})) * 86400.0, 3)",
-            (*end_params, *start_params),
-        )
+        return template.format(end=end, start=start), (*end_params, *start_params)
 
 
 @cache
