@@ -1017,27 +1017,20 @@ def bench_b5(ctx: Context) -> None:
 
 
 def browser_timing(ctx: Context, port: int, session_id: str) -> dict[str, Any] | None:
-    chromium = Path("/usr/bin/chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         return {"skipped": "playwright is not installed"}
-    if not chromium.exists():
-        return {"skipped": "no /usr/bin/chromium"}
-    args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
+    # Imported here: the browser timing is the only part of the bench that needs the test tools.
+    from tests.support.chromium import CHROMIUM, launch
+
+    if not CHROMIUM.exists():
+        return {"skipped": f"no {CHROMIUM}"}
     url = f"http://127.0.0.1:{port}/sessions/{session_id}/"
     dcl, load, wall = [], [], []
     rows = nodes = None
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=args)
+        browser = launch(p)
         try:
             context = browser.new_context()
             context.add_cookies(

@@ -1,7 +1,8 @@
-"""Headless Chromium for the browser tests: where it is, how it is launched, one per module.
+"""Headless Chromium: where it is, how it is launched, and one per module for the browser tests.
 
 A module that drives a browser calls :func:`require_playwright` at import (it skips the module
 with the reason when Chromium or Playwright is absent) and imports the ``browser`` fixture.
+The screenshot script and the benchmark's browser timing launch it with :func:`launch` too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ ARGS = [
 ]
 
 
+def launch(playwright: Any, executable: Path | str = CHROMIUM) -> Any:
+    """A headless Chromium from a started Playwright, without the sandbox or any background
+    traffic (updates, sync), so runs on a build machine are quiet and comparable."""
+    return playwright.chromium.launch(executable_path=str(executable), args=ARGS)
+
+
 def require_playwright() -> ModuleType:
     """Playwright's sync API, or a skip of the calling module that says what is missing."""
     if not CHROMIUM.exists():
@@ -44,7 +51,7 @@ def browser() -> Iterator[Any]:
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_api.sync_playwright() as playwright:
-            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            launched = launch(playwright)
             yield launched
             launched.close()
     finally:
