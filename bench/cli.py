@@ -179,6 +179,20 @@ class Context:
 
         return factory
 
+    def batch_factory(self, pool: list[datagen.Template]):
+        """Batch requests of ``scale.batch_size`` documents each, every one unique."""
+
+        def factory(_: int) -> tuple[str, str, bytes, dict[str, str]]:
+            bodies = [self.unique_body(pool) for _ in range(self.scale.batch_size)]
+            body = b'{"documents":[' + b",".join(bodies) + b"]}"
+            return "POST", "/api/v1/sessions/batch", body, self.json_headers
+
+        return factory
+
+    def unique_body(self, pool: list[datagen.Template]) -> bytes:
+        n = next(self.unique)
+        return pool[n % len(pool)].unique(n)[0]
+
     def record(self, key: str, title: str, target: str, data: dict[str, Any]) -> None:
         result = {
             "benchmark": key,
@@ -357,15 +371,7 @@ def bench_b2(ctx: Context) -> None:
     s = ctx.scale
     data_dir = ctx.fresh_dir("b2")
     pool = ctx.keyed  # id-less documents cannot take ?external_id= inside a batch
-
-    def batch_factory(_: int) -> tuple[str, str, bytes, dict[str, str]]:
-        bodies = []
-        for _ in range(s.batch_size):
-            n = next(ctx.unique)
-            bodies.append(pool[n % len(pool)].unique(n)[0])
-        body = b'{"documents":[' + b",".join(bodies) + b"]}"
-        return "POST", "/api/v1/sessions/batch", body, ctx.json_headers
-
+    batch_factory = ctx.batch_factory(pool)
     runs = []
     latencies: list[float] = []
     with Server(data_dir) as server:
@@ -389,10 +395,7 @@ def bench_b2(ctx: Context) -> None:
         memory = server.memory()
     # The raw ceiling: the same kind of documents, orjson + sqlite3 executemany.
     n_raw = max(s.batch_size * s.b2_batches, 500 if ctx.smoke else 4000)
-    raw_docs = []
-    for _ in range(n_raw):
-        n = next(ctx.unique)
-        raw_docs.append(pool[n % len(pool)].unique(n)[0])
+    raw_docs = [ctx.unique_body(pool) for _ in range(n_raw)]
     pickle_path = ctx.work / "raw-docs.pkl"
     pickle_path.write_bytes(pickle.dumps(raw_docs))
     raw = ctx.task("raw_ceiling", ctx.work / "raw", {"pickle": str(pickle_path), "runs": s.runs})
@@ -548,16 +551,7 @@ def bench_pg(ctx: Context) -> None:
     try:
         admin.execute(f'CREATE DATABASE "{name}"')
         ctx.secrets = ctx.task("prepare", data_dir, env_extra={"DATABASE_URL": url})
-        pool = ctx.keyed
-
-        def batch_factory(_: int) -> tuple[str, str, bytes, dict[str, str]]:
-            bodies = []
-            for _ in range(s.batch_size):
-                n = next(ctx.unique)
-                bodies.append(pool[n % len(pool)].unique(n)[0])
-            body = b'{"documents":[' + b",".join(bodies) + b"]}"
-            return "POST", "/api/v1/sessions/batch", body, ctx.json_headers
-
+        batch_factory = ctx.batch_factory(ctx.keyed)
         runs = []
         single_lat: list[float] = []
         with Server(data_dir, env={"DATABASE_URL": url}) as server:
