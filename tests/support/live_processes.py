@@ -125,6 +125,12 @@ class Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def kill9(self) -> None:
+        """SIGKILL to the whole group (a worker's main process and its pool children), like a
+        lost machine."""
+        os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM to the group this object started, then SIGKILL at the deadline."""
         if self.popen.poll() is None:
