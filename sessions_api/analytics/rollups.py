@@ -50,6 +50,7 @@ from django.db.models import (
     Func,
     IntegerField,
     Q,
+    QuerySet,
     Sum,
     Value,
     When,
@@ -419,25 +420,17 @@ def _hours_touched(ids: list[uuid.UUID]) -> tuple[set[datetime], set[datetime]]:
     if not ids:
         return set(), set()
     parse = BucketParser()
-    starts = {
-        parse(h)
-        for h in Session.objects.filter(id__in=ids)
-        .annotate(h=TimeBucket("started_at"))
-        .order_by()
-        .values_list("h", flat=True)
-        .distinct()
-    }
+    starts = _distinct_hours(Session.objects.filter(id__in=ids), "started_at", parse)
     events: set[datetime] = set()
     for model in (ToolCallRecord, SessionError):
-        events.update(
-            parse(h)
-            for h in model.objects.filter(session_id__in=ids)
-            .annotate(h=TimeBucket("occurred_at"))
-            .order_by()
-            .values_list("h", flat=True)
-            .distinct()
-        )
+        events |= _distinct_hours(model.objects.filter(session_id__in=ids), "occurred_at", parse)
     return starts, events
+
+
+def _distinct_hours(rows: QuerySet, field: str, parse: BucketParser) -> set[datetime]:
+    """The hours ``field`` of ``rows`` falls in, each once."""
+    buckets = rows.annotate(h=TimeBucket(field)).order_by().values_list("h", flat=True)
+    return {parse(h) for h in buckets.distinct()}
 
 
 # --- aggregation ------------------------------------------------------------------------------
