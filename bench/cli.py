@@ -179,6 +179,20 @@ class Context:
 
         return factory
 
+    def batch_factory(self, pool: list[datagen.Template]):
+        """Batch requests of ``scale.batch_size`` documents each, every one unique."""
+
+        def factory(_: int) -> tuple[str, str, bytes, dict[str, str]]:
+            bodies = [self.unique_body(pool) for _ in range(self.scale.batch_size)]
+            body = b'{"documents":[' + b",".join(bodies) + b"]}"
+            return "POST", "/api/v1/sessions/batch", body, self.json_headers
+
+        return factory
+
+    def unique_body(self, pool: list[datagen.Template]) -> bytes:
+        n = next(self.unique)
+        return pool[n % len(pool)].unique(n)[0]
+
     def record(self, key: str, title: str, target: str, data: dict[str, Any]) -> None:
         result = {
             "benchmark": key,
@@ -357,15 +371,7 @@ def bench_b2(ctx: Context) -> None:
     s = ctx.scale
     data_dir = ctx.fresh_dir("b2")
     pool = ctx.keyed  # id-less documents cannot take ?external_id= inside a batch
-
-    def batch_factory(_: int) -> tuple[str, str, bytes, dict[str, str]]:
-        bodies = []
-        for _ in range(s.batch_size):
-            n = next(ctx.unique)
-            bodies.append(pool[n % len(pool)].unique(n)[0])
-        body = b'{"documents":[' + b",".join(bodies) + b"]}"
-        return "POST", "/api/v1/sessions/batch", body, ctx.json_headers
-
+    batch_factory = ctx.batch_factory(pool)
     runs = []
     latencies: list[float] = []
     with Server(data_dir) as server:
@@ -389,10 +395,7 @@ def bench_b2(ctx: Context) -> None:
         memory = server.memory()
     # The raw ceiling: the same kind of documents, orjson + sqlite3 executemany.
     n_raw = max(s.batch_size * s.b2_batches, 500 if ctx.smoke else 4000)
-    raw_docs = []
-    for _ in range(n_raw):
-        n = next(ctx.unique)
-        raw_docs.append(pool[n % len(pool)].unique(n)[0])
+    raw_docs = [ctx.unique_body(pool) for _ in range(n_raw)]
     pickle_path = ctx.work / "raw-docs.pkl"
     pickle_path.write_bytes(pickle.dumps(raw_docs))
     raw = ctx.task("raw_ceiling", ctx.work / "raw", {"pickle": str(pickle_path), "runs": s.runs})
@@ -548,16 +551,7 @@ def bench_pg(ctx: Context) -> None:
     try:
         admin.execute(f'CREATE DATABASE "{name}"')
         ctx.secrets = ctx.task("prepare", data_dir, env_extra={"DATABASE_URL": url})
-        pool = ctx.keyed
-
-        def batch_factory(_: int) -> tuple[str, str, bytes, dict[str, str]]:
-            bodies = []
-            for _ in range(s.batch_size):
-                n = next(ctx.unique)
-                bodies.append(pool[n % len(pool)].unique(n)[0])
-            body = b'{"documents":[' + b",".join(bodies) + b"]}"
-            return "POST", "/api/v1/sessions/batch", body, ctx.json_headers
-
+        batch_factory = ctx.batch_factory(ctx.keyed)
         runs = []
         single_lat: list[float] = []
         with Server(data_dir, env={"DATABASE_URL": url}) as server:
@@ -1017,27 +1011,20 @@ def bench_b5(ctx: Context) -> None:
 
 
 def browser_timing(ctx: Context, port: int, session_id: str) -> dict[str, Any] | None:
-    chromium = Path("/usr/bin/chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         return {"skipped": "playwright is not installed"}
-    if not chromium.exists():
-        return {"skipped": "no /usr/bin/chromium"}
-    args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
+    # Imported here: the browser timing is the only part of the bench that needs the test tools.
+    from tests.support.chromium import CHROMIUM, launch
+
+    if not CHROMIUM.exists():
+        return {"skipped": f"no {CHROMIUM}"}
     url = f"http://127.0.0.1:{port}/sessions/{session_id}/"
     dcl, load, wall = [], [], []
     rows = nodes = None
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=args)
+        browser = launch(p)
         try:
             context = browser.new_context()
             context.add_cookies(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -59,129 +60,117 @@ def cell(text: str) -> str:
 
 
 def rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
-    """(#, measured, ratio, met) per benchmark."""
-    out = []
-    b = results
-    if "B1" in b:
-        r = b["B1"]
-        out.append(
-            (
-                "B1",
-                f"{fmt(r['median']['docs_per_s'])} docs/s, p95 {fmt(r['p95'], ' ms')}, "
-                f"{r['errors']} errors; /healthz {fmt(r['baselines']['healthz_req_per_s'])} "
-                "req/s",
-                f"ingest / healthz = {fmt(r['ratios']['ingest_over_healthz'], '', 3)}",
-                met(r),
-            )
-        )
-    if "B2" in b:
-        r = b["B2"]
-        out.append(
-            (
-                "B2",
-                f"{fmt(r['median']['docs_per_s'])} docs/s (raw ceiling "
-                f"{fmt(r['baselines']['raw_ceiling']['docs_per_s'])} docs/s)",
-                f"ingest / raw = {fmt(r['ratios']['ingest_over_raw'], '', 3)}; batch / single "
-                f"= {fmt(r['ratios']['batch_over_single'], '', 2)}",
-                met(r),
-            )
-        )
-    if "B3" in b:
-        r = b["B3"]
-        out.append(
-            (
-                "B3",
-                f"{fmt(r['median']['docs_per_s'], '', 2)} docs/s "
-                f"({fmt(r['median']['mb_per_s'], ' MB/s', 2)}), p95 {fmt(r['p95'], ' ms')}, "
-                f"web worker peak {fmt(r['peak_rss_mb'], ' MB')}",
-                f"MB/s 2 MB / 20 KB = {fmt(r['ratios']['mb_s_2mb_over_20kb'], '', 2)}",
-                met(r),
-            )
-        )
-    if "B4" in b:
-        r = b["B4"]
-        http = r["runs"][-1]["http_latency_ms"]
-        parts = ", ".join(f"{name} {fmt(v['p95'], ' ms')}" for name, v in http.items())
-        out.append(
-            (
-                "B4",
-                f"at {r['headline']['sessions']:,} sessions, HTTP p95: {parts}",
-                f"deep / first = {fmt(r['ratios']['deep_over_first_http_p95'], '', 2)} (HTTP "
-                f"p95), {fmt(r['ratios']['deep_over_first_inproc_p50'], '', 2)} (server p50); "
-                f"OFFSET deep / first = {fmt(r['ratios']['offset_deep_over_first'], '', 1)}",
-                met(r),
-            )
-        )
-    if "B5" in b:
-        r = b["B5"]
-        browser = r.get("browser") or {}
-        dcl = (browser.get("dom_content_loaded_ms") or {}).get("p50")
-        out.append(
-            (
-                "B5",
-                f"page p95 {fmt(r['p95'], ' ms')} warm, cold parse + window "
-                f"{fmt(r['headline']['cold_ms'], ' ms')}; Chromium DOMContentLoaded "
-                f"{fmt(dcl, ' ms')}, {fmt(browser.get('timeline_rows'))} rows",
-                f"10k / 100 = {fmt(r['ratios']['large_over_small_warm_p95'], '', 2)} warm, "
-                f"{fmt(r['ratios']['large_over_small_cold'], '', 1)} cold; whole render / paged "
-                f"= {fmt(r['ratios']['whole_render_over_paged_render'], '', 0)}",
-                met(r),
-            )
-        )
-    if "B6" in b:
-        r = b["B6"]
-        out.append(
-            (
-                "B6",
-                f"at {r['headline']['sessions']:,} sessions: full rebuild "
-                f"{fmt(r['median']['full_rebuild_s'], ' s')}, incremental "
-                f"{fmt(r['median']['incremental_s'], ' s', 2)}, one chart (30 d, rollups + "
-                f"live edge) p95 {fmt(r['headline']['rollup_chart_p95_ms'], ' ms')}, the whole "
-                f"overview (nine figures, 30 d) p95 {fmt(r['p95'], ' ms')}",
-                f"full / incremental = {fmt(r['ratios']['full_over_incremental'], '', 1)}",
-                met(r),
-            )
-        )
-    if "B7" in b:
-        r = b["B7"]
-        out.append(
-            (
-                "B7",
-                f"{fmt(r['median']['cleanup_s'], ' s')} for "
-                f"{r['headline']['expired']:,} expired + {r['headline']['purged']:,} purged; "
-                f"longest write lock {fmt(r['headline']['max_lock_ms'], ' ms')}",
-                f"ingest p95 during / idle = {fmt(r['ratios']['p95_during_over_idle'], '', 2)}",
-                met(r),
-            )
-        )
-    if "PG" in b and not b["PG"].get("skipped"):
-        r = b["PG"]
-        out.append(
-            (
-                "PG",
-                f"single {fmt(r['median']['docs_per_s'])} docs/s, p95 "
-                f"{fmt(r['p95'], ' ms')}; batch {fmt(r['median']['batch_docs_per_s'])} docs/s; "
-                f"/healthz {fmt(r['median']['healthz_req_per_s'])} req/s",
-                f"ingest / healthz = {fmt(r['ratios']['ingest_over_healthz'], '', 3)}; "
-                f"PostgreSQL / SQLite (single, same run) = "
-                f"{fmt(r['ratios']['pg_over_sqlite_single'], '', 2)}; batch / single = "
-                f"{fmt(r['ratios']['batch_over_single'], '', 2)}",
-                met(r),
-            )
-        )
-    if "B8" in b:
-        r = b["B8"]
-        out.append(
-            (
-                "B8",
-                f"web worker {fmt(r['median']['web_worker_peak_mb'], ' MB')} under B3; "
-                f"job process {fmt(r['median']['job_peak_mb'], ' MB')}",
-                f"rollup RSS large / small N = "
-                f"{fmt(r['ratios']['rollup_rss_large_over_small'], '', 2)}",
-                met(r),
-            )
-        )
-    return out
+    """(#, measured, ratio, met) per benchmark that ran (a skipped one measured nothing)."""
+    return [
+        (key, *measured(results[key]), met(results[key]))
+        for key, measured in _MEASURED.items()
+        if key in results and not results[key].get("skipped")
+    ]
+
+
+def _b1(r: dict[str, Any]) -> tuple[str, str]:
+    return (
+        f"{fmt(r['median']['docs_per_s'])} docs/s, p95 {fmt(r['p95'], ' ms')}, "
+        f"{r['errors']} errors; /healthz {fmt(r['baselines']['healthz_req_per_s'])} "
+        "req/s",
+        f"ingest / healthz = {fmt(r['ratios']['ingest_over_healthz'], '', 3)}",
+    )
+
+
+def _b2(r: dict[str, Any]) -> tuple[str, str]:
+    return (
+        f"{fmt(r['median']['docs_per_s'])} docs/s (raw ceiling "
+        f"{fmt(r['baselines']['raw_ceiling']['docs_per_s'])} docs/s)",
+        f"ingest / raw = {fmt(r['ratios']['ingest_over_raw'], '', 3)}; batch / single "
+        f"= {fmt(r['ratios']['batch_over_single'], '', 2)}",
+    )
+
+
+def _b3(r: dict[str, Any]) -> tuple[str, str]:
+    return (
+        f"{fmt(r['median']['docs_per_s'], '', 2)} docs/s "
+        f"({fmt(r['median']['mb_per_s'], ' MB/s', 2)}), p95 {fmt(r['p95'], ' ms')}, "
+        f"web worker peak {fmt(r['peak_rss_mb'], ' MB')}",
+        f"MB/s 2 MB / 20 KB = {fmt(r['ratios']['mb_s_2mb_over_20kb'], '', 2)}",
+    )
+
+
+def _b4(r: dict[str, Any]) -> tuple[str, str]:
+    http = r["runs"][-1]["http_latency_ms"]
+    parts = ", ".join(f"{name} {fmt(v['p95'], ' ms')}" for name, v in http.items())
+    return (
+        f"at {r['headline']['sessions']:,} sessions, HTTP p95: {parts}",
+        f"deep / first = {fmt(r['ratios']['deep_over_first_http_p95'], '', 2)} (HTTP "
+        f"p95), {fmt(r['ratios']['deep_over_first_inproc_p50'], '', 2)} (server p50); "
+        f"OFFSET deep / first = {fmt(r['ratios']['offset_deep_over_first'], '', 1)}",
+    )
+
+
+def _b5(r: dict[str, Any]) -> tuple[str, str]:
+    browser = r.get("browser") or {}
+    dcl = (browser.get("dom_content_loaded_ms") or {}).get("p50")
+    return (
+        f"page p95 {fmt(r['p95'], ' ms')} warm, cold parse + window "
+        f"{fmt(r['headline']['cold_ms'], ' ms')}; Chromium DOMContentLoaded "
+        f"{fmt(dcl, ' ms')}, {fmt(browser.get('timeline_rows'))} rows",
+        f"10k / 100 = {fmt(r['ratios']['large_over_small_warm_p95'], '', 2)} warm, "
+        f"{fmt(r['ratios']['large_over_small_cold'], '', 1)} cold; whole render / paged "
+        f"= {fmt(r['ratios']['whole_render_over_paged_render'], '', 0)}",
+    )
+
+
+def _b6(r: dict[str, Any]) -> tuple[str, str]:
+    return (
+        f"at {r['headline']['sessions']:,} sessions: full rebuild "
+        f"{fmt(r['median']['full_rebuild_s'], ' s')}, incremental "
+        f"{fmt(r['median']['incremental_s'], ' s', 2)}, one chart (30 d, rollups + "
+        f"live edge) p95 {fmt(r['headline']['rollup_chart_p95_ms'], ' ms')}, the whole "
+        f"overview (nine figures, 30 d) p95 {fmt(r['p95'], ' ms')}",
+        f"full / incremental = {fmt(r['ratios']['full_over_incremental'], '', 1)}",
+    )
+
+
+def _b7(r: dict[str, Any]) -> tuple[str, str]:
+    return (
+        f"{fmt(r['median']['cleanup_s'], ' s')} for "
+        f"{r['headline']['expired']:,} expired + {r['headline']['purged']:,} purged; "
+        f"longest write lock {fmt(r['headline']['max_lock_ms'], ' ms')}",
+        f"ingest p95 during / idle = {fmt(r['ratios']['p95_during_over_idle'], '', 2)}",
+    )
+
+
+def _pg(r: dict[str, Any]) -> tuple[str, str]:
+    return (
+        f"single {fmt(r['median']['docs_per_s'])} docs/s, p95 "
+        f"{fmt(r['p95'], ' ms')}; batch {fmt(r['median']['batch_docs_per_s'])} docs/s; "
+        f"/healthz {fmt(r['median']['healthz_req_per_s'])} req/s",
+        f"ingest / healthz = {fmt(r['ratios']['ingest_over_healthz'], '', 3)}; "
+        f"PostgreSQL / SQLite (single, same run) = "
+        f"{fmt(r['ratios']['pg_over_sqlite_single'], '', 2)}; batch / single = "
+        f"{fmt(r['ratios']['batch_over_single'], '', 2)}",
+    )
+
+
+def _b8(r: dict[str, Any]) -> tuple[str, str]:
+    return (
+        f"web worker {fmt(r['median']['web_worker_peak_mb'], ' MB')} under B3; "
+        f"job process {fmt(r['median']['job_peak_mb'], ' MB')}",
+        f"rollup RSS large / small N = {fmt(r['ratios']['rollup_rss_large_over_small'], '', 2)}",
+    )
+
+
+# What each benchmark measured and its ratio, in the order of the results table.
+_MEASURED: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
+    "B1": _b1,
+    "B2": _b2,
+    "B3": _b3,
+    "B4": _b4,
+    "B5": _b5,
+    "B6": _b6,
+    "B7": _b7,
+    "PG": _pg,
+    "B8": _b8,
+}
 
 
 def results_table(results: dict[str, dict[str, Any]]) -> str:

@@ -195,6 +195,33 @@ def _time_tickformat(rng: ChartRange) -> str:
     return {"minute": "%H:%M", "hour": "%b %d %H:%M", "day": "%b %d"}[rng.granularity]
 
 
+def _time_bar(
+    rng: ChartRange,
+    buckets: list[datetime],
+    *,
+    name: str,
+    values: dict[datetime, int],
+    color: str,
+    url: str,
+    filters: dict[str, str],
+    hovertemplate: str,
+) -> Any:
+    """One series of a stacked chart over time; each bar links to ``url`` for its bucket with
+    ``filters``."""
+    return go.Bar(
+        name=name,
+        x=[_label(b) for b in buckets],
+        y=[values.get(b, 0) for b in buckets],
+        marker={"color": color},
+        customdata=[_link(url, {**_bucket_params(rng, b), **filters}) for b in buckets],
+        hovertemplate=hovertemplate,
+    )
+
+
+def _stacked_time_layout(rng: ChartRange) -> dict[str, Any]:
+    return _layout(barmode="stack", xaxis={"type": "date", "tickformat": _time_tickformat(rng)})
+
+
 def sessions_by_status_chart(points: list[SeriesPoint], rng: ChartRange) -> Chart:
     sessions_url = reverse("dashboard:sessions")
     buckets = _time_axis(rng)
@@ -204,19 +231,18 @@ def sessions_by_status_chart(points: list[SeriesPoint], rng: ChartRange) -> Char
     traces = []
     for status in sorted(counts, key=lambda s: STATUS_ORDER.index(s) if s in STATUS_ORDER else 99):
         traces.append(
-            go.Bar(
+            _time_bar(
+                rng,
+                buckets,
                 name=status,
-                x=[_label(b) for b in buckets],
-                y=[counts[status].get(b, 0) for b in buckets],
-                marker={"color": STATUS_COLORS.get(status, "#98a2b3")},
-                customdata=[
-                    _link(sessions_url, {**_bucket_params(rng, b), "status": status})
-                    for b in buckets
-                ],
+                values=counts[status],
+                color=STATUS_COLORS.get(status, "#98a2b3"),
+                url=sessions_url,
+                filters={"status": status},
                 hovertemplate=f"{status}<br>%{{x}}<br>%{{y}} sessions<extra></extra>",
             )
         )
-    layout = _layout(barmode="stack", xaxis={"type": "date", "tickformat": _time_tickformat(rng)})
+    layout = _stacked_time_layout(rng)
     return Chart(
         key="sessions",
         title="Sessions by status",
@@ -237,22 +263,18 @@ def tokens_by_model_chart(points: list[TokenPoint], rng: ChartRange) -> Chart:
     for index, model in enumerate(ranked):
         link_model = None if model.startswith("(") else model
         traces.append(
-            go.Bar(
+            _time_bar(
+                rng,
+                buckets,
                 name=_escape(model),
-                x=[_label(b) for b in buckets],
-                y=[per_model[model].get(b, 0) for b in buckets],
-                marker={"color": PALETTE[index % len(PALETTE)]},
-                customdata=[
-                    _link(
-                        sessions_url,
-                        {**_bucket_params(rng, b), **({"model": link_model} if link_model else {})},
-                    )
-                    for b in buckets
-                ],
+                values=per_model[model],
+                color=PALETTE[index % len(PALETTE)],
+                url=sessions_url,
+                filters={"model": link_model} if link_model else {},
                 hovertemplate="%{fullData.name}<br>%{x}<br>%{y:,} tokens<extra></extra>",
             )
         )
-    layout = _layout(barmode="stack", xaxis={"type": "date", "tickformat": _time_tickformat(rng)})
+    layout = _stacked_time_layout(rng)
     layout["yaxis"]["tickformat"] = "~s"
     return Chart(
         key="tokens",
@@ -349,18 +371,18 @@ def errors_chart(points: list[SeriesPoint], rng: ChartRange) -> Chart:
     traces = []
     for kind in [k for k in ERROR_LABELS if k in per_kind]:
         traces.append(
-            go.Bar(
+            _time_bar(
+                rng,
+                buckets,
                 name=ERROR_LABELS[kind],
-                x=[_label(b) for b in buckets],
-                y=[per_kind[kind].get(b, 0) for b in buckets],
-                marker={"color": ERROR_COLORS[kind]},
-                customdata=[
-                    _link(errors_url, {**_bucket_params(rng, b), "kind": kind}) for b in buckets
-                ],
+                values=per_kind[kind],
+                color=ERROR_COLORS[kind],
+                url=errors_url,
+                filters={"kind": kind},
                 hovertemplate=f"{ERROR_LABELS[kind]}<br>%{{x}}<br>%{{y}}<extra></extra>",
             )
         )
-    layout = _layout(barmode="stack", xaxis={"type": "date", "tickformat": _time_tickformat(rng)})
+    layout = _stacked_time_layout(rng)
     return Chart(
         key="errors",
         title="Errors and warnings",

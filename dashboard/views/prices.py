@@ -45,20 +45,7 @@ def prices(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Added a price for {saved.model}.")
                 return redirect("dashboard:prices")
-    rows = pricing.list_prices()
-    return render(
-        request,
-        "dashboard/prices.html",
-        {
-            "nav": "prices",
-            "prices": rows,
-            "current_ids": _current_ids(rows),
-            "can_edit": can_edit,
-            "form": form,
-            "editing": None,
-        },
-        status=400 if request.method == "POST" else 200,
-    )
+    return _prices_page(request, form=form, can_edit=can_edit, editing=None)
 
 
 @login_required
@@ -81,6 +68,18 @@ def edit_price(request: HttpRequest, price_id: int) -> HttpResponse:
                 return redirect("dashboard:prices")
     else:
         form = PriceForm.of(price)
+    return _prices_page(request, form=form, can_edit=True, editing=price)
+
+
+def _prices_page(
+    request: HttpRequest,
+    *,
+    form: PriceForm,
+    can_edit: bool,
+    editing: pricing.PriceRecord | None,
+) -> HttpResponse:
+    """The price table with the add form, or the form for the row being changed; a POST that
+    comes back here was refused (400)."""
     rows = pricing.list_prices()
     return render(
         request,
@@ -89,9 +88,9 @@ def edit_price(request: HttpRequest, price_id: int) -> HttpResponse:
             "nav": "prices",
             "prices": rows,
             "current_ids": _current_ids(rows),
-            "can_edit": True,
+            "can_edit": can_edit,
             "form": form,
-            "editing": price,
+            "editing": editing,
         },
         status=400 if request.method == "POST" else 200,
     )

@@ -6,7 +6,7 @@ import csv
 import functools
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -436,15 +436,24 @@ def timeline_fragment(request: HttpRequest, session_id: str) -> JsonResponse:
     )
 
 
-@login_required
-@require_GET
-def raw(request: HttpRequest, session_id: str) -> HttpResponse:
+def _version_body(
+    request: HttpRequest, session_id: str, *, read: Callable[..., Any]
+) -> tuple[SessionRecord, int, Any]:
+    """The session, the version the request asks for (default: the latest) and that version's
+    body as ``read(session_id=, version=)`` gives it; 404 when the body is missing."""
     record = _record_or_404(session_id)
     version = _page_params(request).version_of(record.version)
     try:
-        body = pretty_body(session_id=record.id, version=version)
+        body = read(session_id=record.id, version=version)
     except BodyNotFound:
         raise Http404("this version's body is missing from the store") from None
+    return record, version, body
+
+
+@login_required
+@require_GET
+def raw(request: HttpRequest, session_id: str) -> HttpResponse:
+    record, version, body = _version_body(request, session_id, read=pretty_body)
     return render(
         request,
         "dashboard/session_raw.html",
@@ -466,12 +475,7 @@ def raw(request: HttpRequest, session_id: str) -> HttpResponse:
 @require_GET
 def raw_download(request: HttpRequest, session_id: str) -> HttpResponse:
     """The stored bytes as an attachment (never rendered inline by the browser)."""
-    record = _record_or_404(session_id)
-    version = _page_params(request).version_of(record.version)
-    try:
-        body = selectors.get_raw_body(session_id=record.id, version=version)
-    except BodyNotFound:
-        raise Http404("this version's body is missing from the store") from None
+    record, version, body = _version_body(request, session_id, read=selectors.get_raw_body)
     response = HttpResponse(body, content_type="application/octet-stream")
     response["Content-Disposition"] = f'attachment; filename="session-{record.id}-v{version}.json"'
     return response

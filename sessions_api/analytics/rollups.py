@@ -50,6 +50,7 @@ from django.db.models import (
     Func,
     IntegerField,
     Q,
+    QuerySet,
     Sum,
     Value,
     When,
@@ -226,20 +227,19 @@ class SecondsBetween(Func):
         super().__init__(F(end), F(start))
 
     def as_sql(self, compiler, connection, **extra_context):
-        end, end_params = compiler.compile(self.source_expressions[0])
-        start, start_params = compiler.compile(self.source_expressions[1])
-        return (
-            f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS double precision)",
-            (*end_params, *start_params),
+        return self._between(
+            compiler, "CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS double precision)"
         )
 
     def as_sqlite(self, compiler, connection, **extra_context):
+        return self._between(
+            compiler, "round((julianday({end}) - julianday({start})) * 86400.0, 3)"
+        )
+
+    def _between(self, compiler, template: str) -> tuple[str, tuple[Any, ...]]:
         end, end_params = compiler.compile(self.source_expressions[0])
         start, start_params = compiler.compile(self.source_expressions[1])
-        return (
-            f"round((julianday({end}) - julianday({start})) * 86400.0, 3)",
-            (*end_params, *start_params),
-        )
+        return template.format(end=end, start=start), (*end_params, *start_params)
 
 
 @cache
@@ -420,25 +420,17 @@ def _hours_touched(ids: list[uuid.UUID]) -> tuple[set[datetime], set[datetime]]:
     if not ids:
         return set(), set()
     parse = BucketParser()
-    starts = {
-        parse(h)
-        for h in Session.objects.filter(id__in=ids)
-        .annotate(h=TimeBucket("started_at"))
-        .order_by()
-        .values_list("h", flat=True)
-        .distinct()
-    }
+    starts = _distinct_hours(Session.objects.filter(id__in=ids), "started_at", parse)
     events: set[datetime] = set()
     for model in (ToolCallRecord, SessionError):
-        events.update(
-            parse(h)
-            for h in model.objects.filter(session_id__in=ids)
-            .annotate(h=TimeBucket("occurred_at"))
-            .order_by()
-            .values_list("h", flat=True)
-            .distinct()
-        )
+        events |= _distinct_hours(model.objects.filter(session_id__in=ids), "occurred_at", parse)
     return starts, events
+
+
+def _distinct_hours(rows: QuerySet, field: str, parse: BucketParser) -> set[datetime]:
+    """The hours ``field`` of ``rows`` falls in, each once."""
+    buckets = rows.annotate(h=TimeBucket(field)).order_by().values_list("h", flat=True)
+    return {parse(h) for h in buckets.distinct()}
 
 
 # --- aggregation ------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from ninja.errors import AuthorizationError
 from sessions_api.access import roles
 from sessions_api.api.auth import ApiKeyAuth
 from sessions_api.api.errors import etag_of
-from sessions_api.api.schemas import ErrorOut, WarningOut
+from sessions_api.api.schemas import WarningOut, error_responses
 from sessions_api.api.sessions import read_json_body
 from sessions_api.editing import document as document_edits
 from sessions_api.editing import selectors as editing_selectors
@@ -46,21 +46,7 @@ router = Router(tags=["agent session API"])
 
 REASON_HEADER = "X-Change-Reason"
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,12})"?\s*$')
-_ERRORS = {
-    400: ErrorOut,
-    401: ErrorOut,
-    403: ErrorOut,
-    404: ErrorOut,
-    409: ErrorOut,
-    412: ErrorOut,
-    413: ErrorOut,
-    415: ErrorOut,
-    422: ErrorOut,
-    428: ErrorOut,
-    429: ErrorOut,
-    503: ErrorOut,
-    507: ErrorOut,
-}
+_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 428, 429, 503, 507)
 
 
 class AuditedKeyAuth(ApiKeyAuth):

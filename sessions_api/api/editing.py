@@ -22,10 +22,10 @@ from sessions_api.api.documents import (
 )
 from sessions_api.api.documents import SaveOut as EditOut
 from sessions_api.api.errors import etag_of
+from sessions_api.api.sessions import require_session
 from sessions_api.editing import lineage
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.errors import InvalidRequest, NotFound
-from sessions_api.sessions import selectors
+from sessions_api.errors import InvalidRequest
 
 router = Router(tags=["editing"])
 MAX_VERSION = 2**31 - 1  # version numbers are 32-bit columns: larger ones cannot exist
@@ -128,7 +128,7 @@ def list_audit(
 ):
     """Who changed what, when and why (with a JSON diff), newest first; page with
     ``next_cursor``. Entries of deleted sessions stay in the dashboard's /audit/ page."""
-    record = _require_session(session_id)
+    record = require_session(session_id)
     page = editing_selectors.list_audit(
         filters=editing_selectors.AuditFilters(
             session=record.id, actor=actor, action=action, since=since, until=until
@@ -146,7 +146,7 @@ def list_audit(
     summary="List a session's checkpoints",
 )
 def list_checkpoints(request: HttpRequest, session_id: str):
-    record = _require_session(session_id)
+    record = require_session(session_id)
     checkpoints = editing_selectors.list_checkpoints(session_id=record.id)
     return {
         "session_id": record.id,
@@ -235,13 +235,6 @@ def branch(request: HttpRequest, response: HttpResponse, session_id: str, payloa
             "audit_id": outcome.audit_id,
         },
     )
-
-
-def _require_session(session_id: str) -> Any:
-    record = selectors.get_session(session_id=session_id)
-    if record is None:
-        raise NotFound(f"no session with id {session_id[:80]!r}")
-    return record
 
 
 def vars_of(value: Any) -> dict[str, Any]:

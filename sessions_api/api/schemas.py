@@ -15,6 +15,11 @@ class ErrorOut(Schema):
     details: dict[str, Any] | None = None
 
 
+def error_responses(*statuses: int) -> dict[int, type[ErrorOut]]:
+    """An operation's error answers for the OpenAPI schema: each status with the error body."""
+    return dict.fromkeys(statuses, ErrorOut)
+
+
 class WarningOut(Schema):
     code: str
     message: str

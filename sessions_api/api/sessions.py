@@ -17,12 +17,12 @@ from sessions_api.api import auth
 from sessions_api.api.errors import domain_error_answer
 from sessions_api.api.schemas import (
     BatchOut,
-    ErrorOut,
     IngestOut,
     SessionDetailOut,
     SessionListOut,
     TimelineOut,
     VersionsOut,
+    error_responses,
 )
 from sessions_api.editing import lineage
 from sessions_api.editing.values import EditRequest
@@ -45,19 +45,7 @@ _RAW_JSON_BODY = {
         },
     }
 }
-_ERRORS = {
-    400: ErrorOut,
-    401: ErrorOut,
-    403: ErrorOut,
-    404: ErrorOut,
-    409: ErrorOut,
-    413: ErrorOut,
-    415: ErrorOut,
-    422: ErrorOut,
-    429: ErrorOut,
-    503: ErrorOut,
-    507: ErrorOut,
-}
+_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 507)
 
 
 def read_json_body(request: HttpRequest, *, limit: int) -> bytes:
@@ -214,7 +202,7 @@ def list_sessions(
 )
 def get_session(request: HttpRequest, session_id: str):
     """Summary, steps (name, active, state, model), flows and namespaces, metadata, warnings."""
-    record = _require_session(session_id)
+    record = require_session(session_id)
     parsed = selectors.get_parsed_version(record=record)
     canonical = parsed.session
     return {
@@ -265,7 +253,7 @@ def get_session(request: HttpRequest, session_id: str):
 )
 def get_raw(request: HttpRequest, session_id: str, version: int | None = None):
     """The document exactly as received; ``?version=N`` for an older one."""
-    record = _require_session(session_id)
+    record = require_session(session_id)
     number = version or record.version
     try:
         body = selectors.get_raw_body(session_id=record.id, version=number)
@@ -292,7 +280,7 @@ def get_timeline(
 ):
     """Ordered events: messages, tool calls with their paired results and status source, step
     changes and log entries. The cursor stays on the version it started with."""
-    record = _require_session(session_id)
+    record = require_session(session_id)
     if version is not None and not 1 <= version <= record.version:
         raise NotFound(f"version {version} does not exist", path="version")
     number, events, next_cursor, total = selectors.get_timeline_page(
@@ -314,7 +302,7 @@ def get_timeline(
     summary="List a session's versions",
 )
 def list_versions(request: HttpRequest, session_id: str):
-    record = _require_session(session_id)
+    record = require_session(session_id)
     return {"session_id": record.id, "versions": selectors.list_versions(session_id=record.id)}
 
 
@@ -326,7 +314,7 @@ def list_versions(request: HttpRequest, session_id: str):
 )
 def delete_session(request: HttpRequest, session_id: str):
     """Delete with every version. Audited; ``X-Change-Reason`` says why (optional here)."""
-    record = _require_session(session_id)
+    record = require_session(session_id)
     lineage.delete_session(
         edit=EditRequest(
             session_id=record.id,
@@ -338,7 +326,8 @@ def delete_session(request: HttpRequest, session_id: str):
     return Status(204, None)
 
 
-def _require_session(session_id: str) -> SessionRecord:
+def require_session(session_id: str) -> SessionRecord:
+    """The session's index record; NotFound (404) when there is none."""
     record = selectors.get_session(session_id=session_id)
     if record is None:
         raise NotFound(f"no session with id {session_id[:80]!r}")

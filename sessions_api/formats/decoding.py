@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,16 +119,25 @@ def decode_utf8(body: bytes) -> str:
         ) from None
 
 
-def parse_json_text(text: str) -> Any:
+@contextmanager
+def _refusing_malformed_json() -> Iterator[None]:
+    """The JSON decoder's failures as ingest's refusals: where the text stops being JSON, or
+    nesting deeper than Python can follow."""
     try:
-        return _DECODER.decode(text)
+        yield
     except json.JSONDecodeError as exc:
         raise RejectedDocument(
             "invalid_json", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
     except RecursionError:
         raise RejectedDocument("too_deep", "invalid JSON: nesting too deep") from None
-    except ValueError as exc:
+
+
+def parse_json_text(text: str) -> Any:
+    try:
+        with _refusing_malformed_json():
+            return _DECODER.decode(text)
+    except ValueError as exc:  # any other failure of the decoder
         raise RejectedDocument("invalid_json", f"invalid JSON: {exc}") from None
 
 
@@ -271,7 +282,7 @@ def split_batch_documents(text: str) -> list[str]:
     bad item fails alone and a good item is stored byte for byte as it stood in the batch.
     """
     items: list[str] | None = None
-    try:
+    with _refusing_malformed_json():
         position = _skip_whitespace(text, 0)
         position = _expect(text, position, "{", 'a batch must be an object {"documents": [...]}')
         position = _skip_whitespace(text, position)
@@ -298,12 +309,6 @@ def split_batch_documents(text: str) -> list[str]:
                 break
         if _skip_whitespace(text, position) != len(text):
             raise RejectedDocument("invalid_json", "extra data after the batch object")
-    except json.JSONDecodeError as exc:
-        raise RejectedDocument(
-            "invalid_json", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    except RecursionError:
-        raise RejectedDocument("too_deep", "invalid JSON: nesting too deep") from None
     if items is None:
         raise RejectedDocument(
             "missing_documents", 'a batch needs a "documents" array', path="/documents"

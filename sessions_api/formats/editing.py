@@ -239,6 +239,19 @@ def stamp_like(old: Any, now: datetime) -> Any:
     return now.astimezone(UTC).isoformat()
 
 
+def messages_array(doc: Any) -> list[Any]:
+    """The document's top-level ``messages`` array, where chat-shaped formats append."""
+    if isinstance(doc, dict) and isinstance(doc.get("messages"), list):
+        return doc["messages"]
+    raise NotEditable("this document has no messages array", path="/messages")
+
+
+def restamp_updated_at(doc: Any, now: datetime) -> None:
+    """A top-level ``updated_at`` text, where there is one, set to ``now`` in its own style."""
+    if isinstance(doc, dict) and isinstance(doc.get("updated_at"), str):
+        doc["updated_at"] = stamp_like(doc["updated_at"], now)
+
+
 def first_key(doc: dict[str, Any], *keys: str) -> str | None:
     """The first of ``keys`` present in ``doc`` (frameworks spell a field snake or camel)."""
     return next((key for key in keys if key in doc), None)

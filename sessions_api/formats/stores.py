@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,10 +41,23 @@ def failed(key: str | None, code: str, message: str) -> StoredSession:
     return StoredSession(key=key, error=f"{code}: {message}")
 
 
-def read_session(key: str, build: Callable[[], Any], format_id: str) -> StoredSession:
-    """The document ``build()`` returns, or a failed session naming what went wrong."""
+def read_sessions(
+    sessions: Iterable[dict[str, Any]],
+    *,
+    key: Callable[[dict[str, Any]], str],
+    build: Callable[[dict[str, Any]], Any],
+    format_id: str,
+) -> list[StoredSession]:
+    """One document per session row: ``build(row)`` keyed ``key(row)``, or a failed session
+    naming what went wrong, so one bad session never stops the others."""
+    return [_read_session(key(row), build, row, format_id) for row in sessions]
+
+
+def _read_session(
+    key: str, build: Callable[[dict[str, Any]], Any], row: dict[str, Any], format_id: str
+) -> StoredSession:
     try:
-        return StoredSession(key=key, body=document_bytes(build()), format_id=format_id)
+        return StoredSession(key=key, body=document_bytes(build(row)), format_id=format_id)
     except StoreError as exc:
         return failed(key, "unreadable_session", str(exc))
     except sqlite3.Error as exc:

@@ -18,10 +18,10 @@ job's lock lease was lost, so a run that no longer owns its job stops at a batch
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import transaction
 from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
@@ -58,6 +58,45 @@ class Listing:
             self.items.append(item)
         else:
             self.more += 1
+
+    def add_batch(
+        self,
+        rows: list[dict[str, Any]],
+        *,
+        done: Collection[uuid.UUID],
+        reason: str,
+        changed: set[uuid.UUID],
+    ) -> None:
+        """List the rows of a batch the job acted on (``done``); the others changed after they
+        were read and go into ``changed``, so the next batches leave them out."""
+        for row in rows:
+            if row["id"] in done:
+                self.add(describe(row, reason))
+            else:
+                changed.add(row["id"])
+
+    def add_first_candidates(self, candidates: QuerySet[Session], reason: str) -> None:
+        """What a dry run lists: the first candidates in id order (the counts are exact)."""
+        for row in candidates.order_by("id").values(*ROW_FIELDS)[:MAX_LISTED]:
+            self.add(describe(row, reason))
+
+
+@dataclass(frozen=True)
+class ListedRun:
+    """What expiry, stuck detection and purge report besides their counts: the sessions the
+    run touched (or would touch, in a dry run), how many more, and the policy it applied."""
+
+    dry_run: bool
+    sessions: tuple[dict[str, Any], ...]
+    more_sessions: int
+    policy: dict[str, Any]
+
+    #: The key of the listed sessions in ``details()``: (in a dry run, in a real run).
+    listed_as: ClassVar[tuple[str, str]]
+
+    def details(self) -> dict[str, Any]:
+        key = self.listed_as[0] if self.dry_run else self.listed_as[1]
+        return {key: list(self.sessions), "more": self.more_sessions, "policy": self.policy}
 
 
 def describe(row: dict[str, Any], reason: str) -> dict[str, Any]:

@@ -17,13 +17,11 @@ from django.db.models import F, Q
 from sessions_api import conf, db
 from sessions_api.domain import SessionStatus
 from sessions_api.lifecycle.batches import (
-    MAX_LISTED,
-    ROW_FIELDS,
     Checkpoint,
+    ListedRun,
     Listing,
     candidate_batches,
     check_aware,
-    describe,
     no_checkpoint,
     recheck,
 )
@@ -33,14 +31,12 @@ EXPIRED = SessionStatus.EXPIRED.value
 
 
 @dataclass(frozen=True)
-class ExpireResult:
-    dry_run: bool
+class ExpireResult(ListedRun):
     expired_own_expiry: int
     expired_idle: int
     skipped_changed: int
-    sessions: tuple[dict[str, Any], ...]
-    more_sessions: int
-    policy: dict[str, Any]
+
+    listed_as = ("would_expire", "expired")
 
     def counts(self) -> dict[str, int]:
         return {
@@ -49,10 +45,6 @@ class ExpireResult:
             "expired_idle": self.expired_idle,
             "skipped_changed": self.skipped_changed,
         }
-
-    def details(self) -> dict[str, Any]:
-        key = "would_expire" if self.dry_run else "expired"
-        return {key: list(self.sessions), "more": self.more_sessions, "policy": self.policy}
 
 
 def expiry_conditions(*, now: datetime) -> dict[str, Q]:
@@ -102,8 +94,7 @@ def expire_sessions(
             candidates = Session.objects.filter(condition)
             if dry_run:
                 expired[reason] = candidates.count()
-                for row in candidates.order_by("id").values(*ROW_FIELDS)[:MAX_LISTED]:
-                    listing.add(describe(row, reason))
+                listing.add_first_candidates(candidates, reason)
                 listing.more = max(0, sum(expired.values()) - len(listing.items))
                 continue
             changed: set[uuid.UUID] = set()
@@ -111,11 +102,7 @@ def expire_sessions(
                 candidates, batch_size=batch_size, skip=changed, seek=_EXPIRY_SEEK.get(reason)
             ):
                 done = _expire_batch(rows=rows, condition=condition, now=now)
-                for row in rows:
-                    if row["id"] in done:
-                        listing.add(describe(row, reason))
-                    else:
-                        changed.add(row["id"])
+                listing.add_batch(rows, done=done, reason=reason, changed=changed)
                 expired[reason] += len(done)
                 skipped += len(rows) - len(done)
                 after_batch()

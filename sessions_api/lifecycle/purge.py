@@ -18,12 +18,11 @@ from sessions_api import conf, db
 from sessions_api.analytics import rollups
 from sessions_api.domain import SessionStatus
 from sessions_api.lifecycle.batches import (
-    MAX_LISTED,
     ROW_FIELDS,
     Checkpoint,
+    ListedRun,
     Listing,
     check_aware,
-    describe,
     no_checkpoint,
     recheck,
 )
@@ -34,17 +33,15 @@ EXPIRED = SessionStatus.EXPIRED.value
 
 
 @dataclass(frozen=True)
-class PurgeResult:
-    dry_run: bool
+class PurgeResult(ListedRun):
     purged_expired: int
     purged_retention: int
     versions_deleted: int
     bodies_deleted: int
     skipped_changed: int
     remaining: int
-    sessions: tuple[dict[str, Any], ...]
-    more_sessions: int
-    policy: dict[str, Any]
+
+    listed_as = ("would_purge", "purged")
 
     def counts(self) -> dict[str, int]:
         return {
@@ -56,10 +53,6 @@ class PurgeResult:
             "skipped_changed": self.skipped_changed,
             "remaining": self.remaining,
         }
-
-    def details(self) -> dict[str, Any]:
-        key = "would_purge" if self.dry_run else "purged"
-        return {key: list(self.sessions), "more": self.more_sessions, "policy": self.policy}
 
 
 def purge_conditions(*, now: datetime) -> dict[str, Q]:
@@ -121,8 +114,7 @@ def purge_sessions(
                 versions_deleted += DocumentVersion.objects.filter(
                     session__in=candidates.values("id")
                 ).count()
-                for row in candidates.order_by("id").values(*ROW_FIELDS)[:MAX_LISTED]:
-                    listing.add(describe(row, reason))
+                listing.add_first_candidates(candidates, reason)
                 continue
             changed: set[uuid.UUID] = set()
             while True:
@@ -137,11 +129,7 @@ def purge_sessions(
                 if not rows:
                     break
                 outcome = _purge_batch(rows=rows, condition=condition, store=store)
-                for row in rows:
-                    if row["id"] in outcome.deleted:
-                        listing.add(describe(row, reason))
-                    else:
-                        changed.add(row["id"])
+                listing.add_batch(rows, done=outcome.deleted, reason=reason, changed=changed)
                 purged[reason] += len(outcome.deleted)
                 skipped += len(rows) - len(outcome.deleted)
                 versions_deleted += outcome.versions

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.db.models import Q
 
 from sessions_api import conf
 from sessions_api.domain import SessionStatus
 from sessions_api.lifecycle.batches import (
-    MAX_LISTED,
-    ROW_FIELDS,
     Checkpoint,
+    ListedRun,
     Listing,
     check_aware,
     describe,
@@ -29,21 +27,15 @@ RUNNING = SessionStatus.RUNNING.value
 
 
 @dataclass(frozen=True)
-class StuckResult:
-    dry_run: bool
+class StuckResult(ListedRun):
     flagged: int
     cleared: int
     stuck_total: int
-    sessions: tuple[dict[str, Any], ...]
-    more_sessions: int
-    policy: dict[str, Any]
+
+    listed_as = ("would_flag", "flagged")
 
     def counts(self) -> dict[str, int]:
         return {"flagged": self.flagged, "cleared": self.cleared, "stuck_total": self.stuck_total}
-
-    def details(self) -> dict[str, Any]:
-        key = "would_flag" if self.dry_run else "flagged"
-        return {key: list(self.sessions), "more": self.more_sessions, "policy": self.policy}
 
 
 def detect_stuck_sessions(
@@ -76,8 +68,7 @@ def detect_stuck_sessions(
     if dry_run:
         flagged = to_flag.count()
         cleared = to_clear.count()
-        for row in to_flag.order_by("id").values(*ROW_FIELDS)[:MAX_LISTED]:
-            listing.add(describe(row, "no update"))
+        listing.add_first_candidates(to_flag, "no update")
     else:
         for row in update_in_batches(
             to_flag,

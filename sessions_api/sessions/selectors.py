@@ -73,18 +73,25 @@ class Page:
 # --- lists ------------------------------------------------------------------------------------
 
 
+# The filters that are one lookup on a column of the index row, applied when given.
+_COLUMN_FILTERS = {
+    "status": "status__in",
+    "format": "format__in",
+    "agent": "agent",
+    "user": "user",
+    "since": "updated_at__gte",
+    "until": "updated_at__lt",
+}
+
+
 def filtered_sessions(filters: SessionFilters) -> QuerySet[Session]:
     """The index rows a filter selects (shared by the list, exports and charts)."""
     _refuse_nul(filters)
     rows = Session.objects.all()
-    if filters.status:
-        rows = rows.filter(status__in=filters.status)
-    if filters.format:
-        rows = rows.filter(format__in=filters.format)
-    if filters.agent:
-        rows = rows.filter(agent=filters.agent)
-    if filters.user:
-        rows = rows.filter(user=filters.user)
+    for name, lookup in _COLUMN_FILTERS.items():
+        value = getattr(filters, name)
+        if value:
+            rows = rows.filter(**{lookup: value})
     if filters.model:
         rows = rows.filter(
             Exists(ModelUsage.objects.filter(session=OuterRef("pk"), model=filters.model))
@@ -95,10 +102,6 @@ def filtered_sessions(filters: SessionFilters) -> QuerySet[Session]:
         )
     if filters.has_errors is not None:
         rows = rows.filter(has_errors=filters.has_errors)
-    if filters.since:
-        rows = rows.filter(updated_at__gte=filters.since)
-    if filters.until:
-        rows = rows.filter(updated_at__lt=filters.until)
     if filters.q:
         text = filters.q.strip()[:200]
         rows = rows.filter(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -94,6 +95,23 @@ def make_known_data(now: datetime) -> KnownData:
         now,
     )
     return KnownData(now=now, a=a, b=b, c=c, old=old)
+
+
+def ingest_two_versions(session_id: str, now: datetime) -> Iterator[str]:
+    """A running session saved twice: version 1 holds one turn, version 2 adds a second
+    ("second question"); yields the session's id after each save."""
+    turns = [Turn("first question", "first answer")]
+    for revision, extra in ((1, []), (2, [Turn("second question", "second answer")])):
+        body = sample_data.picoflow_document(
+            session_id=session_id,
+            flow="F",
+            status="running",
+            model="gpt-4o",
+            started=now - timedelta(minutes=10),
+            turns=turns + extra,
+            revision=revision,
+        )
+        yield services.ingest_document(body=body, now=now).id
 
 
 def seed_test_prices() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -24,6 +26,14 @@ COST_C = Decimal("0.0035")
 
 def day_range(known):
     return {"since": known.now - timedelta(hours=24), "until": known.now}
+
+
+def summed(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Per key, the sum of its values over every bucket of a series."""
+    totals: Counter[str] = Counter()
+    for key, value in pairs:
+        totals[key] += value
+    return dict(totals)
 
 
 def test_kpis_count_sessions_statuses_tokens_and_cost(known):
@@ -74,18 +84,14 @@ def test_a_model_without_a_price_stays_unpriced(db, now):
 
 def test_sessions_by_status_buckets_by_start(known):
     points = analytics.sessions_by_status(**day_range(known), granularity="day")
-    by_status = {}
-    for p in points:
-        by_status[p.key] = by_status.get(p.key, 0) + p.count
+    by_status = summed((p.key, p.count) for p in points)
     assert by_status == {"completed": 1, "aborted": 1, "unknown": 1}
     assert all(p.bucket.tzinfo is not None for p in points)
 
 
 def test_tokens_by_model_stack(known):
     points = analytics.tokens_by_model(**day_range(known), granularity="hour")
-    totals = {}
-    for p in points:
-        totals[p.model] = totals.get(p.model, 0) + p.total_tokens
+    totals = summed((p.model, p.total_tokens) for p in points)
     assert totals == {"gpt-4o": 1200, "claude-sonnet-4": 2500, "gpt-4o-2024-08-06": 950}
 
 
@@ -94,9 +100,8 @@ def test_tool_stats_and_error_series(known):
     assert stats["get_weather"].calls == 1 and stats["get_weather"].errors == 1
     assert stats["get_weather"].error_rate == 1.0
     assert stats["search_hotels"].errors == 0
-    kinds = {}
-    for p in analytics.errors_over_time(**day_range(known), granularity="hour"):
-        kinds[p.key] = kinds.get(p.key, 0) + p.count
+    points = analytics.errors_over_time(**day_range(known), granularity="hour")
+    kinds = summed((p.key, p.count) for p in points)
     assert kinds == {"tool_error": 1, "log_error": 1, "log_warning": 1}
     totals = analytics.error_totals(**day_range(known))
     assert totals["tool_error"] == 1 and totals["log_error"] == 1

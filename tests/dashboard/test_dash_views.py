@@ -13,6 +13,7 @@ from django.test import Client
 from sessions_api.analytics import overview as analytics
 from sessions_api.analytics import pricing
 from sessions_api.ingest import services
+from tests.dashboard.conftest import ingest_two_versions
 from tests.support import sample_data
 from tests.support.sample_data import XSS_TEXT, Turn
 
@@ -268,18 +269,7 @@ def test_timeline_fragment_pages_through_events(viewer_client, now):
 
 
 def test_versions_and_diff(viewer_client, now):
-    turns = [Turn("first question", "first answer")]
-    for revision, extra in ((1, []), (2, [Turn("second question", "second answer")])):
-        body = sample_data.picoflow_document(
-            session_id="versioned",
-            flow="F",
-            status="running",
-            model="gpt-4o",
-            started=now - timedelta(minutes=10),
-            turns=turns + extra,
-            revision=revision,
-        )
-        sid = services.ingest_document(body=body, now=now).id
+    *_, sid = ingest_two_versions("versioned", now)
     response = viewer_client.get(f"/sessions/{sid}/versions/?a=1&b=2")
     html = response.content.decode()
     assert response.status_code == 200

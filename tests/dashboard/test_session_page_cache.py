@@ -13,8 +13,8 @@ from django.template.loader import render_to_string
 
 from sessions_api.ingest import services
 from sessions_api.sessions import selectors
+from tests.dashboard.conftest import ingest_two_versions
 from tests.support import sample_data
-from tests.support.sample_data import Turn
 
 EVENTS = re.compile(r'<ol class="events" id="events">(.*?)</ol>', re.S)
 
@@ -70,18 +70,7 @@ def test_cached_rendering_is_what_a_fresh_render_gives(viewer_client, now):
 
 
 def test_each_version_shows_its_own_events(viewer_client, now):
-    turns = [Turn("first question", "first answer")]
-    for revision, extra in ((1, []), (2, [Turn("second question", "second answer")])):
-        body = sample_data.picoflow_document(
-            session_id="page-versions",
-            flow="F",
-            status="running",
-            model="gpt-4o",
-            started=now - timedelta(minutes=10),
-            turns=turns + extra,
-            revision=revision,
-        )
-        sid = services.ingest_document(body=body, now=now).id
+    for sid in ingest_two_versions("page-versions", now):
         viewer_client.get(f"/sessions/{sid}/")  # cache this version's rendering
     latest = events_block(viewer_client.get(f"/sessions/{sid}/").content.decode())
     first = events_block(viewer_client.get(f"/sessions/{sid}/?version=1").content.decode())

@@ -127,6 +127,15 @@ def rejection(parse: Callable[[Any], Any], doc: Any) -> tuple[str, str]:
     return raised.value.code, raised.value.path
 
 
+def assert_wrong_type_at(parse: Callable[[Any], Any], doc: Any, path: str) -> None:
+    """``parse(doc)`` refuses the document as ``wrong_type`` at ``path``, and its message names
+    the path."""
+    with pytest.raises(InvalidDocument) as raised:
+        parse(doc)
+    assert (raised.value.code, raised.value.path) == ("wrong_type", path)
+    assert path in raised.value.message
+
+
 def timeline_texts(session: Session) -> list[str]:
     """Every string the timeline shows as a message text or as a tool result."""
     texts = []

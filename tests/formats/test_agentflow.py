@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from helpers import (
     FIXTURES,
-    assert_folder_detects_as_its_format,
     assert_message_texts_in_timeline,
     assert_no_other_fixture_detects_as,
     codes,
@@ -310,11 +309,6 @@ def test_a_bundle_without_session_takes_the_id_the_events_name():
 
 def test_no_other_fixture_detects_as_agentflow():
     assert_no_other_fixture_detects_as("agentflow", skip_parts=("generate", "artifacts"))
-
-
-@pytest.mark.parametrize("folder", ["openai_chat", "picoflow"])
-def test_openai_chat_and_picoflow_fixtures_still_detect_as_before(folder):
-    assert_folder_detects_as_its_format(folder)
 
 
 @pytest.mark.parametrize(

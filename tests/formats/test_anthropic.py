@@ -21,6 +21,7 @@ from helpers import (
     ODD_SHAPE_SETTINGS,
     SCRIPT,
     assert_odd_shape_is_handled,
+    assert_wrong_type_at,
     codes,
     ingest,
     load,
@@ -36,7 +37,6 @@ from hypothesis import strategies as st
 from sessions_api.domain import Role, StatusSource, TokenSource, TokenUsage, ToolStatus
 from sessions_api.formats import registry
 from sessions_api.formats.anthropic import parse as anthropic
-from sessions_api.formats.base import InvalidDocument
 from sessions_api.formats.openai_chat import parse as openai_chat
 from sessions_api.formats.pairing import count_recorded_tool_errors
 from sessions_api.sessions.timeline import build_timeline
@@ -553,11 +553,7 @@ WRONG_TYPES = [
 def test_wrong_types_are_rejected_with_a_json_pointer(path, value):
     doc = set_path(load(TRANSCRIPT), path, value)
 
-    with pytest.raises(InvalidDocument) as raised:
-        parse(doc)
-
-    assert (raised.value.code, raised.value.path) == ("wrong_type", path)
-    assert path in raised.value.message
+    assert_wrong_type_at(parse, doc, path)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ from collections import Counter
 import pytest
 from helpers import (
     FIXTURES,
-    assert_folder_detects_as_its_format,
     assert_message_texts_in_timeline,
     assert_no_other_fixture_detects_as,
     codes,
@@ -302,11 +301,6 @@ def test_rows_of_several_sessions_warn():
 
 def test_no_other_fixture_detects_as_falai():
     assert_no_other_fixture_detects_as("falai")
-
-
-@pytest.mark.parametrize("folder", ["openai_chat", "picoflow"])
-def test_openai_chat_and_picoflow_fixtures_still_detect_as_before(folder):
-    assert_folder_detects_as_its_format(folder)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """The registry's two tables agree with the format ids: one adapter and one editor per id,
-each found in its format's package, and nothing for an id the product does not know."""
+each found in its format's package, and nothing for an id the product does not know. The
+detection rules of the formats added later take none of the first formats' documents."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import importlib
 import pkgutil
 
 import pytest
+from helpers import assert_folder_detects_as_its_format
 
 import sessions_api.formats
 from sessions_api.errors import NotEditable, UnknownFormat
@@ -73,3 +75,8 @@ def test_a_missing_entry_is_refused() -> None:
 
 def test_detection_rules_come_only_from_registered_adapters() -> None:
     assert {rule.format_id for rule in registry.RULES} <= set(FORMAT_IDS)
+
+
+@pytest.mark.parametrize("folder", ["openai_chat", "picoflow"])
+def test_openai_chat_and_picoflow_fixtures_still_detect_as_before(folder: str) -> None:
+    assert_folder_detects_as_its_format(folder)

@@ -18,6 +18,7 @@ from helpers import (
     SCRIPT,
     assert_odd_shape_is_handled,
     assert_refuses_several_sessions,
+    assert_wrong_type_at,
     codes,
     ingest,
     load,
@@ -427,12 +428,7 @@ WRONG_TYPES = [
 def test_wrong_types_are_rejected_with_a_json_pointer(make, path, value):
     doc = set_path(make(), path, value)
 
-    with pytest.raises(InvalidDocument) as raised:
-        parse(doc)
-
-    assert raised.value.code == "wrong_type"
-    assert raised.value.path == path
-    assert path in raised.value.message
+    assert_wrong_type_at(parse, doc, path)
 
 
 @pytest.mark.parametrize(

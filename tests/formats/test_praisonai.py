@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from helpers import (
     FIXTURES,
-    assert_folder_detects_as_its_format,
     assert_message_texts_in_timeline,
     assert_no_other_fixture_detects_as,
     codes,
@@ -269,11 +268,6 @@ def test_unknown_role_is_other_with_a_warning():
 
 def test_no_other_fixture_detects_as_praisonai():
     assert_no_other_fixture_detects_as("praisonai")
-
-
-@pytest.mark.parametrize("folder", ["openai_chat", "picoflow"])
-def test_openai_chat_and_picoflow_fixtures_still_detect_as_before(folder):
-    assert_folder_detects_as_its_format(folder)
 
 
 @pytest.mark.parametrize(

@@ -38,20 +38,6 @@ def expire(session: Session, at) -> None:
     )
 
 
-def derived_counts() -> dict[str, int]:
-    return {
-        model.__name__: model.objects.count()
-        for model in (
-            Session,
-            DocumentVersion,
-            DocumentBody,
-            ToolCallRecord,
-            SessionError,
-            ModelUsage,
-        )
-    }
-
-
 def test_purge_deletes_expired_past_grace_with_every_row(make_session):
     gone = make_session(tools=[("search", "error")])
     ingest(picoflow_doc(session_id=gone.external_id, extra_message="v2"))  # a second version
@@ -104,7 +90,7 @@ def test_retention_per_agent_and_only_when_neither_active_nor_received(settings,
     assert Session.objects.filter(id=imported.id).exists()
 
 
-def test_purge_in_small_batches_with_limit_and_remaining(make_session):
+def test_purge_in_small_batches_with_limit_and_remaining(make_session, stored):
     sessions = [make_session() for _ in range(7)]
     for session in sessions:
         expire(session, T0)
@@ -113,17 +99,17 @@ def test_purge_in_small_batches_with_limit_and_remaining(make_session):
     assert first.counts()["purged"] == 5 and first.counts()["remaining"] == 2
     second = purge.purge_sessions(now=LATER, batch_size=2)
     assert second.counts()["purged"] == 2 and second.counts()["remaining"] == 0
-    assert derived_counts() == dict.fromkeys(derived_counts(), 0)
+    assert stored() == dict.fromkeys(stored(), 0)
 
 
-def test_dry_run_lists_what_would_go_and_deletes_nothing(make_session):
+def test_dry_run_lists_what_would_go_and_deletes_nothing(make_session, stored):
     session = make_session()
     expire(session, T0)
-    before = derived_counts()
+    before = stored()
 
     result = purge.purge_sessions(now=LATER, dry_run=True)
 
-    assert derived_counts() == before
+    assert stored() == before
     assert result.counts()["purged"] == 1 and result.counts()["versions_deleted"] == 1
     assert result.details()["would_purge"][0]["id"] == str(session.id)
 

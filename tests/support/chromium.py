@@ -1,13 +1,16 @@
-"""Headless Chromium for the browser tests: where it is, how it is launched, one per module.
+"""Headless Chromium: where it is, how it is launched, and one per module for the browser tests.
 
 A module that drives a browser calls :func:`require_playwright` at import (it skips the module
 with the reason when Chromium or Playwright is absent) and imports the ``browser`` fixture.
+The screenshot script and the benchmark's browser timing launch it with :func:`launch` too;
+:func:`watched_page` is a signed-in page that fails the test on any script problem.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,6 +27,47 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+def launch(playwright: Any, executable: Path | str = CHROMIUM) -> Any:
+    """A headless Chromium from a started Playwright, without the sandbox or any background
+    traffic (updates, sync), so runs on a build machine are quiet and comparable."""
+    return playwright.chromium.launch(executable_path=str(executable), args=ARGS)
+
+
+@contextmanager
+def watched_page(
+    browser: Any,
+    *,
+    base_url: str,
+    session_cookie: str,
+    viewport: dict[str, int],
+    expected_console_errors: tuple[str, ...] = (),
+) -> Iterator[Any]:
+    """A page signed in with ``session_cookie`` that records every dialog, page error, console
+    error and Content Security Policy report in ``page.problems``, and fails the test at the
+    end if there was any. ``expected_console_errors``: texts of console errors a test causes on
+    purpose (Chromium logs any 4xx document as one). ``page.base`` is ``base_url``."""
+    context = browser.new_context(viewport=viewport)
+    context.add_cookies([{"name": "sessionid", "value": session_cookie, "url": base_url}])
+    page = context.new_page()
+    problems: list[str] = []
+    page.on(
+        "dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss())
+    )
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+
+    def on_console(msg: Any) -> None:
+        expected = any(text in msg.text for text in expected_console_errors)
+        if (msg.type == "error" and not expected) or "Content Security Policy" in msg.text:
+            problems.append(f"console: {msg.text}")
+
+    page.on("console", on_console)
+    page.problems = problems
+    page.base = base_url
+    yield page
+    context.close()
+    assert problems == [], problems
 
 
 def require_playwright() -> ModuleType:
@@ -44,7 +88,7 @@ def browser() -> Iterator[Any]:
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_api.sync_playwright() as playwright:
-            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            launched = launch(playwright)
             yield launched
             launched.close()
     finally:

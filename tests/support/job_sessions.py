@@ -14,6 +14,7 @@ import pytest
 
 from sessions_api.ingest import services
 from sessions_api.models import Session
+from tests.support.picoflow_documents import picoflow_v15
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
@@ -116,25 +117,15 @@ def picoflow_doc(
             "verbose": [],
         }
     else:
-        doc = {
-            "id": session_id,
-            "version": 1.5,
-            "runStatus": status,
-            "createdOn": iso(created),
-            "saveOn": iso(saved),
-            "flow": {
-                "name": flow,
-                "model": {"provider": "openai", "name": model},
-                "memory": {"Step": {"messages": messages}},
-                "steps": [{"name": "Step", "state": {}}],
-                "currentStep": "Step",
-            },
-            "log": [],
-            "error": [],
-            "warn": [],
-            "debug": [],
-            "verbose": [],
-        }
+        doc = picoflow_v15(
+            session_id=session_id,
+            messages=messages,
+            created=iso(created),
+            saved=iso(saved),
+            flow=flow,
+            model=model,
+            status=status,
+        )
     if revision is not None:
         doc["revision"] = revision
     if token_block:

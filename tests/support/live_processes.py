@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.picoflow_documents import picoflow_v15
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
@@ -122,6 +124,12 @@ class Proc:
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def kill9(self) -> None:
+        """SIGKILL to the whole group (a worker's main process and its pool children), like a
+        lost machine."""
+        os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM to the group this object started, then SIGKILL at the deadline."""
@@ -407,23 +415,12 @@ def picoflow_document(session_id: str | None = None, *, turns: int = 2, note: st
             {"type": "human", "content": f"question {n} {note}", "id": f"Step|{stamp}|{n:010d}1"}
         )
         messages.append({"type": "ai", "content": f"answer {n}", "id": f"Step|{stamp}|{n:010d}2"})
-    doc = {
-        "id": session_id,
-        "version": 1.5,
-        "runStatus": "running",
-        "createdOn": stamp,
-        "saveOn": stamp,
-        "flow": {
-            "name": "ReliabilityFlow",
-            "model": {"provider": "openai", "name": "gpt-4o-mini"},
-            "memory": {"Step": {"messages": messages}},
-            "steps": [{"name": "Step", "state": {}}],
-            "currentStep": "Step",
-        },
-        "log": [],
-        "error": [],
-        "warn": [],
-        "debug": [],
-        "verbose": [],
-    }
+    doc = picoflow_v15(
+        session_id=session_id,
+        messages=messages,
+        created=stamp,
+        saved=stamp,
+        flow="ReliabilityFlow",
+        model="gpt-4o-mini",
+    )
     return json.dumps(doc).encode()

@@ -24,18 +24,11 @@ from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# Run as a script: make the project importable (the child also configures Django itself).
+sys.path.insert(0, str(ROOT))
 USERNAME = "demo-admin"
 PASSWORD = "screenshots-only-password-1"
 VIEWPORT = {"width": 1440, "height": 900}
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         from playwright.sync_api import sync_playwright
     except ImportError:
         sys.exit("Playwright for Python is needed: pip install -e '.[dev]'")
+    from tests.support.chromium import launch
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,9 +79,7 @@ def main(argv: list[str] | None = None) -> None:
             base = f"http://127.0.0.1:{port}"
             _wait_until_up(base + "/healthz")
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=args.chromium, args=CHROMIUM_ARGS
-                )
+                browser = launch(playwright, args.chromium)
                 try:
                     _capture(browser, base, out)
                 finally:
@@ -150,8 +142,6 @@ def _shot(page, out: Path, name: str, *, full_page: bool = False) -> None:
 
 def _prepare() -> None:
     """Runs in the child environment: schema, demo data, prices, a login."""
-    # Run as a script: make the project importable and configure Django ourselves.
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 

@@ -54,6 +54,7 @@ from tests.support.live_processes import (
     request,
     rss_kib,
 )
+from tests.support.picoflow_documents import picoflow_v15
 
 JOBS = (
     "expire_sessions",
@@ -84,26 +85,15 @@ def document(session_id: str, revision_note: str = "", size: int = 20_000) -> by
             }
         )
         n += 1
-    doc = {
-        "id": session_id,
-        "version": 1.5,
-        "runStatus": "running",
-        "createdOn": stamp,
-        "saveOn": stamp,
-        "flow": {
-            "name": "SoakFlow",
-            "model": {"provider": "openai", "name": random.choice(["gpt-4o", "gpt-4o-mini"])},
-            "memory": {"Step": {"messages": messages}},
-            "steps": [{"name": "Step", "state": {}}],
-            "currentStep": "Step",
-        },
-        "tokens": {"inputTokens": 1000, "outputTokens": 200, "totalTokens": 1200},
-        "log": [],
-        "error": [],
-        "warn": [],
-        "debug": [],
-        "verbose": [],
-    }
+    doc = picoflow_v15(
+        session_id=session_id,
+        messages=messages,
+        created=stamp,
+        saved=stamp,
+        flow="SoakFlow",
+        model=random.choice(["gpt-4o", "gpt-4o-mini"]),
+        tokens={"inputTokens": 1000, "outputTokens": 200, "totalTokens": 1200},
+    )
     return json.dumps(doc).encode()
 
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from sessions_api.ingest import services
 from tests.support import sample_data
-from tests.support.chromium import require_playwright
+from tests.support.chromium import require_playwright, watched_page
 from tests.support.sample_data import XSS_TEXT, ToolSpec, Turn
 
 pytestmark = [pytest.mark.browser]
@@ -32,29 +32,13 @@ def page(browser, live_server, transactional_db):
     user.groups.add(Group.objects.get_or_create(name="viewer")[0])
     client = Client()
     client.force_login(user)
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
-    page = context.new_page()
-    problems: list[str] = []
-    page.on(
-        "dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss())
-    )
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda msg: (
-            problems.append(f"console: {msg.text}")
-            if msg.type == "error" or "Content Security Policy" in msg.text
-            else None
-        ),
-    )
-    page.problems = problems  # type: ignore[attr-defined]
-    page.base = live_server.url  # type: ignore[attr-defined]
-    yield page
-    context.close()
-    assert problems == [], problems
+    with watched_page(
+        browser,
+        base_url=live_server.url,
+        session_cookie=client.cookies["sessionid"].value,
+        viewport={"width": 1440, "height": 900},
+    ) as page:
+        yield page
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from sessions_api.editing import selectors as editing_selectors
 from sessions_api.editing.values import EditRequest
 from sessions_api.ingest import services
 from tests.editing.conftest import EDITOR, make_user, picoflow_body
-from tests.support.chromium import require_playwright
+from tests.support.chromium import require_playwright, watched_page
 
 pytestmark = [pytest.mark.browser]
 
@@ -31,31 +31,15 @@ def page(browser, live_server, transactional_db):
     """A page signed in as an editor that fails the test on any dialog or script problem."""
     client = Client()
     client.force_login(make_user("browser-editor", "editor"))
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
-    page = context.new_page()
-    problems: list[str] = []
-    page.on(
-        "dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss())
-    )
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    # The conflict page is answered 409 on purpose; Chromium logs any 4xx document as a
-    # console error, which is not a script problem.
-    page.on(
-        "console",
-        lambda msg: (
-            problems.append(f"console: {msg.text}")
-            if (msg.type == "error" and "status of 409 (Conflict)" not in msg.text)
-            or "Content Security Policy" in msg.text
-            else None
-        ),
-    )
-    page.base = live_server.url  # type: ignore[attr-defined]
-    yield page
-    context.close()
-    assert problems == [], problems
+    with watched_page(
+        browser,
+        base_url=live_server.url,
+        session_cookie=client.cookies["sessionid"].value,
+        viewport={"width": 1440, "height": 1000},
+        # The conflict page is answered 409 on purpose, not a script problem.
+        expected_console_errors=("status of 409 (Conflict)",),
+    ) as page:
+        yield page
 
 
 def test_edit_conflict_diff_resolve_and_audit(page):

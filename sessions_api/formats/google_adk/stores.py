@@ -22,7 +22,7 @@ from sessions_api.formats.stores import (
     as_text,
     columns,
     failed,
-    read_session,
+    read_sessions,
     rows,
     stored_json,
 )
@@ -50,14 +50,12 @@ def read_sqlite_store(
         "SELECT app_name, user_id, id, state, create_time, update_time FROM sessions "
         "ORDER BY app_name, user_id, id",
     )
-    return [
-        read_session(
-            f"{row['app_name']}/{row['user_id']}/{row['id']}",
-            lambda row=row: _session_document(connection, row, tables, limits),
-            FORMAT_ID,
-        )
-        for row in sessions
-    ]
+    return read_sessions(
+        sessions,
+        key=lambda row: f"{row['app_name']}/{row['user_id']}/{row['id']}",
+        build=lambda row: _session_document(connection, row, tables, limits),
+        format_id=FORMAT_ID,
+    )
 
 
 def _session_document(

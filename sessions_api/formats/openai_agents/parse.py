@@ -771,15 +771,13 @@ def _message(item: _Item, seq: int, ctx: _Parse) -> Message:
     if item_type in _OTHER_ITEMS:
         role, text = _OTHER_ITEMS[item_type]
         return _with_turn(
-            Message(
+            _item_message(
+                item,
                 seq=seq,
                 role=role,
                 content_text=text,
                 external_id=_item_id(raw, item.path),
-                author=item.author,
                 raw_role=item_type if role is Role.OTHER else None,
-                timestamp=item.timestamp,
-                timestamp_source=_ts_source(item),
                 extra={**item.extra, "item_type": item_type, "item": raw},
             ),
             ctx,
@@ -792,19 +790,25 @@ def _message(item: _Item, seq: int, ctx: _Parse) -> Message:
     )
 
 
-def _ts_source(item: _Item) -> TimestampSource:
-    return TimestampSource.EXPLICIT if item.timestamp else TimestampSource.NONE
+def _item_message(item: _Item, *, seq: int, role: Role, **fields: Any) -> Message:
+    """A message from one item, with the author and time the item's container gave it."""
+    return Message(
+        seq=seq,
+        role=role,
+        author=item.author,
+        timestamp=item.timestamp,
+        timestamp_source=TimestampSource.EXPLICIT if item.timestamp else TimestampSource.NONE,
+        **fields,
+    )
 
 
 def _other(seq: int, item: _Item, *, text: str, raw_role: str, extra: dict[str, Any]) -> Message:
-    return Message(
+    return _item_message(
+        item,
         seq=seq,
         role=Role.OTHER,
         content_text=text,
         raw_role=raw_role,
-        author=item.author,
-        timestamp=item.timestamp,
-        timestamp_source=_ts_source(item),
         extra={**item.extra, **extra},
     )
 
@@ -852,15 +856,13 @@ def _role_message(raw: dict[str, Any], seq: int, item: _Item, ctx: _Parse) -> Me
     text, parts = _content(raw.get("content"), pointer_join(item.path, "content"))
     extra = {**item.extra, **_leftovers(raw, ("role", "content", "id", "type"))}
     return _with_turn(
-        Message(
+        _item_message(
+            item,
             seq=seq,
             role=role,
             content_text=text,
             content_parts=parts,
             external_id=_item_id(raw, item.path),
-            author=item.author,
-            timestamp=item.timestamp,
-            timestamp_source=_ts_source(item),
             raw_role=raw_role if role.value != raw_role else None,
             extra=extra,
         ),
@@ -880,15 +882,13 @@ def _reasoning(raw: dict[str, Any], seq: int, item: _Item) -> Message:
     }
     if content:
         extra["reasoning_content"] = content
-    return Message(
+    return _item_message(
+        item,
         seq=seq,
         role=Role.ASSISTANT,
         content_text=summary_text or content_text,
         content_parts=summary,
         external_id=_item_id(raw, item.path),
-        author=item.author,
-        timestamp=item.timestamp,
-        timestamp_source=_ts_source(item),
         extra=extra,
     )
 
@@ -927,13 +927,11 @@ def _call(raw: dict[str, Any], item_type: str, seq: int, item: _Item, ctx: _Pars
     if item_type == "function_call" and name.startswith(HANDOFF_PREFIX):
         extra["handoff"] = True
     return _with_turn(
-        Message(
+        _item_message(
+            item,
             seq=seq,
             role=Role.ASSISTANT,
             external_id=_item_id(raw, item.path),
-            author=item.author,
-            timestamp=item.timestamp,
-            timestamp_source=_ts_source(item),
             tool_calls=(
                 ToolCall(call_id=call_id, name=name, arguments=arguments, arguments_error=error),
             ),
@@ -970,7 +968,8 @@ def _output(raw: dict[str, Any], item_type: str, seq: int, item: _Item, ctx: _Pa
         if mapped in (ToolStatus.SUCCESS, ToolStatus.ERROR):
             status, source = mapped, StatusSource.EXPLICIT
     return _with_turn(
-        Message(
+        _item_message(
+            item,
             seq=seq,
             role=Role.TOOL,
             content_text=text,
@@ -978,9 +977,6 @@ def _output(raw: dict[str, Any], item_type: str, seq: int, item: _Item, ctx: _Pa
             external_id=optional(raw, "id", str, item.path)
             if item_type != "local_shell_call_output"
             else None,
-            author=item.author,
-            timestamp=item.timestamp,
-            timestamp_source=_ts_source(item),
             tool_call_id=call_id,
             tool_status=status,
             tool_status_source=source,
@@ -1032,13 +1028,11 @@ def _hosted_call(
         status_source=source,
     )
     return _with_turn(
-        Message(
+        _item_message(
+            item,
             seq=seq,
             role=Role.ASSISTANT,
             external_id=_item_id(raw, item.path),
-            author=item.author,
-            timestamp=item.timestamp,
-            timestamp_source=_ts_source(item),
             extra={
                 **item.extra,
                 "item_type": item_type,

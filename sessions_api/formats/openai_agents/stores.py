@@ -19,7 +19,7 @@ from sessions_api.formats.stores import (
     StoredSession,
     StoreError,
     as_text,
-    read_session,
+    read_sessions,
     rows,
     stored_json,
 )
@@ -44,14 +44,12 @@ def read_sqlite_store(
     )
     sessions.extend(row for row in orphans if row["session_id"] not in known)
     advanced = [table for table in ADVANCED_TABLES if table in tables]
-    return [
-        read_session(
-            str(row["session_id"]),
-            lambda row=row: _session_document(connection, row, advanced, limits),
-            FORMAT_ID,
-        )
-        for row in sessions
-    ]
+    return read_sessions(
+        sessions,
+        key=lambda row: str(row["session_id"]),
+        build=lambda row: _session_document(connection, row, advanced, limits),
+        format_id=FORMAT_ID,
+    )
 
 
 def _session_document(

@@ -9,8 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sessions_api.errors import NotEditable
-from sessions_api.formats.editing import Editor, Part, stamp_like
+from sessions_api.formats.editing import Editor, Part, messages_array, restamp_updated_at
 
 
 class OpenAIChatEditor(Editor):
@@ -30,13 +29,10 @@ class OpenAIChatEditor(Editor):
     def message_list(self, doc: Any, namespace: str | None) -> list[Any]:
         if isinstance(doc, list):
             return doc
-        if isinstance(doc, dict) and isinstance(doc.get("messages"), list):
-            return doc["messages"]
-        raise NotEditable("this document has no messages array", path="/messages")
+        return messages_array(doc)
 
     def touch(self, doc: Any, *, now: datetime, revision: int | None) -> None:
-        if isinstance(doc, dict) and isinstance(doc.get("updated_at"), str):
-            doc["updated_at"] = stamp_like(doc["updated_at"], now)
+        restamp_updated_at(doc, now)
 
 
 EDITOR = OpenAIChatEditor()
