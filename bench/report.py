@@ -181,6 +181,28 @@ def rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
                 met(r),
             )
         )
+    if "B9" in b:
+        r = b["B9"]
+        h = r["headline"]
+        cpu = r["median"]
+        reads = ", ".join(
+            f"v{version} {fmt(ms['store_get'], ' ms', 2)}"
+            for version, ms in cpu["read_p50_ms"].items()
+        )
+        out.append(
+            (
+                "B9",
+                f"{h['saves']} saves up to {r['params']['messages']:,} messages: "
+                f"{fmt(h['stored_bytes'] / 2**20, ' MB')} stored for a "
+                f"{fmt(h['latest_bytes'] / 2**10, ' KB', 0)} latest version; save CPU "
+                f"first {fmt(cpu['first_save_cpu_ms'], ' ms')}, "
+                f"last {fmt(cpu['last_save_cpu_ms'], ' ms')}, "
+                f"all {fmt(h['total_cpu_s'], ' s', 2)}; read back (p50) {reads}",
+                f"stored / latest raw = {fmt(r['ratios']['stored_over_latest_raw'], '', 1)}; "
+                f"last / first save CPU = {fmt(r['ratios']['last_over_first_save_cpu'], '', 1)}",
+                met(r),
+            )
+        )
     return out
 
 
