@@ -1,4 +1,4 @@
-"""``bin/bench`` / ``python -m bench``: run B1-B8 with their same-run baselines.
+"""``bin/bench`` / ``python -m bench``: run B1-B9 with their same-run baselines.
 
     bin/bench                      the full run (about 20-30 minutes on 2 cores)
     bin/bench --smoke              every benchmark, tiny (seconds; CI); asserts nothing on time
@@ -46,7 +46,7 @@ from bench.common import (
 )
 from bench.server import Server, production_like_env, request_once, run_load
 
-ALL = ("B1", "B2", "B3", "PG", "B4", "B5", "B6", "B7", "B8")
+ALL = ("B1", "B2", "B3", "PG", "B4", "B5", "B6", "B7", "B8", "B9")
 
 
 @dataclass
@@ -71,6 +71,8 @@ class Scale:
     b7_rate: float = 50.0
     b7_idle_seconds: float = 10.0
     list_repeat: int = 15
+    b9_messages: int = 2_000
+    b9_save_every: int = 20
 
 
 SMOKE = Scale(
@@ -93,6 +95,8 @@ SMOKE = Scale(
     b7_rate=20.0,
     b7_idle_seconds=1.0,
     list_repeat=3,
+    b9_messages=200,
+    b9_save_every=20,
 )
 
 
@@ -1258,6 +1262,88 @@ def bench_b8(ctx: Context) -> None:
     )
 
 
+# --- B9 ----------------------------------------------------------------------------------------
+
+
+def bench_b9(ctx: Context) -> None:
+    """A session that grows: saved whole after every few turns, as agents save it today. Each
+    run is a fresh process and a fresh database; the ratios are each run's own."""
+    s = ctx.scale
+    runs = []
+    for _ in range(s.runs):
+        runs.append(
+            ctx.task(
+                "growing_session",
+                ctx.fresh_dir("b9"),
+                {"messages": s.b9_messages, "every": s.b9_save_every},
+            )
+        )
+    saves = len(runs[0]["saves"])
+    latest_bytes = runs[0]["latest_bytes"]
+    stored_bytes = round(median(r["stored_bytes"] for r in runs))
+    r_stored = ratio(stored_bytes, latest_bytes)
+    r_cpu = median(ratio(r["last_save_cpu_ms"], r["first_save_cpu_ms"]) for r in runs)
+    total_cpu_ms = median(r["total_save_cpu_ms"] for r in runs)
+    reads = {
+        version: {
+            reader: median(r["reads"][version][reader]["ms"]["p50"] for r in runs)
+            for reader in ("store_get", "selectors_get_raw_body")
+        }
+        for version in runs[0]["reads"]
+    }
+    byte_for_byte = all(r["byte_for_byte"] for r in runs)
+    ctx.record(
+        "B9",
+        f"a session that grows to {s.b9_messages:,} messages, saved whole every "
+        f"{s.b9_save_every} ({saves} saves), SQLite, in-process",
+        f"all versions together <= 0.5x the latest raw size; last save CPU <= 3x the first; "
+        f"total CPU of the {saves} saves < 1 s",
+        {
+            "params": {
+                "messages": s.b9_messages,
+                "save_every": s.b9_save_every,
+                "saves": saves,
+                "store": "orm",
+            },
+            "runs": runs,
+            "median": {
+                "stored_bytes": stored_bytes,
+                "first_save_cpu_ms": median(r["first_save_cpu_ms"] for r in runs),
+                "last_save_cpu_ms": median(r["last_save_cpu_ms"] for r in runs),
+                "total_save_cpu_ms": total_cpu_ms,
+                "read_p50_ms": reads,
+            },
+            "p50": None,
+            "p95": None,
+            "p99": None,
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            "baselines": {
+                "latest_raw_bytes": latest_bytes,
+                "first_save_cpu_ms": median(r["first_save_cpu_ms"] for r in runs),
+            },
+            "ratios": {
+                "stored_over_latest_raw": r_stored,
+                "last_over_first_save_cpu": r_cpu,
+            },
+            "target_met": {
+                "stored/latest<=0.5": r_stored is not None and r_stored <= 0.5,
+                "last/first save CPU<=3": r_cpu is not None and r_cpu <= 3,
+                f"{saves} saves CPU<1s": total_cpu_ms is not None and total_cpu_ms < 1000,
+                "versions read back byte for byte": byte_for_byte,
+            },
+            "headline": {
+                "saves": saves,
+                "latest_bytes": latest_bytes,
+                "stored_bytes": stored_bytes,
+                "ratio_stored": r_stored,
+                "ratio_cpu": r_cpu,
+                "total_cpu_s": None if total_cpu_ms is None else round(total_cpu_ms / 1000, 3),
+                "read_latest_ms": reads[str(saves)]["store_get"],
+            },
+        },
+    )
+
+
 # --- main --------------------------------------------------------------------------------------
 
 
@@ -1323,6 +1409,7 @@ def main(argv: list[str] | None = None) -> int:
             ("PG", bench_pg),
             ("B5", bench_b5),
             ("B7", bench_b7),
+            ("B9", bench_b9),
         ]
         for key, fn in steps:
             if key in only:

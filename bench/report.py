@@ -160,6 +160,24 @@ def _b8(r: dict[str, Any]) -> tuple[str, str]:
 
 
 # What each benchmark measured and its ratio, in the order of the results table.
+def _b9(r: dict[str, Any]) -> tuple[str, str]:
+    h = r["headline"]
+    cpu = r["median"]
+    reads = ", ".join(
+        f"v{version} {fmt(ms['store_get'], ' ms', 2)}" for version, ms in cpu["read_p50_ms"].items()
+    )
+    return (
+        f"{h['saves']} saves up to {r['params']['messages']:,} messages: "
+        f"{fmt(h['stored_bytes'] / 2**20, ' MB')} stored for a "
+        f"{fmt(h['latest_bytes'] / 2**10, ' KB', 0)} latest version; save CPU "
+        f"first {fmt(cpu['first_save_cpu_ms'], ' ms')}, "
+        f"last {fmt(cpu['last_save_cpu_ms'], ' ms')}, "
+        f"all {fmt(h['total_cpu_s'], ' s', 2)}; read back (p50) {reads}",
+        f"stored / latest raw = {fmt(r['ratios']['stored_over_latest_raw'], '', 1)}; "
+        f"last / first save CPU = {fmt(r['ratios']['last_over_first_save_cpu'], '', 1)}",
+    )
+
+
 _MEASURED: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "B1": _b1,
     "B2": _b2,
@@ -170,6 +188,7 @@ _MEASURED: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "B7": _b7,
     "PG": _pg,
     "B8": _b8,
+    "B9": _b9,
 }
 
 

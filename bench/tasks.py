@@ -432,6 +432,104 @@ def task_raw_ceiling(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- B9: a session that grows ------------------------------------------------------------------
+
+
+def task_growing_session(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One chat session saved whole every ``every`` messages up to ``messages``, through
+    ``ingest_document``, as an agent saves after each turn; then what the store holds for it and
+    three versions (first, middle, latest) read back and checked byte for byte."""
+    import hashlib
+
+    from django.db.models import Count, Sum
+    from django.db.models.functions import Length
+
+    from bench.datagen import chat_document
+    from sessions_api.ingest import services
+    from sessions_api.models import DocumentBody
+    from sessions_api.sessions import selectors
+    from sessions_api.storage import get_document_store
+
+    messages, every = params["messages"], params["every"]
+    session_key = params.get("session_key", "conv_growing0000000000000001")
+    bodies = [
+        chat_document(messages=n, session_id=session_key) for n in range(every, messages + 1, every)
+    ]
+    # Two untimed saves of another session first (a new session, then a new version): the
+    # timed saves must not pay the process's first-call costs (lazy imports, compiled
+    # patterns, the database connection) on either path.
+    for warm_up in (every, 2 * every):
+        services.ingest_document(
+            body=chat_document(messages=warm_up, session_id=session_key + "-warm-up", seed=2),
+            now=datetime.now(UTC),
+        )
+    saves = []
+    digests: dict[int, str] = {}
+    session_id = ""
+    for body in bodies:
+        now = datetime.now(UTC)
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        outcome = services.ingest_document(body=body, now=now)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        if not outcome.changed:
+            raise RuntimeError(f"save of {len(body)} bytes stored no new version")
+        session_id = outcome.id
+        digests[outcome.version] = hashlib.sha256(body).hexdigest()
+        saves.append(
+            {
+                "version": outcome.version,
+                "messages": outcome.summary.message_count,
+                "bytes": len(body),
+                "cpu_ms": round(cpu * 1000, 3),
+                "wall_ms": round(wall * 1000, 3),
+            }
+        )
+    # What the orm store physically holds for the session: every DocumentBody row's bytes.
+    # Measured on the rows, not through get(), which returns whole documents however they are
+    # kept.
+    stored = DocumentBody.objects.filter(session_id=session_id).aggregate(
+        rows=Count("id"), bytes=Sum(Length("body"))
+    )
+    store = get_document_store()
+    # The API's /raw reads through the selector; today it is the store's get, and the two are
+    # timed apart so a read path that reassembles versions shows where its cost lands.
+    readers = {
+        "store_get": lambda version: store.get(session_id=session_id, version=version),
+        "selectors_get_raw_body": lambda version: selectors.get_raw_body(
+            session_id=session_id, version=version
+        ),
+    }
+    latest = len(bodies)
+    reads: dict[str, Any] = {}
+    for version in sorted({1, max(1, latest // 2), latest}):
+        reads[str(version)] = {"bytes": saves[version - 1]["bytes"]}
+        for name, reader in readers.items():
+            body = reader(version)
+            reads[str(version)][name] = {
+                "byte_for_byte": hashlib.sha256(body).hexdigest() == digests[version],
+                "ms": summary_ms(
+                    timed(lambda r=reader, v=version: r(v), params.get("read_repeat", 5))
+                ),
+            }
+    cpu = [s["cpu_ms"] for s in saves]
+    return {
+        "session_id": session_id,
+        "saves": saves,
+        "stored_rows": stored["rows"],
+        "stored_bytes": stored["bytes"],
+        "latest_bytes": saves[-1]["bytes"],
+        "whole_documents_bytes": sum(s["bytes"] for s in saves),
+        "first_save_cpu_ms": cpu[0],
+        "last_save_cpu_ms": cpu[-1],
+        "total_save_cpu_ms": round(sum(cpu), 3),
+        "reads": reads,
+        "byte_for_byte": all(
+            figures[name]["byte_for_byte"] for figures in reads.values() for name in readers
+        ),
+        "peak_rss_mb": self_peak_rss_mb(),
+    }
+
+
 TASKS = {
     "prepare": task_prepare,
     "ingest": task_ingest,
@@ -441,6 +539,7 @@ TASKS = {
     "rollups": task_rollups,
     "cleanup": task_cleanup,
     "raw_ceiling": task_raw_ceiling,
+    "growing_session": task_growing_session,
 }
 
 
