@@ -174,7 +174,8 @@ class CompactDocumentStore(DocumentStore):
 
     def _encode_next(self, session_id: str, version: int, body: bytes, sha256: str) -> EncodedBody:
         """``body`` as a delta of the version before when there is one and that is smaller."""
-        base = self._read_chain(session_id, version - 1) if version > 0 else None
+        # Versions count from 1 (a session's first version has none before it to read).
+        base = self._read_chain(session_id, version - 1) if version > 1 else None
         if base is None:
             return codec.encode_snapshot(body, sha256=sha256)
         return codec.encode_version(
