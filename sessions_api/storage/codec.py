@@ -36,15 +36,16 @@ DELTA = "delta"
 ENCODINGS = (RAW, ZSTD, DELTA)
 
 #: A snapshot at least every this many versions: reading a version applies at most
-#: SNAPSHOT_INTERVAL - 1 deltas after one snapshot decompress. 64 keeps the snapshots of a
-#: session that grows to 100 versions at two (B9), and the longest chain of a 1 MB document
-#: at about 2 ms to read back.
+#: SNAPSHOT_INTERVAL - 1 deltas after one snapshot decompress. 64 keeps a session that grows
+#: to 100 versions at two snapshots (the growing-session benchmark, docs/BENCHMARKS.md), and
+#: the longest chain of a 1 MB document at 2 to 3 ms to read back.
 SNAPSHOT_INTERVAL = 64
 
-#: zstd's own default. Measured on B9's 780 KB chat transcript: level 3 compresses it 5.5x in
-#: 3.2 ms of CPU; level 1 5.3x in 2.1 ms, level 6 5.6x in 11 ms, level 9 5.9x in 23 ms. A
-#: turn's delta (about 8 KB) costs 40 us at level 3 and 110 us at level 6. Higher levels buy
-#: 2-7% of size for 3-7x the CPU of every snapshot; level 1 saves 1 ms a snapshot for 4%.
+#: zstd's own default. Measured on the growing-session benchmark's 780 KB chat transcript:
+#: level 3 compresses it 5.5x in 3.2 ms of CPU; level 1 5.3x in 2.1 ms, level 6 5.6x in
+#: 11 ms, level 9 5.9x in 23 ms. A turn's delta (about 8 KB) costs 40 us at level 3 and
+#: 110 us at level 6. Higher levels buy 2-7% of size for 3-7x the CPU of every snapshot;
+#: level 1 saves 1 ms a snapshot for 4% more bytes.
 COMPRESSION_LEVEL = 3
 
 # Delta payload: two little-endian unsigned 64-bit lengths (shared prefix, shared suffix),
