@@ -207,11 +207,29 @@ class ModelUsage(models.Model):
 
 
 class DocumentBody(models.Model):
-    """Raw bodies for the `orm` DocumentStore (independent of the index on purpose)."""
+    """Bodies for the `orm` DocumentStore (independent of the index on purpose).
+
+    ``body`` holds the payload in ``encoding`` (storage/codec.py): a zstd snapshot, a delta
+    against ``base_version`` of the same session, or the raw bytes. ``sha256`` and ``raw_size``
+    describe the raw bytes every read is checked against. Rows written before encodings
+    existed have NULL in all four and read as raw.
+    """
 
     session_id = models.CharField(max_length=64)
     version = models.PositiveIntegerField()
     body = models.BinaryField()
+    # Nullable, without defaults: adding them rewrites no existing row (SQLite and PostgreSQL
+    # add such columns in place), and a row inserted by code that knows nothing of encodings
+    # (an older release during a rolling upgrade, a bulk loader) is a valid raw row.
+    encoding = models.CharField(  # noqa: DJ001 - NULL is "raw, from before encodings"
+        max_length=8,
+        null=True,
+        blank=True,
+        choices=[("raw", "raw"), ("zstd", "zstd snapshot"), ("delta", "delta")],
+    )
+    base_version = models.PositiveIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - as above
+    raw_size = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

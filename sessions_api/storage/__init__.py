@@ -13,10 +13,13 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from sessions_api.formats.decoding import DecodeLimits, decode_document
-from sessions_api.storage.base import BodyKey, DocumentStore, StoredBody
+from sessions_api.storage.base import BodyKey, Compaction, DocumentStore, StoredBody
+from sessions_api.storage.codec import CorruptBody
 
 __all__ = [
     "BodyKey",
+    "Compaction",
+    "CorruptBody",
     "DocumentStore",
     "StoredBody",
     "decode_stored_body",

@@ -1,6 +1,8 @@
 """The DocumentStore contract: where session document bodies live.
 
-Bodies are the raw bytes exactly as received, one per (session id, version number). The index
+A body is the raw bytes exactly as received, one per (session id, version number): ``get``
+returns them byte for byte, however a backend keeps them (the orm and mongo stores compress
+them and keep a version as a delta of the one before, see codec.py). The index
 (what lists, filters and charts read) lives in the Django ORM; a store only keeps bytes. This
 split follows Sentry's nodestore: a small key-value interface, a Django default backend, and one
 backend-independent contract suite (tests/storage/test_document_store_contract.py) that every
@@ -30,6 +32,18 @@ class StoredBody:
     session_id: str
     version: int
     stored_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What :meth:`DocumentStore.compact_session` did (or, on a dry run, would do) for one
+    session: how many bodies it holds, how many were rewritten, and their stored sizes before
+    and after."""
+
+    bodies: int = 0
+    rewritten: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
 
 
 class DocumentStore(ABC):
@@ -62,7 +76,9 @@ class DocumentStore(ABC):
 
     @abstractmethod
     def delete_versions(self, *, session_id: str, versions: Iterable[int]) -> int:
-        """Delete those versions of one session; returns how many bodies were deleted."""
+        """Delete those versions of one session; returns how many bodies were deleted. The
+        versions kept read back exactly as before (a backend that keeps a version as a delta of
+        a deleted one rewrites it first)."""
 
     @abstractmethod
     def delete_session(self, *, session_id: str) -> int:
@@ -75,6 +91,16 @@ class DocumentStore(ABC):
     @abstractmethod
     def ping(self) -> None:
         """Return if the backend answers; raise StoreUnavailable otherwise (for /readyz)."""
+
+    def compact_session(self, *, session_id: str, dry_run: bool = False) -> Compaction:
+        """Rewrite the bodies of one session that are still stored whole and uncompressed
+        (written before the store compacted them) in the store's compact encoding; the bytes
+        ``get`` returns do not change. Bodies already compact are skipped, so a conversion that
+        was interrupted resumes where it stopped. ``dry_run`` reports without writing.
+
+        The default: a store that keeps bodies as they are has nothing to convert.
+        """
+        return Compaction()
 
     # --- bulk methods for the lifecycle jobs ---------------------------------------------------
     # Purge, prune and reconcile work in batches of hundreds of sessions. These defaults loop

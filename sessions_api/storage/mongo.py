@@ -12,9 +12,9 @@ repairs what a crash between the two leaves behind. See README.md beside this fi
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from collections.abc import Iterable, Iterator
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -25,16 +25,22 @@ from pymongo import ASCENDING, MongoClient
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 from pymongo.write_concern import WriteConcern
 
-from sessions_api.errors import BodyNotFound, StoreUnavailable
-from sessions_api.storage.base import BodyKey, DocumentStore, StoredBody
+from sessions_api.errors import StoreUnavailable
+from sessions_api.storage import codec
+from sessions_api.storage.base import BodyKey, Compaction, StoredBody
+from sessions_api.storage.codec import EncodedBody
+from sessions_api.storage.compact import CompactDocumentStore, Link
 
 # A 2xx from ingestion means durably stored: acknowledged by a majority, in the journal.
 DURABLE = WriteConcern(w="majority", j=True)
 
 
-class MongoDocumentStore(DocumentStore):
+class MongoDocumentStore(CompactDocumentStore):
     """Documents ``{_id: "<session_id>:<version>", session_id, version, body, size, sha256,
-    stored_at}`` in one collection, with a unique index on (session_id, version).
+    encoding, base_version, stored_at}`` in one collection, with a unique index on
+    (session_id, version). ``body`` is the payload in ``encoding`` (codec.py); ``size`` and
+    ``sha256`` describe the raw bytes. Documents written before encodings existed have neither
+    ``encoding`` nor ``base_version`` and read as raw.
 
     Nothing touches the network until the first call: building the store (at settings time,
     before a fork) never fails because MongoDB is down. ``client`` injects a ready client
@@ -78,54 +84,118 @@ class MongoDocumentStore(DocumentStore):
     # --- DocumentStore ------------------------------------------------------------------------
 
     def put(self, *, session_id: str, version: int, body: bytes) -> None:
-        key = _key(session_id, version)
-        if not isinstance(body, bytes):
-            raise TypeError(f"body must be bytes, not {type(body).__name__}")
-        document = {
-            "_id": key,
-            "session_id": session_id,
-            "version": version,
-            "body": Binary(body),
-            "size": len(body),
-            "sha256": hashlib.sha256(body).hexdigest(),
-            "stored_at": datetime.now(UTC),
-        }
+        _key(session_id, version)
         with _unavailable_on_network_errors():
-            collection = self._ready_collection()
-            # Two rounds only for the rare race where a delete removes the existing body
-            # between our failed insert and our read of it.
-            for _ in range(2):
-                try:
-                    collection.insert_one(document)
-                    return
-                except DuplicateKeyError:
-                    pass
-                existing = collection.find_one({"_id": key}, {"body": True})
-                if existing is None:
-                    continue
-                if bytes(existing["body"]) != body:
-                    # Same contract as the orm store: a version is immutable once stored.
-                    raise ValueError(
-                        f"version {version} of {session_id} already holds different bytes"
-                    )
-                return  # the same bytes again: a retried write, nothing to do
-        raise StoreUnavailable(f"put of {key} kept racing a concurrent delete; retry")
+            super().put(session_id=session_id, version=version, body=body)
 
     def get(self, *, session_id: str, version: int) -> bytes:
-        key = _key(session_id, version)
+        _key(session_id, version)
         with _unavailable_on_network_errors():
-            found = self._ready_collection().find_one({"_id": key}, {"body": True})
-        if found is None:
-            raise BodyNotFound(f"{session_id} v{version}")
-        return bytes(found["body"])
+            return super().get(session_id=session_id, version=version)
 
     def delete_versions(self, *, session_id: str, versions: Iterable[int]) -> int:
-        keys = [_key(session_id, version) for version in versions]
-        if not keys:
-            return 0
         with _unavailable_on_network_errors():
-            result = self._ready_collection().delete_many({"_id": {"$in": keys}})
+            return super().delete_versions(session_id=session_id, versions=versions)
+
+    def compact_session(self, *, session_id: str, dry_run: bool = False) -> Compaction:
+        _check_session_id(session_id)
+        with _unavailable_on_network_errors():
+            return super().compact_session(session_id=session_id, dry_run=dry_run)
+
+    # --- CompactDocumentStore: called inside the public methods' error mapping ----------------
+
+    def _read_links(self, session_id: str, *, low: int, high: int) -> dict[int, Link]:
+        _key(session_id, low)
+        _key(session_id, high)
+        cursor = self._ready_collection().find(
+            {"session_id": session_id, "version": {"$gte": low, "$lte": high}},
+            {"_id": False, "version": True, "encoding": True, "base_version": True},
+        )
+        return {
+            int(document["version"]): Link(
+                encoding=document.get("encoding") or codec.RAW,
+                base_version=document.get("base_version"),
+            )
+            for document in cursor
+        }
+
+    def _read_records(self, session_id: str, versions: Collection[int]) -> dict[int, EncodedBody]:
+        ids = [_key(session_id, version) for version in versions]
+        if not ids:
+            return {}
+        cursor = self._ready_collection().find(
+            {"_id": {"$in": ids}},
+            {
+                "_id": False,
+                "version": True,
+                "body": True,
+                "encoding": True,
+                "base_version": True,
+                "sha256": True,
+                "size": True,
+            },
+        )
+        return {
+            int(document["version"]): EncodedBody(
+                encoding=document.get("encoding") or codec.RAW,
+                payload=bytes(document["body"]),
+                sha256=document.get("sha256") or "",
+                raw_size=document.get("size"),
+                base_version=document.get("base_version"),
+            )
+            for document in cursor
+        }
+
+    def _insert_record(self, session_id: str, version: int, record: EncodedBody) -> bool:
+        document = {
+            "_id": _key(session_id, version),
+            "session_id": session_id,
+            "version": version,
+            **_record_fields(record),
+            "stored_at": datetime.now(UTC),
+        }
+        try:
+            self._ready_collection().insert_one(document)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def _replace_record(self, session_id: str, version: int, record: EncodedBody) -> None:
+        self._ready_collection().update_one(
+            {"_id": _key(session_id, version)}, {"$set": _record_fields(record)}
+        )
+
+    def _find_dependents(self, keys: Collection[BodyKey]) -> set[BodyKey]:
+        versions_by_session: dict[str, list[int]] = defaultdict(list)
+        for session_id, version in keys:
+            _key(session_id, version)  # the type checks, before either reaches a filter
+            versions_by_session[session_id].append(version)
+        if not versions_by_session:
+            return set()
+        terms = [
+            {
+                "session_id": session_id,
+                "base_version": {"$in": versions},
+                "version": {"$nin": versions},
+            }
+            for session_id, versions in versions_by_session.items()
+        ]
+        cursor = self._ready_collection().find(
+            {"$or": terms}, {"_id": False, "session_id": True, "version": True}
+        )
+        return {(str(document["session_id"]), int(document["version"])) for document in cursor}
+
+    def _delete_records(self, session_id: str, versions: Collection[int]) -> int:
+        ids = [_key(session_id, version) for version in versions]
+        if not ids:
+            return 0
+        result = self._ready_collection().delete_many({"_id": {"$in": ids}})
         return int(result.deleted_count)
+
+    def _put_raced_a_delete(self, session_id: str, version: int) -> Exception:
+        return StoreUnavailable(
+            f"put of {_key(session_id, version)} kept racing a concurrent delete; retry"
+        )
 
     def delete_session(self, *, session_id: str) -> int:
         _check_session_id(session_id)
@@ -160,10 +230,13 @@ class MongoDocumentStore(DocumentStore):
             return {(str(document["session_id"]), int(document["version"])) for document in cursor}
 
     def delete_bodies(self, *, keys: Iterable[BodyKey]) -> int:
-        ids = [_key(session_id, version) for session_id, version in keys]
+        doomed = set(keys)
+        ids = [_key(session_id, version) for session_id, version in doomed]
         if not ids:
             return 0
         with _unavailable_on_network_errors():
+            # Not atomic with the delete: a crash in between leaves only extra snapshots.
+            self._rebase_dependents(doomed)
             result = self._ready_collection().delete_many({"_id": {"$in": ids}})
         return int(result.deleted_count)
 
@@ -256,6 +329,16 @@ def _unavailable_on_network_errors() -> Iterator[None]:
         if exc.timeout:  # ExecutionTimeout, WTimeoutError: the server did not answer in time
             raise StoreUnavailable(f"MongoDB timed out: {exc}"[:300]) from exc
         raise
+
+
+def _record_fields(record: EncodedBody) -> dict[str, Any]:
+    return {
+        "body": Binary(record.payload),
+        "encoding": record.encoding,
+        "base_version": record.base_version,
+        "size": record.raw_size,
+        "sha256": record.sha256,
+    }
 
 
 def _check_session_id(session_id: object) -> None:

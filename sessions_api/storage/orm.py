@@ -3,65 +3,109 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
-from django.db import DatabaseError, IntegrityError, OperationalError, connection
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
 
 from sessions_api import db
-from sessions_api.errors import BodyNotFound, StoreUnavailable
+from sessions_api.errors import StoreUnavailable
 from sessions_api.models import DocumentBody
-from sessions_api.storage.base import BodyKey, DocumentStore, StoredBody
+from sessions_api.storage import codec
+from sessions_api.storage.base import BodyKey, Compaction, StoredBody
+from sessions_api.storage.codec import EncodedBody
+from sessions_api.storage.compact import CompactDocumentStore, Link
 
 
-class OrmDocumentStore(DocumentStore):
+class OrmDocumentStore(CompactDocumentStore):
+    """Bodies in the ``DocumentBody`` table, kept compact (compact.py, codec.py)."""
+
     transactional_with_index = True
     lists_bodies = True
 
     def put(self, *, session_id: str, version: int, body: bytes) -> None:
-        # ON CONFLICT DO NOTHING (SQLite and PostgreSQL) rather than a savepoint around an
-        # INSERT that may fail: the usual put, a new key, is one statement.
         try:
-            if db.insert_rows(
-                DocumentBody,
-                ("session_id", "version", "body"),
-                [(session_id, version, body)],
-                if_absent=True,
-            ):
-                return
-            # The only constraint is (session_id, version): the key is taken. Idempotent when
-            # the bytes match (a retried write); versions are immutable otherwise.
-            existing = self._read(session_id, version)
+            super().put(session_id=session_id, version=version, body=body)
         except OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        if existing is None:
-            # Taken and gone again: not a duplicate, let the caller see it.
-            raise IntegrityError(f"version {version} of {session_id} was taken and deleted")
-        if existing != body:
-            raise ValueError(f"version {version} of {session_id} already holds different bytes")
 
     def get(self, *, session_id: str, version: int) -> bytes:
         try:
-            body = self._read(session_id, version)
+            return super().get(session_id=session_id, version=version)
         except OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        if body is None:
-            raise BodyNotFound(f"{session_id} v{version}")
-        return body
-
-    def _read(self, session_id: str, version: int) -> bytes | None:
-        row = (
-            DocumentBody.objects.filter(session_id=session_id, version=version)
-            .values_list("body", flat=True)
-            .first()
-        )
-        return None if row is None else bytes(row)
 
     def delete_versions(self, *, session_id: str, versions: Iterable[int]) -> int:
+        return self.delete_bodies(keys=[(session_id, version) for version in versions])
+
+    def compact_session(self, *, session_id: str, dry_run: bool = False) -> Compaction:
+        # One short transaction per session: an interrupted conversion loses nothing.
+        with transaction.atomic():
+            return super().compact_session(session_id=session_id, dry_run=dry_run)
+
+    # --- CompactDocumentStore -----------------------------------------------------------------
+
+    def _read_links(self, session_id: str, *, low: int, high: int) -> dict[int, Link]:
+        rows = DocumentBody.objects.filter(
+            session_id=session_id, version__gte=low, version__lte=high
+        ).values_list("version", "encoding", "base_version")
+        return {
+            version: Link(encoding=encoding or codec.RAW, base_version=base_version)
+            for version, encoding, base_version in rows
+        }
+
+    def _read_records(self, session_id: str, versions: Collection[int]) -> dict[int, EncodedBody]:
+        rows = DocumentBody.objects.filter(
+            session_id=session_id, version__in=list(versions)
+        ).values_list("version", "body", "encoding", "base_version", "sha256", "raw_size")
+        return {
+            version: EncodedBody(
+                encoding=encoding or codec.RAW,
+                payload=bytes(payload),
+                sha256=sha256 or "",
+                raw_size=raw_size,
+                base_version=base_version,
+            )
+            for version, payload, encoding, base_version, sha256, raw_size in rows
+        }
+
+    def _insert_record(self, session_id: str, version: int, record: EncodedBody) -> bool:
+        # ON CONFLICT DO NOTHING (SQLite and PostgreSQL) rather than a savepoint around an
+        # INSERT that may fail: the usual put, a new key, is one statement.
+        return bool(
+            db.insert_rows(
+                DocumentBody,
+                _RECORD_FIELDS,
+                [(session_id, version, *_record_values(record))],
+                if_absent=True,
+            )
+        )
+
+    def _replace_record(self, session_id: str, version: int, record: EncodedBody) -> None:
+        DocumentBody.objects.filter(session_id=session_id, version=version).update(
+            **dict(zip(_RECORD_FIELDS[2:], _record_values(record), strict=True))
+        )
+
+    def _find_dependents(self, keys: Collection[BodyKey]) -> set[BodyKey]:
+        versions_by_session = _versions_by_session(keys)
+        if not versions_by_session:
+            return set()
+        condition = Q()
+        for session_id, versions in versions_by_session.items():
+            condition |= Q(session_id=session_id, base_version__in=versions) & ~Q(
+                version__in=versions
+            )
+        return set(DocumentBody.objects.filter(condition).values_list("session_id", "version"))
+
+    def _delete_records(self, session_id: str, versions: Collection[int]) -> int:
         deleted, _ = DocumentBody.objects.filter(
             session_id=session_id, version__in=list(versions)
         ).delete()
         return deleted
+
+    def _put_raced_a_delete(self, session_id: str, version: int) -> Exception:
+        # Taken and gone again: not a duplicate, let the caller see it.
+        return IntegrityError(f"version {version} of {session_id} was taken and deleted")
 
     def delete_session(self, *, session_id: str) -> int:
         deleted, _ = DocumentBody.objects.filter(session_id=session_id).delete()
@@ -83,10 +127,18 @@ class OrmDocumentStore(DocumentStore):
         return set(DocumentBody.objects.filter(condition).values_list("session_id", "version"))
 
     def delete_bodies(self, *, keys: Iterable[BodyKey]) -> int:
-        condition = _keys_condition(keys)
+        doomed = set(keys)
+        condition = _keys_condition(doomed)
         if condition is None:
             return 0
-        deleted, _ = DocumentBody.objects.filter(condition).delete()
+        dependents = self._find_dependents(doomed)
+        if not dependents:
+            deleted, _ = DocumentBody.objects.filter(condition).delete()
+            return deleted
+        # Rebase and delete commit together (a savepoint inside the caller's transaction).
+        with transaction.atomic():
+            self._rebase(dependents)
+            deleted, _ = DocumentBody.objects.filter(condition).delete()
         return deleted
 
     def delete_sessions(self, *, session_ids: Iterable[str]) -> int:
@@ -120,12 +172,24 @@ class OrmDocumentStore(DocumentStore):
             raise StoreUnavailable(str(exc)) from exc
 
 
-def _keys_condition(keys: Iterable[BodyKey]) -> Q | None:
-    """One OR term per session (its versions IN a list), so a batch is one statement; None
-    for no keys (an empty Q would match every row)."""
+_RECORD_FIELDS = ("session_id", "version", "body", "encoding", "base_version", "sha256", "raw_size")
+
+
+def _record_values(record: EncodedBody) -> tuple[object, ...]:
+    return (record.payload, record.encoding, record.base_version, record.sha256, record.raw_size)
+
+
+def _versions_by_session(keys: Iterable[BodyKey]) -> dict[str, list[int]]:
     versions_by_session: dict[str, list[int]] = defaultdict(list)
     for session_id, version in keys:
         versions_by_session[session_id].append(version)
+    return versions_by_session
+
+
+def _keys_condition(keys: Iterable[BodyKey]) -> Q | None:
+    """One OR term per session (its versions IN a list), so a batch is one statement; None
+    for no keys (an empty Q would match every row)."""
+    versions_by_session = _versions_by_session(keys)
     if not versions_by_session:
         return None
     condition = Q()

@@ -19,6 +19,7 @@ from sessions_api.models import (
     SessionError,
     ToolCallRecord,
 )
+from sessions_api.storage import get_document_store
 from tests.support.job_sessions import T0, ingest, picoflow_doc
 from workers import runs as jobs
 
@@ -206,5 +207,5 @@ def test_prune_dry_run_and_keep_from_settings(settings):
 def test_raw_body_of_kept_version_is_still_served():
     session = make_versions("served", 3)
     prune.prune_versions(now=LATER, keep=1)
-    body = DocumentBody.objects.get(session_id=str(session.id), version=3).body
-    assert json.loads(bytes(body))["id"] == "served"
+    body = get_document_store().get(session_id=str(session.id), version=3)
+    assert json.loads(body)["id"] == "served"

@@ -3,7 +3,9 @@
 Backends: ``orm`` (the Django database), ``mongo-mock`` (MongoDocumentStore on mongomock),
 ``mongo-real`` (MongoDocumentStore on the server in MONGODB_URL; skipped when it is unset) and
 ``loop-defaults`` (a dict that implements only the abstract methods, so the base class's
-bulk defaults run the same contract as the backends' overrides).
+bulk defaults run the same contract as the backends' overrides). Each keeps bodies compact
+(snapshots and deltas, storage/codec.py); the tests of that encoding reach one backend's
+records through the small helpers ``_links``, ``_tamper`` and ``_put_legacy_raw``.
 A new backend joins by adding a branch to the ``store`` fixture; the contract tests stay as
 they are. Tests at the end of the file cover what only one backend has: the orm store's
 statements per bulk call, and the Mongo store's document shape, argument checks and mapping of
@@ -12,21 +14,30 @@ network failures to StoreUnavailable.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
+import random
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import mongomock
 import pymongo
 import pytest
+import zstandard
 from bson.binary import Binary
 from django.db import transaction
 from pymongo import errors as mongo_errors
 
 from sessions_api.errors import BodyNotFound, StoreUnavailable
+from sessions_api.models import DocumentBody
+from sessions_api.storage import codec
 from sessions_api.storage.base import BodyKey, DocumentStore
+from sessions_api.storage.codec import CorruptBody, EncodedBody
+from sessions_api.storage.compact import CompactDocumentStore, Link
 from sessions_api.storage.mongo import MongoDocumentStore
 from sessions_api.storage.orm import OrmDocumentStore
 
@@ -36,35 +47,53 @@ NO_REAL_MONGO = "MONGODB_URL is not set: the real-MongoDB run of the contract su
 UNREACHABLE_URL = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300"
 
 
-class LoopDefaultsStore(DocumentStore):
-    """Bodies in a dict, with only the single-item methods: every bulk method is the base
-    class's loop over them."""
+class LoopDefaultsStore(CompactDocumentStore):
+    """Records in a dict, with only the single-item methods: every bulk method is the base
+    class's loop over them, and the compact encoding is CompactDocumentStore's, as in the orm
+    and mongo stores."""
 
     def __init__(self) -> None:
-        self._bodies: dict[BodyKey, bytes] = {}
+        self.records: dict[BodyKey, EncodedBody] = {}
 
-    def put(self, *, session_id: str, version: int, body: bytes) -> None:
-        stored = self._bodies.setdefault((session_id, version), body)
-        if stored != body:
-            raise ValueError(f"version {version} of {session_id} already holds different bytes")
+    def _read_links(self, session_id: str, *, low: int, high: int) -> dict[int, Link]:
+        return {
+            version: Link(encoding=record.encoding, base_version=record.base_version)
+            for (sid, version), record in self.records.items()
+            if sid == session_id and low <= version <= high
+        }
 
-    def get(self, *, session_id: str, version: int) -> bytes:
-        try:
-            return self._bodies[(session_id, version)]
-        except KeyError:
-            raise BodyNotFound(f"{session_id} v{version}") from None
+    def _read_records(self, session_id: str, versions: Collection[int]) -> dict[int, EncodedBody]:
+        return {
+            version: self.records[(session_id, version)]
+            for version in versions
+            if (session_id, version) in self.records
+        }
 
-    def delete_versions(self, *, session_id: str, versions: Iterable[int]) -> int:
-        gone = [self._bodies.pop((session_id, version), None) for version in set(versions)]
-        return sum(body is not None for body in gone)
+    def _insert_record(self, session_id: str, version: int, record: EncodedBody) -> bool:
+        return self.records.setdefault((session_id, version), record) is record
+
+    def _replace_record(self, session_id: str, version: int, record: EncodedBody) -> None:
+        self.records[(session_id, version)] = record
+
+    def _find_dependents(self, keys: Collection[BodyKey]) -> set[BodyKey]:
+        doomed = set(keys)
+        return {
+            (sid, version)
+            for (sid, version), record in self.records.items()
+            if record.is_delta
+            and (sid, record.base_version) in doomed
+            and (sid, version) not in doomed
+        }
+
+    def _delete_records(self, session_id: str, versions: Collection[int]) -> int:
+        gone = [self.records.pop((session_id, version), None) for version in set(versions)]
+        return sum(record is not None for record in gone)
 
     def delete_session(self, *, session_id: str) -> int:
-        return self.delete_versions(
-            session_id=session_id, versions=self.list_versions(session_id=session_id)
-        )
+        return self._delete_records(session_id, self.list_versions(session_id=session_id))
 
     def list_versions(self, *, session_id: str) -> list[int]:
-        return sorted(version for sid, version in self._bodies if sid == session_id)
+        return sorted(version for sid, version in self.records if sid == session_id)
 
     def ping(self) -> None:
         return None
@@ -374,30 +403,256 @@ def test_list_bodies_of_an_empty_store_is_empty(store: DocumentStore) -> None:
         assert store.list_bodies(after=None, limit=10) == []
 
 
+# --- compact bodies: snapshots, deltas, checks, rebases, conversion (every backend) ----------
+
+
+def _growing(count: int, *, seed: int = 1) -> list[bytes]:
+    """Versions of a chat that grows a turn at a time, now and then editing an earlier turn."""
+    rng = random.Random(seed)
+    messages: list[dict[str, str]] = []
+    versions = []
+    for turn in range(count):
+        text = " ".join(rng.choice(["tool", "call", "ok", "é✓", "retry", "{}"]) for _ in range(40))
+        messages.append({"role": "user" if turn % 2 else "assistant", "content": text})
+        if turn % 13 == 7:
+            messages[rng.randrange(len(messages))]["content"] = "edited"
+        versions.append(json.dumps({"id": "s", "messages": messages}, ensure_ascii=False).encode())
+    return versions
+
+
+def _put_versions(store: DocumentStore, session_id: str, versions: list[bytes]) -> None:
+    for number, body in enumerate(versions, start=1):
+        store.put(session_id=session_id, version=number, body=body)
+
+
+def _links(store: DocumentStore, session_id: str) -> dict[int, Link]:
+    assert isinstance(store, CompactDocumentStore)
+    return store._read_links(session_id, low=0, high=2**31 - 1)
+
+
+def _chain_lengths(links: dict[int, Link]) -> dict[int, int]:
+    lengths: dict[int, int] = {}
+    for version in sorted(links):
+        link = links[version]
+        lengths[version] = lengths[link.base_version] + 1 if link.base_version else 0
+    return lengths
+
+
+def _tamper(store: DocumentStore, session_id: str, version: int) -> None:
+    """Change one byte of what a stored payload decodes to, keeping its recorded SHA-256."""
+    assert isinstance(store, CompactDocumentStore)
+    record = store._read_records(session_id, [version])[version]
+    assert record.encoding == codec.ZSTD
+    raw = bytearray(zstandard.ZstdDecompressor().decompress(record.payload))
+    raw[len(raw) // 2] ^= 1
+    tampered = codec.encode_snapshot(bytes(raw)).payload
+    store._replace_record(session_id, version, dataclasses.replace(record, payload=tampered))
+
+
+def _put_legacy_raw(store: DocumentStore, session_id: str, version: int, body: bytes) -> None:
+    """A body as the backend stored it before encodings existed."""
+    if isinstance(store, OrmDocumentStore):
+        DocumentBody.objects.create(session_id=session_id, version=version, body=body)
+    elif isinstance(store, MongoDocumentStore):
+        store._ready_collection().insert_one(
+            {
+                "_id": f"{session_id}:{version}",
+                "session_id": session_id,
+                "version": version,
+                "body": Binary(body),
+                "size": len(body),
+                "sha256": hashlib.sha256(body).hexdigest(),
+                "stored_at": datetime.now(UTC),
+            }
+        )
+    else:
+        assert isinstance(store, LoopDefaultsStore)
+        store.records[(session_id, version)] = EncodedBody(codec.RAW, body, "", None)
+
+
+def _assert_reads_back(store: DocumentStore, session_id: str, versions: dict[int, bytes]) -> None:
+    assert store.list_versions(session_id=session_id) == sorted(versions)
+    for number, body in versions.items():
+        assert store.get(session_id=session_id, version=number) == body, f"v{number}"
+
+
+@pytest.fixture
+def small_interval(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(codec, "SNAPSHOT_INTERVAL", 8)
+    return 8
+
+
+def test_a_long_version_chain_reads_back_byte_for_byte(
+    store: DocumentStore, session_id: str
+) -> None:
+    versions = _growing(codec.SNAPSHOT_INTERVAL + 30)
+    _put_versions(store, session_id, versions)
+
+    _assert_reads_back(store, session_id, dict(enumerate(versions, start=1)))
+    links = _links(store, session_id)
+    assert sum(link.encoding == codec.DELTA for link in links.values()) > len(versions) * 0.9
+    assert max(_chain_lengths(links).values()) == codec.SNAPSHOT_INTERVAL - 1
+
+
+def test_a_snapshot_is_stored_every_interval_versions(
+    store: DocumentStore, session_id: str, small_interval: int
+) -> None:
+    versions = _growing(3 * small_interval + 2)
+    _put_versions(store, session_id, versions)
+
+    links = _links(store, session_id)
+    assert [v for v, link in sorted(links.items()) if link.encoding == codec.ZSTD] == [1, 9, 17, 25]
+    assert all(link.base_version == v - 1 for v, link in links.items() if link.base_version)
+    _assert_reads_back(store, session_id, dict(enumerate(versions, start=1)))
+
+
+def test_a_version_unlike_the_one_before_is_stored_as_a_snapshot(
+    store: DocumentStore, session_id: str
+) -> None:
+    store.put(session_id=session_id, version=1, body=BODIES["about_2_mb"])
+    store.put(session_id=session_id, version=2, body=BODIES["not_utf8"])
+
+    assert _links(store, session_id)[2] == Link(encoding=codec.ZSTD, base_version=None)
+    assert store.get(session_id=session_id, version=2) == BODIES["not_utf8"]
+
+
+def test_a_tampered_body_fails_its_sha256_check_instead_of_reading_wrong_bytes(
+    store: DocumentStore, session_id: str, small_interval: int
+) -> None:
+    versions = _growing(12)
+    _put_versions(store, session_id, versions)
+
+    _tamper(store, session_id, 9)
+
+    for version in (9, 10, 12):  # the snapshot and the deltas built on it
+        with pytest.raises(CorruptBody, match="SHA-256"):
+            store.get(session_id=session_id, version=version)
+    assert store.get(session_id=session_id, version=8) == versions[7]
+
+
+@pytest.mark.parametrize(
+    "doomed",
+    [range(1, 12), [13], [9], [9, 10, 11]],
+    ids=["prune-the-oldest", "a-middle-version", "a-snapshot", "a-snapshot-and-its-deltas"],
+)
+@pytest.mark.parametrize("how", ["delete_versions", "delete_bodies"])
+def test_deleting_versions_rebases_the_kept_versions_built_on_them(
+    store: DocumentStore, session_id: str, small_interval: int, doomed: Iterable[int], how: str
+) -> None:
+    versions = dict(enumerate(_growing(20), start=1))
+    _put_versions(store, session_id, list(versions.values()))
+    doomed = list(doomed)
+
+    if how == "delete_versions":
+        deleted = store.delete_versions(session_id=session_id, versions=doomed)
+    else:
+        deleted = store.delete_bodies(keys=[(session_id, version) for version in doomed])
+
+    assert deleted == len(doomed)
+    kept = {number: body for number, body in versions.items() if number not in doomed}
+    _assert_reads_back(store, session_id, kept)
+    links = _links(store, session_id)
+    assert not any(link.base_version in doomed for link in links.values())
+    assert max(_chain_lengths(links).values()) <= small_interval - 1
+    # New versions go on top of the rebased chain.
+    store.put(session_id=session_id, version=21, body=versions[20] + b" ")
+    assert store.get(session_id=session_id, version=21) == versions[20] + b" "
+
+
+def test_deleting_a_whole_session_needs_no_rebase(store: DocumentStore, session_id: str) -> None:
+    _put_versions(store, session_id, _growing(10))
+
+    assert store.delete_sessions(session_ids=[session_id]) == 10
+    assert store.list_versions(session_id=session_id) == []
+
+
+def test_bodies_stored_before_encodings_existed_read_back_and_take_new_versions(
+    store: DocumentStore, session_id: str
+) -> None:
+    versions = _growing(4)
+    for number, body in enumerate(versions[:3], start=1):
+        _put_legacy_raw(store, session_id, number, body)
+
+    store.put(session_id=session_id, version=4, body=versions[3])
+    store.put(session_id=session_id, version=3, body=versions[2])  # the same bytes: a no-op
+
+    _assert_reads_back(store, session_id, dict(enumerate(versions, start=1)))
+    assert _links(store, session_id)[4] == Link(encoding=codec.DELTA, base_version=3)
+    with pytest.raises(ValueError, match="different bytes"):
+        store.put(session_id=session_id, version=2, body=b"{}")
+    store.delete_versions(session_id=session_id, versions=[3])
+    _assert_reads_back(store, session_id, {1: versions[0], 2: versions[1], 4: versions[3]})
+
+
+def test_compact_session_converts_raw_bodies_and_resumes_where_it_stopped(
+    store: DocumentStore, session_id: str, small_interval: int
+) -> None:
+    versions = dict(enumerate(_growing(20), start=1))
+    for number, body in versions.items():
+        if number <= 15:
+            _put_legacy_raw(store, session_id, number, body)
+        else:  # versions stored after the upgrade, on top of the raw ones
+            store.put(session_id=session_id, version=number, body=body)
+
+    planned = store.compact_session(session_id=session_id, dry_run=True)
+
+    # The 15 raw ones, and v17: stored as the 2nd delta after raw v15, it would be the 8th
+    # after the snapshot v9 that the conversion writes, past the interval: now a snapshot.
+    assert (planned.bodies, planned.rewritten) == (20, 16)
+    assert planned.bytes_after * 3 < planned.bytes_before
+    assert _links(store, session_id)[1].encoding == codec.RAW  # a dry run writes nothing
+
+    done = store.compact_session(session_id=session_id)
+
+    assert done == planned
+    links = _links(store, session_id)
+    assert codec.RAW not in {link.encoding for link in links.values()}
+    assert max(_chain_lengths(links).values()) <= small_interval - 1
+    _assert_reads_back(store, session_id, versions)
+    again = store.compact_session(session_id=session_id)
+    assert (again.bodies, again.rewritten) == (20, 0)
+
+
 # --- the orm store only --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "statements"),
     [
-        lambda s, ids: s.find_stored(keys=[(sid, v) for sid in ids for v in (1, 2)]),
-        lambda s, ids: s.delete_bodies(keys=[(sid, v) for sid in ids for v in (1, 2)]),
-        lambda s, ids: s.delete_sessions(session_ids=ids),
-        lambda s, ids: s.list_bodies(after=(ids[0], 1), limit=len(ids)),
+        (lambda s, ids: s.find_stored(keys=[(sid, v) for sid in ids for v in (1, 2)]), 1),
+        # Which kept versions are deltas of the deleted ones (none here), then the delete.
+        (lambda s, ids: s.delete_bodies(keys=[(sid, v) for sid in ids for v in (1, 2)]), 2),
+        (lambda s, ids: s.delete_sessions(session_ids=ids), 1),
+        (lambda s, ids: s.list_bodies(after=(ids[0], 1), limit=len(ids)), 1),
     ],
     ids=["find_stored", "delete_bodies", "delete_sessions", "list_bodies"],
 )
-def test_orm_store_bulk_methods_cost_one_statement_whatever_the_batch_size(
+def test_orm_store_bulk_methods_cost_a_fixed_number_of_statements_whatever_the_batch_size(
     db: None,
     django_assert_num_queries: Callable[..., Any],
     call: Callable[[OrmDocumentStore, list[str]], object],
+    statements: int,
 ) -> None:
     store = OrmDocumentStore()
     session_ids = [uuid.uuid4().hex for _ in range(30)]
     _put_all(store, [(session_id, version) for session_id in session_ids for version in (1, 2)])
 
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(statements):
         call(store, session_ids)
+
+
+def test_orm_store_put_and_get_cost_a_fixed_number_of_statements_whatever_the_chain(
+    db: None, django_assert_num_queries: Callable[..., Any], session_id: str
+) -> None:
+    store = OrmDocumentStore()
+    versions = _growing(codec.SNAPSHOT_INTERVAL - 1)
+    _put_versions(store, session_id, versions[:-1])
+
+    # The links of the chain before, its payloads, the insert.
+    with django_assert_num_queries(3):
+        store.put(session_id=session_id, version=len(versions), body=versions[-1])
+    with django_assert_num_queries(2):
+        assert store.get(session_id=session_id, version=len(versions)) == versions[-1]
 
 
 # --- the Mongo store only ------------------------------------------------------------------------
@@ -413,14 +668,26 @@ def test_mongo_store_keeps_the_body_as_opaque_binary_beside_its_metadata(
     document = collection.find_one({"_id": f"{session_id}:7"})
 
     assert isinstance(document["body"], Binary)
-    assert bytes(document["body"]) == body
+    assert zstandard.ZstdDecompressor().decompress(bytes(document["body"])) == body
     assert document["session_id"] == session_id
     assert document["version"] == 7
     assert document["size"] == len(body)
     assert len(document["sha256"]) == 64
     assert document["stored_at"] is not None
+    assert document["encoding"] == codec.ZSTD
+    assert document["base_version"] is None
     # The body's keys never became fields or operators.
-    assert set(document) == {"_id", "session_id", "version", "body", "size", "sha256", "stored_at"}
+    assert set(document) == {
+        "_id",
+        "session_id",
+        "version",
+        "body",
+        "encoding",
+        "base_version",
+        "size",
+        "sha256",
+        "stored_at",
+    }
 
 
 def test_mongo_store_indexes_session_and_version_and_writes_durably(
@@ -558,7 +825,7 @@ def test_mongo_store_maps_network_failures_and_timeouts_to_store_unavailable(
     def fail(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr(collection, "find_one", fail)
+    monkeypatch.setattr(collection, "find", fail)
 
     with pytest.raises(StoreUnavailable) as raised:
         mock_store.get(session_id="s", version=1)
@@ -574,7 +841,7 @@ def test_mongo_store_lets_other_server_errors_through(
     def fail(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr(collection, "find_one", fail)
+    monkeypatch.setattr(collection, "find", fail)
 
     with pytest.raises(mongo_errors.OperationFailure):
         mock_store.get(session_id="s", version=1)
@@ -585,15 +852,15 @@ def test_mongo_store_put_survives_a_delete_racing_its_duplicate_check(
 ) -> None:
     mock_store.put(session_id="s", version=1, body=b"old")
     collection = mock_store._ready_collection()
-    real_find_one = collection.find_one
+    real_insert_one = collection.insert_one
 
-    def deleted_first(*args: object, **kwargs: object) -> object:
-        # Another process deletes the body between our failed insert and our read.
+    def deleted_after_refusing(*args: object, **kwargs: object) -> object:
+        # The key is taken when we insert; another process deletes it before we read it.
         collection.delete_many({"session_id": "s"})
-        monkeypatch.setattr(collection, "find_one", real_find_one)
-        return real_find_one(*args, **kwargs)
+        monkeypatch.setattr(collection, "insert_one", real_insert_one)
+        raise mongo_errors.DuplicateKeyError("E11000 duplicate key error")
 
-    monkeypatch.setattr(collection, "find_one", deleted_first)
+    monkeypatch.setattr(collection, "insert_one", deleted_after_refusing)
 
     mock_store.put(session_id="s", version=1, body=b"new")
 
