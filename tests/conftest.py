@@ -54,12 +54,21 @@ def reaches_a_database(item: pytest.Item) -> bool:
     return getattr(getattr(item, "module", None), "live_database", None) is not None
 
 
+SYSTEM_LANE = PROJECT_ROOT / "tests" / "system"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``pure`` every test that cannot reach the suite's database; bin/test's PostgreSQL pass
-    skips them, since they would only repeat what the SQLite pass proved."""
+    skips them, since they would only repeat what the SQLite pass proved.
+
+    Mark ``serial`` every test in tests/system that is not ``parallel_safe``: they measure time
+    or memory of live processes, so bin/test runs them one at a time, apart from the rest."""
     for item in items:
         if not reaches_a_database(item):
             item.add_marker(pytest.mark.pure)
+        in_system_lane = SYSTEM_LANE in Path(str(item.path)).parents
+        if in_system_lane and not item.get_closest_marker("parallel_safe"):
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -32,7 +32,8 @@ KEYS = {
     "git_commit",
 }
 
-pytestmark = [pytest.mark.slow]
+# Nothing here is timed, so it may run beside other tests (bin/test runs it on both cores).
+pytestmark = [pytest.mark.slow, pytest.mark.parallel_safe]
 
 
 def test_smoke_run_writes_every_benchmark(tmp_path):

@@ -25,6 +25,7 @@ def test_bin_run_help_exits_zero_from_any_directory(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parallel_safe  # it checks what bin/run does, not how fast
 def test_bin_run_serves_the_demo_in_production_mode_and_stops_its_children(tmp_path):
     """The README's first command, end to end: it comes up on the given port with DEBUG off and a
     generated secret kept private, answers, and Ctrl-C (SIGINT) leaves no process behind."""
