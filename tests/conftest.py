@@ -69,6 +69,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         in_system_lane = SYSTEM_LANE in Path(str(item.path)).parents
         if in_system_lane and not item.get_closest_marker("parallel_safe"):
             item.add_marker(pytest.mark.serial)
+    # The long parallel-safe tests first: on both cores they then overlap the many short ones
+    # instead of running alone at the end of the lane.
+    items.sort(key=lambda item: item.get_closest_marker("parallel_safe") is None)
 
 
 @pytest.fixture(scope="session", autouse=True)
