@@ -33,14 +33,13 @@ from sessions_api.access import roles
 from sessions_api.api.auth import ApiKeyAuth
 from sessions_api.api.errors import etag_of
 from sessions_api.api.schemas import WarningOut, error_responses
-from sessions_api.api.sessions import read_json_body
+from sessions_api.api.sessions import read_json_body, require_session
 from sessions_api.editing import document as document_edits
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.editing.values import EditOutcome, EditRequest
 from sessions_api.errors import InvalidRequest, NotFound
 from sessions_api.formats.decoding import decode_document
 from sessions_api.formats.editing import parse_patch
-from sessions_api.sessions import selectors
 
 router = Router(tags=["agent session API"])
 
@@ -174,8 +173,7 @@ def patch_document(request: HttpRequest, response: HttpResponse, session_id: str
     reason = value.get("reason") if isinstance(value, dict) else None
     if reason is not None and not isinstance(reason, str):
         raise InvalidRequest("invalid_patch", "reason must be a string", path="/reason")
-    if selectors.get_session(session_id=session_id) is None:
-        raise NotFound(f"no session with id {session_id[:80]!r}")
+    require_session(session_id)
     patch = parse_patch(value, statuses=_STATUSES)
     outcome = document_edits.patch_document(
         edit=edit_request(
