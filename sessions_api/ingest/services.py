@@ -37,6 +37,7 @@ from sessions_api.models import (
     SessionError,
     ToolCallRecord,
 )
+from sessions_api.search import index as search_index
 from sessions_api.sessions.records import SessionSummary, summary_from_row
 from sessions_api.storage import get_document_store
 
@@ -457,6 +458,7 @@ def _write_index(
     ToolCallRecord.objects.filter(session=row).delete()
     SessionError.objects.filter(session=row).delete()
     ModelUsage.objects.filter(session=row).delete()
+    search_index.write_entries(row.pk, [], replace=True)
     _insert_derived_rows(row, index)
 
 
@@ -470,6 +472,7 @@ def _insert_derived_rows(row: Session, index: SessionIndex) -> None:
             names = ("session", *rows[0].__dataclass_fields__)
             values = [(row.pk, *(getattr(r, name) for name in names[1:])) for r in rows]
             db.insert_rows(model, names, values)
+    search_index.write_entries(row.pk, index.search_entries)
 
 
 def _outcome(

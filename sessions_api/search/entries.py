@@ -1,0 +1,109 @@
+"""What a session is searched by: one entry per timeline event, plus one for the session's own
+fields (pure, no Django).
+
+An entry's text is everything its event says (message text and structured parts, tool name,
+call id, arguments and result, log message and extra, step and flow, ids, model), flattened
+to words with runs of whitespace folded to one space, so a phrase matches across a line
+break. Entries are keyed by the timeline event they come from, so a match can name its event
+and a version that only appends events only adds entries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sessions_api.domain import Session
+from sessions_api.sessions.timeline import build_timeline
+
+#: The event index of the entry that holds the session's own fields (ids, title, agent, user).
+SESSION_FIELDS = -1
+
+_WHITESPACE = re.compile(r"[\s\x00]+")  # NUL too: PostgreSQL refuses it in text
+
+# Per event kind, the fields whose values are searched, in the order a snippet shows them.
+_EVENT_FIELDS = {
+    "message": ("text", "parts", "author", "model", "error_code", "external_id", "extra"),
+    "tool_call": ("name", "call_id", "arguments", "arguments_error", "result"),
+    "tool_result": ("call_id", "result"),
+    "log": ("level", "message", "extra"),
+    "step": ("step", "flow"),
+}
+
+
+@dataclass(frozen=True)
+class SearchEntryRow:
+    event_index: int
+    seq: int | None
+    kind: str
+    text: str
+
+
+def build_entries(
+    session: Session, events: list[dict[str, Any]] | None = None
+) -> list[SearchEntryRow]:
+    """The entries of one version: the session's fields, then one per timeline event that
+    says anything. ``events`` is the session's timeline when the caller has it already."""
+    rows = []
+    own = normalise(
+        " ".join(
+            value
+            for value in (
+                session.external_id,
+                session.title,
+                session.agent_name,
+                session.user_id,
+                session.parent_external_id,
+                " ".join(session.models),
+            )
+            if value
+        )
+    )
+    if own:
+        rows.append(SearchEntryRow(event_index=SESSION_FIELDS, seq=None, kind="session", text=own))
+    for event in events if events is not None else build_timeline(session):
+        text = event_text(event)
+        if text:
+            rows.append(
+                SearchEntryRow(
+                    event_index=event["index"], seq=event.get("seq"), kind=event["kind"], text=text
+                )
+            )
+    return rows
+
+
+def event_text(event: dict[str, Any]) -> str:
+    """Everything one timeline event says, as one line of words."""
+    fields = _EVENT_FIELDS.get(event.get("kind", ""), ())
+    parts: list[str] = []
+    for name in fields:
+        value = event.get(name)
+        if name == "parts" and isinstance(value, str | None):
+            continue  # plain text parts repeat "text"
+        parts.extend(_strings(value))
+    return normalise(" ".join(parts))
+
+
+def normalise(text: str) -> str:
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """The words of a JSON value: its strings, numbers and object keys, depth first."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, int | float):
+        yield str(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+    else:
+        yield str(value)
