@@ -25,7 +25,7 @@ from django.db.models.expressions import RawSQL
 
 from sessions_api.models import SearchEntry, Session
 from sessions_api.search.entries import SESSION_FIELDS
-from sessions_api.search.query import SearchQuery, matches
+from sessions_api.search.query import SearchQuery
 from sessions_api.search.snippets import Snippet, make_snippet
 
 # FTS5 with the trigram tokenizer matches a term from its index only from this length on.
@@ -89,20 +89,3 @@ def first_matches(session_ids: Sequence[Any], query: SearchQuery) -> dict[str, S
             snippet=make_snippet(entry["text"], query),
         )
     return found
-
-
-def find_in_entries(
-    entries, query: SearchQuery, *, limit: int = 200
-) -> tuple[list[SearchMatch], int]:
-    """The in-session find: every entry of one version that holds every term, in timeline
-    order (at most ``limit``), and how many there are."""
-    hits = [entry for entry in entries if matches(entry.text, query)]
-    return [
-        SearchMatch(
-            event_index=None if e.event_index == SESSION_FIELDS else e.event_index,
-            seq=e.seq,
-            kind=e.kind,
-            snippet=make_snippet(e.text, query),
-        )
-        for e in hits[:limit]
-    ], len(hits)
