@@ -153,6 +153,9 @@ class SessionPageForm(forms.Form):
     version = forms.IntegerField(required=False, min_value=0)
     start = forms.IntegerField(required=False, min_value=0)
     around = forms.IntegerField(required=False, min_value=0)
+    # A timeline event to open the page at (a search result's link), and the find box's text.
+    event = forms.IntegerField(required=False, min_value=0)
+    find = forms.CharField(required=False, max_length=200)
     limit = forms.IntegerField(required=False, min_value=0)
     a = forms.IntegerField(required=False, min_value=0)
     b = forms.IntegerField(required=False, min_value=0)
