@@ -2,7 +2,9 @@
 
 SQLite: an external-content FTS5 table over the entries' text with the trigram tokenizer
 (every run of three characters is a token, so a word, an id or CJK text is found by any part of
-it, case-insensitively), kept in step by triggers. PostgreSQL: a trigram GIN index (pg_trgm) on
+it, case-insensitively, with ``LIKE '%term%'``), kept in step by triggers. ``detail=none``: no
+token positions, which makes the index about a quarter of the size and its writes about a third
+cheaper; ``LIKE`` does not need them. PostgreSQL: a trigram GIN index (pg_trgm) on
 UPPER(text), the expression Django's ``icontains`` compares. Self-contained: the raw SQL names
 only this migration's own table.
 """
@@ -12,7 +14,8 @@ from django.db import migrations, models
 
 SQLITE_CREATE = [
     "CREATE VIRTUAL TABLE search_entry_fts USING fts5("
-    "text, content='sessions_api_searchentry', content_rowid='id', tokenize='trigram')",
+    "text, content='sessions_api_searchentry', content_rowid='id', tokenize='trigram', "
+    "detail=none)",
     "CREATE TRIGGER search_entry_fts_insert AFTER INSERT ON sessions_api_searchentry BEGIN "
     "INSERT INTO search_entry_fts(rowid, text) VALUES (new.id, new.text); END",
     "CREATE TRIGGER search_entry_fts_delete AFTER DELETE ON sessions_api_searchentry BEGIN "

@@ -2,15 +2,18 @@
 
 A term (word or phrase) matches a session when it occurs, case-insensitively, inside the text
 of any of the session's entries; a query matches when every term does (terms may sit in
-different events). The session filter is one ``IN (entries matching the term)`` per term,
-composed with every other filter and the keyset paging by the ORM:
+different events). Each term narrows the list one of two ways, chosen by asking the index for
+the sessions that hold it, at most ``FEW_SESSIONS + 1`` of them:
 
-- SQLite: the entries' FTS5 table with the trigram tokenizer answers a term of 3 or more
-  characters from the index (a trigram query is a substring match). FTS5 cannot answer a
-  shorter term from a trigram index, so such a term falls back to ``LIKE`` over the entries
-  (correct, a scan: its cost grows with the data).
-- PostgreSQL: ``icontains`` (``UPPER(text) LIKE UPPER('%term%')``), which the trigram GIN
-  index on ``UPPER(text)`` answers for terms of 3 or more characters.
+- few sessions hold it (a rare word, a phrase, an id, a miss): the list is filtered to exactly
+  those sessions, then ordered and paged as usual;
+- many do (a common word): the list is walked in its own order and each session is checked
+  for the term among its own entries, so a page costs about ``limit`` / (share of sessions
+  that match) checks, never a pass over every match.
+
+The index: on SQLite an FTS5 table with the trigram tokenizer (``LIKE '%term%'`` is answered
+from it for a term of 3 or more characters; a shorter term reads the entries themselves); on
+PostgreSQL a trigram GIN index on ``UPPER(text)``, which is what ``icontains`` compares.
 """
 
 from __future__ import annotations
@@ -20,16 +23,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Min, Q, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 
 from sessions_api.models import SearchEntry, Session
 from sessions_api.search.entries import SESSION_FIELDS
 from sessions_api.search.query import SearchQuery
 from sessions_api.search.snippets import Snippet, make_snippet
 
-# FTS5 with the trigram tokenizer matches a term from its index only from this length on.
+# The trigram tokenizer answers a pattern from its index only with 3 or more characters.
 TRIGRAM_CHARS = 3
+# Up to this many sessions a term counts as rare: the list is filtered to them by id.
+FEW_SESSIONS = 5000
 
 
 @dataclass(frozen=True)
@@ -45,20 +49,45 @@ class SearchMatch:
 def filter_matching(rows: QuerySet[Session], query: SearchQuery) -> QuerySet[Session]:
     """``rows`` narrowed to the sessions that hold every term of ``query``."""
     for term in query.terms:
-        rows = rows.filter(pk__in=entries_with(term).values("session_id"))
+        few = sessions_holding(term, limit=FEW_SESSIONS)
+        if few is not None:
+            rows = rows.filter(pk__in=few)
+        else:
+            rows = rows.filter(
+                Exists(SearchEntry.objects.filter(session_id=OuterRef("pk"), text__icontains=term))
+            )
     return rows
 
 
-def entries_with(term: str) -> QuerySet[SearchEntry]:
-    """The entries whose text holds ``term`` (case-insensitive substring)."""
+def sessions_holding(term: str, *, limit: int) -> list[Any] | None:
+    """The ids of every session holding ``term`` when there are at most ``limit``; else None."""
     if connection.vendor == "sqlite" and len(term) >= TRIGRAM_CHARS:
-        phrase = '"' + term.replace('"', '""') + '"'
-        return SearchEntry.objects.filter(
-            id__in=RawSQL(
-                "SELECT rowid FROM search_entry_fts WHERE search_entry_fts MATCH %s", (phrase,)
-            )
+        ids = _sqlite_sessions_holding(term, limit + 1)
+    else:
+        ids = list(
+            SearchEntry.objects.filter(text__icontains=term)
+            .values_list("session_id", flat=True)
+            .distinct()[: limit + 1]
         )
-    return SearchEntry.objects.filter(text__icontains=term)
+    return ids if len(ids) <= limit else None
+
+
+def _sqlite_sessions_holding(term: str, limit: int) -> list[Any]:
+    """Read from the FTS5 trigram table, which answers ``LIKE`` from its index only without an
+    ESCAPE clause: ``%`` and ``_`` in the term then act as wildcards there, so such a term is
+    checked again, escaped, against the entry itself."""
+    sql = (
+        "SELECT DISTINCT e.session_id FROM search_entry_fts f "
+        "JOIN sessions_api_searchentry e ON e.id = f.rowid WHERE f.text LIKE %s"
+    )
+    params: list[Any] = [f"%{term}%"]
+    if "%" in term or "_" in term:
+        escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        sql += " AND e.text LIKE %s ESCAPE '\\'"
+        params.append(f"%{escaped}%")
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " LIMIT %s", [*params, limit])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def first_matches(session_ids: Sequence[Any], query: SearchQuery) -> dict[str, SearchMatch]:
