@@ -219,6 +219,7 @@ def chat_document_of_size(*, target_bytes: int, session_id: str, seed: int = 1) 
 
 SESSION = "sessions_api_session"
 DERIVED = ("sessions_api_toolcallrecord", "sessions_api_sessionerror", "sessions_api_modelusage")
+SEARCH = "sessions_api_searchentry"
 TIME_COLUMNS = (
     "expired_at",
     "stuck_since",
@@ -265,11 +266,16 @@ def bulk_clone(
     expire: bool | None = None,
     with_bodies: bool = False,
     body_bytes: int = 2048,
+    with_search: bool = False,
+    plants: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Add ``count`` sessions cloned from the sessions already in the database (the templates
     ingested through the real path). ``expire``: True gives every clone an expiry in the past,
     False one in the future, None keeps the template's. ``with_bodies`` adds a DocumentVersion
-    and a DocumentBody (a ``body_bytes`` stand-in: purge never reads bodies) per clone."""
+    and a DocumentBody (a ``body_bytes`` stand-in: purge never reads bodies) per clone.
+    ``with_search`` clones the template's full-text search entries too (the FTS table follows by
+    its triggers), naming the clone's own id in its session-fields entry; ``plants`` maps a text
+    to N: every Nth clone gets one more entry holding it (rare phrases for B10)."""
     rng = random.Random(seed + start_index)
     started = time.perf_counter()
     now = now.astimezone(UTC).replace(tzinfo=None)  # stored times are naive UTC
@@ -287,16 +293,19 @@ def bulk_clone(
     ]
     if not templates:
         raise RuntimeError("no template sessions to clone: ingest some documents first")
-    derived_cols = {table: _columns(db, table) for table in DERIVED}
-    derived: dict[str, dict[str, list[list[Any]]]] = {table: defaultdict(list) for table in DERIVED}
-    for table in DERIVED:
+    derived_tables = (*DERIVED, SEARCH) if with_search else DERIVED
+    derived_cols = {table: _columns(db, table) for table in derived_tables}
+    derived: dict[str, dict[str, list[list[Any]]]] = {
+        table: defaultdict(list) for table in derived_tables
+    }
+    for table in derived_tables:
         cols = derived_cols[table]
         sid = cols.index("session_id")
         for row in db.execute(f'SELECT * FROM "{table}"'):
             derived[table][row[sid]].append(list(row))
     # Template times, parsed once.
     parsed = [{c: _parse(t[col[c]]) for c in TIME_COLUMNS} for t in templates]
-    tables = (SESSION, *DERIVED) + (
+    tables = (SESSION, *derived_tables) + (
         ("sessions_api_documentversion", "sessions_api_documentbody") if with_bodies else ()
     )
     indexes = _secondary_indexes(db, tables)
@@ -304,13 +313,17 @@ def bulk_clone(
         db.execute(f'DROP INDEX "{name}"')
     window = timedelta(days=days).total_seconds()
     body = (b'{"bench_stand_in":"' + b"x" * max(0, body_bytes - 22) + b'"}')[:body_bytes]
-    counts = {"sessions": 0, **{t: 0 for t in DERIVED}}
+    counts = {"sessions": 0, **{t: 0 for t in derived_tables}}
+    plants = plants or {}
+    if with_search:
+        search_cols = derived_cols[SEARCH]
+        text_at, index_at = search_cols.index("text"), search_cols.index("event_index")
     chunk = 20_000
     version_cols = _columns(db, "sessions_api_documentversion") if with_bodies else []
     for chunk_start in range(start_index, start_index + count, chunk):
         chunk_end = min(chunk_start + chunk, start_index + count)
         sessions: list[list[Any]] = []
-        rows: dict[str, list[list[Any]]] = {t: [] for t in DERIVED}
+        rows: dict[str, list[list[Any]]] = {t: [] for t in derived_tables}
         versions: list[tuple[Any, ...]] = []
         bodies: list[tuple[Any, ...]] = []
         for i in range(chunk_start, chunk_end):
@@ -343,7 +356,7 @@ def bulk_clone(
             elif expire is False:
                 row[col["expires_at"]] = _fmt(now + timedelta(days=30))
             sessions.append(row)
-            for table in DERIVED:
+            for table in derived_tables:
                 cols = derived_cols[table]
                 for source in derived[table].get(template[col["id"]], ()):
                     copy = list(source)
@@ -352,7 +365,20 @@ def bulk_clone(
                     if "occurred_at" in cols:
                         at = cols.index("occurred_at")
                         copy[at] = _fmt(_parse(copy[at]) + delta)
+                    if table == SEARCH and copy[index_at] == -1:
+                        copy[text_at] = copy[text_at].replace(
+                            template[col["external_id"]], row[col["external_id"]], 1
+                        )
                     rows[table].append(copy)
+            if with_search:
+                for planted, every in plants.items():
+                    if i % every == every // 2:
+                        extra: list[Any] = [None] * len(search_cols)
+                        rows[SEARCH].append(extra)
+                        extra[search_cols.index("session_id")] = new_id
+                        extra[index_at] = 100_000
+                        extra[search_cols.index("kind")] = "message"
+                        extra[text_at] = f"Customer wrote: {planted} (ticket {i})."
             if with_bodies:
                 dashed = (
                     f"{new_id[:8]}-{new_id[8:12]}-{new_id[12:16]}-{new_id[16:20]}-{new_id[20:]}"
@@ -374,7 +400,7 @@ def bulk_clone(
         db.execute("BEGIN")
         marks = ",".join("?" * len(session_cols))
         db.executemany(f'INSERT INTO "{SESSION}" VALUES ({marks})', sessions)
-        for table in DERIVED:
+        for table in derived_tables:
             marks = ",".join("?" * len(derived_cols[table]))
             db.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows[table])
             counts[table] += len(rows[table])

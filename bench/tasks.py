@@ -97,6 +97,8 @@ def task_bulk(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
         seed=params.get("seed", 11),
         expire=params.get("expire"),
         with_bodies=params.get("with_bodies", False),
+        with_search=params.get("with_search", False),
+        plants=params.get("plants"),
     )
 
 
@@ -530,6 +532,86 @@ def task_growing_session(data_dir: str, params: dict[str, Any]) -> dict[str, Any
     }
 
 
+# --- B10: search ----------------------------------------------------------------------------------
+
+
+def task_search(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Search queries in-process (server time without HTTP): a page of 50 results and their
+    snippets, per query; the size of the search index."""
+    from django.db import connection
+
+    from sessions_api.models import SearchEntry, Session
+    from sessions_api.search import matching
+    from sessions_api.search.query import parse_query
+    from sessions_api.sessions import selectors
+
+    now = datetime.now(UTC)
+    repeat = params.get("repeat", 15)
+    results: dict[str, Any] = {}
+    for name, spec in params["queries"].items():
+        since = spec.get("since_days")
+        flt = selectors.SessionFilters(
+            q=spec["q"],
+            status=spec.get("status", []),
+            since=now - timedelta(days=since) if since else None,
+        )
+
+        def search(f=flt) -> int:
+            page = selectors.list_sessions(filters=f, limit=50)
+            found = matching.first_matches([r.id for r in page.items], parse_query(f.q))
+            return len(page.items) + 0 * len(found)
+
+        hits = search()  # warm
+        timings = summary_ms(timed(search, repeat))
+        results[name] = {"query": spec, "results_on_page": hits, **timings}
+    plain = selectors.SessionFilters()
+    selectors.list_sessions(filters=plain, limit=50)
+    results["plain_first_page"] = summary_ms(
+        timed(lambda: selectors.list_sessions(filters=plain, limit=50), repeat)
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "SELECT name, SUM(pgsize) FROM dbstat WHERE name LIKE 'search_entry_fts%' "
+                "OR name IN ('sessions_api_searchentry', 'search_session_event_idx') GROUP BY name"
+            )
+        else:
+            cursor.execute(
+                "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname IN "
+                "('sessions_api_searchentry', 'search_entry_text_trgm', 'search_session_event_idx')"
+            )
+        sizes = {name: int(size) for name, size in cursor.fetchall()}
+    return {
+        "vendor": connection.vendor,
+        "sessions": Session.objects.count(),
+        "entries": SearchEntry.objects.count(),
+        "index_bytes": sizes,
+        "inproc": results,
+        "peak_rss_mb": self_peak_rss_mb(),
+    }
+
+
+def task_ingest_cpu(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """CPU seconds to ingest pickled documents, with the search index or without it
+    (``search``: false leaves the entries out: what ingest cost before search)."""
+    from sessions_api.ingest import indexing, services
+    from sessions_api.search import index
+
+    if not params.get("search", True):
+        indexing.build_entries = lambda session: []
+        index.write_entries = lambda *args, **kwargs: None
+    items = pickle.loads(Path(params["pickle"]).read_bytes())
+    now = datetime.now(UTC)
+    cpu, wall = time.process_time(), time.perf_counter()
+    for body, external_id in items:
+        services.ingest_document(body=body, external_id=external_id, now=now)
+    return {
+        "documents": len(items),
+        "cpu_s": round(time.process_time() - cpu, 3),
+        "wall_s": round(time.perf_counter() - wall, 3),
+    }
+
+
 TASKS = {
     "prepare": task_prepare,
     "ingest": task_ingest,
@@ -540,6 +622,8 @@ TASKS = {
     "cleanup": task_cleanup,
     "raw_ceiling": task_raw_ceiling,
     "growing_session": task_growing_session,
+    "search": task_search,
+    "ingest_cpu": task_ingest_cpu,
 }
 
 
