@@ -101,8 +101,8 @@ SMOKE = Scale(
     list_repeat=3,
     b9_messages=200,
     b9_save_every=20,
-    b10_sessions=(500, 1_000),
-    b10_http_sessions=500,
+    b10_sessions=(300, 600),
+    b10_http_sessions=300,
     b10_http_requests=5,
     b10_ingest_documents=20,
 )
