@@ -10,7 +10,6 @@ and a version that only appends events only adds entries.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,6 @@ from sessions_api.sessions.timeline import build_timeline
 #: The event index of the entry that holds the session's own fields (ids, title, agent, user).
 SESSION_FIELDS = -1
 
-_WHITESPACE = re.compile(r"[\s\x00]+")  # NUL too: PostgreSQL refuses it in text
 
 # Per event kind, the fields whose values are searched, in the order a snippet shows them.
 _EVENT_FIELDS = {
@@ -80,14 +78,21 @@ def event_text(event: dict[str, Any]) -> str:
     parts: list[str] = []
     for name in fields:
         value = event.get(name)
-        if name == "parts" and isinstance(value, str | None):
-            continue  # plain text parts repeat "text"
-        parts.extend(_strings(value))
+        if not value:
+            continue
+        if type(value) is str:  # the common case, without the generic walk
+            if name != "parts":  # plain text parts repeat "text"
+                parts.append(value)
+        else:
+            parts.extend(_strings(value))
     return normalise(" ".join(parts))
 
 
 def normalise(text: str) -> str:
-    return _WHITESPACE.sub(" ", text).strip()
+    """Runs of whitespace (and NUL, which PostgreSQL refuses in text) as one space."""
+    if "\x00" in text:
+        text = text.replace("\x00", " ")
+    return " ".join(text.split())
 
 
 def _strings(value: Any) -> Iterator[str]:
