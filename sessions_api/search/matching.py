@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, Min, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from sessions_api.models import SearchEntry, Session
 from sessions_api.search.entries import SESSION_FIELDS
@@ -101,16 +102,13 @@ def first_matches(session_ids: Sequence[Any], query: SearchQuery) -> dict[str, S
     firsts = (
         SearchEntry.objects.filter(session_id__in=list(session_ids))
         .filter(any_term)
-        .values("session_id")
-        .annotate(first=Min("event_index"))
+        .annotate(
+            rank=Window(RowNumber(), partition_by=[F("session_id")], order_by=[F("event_index")])
+        )
+        .filter(rank=1)
     )
-    wanted = Q(pk__in=[])
-    for item in firsts:
-        wanted |= Q(session_id=item["session_id"], event_index=item["first"])
     found: dict[str, SearchMatch] = {}
-    for entry in SearchEntry.objects.filter(wanted).values(
-        "session_id", "event_index", "seq", "kind", "text"
-    ):
+    for entry in firsts.values("session_id", "event_index", "seq", "kind", "text"):
         found[str(entry["session_id"])] = SearchMatch(
             event_index=None if entry["event_index"] == SESSION_FIELDS else entry["event_index"],
             seq=entry["seq"],
