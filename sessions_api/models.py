@@ -95,6 +95,12 @@ class Session(models.Model):
             models.Index(fields=["status", "-updated_at"], name="session_status_upd_idx"),
             models.Index(fields=["format", "-updated_at"], name="session_format_upd_idx"),
             models.Index(fields=["agent", "-updated_at"], name="session_agent_upd_idx"),
+            # The list filtered by agent and errors: without has_errors in the key the planner
+            # walks all of the agent's sessions in time order to find the few with errors.
+            models.Index(
+                fields=["agent", "has_errors", "-updated_at", "-id"],
+                name="session_agent_err_upd_idx",
+            ),
             # Incremental rollups pick up what changed since their watermark.
             models.Index(fields=["last_received_at"], name="session_received_idx"),
         ]

@@ -1,0 +1,17 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("sessions_api", "0005_document_body_encoding"),
+    ]
+
+    operations = [
+        migrations.AddIndex(
+            model_name="session",
+            index=models.Index(
+                fields=["agent", "has_errors", "-updated_at", "-id"],
+                name="session_agent_err_upd_idx",
+            ),
+        ),
+    ]
