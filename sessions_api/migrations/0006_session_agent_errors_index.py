@@ -10,7 +10,8 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="session",
             index=models.Index(
-                fields=["agent", "has_errors", "-updated_at", "-id"],
+                fields=["agent", "-updated_at", "-id"],
+                condition=models.Q(("has_errors", True)),
                 name="session_agent_err_upd_idx",
             ),
         ),
