@@ -1420,6 +1420,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="only regenerate docs/BENCHMARKS.md and the charts from an earlier run's files",
     )
     parser.add_argument(
+        "--compare",
+        metavar="RUN_A,RUN_B",
+        help="print B4, B6 and B7 of two runs side by side (e.g. SQLite and PostgreSQL)",
+    )
+    parser.add_argument(
         "--write-docs",
         action="store_true",
         help="regenerate docs/BENCHMARKS.md and docs/bench/*.svg from this run",
@@ -1433,6 +1438,16 @@ def main(argv: list[str] | None = None) -> int:
     # database of its own): settings inherited from a test run or a shell must not leak in.
     for name in ("DATABASE_URL", "SESSION_STORE", "REDIS_URL", "MONGODB_URL", "DATA_DIR"):
         os.environ.pop(name, None)
+    if args.compare:
+        from bench.report import compare_databases
+
+        first, second = args.compare.split(",")
+        print(
+            compare_databases(
+                Path(args.out) if args.out else ROOT / "bench" / "results", first, second
+            )
+        )
+        return 0
     if args.docs_from:
         from bench.report import write_docs
 
