@@ -60,7 +60,6 @@ from django.db.models.lookups import LessThan
 
 from sessions_api import conf, db
 from sessions_api.models import (
-    ModelUsage,
     RollupBucket,
     Session,
     SessionError,
@@ -262,11 +261,13 @@ def duration_bin() -> Case | Value:
     return search([lower for _, lower in DURATION_BINS])
 
 
-def usage_total() -> Coalesce:
-    """A usage row's total: the reported total, else input + output."""
+def usage_total(prefix: str = "") -> Coalesce:
+    """A usage row's total: the reported total, else input + output (``prefix``: the path to
+    the usage row, from a query over another model)."""
     return Coalesce(
-        F("total_tokens"),
-        Coalesce(F("input_tokens"), Value(0)) + Coalesce(F("output_tokens"), Value(0)),
+        F(f"{prefix}total_tokens"),
+        Coalesce(F(f"{prefix}input_tokens"), Value(0))
+        + Coalesce(F(f"{prefix}output_tokens"), Value(0)),
     )
 
 
@@ -488,7 +489,7 @@ def _aggregate(ranges: list[Range], unit: Unit, series: Iterable[str]) -> Cells:
     if len(ranges) == 1:
         lo, hi = ranges[0]
         for rows, handle in _series_queries(lo, hi, unit, wanted):
-            for row in rows:
+            for row in _whole_table(rows) if lo is None and hi is None else rows:
                 handle(cells, bucket, row)
         return cells
     connection = connections[DEFAULT_DB_ALIAS]
@@ -507,6 +508,30 @@ def _aggregate(ranges: list[Range], unit: Unit, series: Iterable[str]) -> Cells:
                 for row in cursor.fetchall():
                     handle(cells, bucket, row)
     return cells
+
+
+def _whole_table(rows: QuerySet) -> Iterable[tuple[Any, ...]]:
+    """The rows of an unbounded aggregate over sessions, read by one pass over the table.
+
+    Without statistics SQLite walks an index (the status one, for a GROUP BY that names
+    status) and fetches every row in that index's order: a random read per session over a
+    table of gigabytes, twice as slow as reading it in order (B6: 9.1 s against 4.2 s at
+    100,000 sessions). NOT INDEXED asks for the plain scan; other databases plan it
+    themselves."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor != "sqlite" or rows.model is not Session:
+        yield from rows
+        return
+    sql, params = rows.query.sql_with_params()
+    if " JOIN " in sql:  # the usage join reads sessions from a covering index: keep it
+        yield from rows
+        return
+    table = connection.ops.quote_name(Session._meta.db_table)
+    sql = sql.replace(f"FROM {table} ", f"FROM {table} NOT INDEXED ", 1)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(2000):
+            yield from batch
 
 
 #: The stand-in bounds a query is compiled with before each range's own take their place.
@@ -599,21 +624,25 @@ def _series_queries(
 
         def by_model(cells: Cells, bucket: BucketParser, row: tuple[Any, ...]) -> None:
             b, model, n, i, o, t, c = row
+            if not n:  # the sessions without usage rows, which the outer join keeps
+                return
             cell = Cell(n, 0, i or 0, o or 0, t or 0, float(c or 0))
             add_cell(cells, bucket(b), "tokens_by_model", model or UNATTRIBUTED, cell)
 
+        # From the sessions, joined outward to their usage rows: the session side is then
+        # read from the (started_at, id) index alone and the usage rows by their session
+        # index. Joined the other way, every usage row fetched its session from the table,
+        # a random read per row.
         queries.append(
             (
-                ModelUsage.objects.filter(within("session__started_at"))
-                .annotate(b=TimeBucket("session__started_at", unit))
-                .order_by()
-                .values_list("b", "model")
+                sessions.order_by()
+                .values_list("b", "model_usage__model")
                 .annotate(
-                    n=Count("id"),
-                    i=Sum("input_tokens"),
-                    o=Sum("output_tokens"),
-                    t=Sum(usage_total()),
-                    c=Sum("cached_input_tokens"),
+                    n=Count("model_usage__id"),
+                    i=Sum("model_usage__input_tokens"),
+                    o=Sum("model_usage__output_tokens"),
+                    t=Sum(usage_total("model_usage__")),
+                    c=Sum("model_usage__cached_input_tokens"),
                 ),
                 by_model,
             )

@@ -97,3 +97,23 @@ def test_incremental_run_reads_changes_and_their_hours_through_indexes(changed):
         plan = plan_of(sql)
         assert not any(step.startswith(f"SCAN {tool_table}") for step in plan), plan
         assert any("session_id" in step for step in plan), plan
+
+
+@sqlite_only
+def test_a_full_rebuild_reads_the_session_table_in_order_and_usage_by_session(changed):
+    with CaptureQueriesContext(connection) as captured:
+        rollups.rebuild_rollups(now=LATER)
+    session_table = Session._meta.db_table
+    reads = [
+        query["sql"]
+        for query in captured.captured_queries
+        if query["sql"].startswith("SELECT") and "GROUP BY" in query["sql"]
+    ]
+    by_usage = [sql for sql in reads if "model_usage" in sql or "modelusage" in sql]
+    by_session = [sql for sql in reads if f'FROM "{session_table}" NOT INDEXED' in sql]
+    assert by_usage and len(by_session) == 2  # status, agent and user; durations
+    for sql in by_session:
+        assert plan_of(sql)[0] == f"SCAN {session_table}"
+    plan = plan_of(by_usage[0])
+    assert plan[0].startswith(f"SCAN {session_table} USING COVERING INDEX"), plan
+    assert "session_id=?" in plan[1], plan
