@@ -62,7 +62,10 @@ class AdaptiveBatch:
 
     size: int
     target_s: float = LOCK_TARGET_S
-    minimum: int = 5
+    #: Below this a batch's own statements (the candidate read, the re-check, the WAL
+    #: checkpoint) cost more than its rows, and on a CPU-starved machine every batch looks
+    #: slow whatever its size: smaller batches would only add batches.
+    minimum: int = 25
     maximum: int = 5000
     rest_ratio: float = 0.0
     last_hold_s: float = 0.0

@@ -9,6 +9,8 @@ def test_a_slow_batch_shrinks_the_next_to_fit_the_target():
     batch = AdaptiveBatch(size=200, maximum=200, target_s=0.05)
     batch.observe(rows=200, seconds=0.2)  # 1 ms a row: 50 fit
     assert batch.size == 50
+    batch.observe(rows=50, seconds=1.0)  # never below the floor
+    assert batch.size == 25
 
 
 def test_fast_batches_grow_back_at_most_double_and_never_past_the_maximum():
