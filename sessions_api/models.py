@@ -448,3 +448,21 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (v{self.version} of {self.session_id})"
+
+
+class OtelTrace(models.Model):
+    """Which session an OpenTelemetry trace's spans go to (POST /v1/traces).
+
+    Spans that carry no conversation id (a model call under an agent span that does) are
+    grouped with their trace; spans of one trace arrive over several exports, so the trace's
+    session is remembered here rather than found again in each export.
+    """
+
+    trace_id = models.CharField(max_length=32, primary_key=True)
+    session_key = models.CharField(max_length=512)
+    # gen_ai.conversation.id, session.id or trace_id: how session_key was found.
+    grouped_by = models.CharField(max_length=32)
+    received_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"trace {self.trace_id} -> {self.session_key}"
