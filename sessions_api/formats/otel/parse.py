@@ -47,12 +47,11 @@ Conventions read (GenAI semantic conventions, OpenInference, OpenLLMetry):
   ``prompt_details.cache_read``; put on the call's first output message; the session's tokens
   are their sum. Usage on agent spans (an aggregate of their calls) is not added again.
 - **Model**: ``gen_ai.response.model``, else ``gen_ai.request.model``, else
-  ``llm.model_name``. **Agent**: ``gen_ai.agent.name``, OpenInference ``agent.name`` or the name
-  of an ``AGENT`` span, else the resource's ``service.name``. **User**: ``user.id``,
-  ``enduser.id`` or ``gen_ai.user.id``.
-- **Steps**: each agent span, and each chain span whose parent is not a chain, is a step
-  (named after its agent or span, in start order); messages are tagged with the step of their
-  nearest agent ancestor.
+  ``llm.model_name``. **Agent**: the first ``gen_ai.agent.name`` or OpenInference
+  ``agent.name``, else the name of the first agent span, else the resource's
+  ``service.name``. **User**: ``user.id``, ``enduser.id`` or ``gen_ai.user.id``.
+- **Steps**: each agent span, and each root chain span, is a step (named after its agent or
+  span, in start order); messages are tagged with the step of their nearest such ancestor.
 - **Status**: ``running`` while a trace of the session has not delivered its root span (SDKs
   export a span when it ends, so the root comes last); once every root has closed, ``error`` if
   the latest root ended with status ``ERROR``, else ``completed``. (Whether a completed
@@ -366,7 +365,8 @@ def _semconv_messages(value: Any) -> list[_Draft]:
                 role=role,
                 raw_role=raw_role,
                 text="\n".join(texts),
-                parts=parts if len(parts) != len(texts) else None,
+                # Parts beyond text and tool calls (images, reasoning) are kept whole.
+                parts=parts if len(parts) != len(texts) + len(calls) else None,
                 tool_calls=calls,
                 name=message.get("name") if isinstance(message.get("name"), str) else None,
                 finish_reason=_str_or_none(message.get("finish_reason")),
@@ -624,9 +624,10 @@ def _model(span: _Span) -> str | None:
 
 
 def _agent_name(span: _Span) -> str | None:
+    """The agent a span names; an agent span without a name attribute is named by the span."""
     name = span.text_attr("gen_ai.agent.name", "agent.name")
-    if name is None and span.kind == "agent" and "openinference.span.kind" in span.attributes:
-        name = span.name or None
+    if name is None and span.kind == "agent":
+        name = span.name.removeprefix("invoke_agent ").removeprefix("create_agent ") or None
     return name
 
 
@@ -794,14 +795,12 @@ def parse(doc: Any) -> ParsedSession:
     steps: list[StepState] = []
     logs: list[LogEntry] = []
     usages: list[TokenUsage] = []
-    agent = user = None
+    agent = fallback_agent = user = None
     for span in spans:
         parent = by_id.get(span.parent_id)
         step = step_of.get(parent.span_id) if parent is not None else None
         agent_name = _agent_name(span)
-        if span.kind == "agent" or (
-            span.kind == "chain" and (parent is None or parent.kind != "chain")
-        ):
+        if span.kind == "agent" or (span.kind == "chain" and parent is None):
             step = agent_name or span.name
             steps.append(
                 StepState(
@@ -813,7 +812,10 @@ def parse(doc: Any) -> ParsedSession:
                 )
             )
         step_of[span.span_id] = step
-        agent = agent or agent_name
+        if span.text_attr("gen_ai.agent.name", "agent.name"):
+            agent = agent or agent_name
+        else:
+            fallback_agent = fallback_agent or agent_name
         user = user or span.text_attr("user.id", "enduser.id", "gen_ai.user.id")
         if span.kind == "llm":
             usages.extend(_model_call(span, step, ctx))
@@ -832,6 +834,7 @@ def parse(doc: Any) -> ParsedSession:
 
     messages, pairing_warnings = pair_tool_calls(_messages(ctx), heuristic=looks_like_error)
     ctx.warnings.extend(pairing_warnings)
+    agent = agent or fallback_agent
     if agent is None and spans:
         agent = _str_or_none(spans[0].resource.get("service.name"))
 
