@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
+from sessions_api.lifecycle.otel_idle import close_idle_otel_sessions
 from tests.support.fake_openai import MODEL, fake_openai
 
 otel_sdk = pytest.importorskip("opentelemetry.sdk.trace", reason="needs opentelemetry-sdk")
@@ -54,6 +57,8 @@ def provider(otlp_env) -> Iterator[object]:
 
 
 def read_session(key: str, external_id: str) -> dict:
+    # The conversation is over: let it end as the idle job would once OTEL_SESSION_IDLE passed.
+    close_idle_otel_sessions(now=timezone.now() + timedelta(hours=1))
     client = Client(headers={"Authorization": f"Bearer {key}"})
     listing = client.get("/api/v1/sessions", {"format": "otel"}).json()
     (item,) = [i for i in listing["items"] if i["external_id"] == external_id]

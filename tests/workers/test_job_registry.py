@@ -20,6 +20,7 @@ CONTRACT_JOB_NAMES = {
     "sync_mongo_source",
     "reconcile_store",
     "detect_stuck_sessions",
+    "close_idle_otel_sessions",
 }
 
 

@@ -52,11 +52,12 @@ Conventions read (GenAI semantic conventions, OpenInference, OpenLLMetry):
   ``service.name``. **User**: ``user.id``, ``enduser.id`` or ``gen_ai.user.id``.
 - **Steps**: each agent span, and each root chain span, is a step (named after its agent or
   span, in start order); messages are tagged with the step of their nearest such ancestor.
-- **Status**: ``running`` while a trace of the session has not delivered its root span (SDKs
-  export a span when it ends, so the root comes last); once every root has closed, ``error`` if
-  the latest root ended with status ``ERROR``, else ``completed``. (Whether a completed
-  conversation stays completed, or counts as ended only after an idle time, is decided at
-  ingest: docs/OTEL.md.)
+- **Status**: ``running``. A conversation may go on in a new trace at any time, so a session
+  ends only when every trace has delivered its root span (SDKs export a span when it ends, so
+  the root comes last) *and* no span has arrived for ``OTEL_SESSION_IDLE``: the
+  ``close_idle_otel_sessions`` job then sets ``completed``, or ``error`` when the latest root
+  ended with status ``ERROR``. ``raw_status`` says where the roots stand (``roots open``,
+  ``roots closed``, ``roots closed, last with error``); new spans make a session running again.
 - Errors of other spans (status ``ERROR``, ``exception`` events) become error log entries.
 """
 
@@ -97,6 +98,12 @@ from sessions_api.formats.pairing import looks_like_error, pair_tool_calls
 
 FORMAT_ID = "otel"
 V_SPANS = "spans"
+
+# raw_status: whether every trace of the session has delivered its root span, and how the
+# latest root ended. The idle job reads them (sessions_api/lifecycle/otel_idle.py).
+ROOTS_OPEN = "roots open"
+ROOTS_CLOSED = "roots closed"
+ROOTS_CLOSED_ERROR = "roots closed, last with error"
 
 LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent"})
@@ -842,14 +849,15 @@ def parse(doc: Any) -> ParsedSession:
     roots = [span for span in spans if not span.parent_id]
     open_traces = traces - {span.trace_id for span in roots}
     if not spans:
-        status = SessionStatus.UNKNOWN
+        status, raw_status = SessionStatus.UNKNOWN, ""
     elif open_traces:
-        status = SessionStatus.RUNNING
+        status, raw_status = SessionStatus.RUNNING, ROOTS_OPEN
     else:
+        # Every root has closed, yet the conversation may go on in a new trace: it stays
+        # running until it has been idle long enough (lifecycle/otel_idle.py ends it).
         last_root = max(roots, key=lambda s: (s.end_ns, s.span_id))
-        status = (
-            SessionStatus.ERROR if last_root.status_code == "ERROR" else SessionStatus.COMPLETED
-        )
+        status = SessionStatus.RUNNING
+        raw_status = ROOTS_CLOSED_ERROR if last_root.status_code == "ERROR" else ROOTS_CLOSED
     starts = [span.start for span in spans if span.start]
     ends = [span.end for span in spans if span.end]
     session = Session(
@@ -859,7 +867,7 @@ def parse(doc: Any) -> ParsedSession:
         user_id=user,
         agent_name=agent,
         status=status,
-        raw_status=f"{len(traces) - len(open_traces)} of {len(traces)} traces closed",
+        raw_status=raw_status,
         created_at=min(starts) if starts else None,
         updated_at=max(ends) if ends else None,
         tokens=sum_token_usages(usages, "/spans", skip_empty=True),
