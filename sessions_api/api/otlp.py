@@ -5,6 +5,9 @@ Standard exporter settings work unchanged: ``OTEL_EXPORTER_OTLP_ENDPOINT=http://
 (a key with the ``ingest`` scope). Bodies are ``application/x-protobuf`` or
 ``application/json``, optionally ``Content-Encoding: gzip``.
 
+A 200 means every span it does not count as rejected is durably stored (pending); the
+``fold_otel_spans`` job appends pending spans to their sessions within seconds.
+
 Answers are OTLP's own, in the request's content type: 200 with an ``ExportTraceServiceResponse``
 (``partial_success`` counts the spans not stored and says why); a refusal is a
 ``google.rpc.Status`` with a fitting 4xx (400 for a body that does not decode), or 429/503 with
@@ -63,7 +66,7 @@ def traces(request: HttpRequest) -> HttpResponse:
             content_type=request.content_type or "",
             content_encoding=request.headers.get("Content-Encoding", ""),
         )
-        outcome = otlp.ingest_export(request=export, now=timezone.now())
+        outcome = otlp.receive_export(request=export, now=timezone.now())
     except DomainError as exc:
         if isinstance(exc, StoreUnavailable) and isinstance(exc.__cause__, DatabaseError):
             return _database_failure(media, exc.__cause__)

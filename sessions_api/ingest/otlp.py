@@ -22,6 +22,7 @@ import math
 import re
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -45,7 +46,7 @@ from sessions_api.ingest.services import (
     ingest_document,
     store_version_of_locked_session,
 )
-from sessions_api.models import DocumentVersion, OtelTrace, Session
+from sessions_api.models import DocumentVersion, OtelSpan, OtelTrace, Session
 from sessions_api.storage import get_document_store
 
 FORMAT_ID = "otel"
@@ -292,24 +293,159 @@ def _count_spans(resource_spans: Any) -> int:
     return sum(len(scope_spans.spans) for scope_spans in resource_spans.scope_spans)
 
 
-# --- storing ------------------------------------------------------------------------------
+# --- receiving: spans are durable before the answer ------------------------------------------
+
+_PENDING_FIELDS = (
+    "trace_id",
+    "span_id",
+    "session_key",
+    "grouped_by",
+    "body",
+    "received_at",
+)
+
+
+def receive_export(
+    *, request: ExportTraceServiceRequest, now: datetime | None = None
+) -> ExportOutcome:
+    """Store the export's spans as pending, in one transaction, and return what was refused.
+
+    A 200 is answered only after this commits, so an acknowledged span survives any restart;
+    the ``fold_otel_spans`` job then appends pending spans to their sessions. A span already
+    pending (an exporter's retry) is not stored twice."""
+    now = now or timezone.now()
+    outcome = ExportOutcome()
+    spans, _traces = read_export(request, outcome)
+    rows = [
+        (
+            span["trace_id"],
+            span["span_id"],
+            key[0] if key else "",
+            key[1] if key else "",
+            orjson.dumps(span),
+            now,
+        )
+        for span, key in spans
+    ]
+    if rows:
+        with transaction.atomic():
+            db.insert_rows(OtelSpan, _PENDING_FIELDS, rows, if_absent=True, batch_size=1000)
+    outcome.accepted_spans = len(rows)
+    return outcome
+
+
+# --- folding: pending spans appended to their sessions ------------------------------------
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    dry_run: bool
+    folded_spans: int
+    sessions_changed: int
+    dropped_spans: int
+    pending_spans: int
+    # reason -> spans dropped for it (a session the spans would make too large, ...)
+    dropped_reasons: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "folded_spans": self.folded_spans,
+            "sessions_changed": self.sessions_changed,
+            "dropped_spans": self.dropped_spans,
+            "pending_spans": self.pending_spans,
+        }
+
+    def details(self) -> dict[str, Any]:
+        return {"dropped_reasons": self.dropped_reasons}
+
+
+def fold_otel_spans(
+    *,
+    now: datetime,
+    batch_size: int = 5000,
+    dry_run: bool = False,
+    checkpoint: Callable[[], None] = lambda: None,
+) -> FoldResult:
+    """Append every pending span to its session, ``batch_size`` spans at a time, oldest first.
+
+    Each session's append and the deletion of its pending spans commit together, so a run
+    killed midway leaves every span either pending or in its session, never lost or doubled
+    (a span id already in the document is skipped). Spans the session cannot take (it would
+    grow past the document limits) are dropped and counted with the reason."""
+    if dry_run:
+        pending = OtelSpan.objects.count()
+        return FoldResult(True, 0, 0, 0, pending)
+    outcome = ExportOutcome()
+    changed: set[str] = set()
+    last_id = 0
+    while True:
+        rows = list(
+            OtelSpan.objects.filter(id__gt=last_id)
+            .order_by("id")
+            .values_list("id", "session_key", "grouped_by", "body")[:batch_size]
+        )
+        if not rows:
+            break
+        last_id = rows[-1][0]
+        spans = [
+            _Pending(
+                row_id=row_id,
+                span=orjson.loads(body),
+                key=(key, grouped_by) if key else None,
+            )
+            for row_id, key, grouped_by, body in rows
+        ]
+        changed.update(_store_spans(spans, outcome, now=now))
+        checkpoint()
+    return FoldResult(
+        dry_run=False,
+        folded_spans=outcome.accepted_spans,
+        sessions_changed=len(changed),
+        dropped_spans=outcome.rejected_spans,
+        pending_spans=OtelSpan.objects.count(),
+        dropped_reasons=dict(outcome.reasons),
+    )
 
 
 def ingest_export(
     *, request: ExportTraceServiceRequest, now: datetime | None = None
 ) -> ExportOutcome:
-    """Store the export's spans; what could not be stored is counted with its reason."""
+    """Receive and fold at once: the export's spans in their sessions when this returns
+    (imports, tests, and callers that want no job in between)."""
     now = now or timezone.now()
-    outcome = ExportOutcome()
-    spans, traces = read_export(request, outcome)
-    if not spans:
-        return outcome
+    outcome = receive_export(request=request, now=now)
+    folded = fold_otel_spans(now=now)
+    outcome.rejected_spans += folded.dropped_spans
+    outcome.accepted_spans -= folded.dropped_spans
+    outcome.reasons.update(folded.dropped_reasons)
+    return outcome
 
+
+@dataclass
+class _Pending:
+    row_id: int
+    span: dict[str, Any]
+    key: tuple[str, str] | None
+
+
+@dataclass
+class _Group:
+    key: str
+    grouped_by: str
+    spans: dict[str, dict[str, Any]] = field(default_factory=dict)  # span id -> span
+    row_ids: list[int] = field(default_factory=list)
+    # Traces first stored as sessions of their own that turn out to belong here.
+    absorb: list[str] = field(default_factory=list)
+
+
+def _store_spans(pending: list[_Pending], outcome: ExportOutcome, *, now: datetime) -> set[str]:
+    """Group the spans into sessions and append each group; the ids of changed sessions."""
     # A trace goes to the session its spans name; else where it went before; else its own.
     trace_keys: dict[str, tuple[str, str]] = {}
-    for span, key in spans:
-        if key is not None:
-            trace_keys.setdefault(span["trace_id"], key)
+    for item in pending:
+        if item.key is not None:
+            trace_keys.setdefault(item.span["trace_id"], item.key)
+    traces = {item.span["trace_id"] for item in pending}
     known = {
         row.trace_id: row
         for row in OtelTrace.objects.filter(trace_id__in=sorted(traces)).only(
@@ -324,38 +460,32 @@ def ingest_export(
             )
 
     groups: dict[str, _Group] = {}
-    for span, key in spans:
-        session_key, grouped_by = key or trace_keys[span["trace_id"]]
+    for item in pending:
+        session_key, grouped_by = item.key or trace_keys[item.span["trace_id"]]
         group = groups.get(session_key)
         if group is None:
             group = groups[session_key] = _Group(session_key, grouped_by)
-        group.spans.setdefault(span["span_id"], span)
-
-    # Traces first stored on their own that now turn out to belong to a conversation.
-    moved = [
-        trace_id
-        for trace_id, (session_key, _) in trace_keys.items()
-        if trace_id in known
-        and known[trace_id].grouped_by == "trace_id"
-        and session_key != trace_id
-    ]
-    for trace_id in moved:
-        _move_trace_session(trace_id=trace_id, group=groups[trace_keys[trace_id][0]])
+        group.spans.setdefault(item.span["span_id"], item.span)
+        group.row_ids.append(item.row_id)
+    for trace_id, (session_key, _) in trace_keys.items():
+        row = known.get(trace_id)
+        if row is not None and row.grouped_by == "trace_id" and session_key != trace_id:
+            groups[session_key].absorb.append(trace_id)
 
     _remember_traces(trace_keys, known, now)
+    changed = set()
     for group in groups.values():
-        ordered = sorted(
-            group.spans.values(), key=lambda s: (int(s["start_time_unix_nano"]), s["span_id"])
-        )
         try:
-            session_id = _append_spans(group, ordered, now=now)
+            session_id = _append_spans(group, now=now)
         except DomainError as exc:
-            outcome.reject(f"session {group.key[:80]!r}: {exc.message}", len(ordered))
+            with transaction.atomic():
+                OtelSpan.objects.filter(id__in=group.row_ids).delete()
+            outcome.reject(f"session {group.key[:80]!r}: {exc.message}", len(group.spans))
             continue
-        outcome.accepted_spans += len(ordered)
+        outcome.accepted_spans += len(group.spans)
         if session_id is not None:
-            outcome.sessions.append(session_id)
-    return outcome
+            changed.add(session_id)
+    return changed
 
 
 def _remember_traces(
@@ -380,14 +510,15 @@ def _remember_traces(
             )
 
 
-def _move_trace_session(*, trace_id: str, group: _Group) -> None:
-    """The spans of a session keyed by ``trace_id`` join ``group``; that session goes."""
-    row = Session.objects.filter(format=FORMAT_ID, external_id=trace_id).first()
-    if row is None:
-        return
-    for span in _stored_spans(row):
-        group.spans.setdefault(span["span_id"], span)
-    delete_session(session_id=str(row.id))
+def _absorb_trace_sessions(group: _Group) -> None:
+    """The spans of sessions keyed by a trace id join ``group``; those sessions go."""
+    for trace_id in group.absorb:
+        row = Session.objects.filter(format=FORMAT_ID, external_id=trace_id).first()
+        if row is None:
+            continue
+        for span in _stored_spans(row):
+            group.spans.setdefault(span["span_id"], span)
+        delete_session(session_id=str(row.id))
 
 
 def _stored_spans(row: Session) -> list[dict[str, Any]]:
@@ -400,12 +531,19 @@ class _LostRace(Exception):
     """Another request created the session between our look and our insert."""
 
 
-def _append_spans(group: _Group, spans: list[dict[str, Any]], *, now: datetime) -> str | None:
-    """Append the spans not yet stored to the session's document; the session's id, or None
-    when nothing changed. Retries once when a concurrent export created the session first."""
+def _append_spans(group: _Group, *, now: datetime) -> str | None:
+    """Append the group's spans not yet stored to its session's document and delete them from
+    the pending spans, in one transaction; the session's id, or None when nothing changed.
+    Tries again when a concurrent fold created the session first."""
     for _attempt in range(3):
         try:
             with transaction.atomic():
+                _absorb_trace_sessions(group)
+                spans = sorted(
+                    group.spans.values(),
+                    key=lambda s: (int(s["start_time_unix_nano"]), s["span_id"]),
+                )
+                OtelSpan.objects.filter(id__in=group.row_ids).delete()
                 row = (
                     Session.objects.select_for_update()
                     .filter(format=FORMAT_ID, external_id=group.key)

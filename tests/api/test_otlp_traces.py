@@ -9,13 +9,15 @@ import json
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from sessions_api.models import DocumentVersion, OtelTrace, Session
+from sessions_api.ingest.otlp import fold_otel_spans
+from sessions_api.models import DocumentVersion, OtelSpan, OtelTrace, Session
 from tests.support.otel import CONVERSATION, export_body, recorded_spans, weather_turns
 
 pytestmark = pytest.mark.django_db
@@ -27,10 +29,20 @@ GZIP = {"Content-Encoding": "gzip"}
 def post(client, make_api_key):
     key = make_api_key("ingest")
 
-    def send(body: bytes, *, content_type: str = PROTOBUF, key: str | None = key, **headers):
+    def send(
+        body: bytes,
+        *,
+        content_type: str = PROTOBUF,
+        key: str | None = key,
+        fold: bool = True,
+        **headers,
+    ):
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
-        return client.post("/v1/traces", body, content_type=content_type, headers=headers)
+        response = client.post("/v1/traces", body, content_type=content_type, headers=headers)
+        if fold:  # what the fold_otel_spans job does a few seconds later
+            fold_otel_spans(now=timezone.now())
+        return response
 
     return send
 
@@ -39,6 +51,18 @@ def answer(response) -> ExportTraceServiceResponse:
     message = ExportTraceServiceResponse()
     message.ParseFromString(response.content)
     return message
+
+
+def test_the_answer_waits_for_the_spans_only_and_the_fold_makes_them_a_session(post) -> None:
+    spans = recorded_spans(weather_turns)
+
+    assert post(export_body(spans), fold=False).status_code == 200
+
+    assert OtelSpan.objects.count() == len(spans)
+    assert not Session.objects.exists()
+    result = fold_otel_spans(now=timezone.now())
+    assert (result.folded_spans, result.sessions_changed, result.pending_spans) == (8, 1, 0)
+    assert Session.objects.get().external_id == CONVERSATION
 
 
 def test_an_sdk_export_becomes_one_session_with_every_span(post, api) -> None:

@@ -22,6 +22,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from sessions_api.ingest.otlp import fold_otel_spans
 from sessions_api.lifecycle.otel_idle import close_idle_otel_sessions
 from tests.support.fake_openai import MODEL, fake_openai
 
@@ -57,7 +58,9 @@ def provider(otlp_env) -> Iterator[object]:
 
 
 def read_session(key: str, external_id: str) -> dict:
-    # The conversation is over: let it end as the idle job would once OTEL_SESSION_IDLE passed.
+    # What the jobs do: the fold appends the received spans to their sessions; the idle job
+    # ends the conversation once OTEL_SESSION_IDLE has passed.
+    fold_otel_spans(now=timezone.now())
     close_idle_otel_sessions(now=timezone.now() + timedelta(hours=1))
     client = Client(headers={"Authorization": f"Bearer {key}"})
     listing = client.get("/api/v1/sessions", {"format": "otel"}).json()

@@ -21,6 +21,7 @@ CONTRACT_JOB_NAMES = {
     "reconcile_store",
     "detect_stuck_sessions",
     "close_idle_otel_sessions",
+    "fold_otel_spans",
 }
 
 
