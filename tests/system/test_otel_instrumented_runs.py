@@ -67,7 +67,12 @@ def read_session(key: str, external_id: str) -> dict:
     (item,) = [i for i in listing["items"] if i["external_id"] == external_id]
     detail = client.get(f"/api/v1/sessions/{item['id']}").json()
     timeline = client.get(f"/api/v1/sessions/{item['id']}/timeline", {"limit": 200}).json()
-    return {"id": item["id"], "summary": detail["summary"], "timeline": timeline}
+    return {
+        "id": item["id"],
+        "summary": detail["summary"],
+        "steps": detail["steps"],
+        "timeline": timeline,
+    }
 
 
 def weather(city: str) -> str:
@@ -211,6 +216,8 @@ def test_openai_agents_sdk_instrumented_by_openinference(provider, otlp_env) -> 
     assert summary["output_tokens"] == sum(c.output_tokens for c in fake.calls)
     assert summary["models"] == [MODEL]
     assert summary["agent"] == "Forecaster"
+    # One step per run: the agent, not the SDK's "Agent workflow" span around it.
+    assert [step["name"] for step in session["steps"]] == ["Forecaster"] * 2
     texts = [e.get("text") or "" for e in session["timeline"]["events"]]
     assert any("What is the weather in Paris?" in t for t in texts), texts
     assert any("And in Oslo?" in t for t in texts), texts

@@ -51,7 +51,8 @@ Conventions read (GenAI semantic conventions, OpenInference, OpenLLMetry):
   ``agent.name``, else the name of the first agent span, else the resource's
   ``service.name``. **User**: ``user.id``, ``enduser.id`` or ``gen_ai.user.id``.
 - **Steps**: each agent span, and each root chain span, is a step (named after its agent or
-  span, in start order); messages are tagged with the step of their nearest such ancestor.
+  span, in start order), except unnamed ones around a named agent (the Agents SDK's "Agent
+  workflow"); messages are tagged with the step of their nearest such ancestor.
 - **Status**: ``running``. A conversation may go on in a new trace at any time, so a session
   ends only when every trace has delivered its root span (SDKs export a span when it ends, so
   the root comes last) *and* no span has arrived for ``OTEL_SESSION_IDLE``: the
@@ -790,6 +791,24 @@ def _messages(ctx: _Context) -> list[Message]:
 # --- the session --------------------------------------------------------------------------
 
 
+def _wrappers_of_named_agents(spans: list[_Span], by_id: dict[str, _Span]) -> set[str]:
+    """Unnamed agent and chain spans around a named agent (the OpenAI Agents SDK's
+    "Agent workflow" trace span around the agent): the named agent is the step, not them."""
+    wrappers: set[str] = set()
+    for span in spans:
+        if span.kind == "agent" and span.text_attr("gen_ai.agent.name", "agent.name"):
+            parent = by_id.get(span.parent_id)
+            seen = 0
+            while parent is not None and seen < len(by_id):
+                if parent.kind in ("agent", "chain") and not parent.text_attr(
+                    "gen_ai.agent.name", "agent.name"
+                ):
+                    wrappers.add(parent.span_id)
+                parent = by_id.get(parent.parent_id)
+                seen += 1
+    return wrappers
+
+
 def parse(doc: Any) -> ParsedSession:
     expect(doc, dict, "")
     header = expect(doc.get("otel_session"), dict, "/otel_session")
@@ -803,11 +822,13 @@ def parse(doc: Any) -> ParsedSession:
     logs: list[LogEntry] = []
     usages: list[TokenUsage] = []
     agent = fallback_agent = user = None
+    wrappers = _wrappers_of_named_agents(spans, by_id)
     for span in spans:
         parent = by_id.get(span.parent_id)
         step = step_of.get(parent.span_id) if parent is not None else None
         agent_name = _agent_name(span)
-        if span.kind == "agent" or (span.kind == "chain" and parent is None):
+        is_step = span.kind == "agent" or (span.kind == "chain" and parent is None)
+        if is_step and span.span_id not in wrappers:
             step = agent_name or span.name
             steps.append(
                 StepState(
