@@ -178,6 +178,18 @@ def _b9(r: dict[str, Any]) -> tuple[str, str]:
     )
 
 
+def _b11(r: dict[str, Any]) -> tuple[str, str]:
+    m = r["median"]
+    return (
+        f"{fmt(m['otlp_spans_per_s'])} spans/s acknowledged ({fmt(m['otlp_sessions_per_s'])} "
+        f"sessions/s), p95 {fmt(r['p95'], ' ms')} per export; fold "
+        f"{fmt(m['fold_spans_per_s'])} spans/s; the same sessions as documents "
+        f"{fmt(m['document_sessions_per_s'])} sessions/s ({fmt(m['document_spans_per_s'])} "
+        "spans/s)",
+        f"OTLP / documents (spans/s) = {fmt(r['ratios']['otlp_over_documents'], '', 2)}",
+    )
+
+
 _MEASURED: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "B1": _b1,
     "B2": _b2,
@@ -189,6 +201,7 @@ _MEASURED: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "PG": _pg,
     "B8": _b8,
     "B9": _b9,
+    "B11": _b11,
 }
 
 

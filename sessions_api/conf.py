@@ -233,6 +233,12 @@ def otel_session_idle() -> timedelta | None:
     return _duration("OTEL_SESSION_IDLE", "5m")
 
 
+def otel_inline_fold_spans() -> int:
+    """An OTLP export of at most this many spans is appended to its sessions before the answer
+    (small exports from quiet agents show at once); larger ones wait for fold_otel_spans."""
+    return _int("OTEL_INLINE_FOLD_SPANS", 64, minimum=0)
+
+
 def reconcile_orphan_min_age() -> timedelta:
     """Bodies without an index row are deleted only when older than this: an ingest may be
     between writing the body and committing the index right now."""

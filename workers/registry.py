@@ -181,9 +181,10 @@ JOBS: dict[str, JobSpec] = {
             name="fold_otel_spans",
             service="sessions_api.ingest.otlp.fold_otel_spans",
             summary="Appends the spans POST /v1/traces received to their sessions' documents.",
-            why_this_often="Every 10 seconds: received spans show in their sessions that soon, "
-            "and a session takes all its new spans as one version.",
-            every=timedelta(seconds=10),
+            why_this_often="Every 15 seconds: spans of large exports show in their sessions "
+            "that soon (small ones are appended before the answer), and a session takes all its "
+            "new spans as one version.",
+            every=timedelta(seconds=15),
             soft_time_limit=timedelta(minutes=5),
             time_limit=timedelta(minutes=6),
             params={"batch_size": Param(int, 5000, minimum=1)},

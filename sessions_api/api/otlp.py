@@ -5,9 +5,9 @@ Standard exporter settings work unchanged: ``OTEL_EXPORTER_OTLP_ENDPOINT=http://
 (a key with the ``ingest`` scope). Bodies are ``application/x-protobuf`` or
 ``application/json``, optionally ``Content-Encoding: gzip``.
 
-A 200 means every span it does not count as rejected is durably stored (pending); the
-``fold_otel_spans`` job appends pending spans to their sessions within seconds (every 10 by
-default).
+A 200 means every span it does not count as rejected is durably stored: appended to its
+session already when the export is small (``OTEL_INLINE_FOLD_SPANS``), else pending until the
+``fold_otel_spans`` job appends it (every 15 seconds by default).
 
 Answers are OTLP's own, in the request's content type: 200 with an ``ExportTraceServiceResponse``
 (``partial_success`` counts the spans not stored and says why); a refusal is a

@@ -39,7 +39,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from sessions_api import db
+from sessions_api import conf, db
 from sessions_api.errors import DomainError, InvalidRequest, RejectedDocument
 from sessions_api.ingest.services import (
     delete_session,
@@ -76,6 +76,12 @@ class ExportOutcome:
     # reason -> how many spans it cost
     reasons: Counter = field(default_factory=Counter)
     sessions: list[str] = field(default_factory=list)  # ids of the sessions that changed
+
+    def merge_dropped(self, folded: FoldResult) -> None:
+        """Spans a fold could not append count as rejected: the answer has not gone yet."""
+        self.accepted_spans -= folded.dropped_spans
+        self.rejected_spans += folded.dropped_spans
+        self.reasons.update(folded.dropped_reasons)
 
     def reject(self, reason: str, count: int = 1) -> None:
         self.rejected_spans += count
@@ -331,6 +337,11 @@ def receive_export(
         with transaction.atomic():
             db.insert_rows(OtelSpan, _PENDING_FIELDS, rows, if_absent=True, batch_size=1000)
     outcome.accepted_spans = len(rows)
+    if 0 < len(rows) <= conf.otel_inline_fold_spans():
+        # A small export: append it now rather than at the next fold (its spans are
+        # committed already; a fold running meanwhile skips span ids stored twice).
+        folded = fold_otel_spans(now=now, only={(row[0], row[1]) for row in rows})
+        outcome.merge_dropped(folded)
     return outcome
 
 
@@ -365,6 +376,7 @@ def fold_otel_spans(
     batch_size: int = 5000,
     dry_run: bool = False,
     checkpoint: Callable[[], None] = lambda: None,
+    only: set[tuple[str, str]] | None = None,
 ) -> FoldResult:
     """Append every pending span to its session, ``batch_size`` spans at a time, oldest first.
 
@@ -379,21 +391,28 @@ def fold_otel_spans(
     changed: set[str] = set()
     last_id = 0
     while True:
+        pending = OtelSpan.objects.filter(id__gt=last_id)
+        if only is not None:  # (trace id, span id) of one export
+            pending = pending.filter(span_id__in=sorted({span_id for _, span_id in only}))
         rows = list(
-            OtelSpan.objects.filter(id__gt=last_id)
-            .order_by("id")
-            .values_list("id", "session_key", "grouped_by", "body")[:batch_size]
+            pending.order_by("id").values_list(
+                "id", "trace_id", "span_id", "session_key", "grouped_by", "body"
+            )[:batch_size]
         )
         if not rows:
             break
         last_id = rows[-1][0]
+        if only is not None:
+            rows = [row for row in rows if (row[1], row[2]) in only]
+            if not rows:
+                continue
         spans = [
             _Pending(
                 row_id=row_id,
                 span=orjson.loads(body),
                 key=(key, grouped_by) if key else None,
             )
-            for row_id, key, grouped_by, body in rows
+            for row_id, _trace_id, _span_id, key, grouped_by, body in rows
         ]
         changed.update(_store_spans(spans, outcome, now=now))
         checkpoint()
@@ -414,10 +433,7 @@ def ingest_export(
     (imports, tests, and callers that want no job in between)."""
     now = now or timezone.now()
     outcome = receive_export(request=request, now=now)
-    folded = fold_otel_spans(now=now)
-    outcome.rejected_spans += folded.dropped_spans
-    outcome.accepted_spans -= folded.dropped_spans
-    outcome.reasons.update(folded.dropped_reasons)
+    outcome.merge_dropped(fold_otel_spans(now=now))
     return outcome
 
 

@@ -53,6 +53,7 @@ def answer(response) -> ExportTraceServiceResponse:
     return message
 
 
+@override_settings(OTEL_INLINE_FOLD_SPANS=0)
 def test_the_answer_waits_for_the_spans_only_and_the_fold_makes_them_a_session(post) -> None:
     spans = recorded_spans(weather_turns)
 
@@ -63,6 +64,21 @@ def test_the_answer_waits_for_the_spans_only_and_the_fold_makes_them_a_session(p
     result = fold_otel_spans(now=timezone.now())
     assert (result.folded_spans, result.sessions_changed, result.pending_spans) == (8, 1, 0)
     assert Session.objects.get().external_id == CONVERSATION
+
+
+def test_a_small_export_is_in_its_session_when_answered(post) -> None:
+    spans = recorded_spans(weather_turns)
+
+    assert post(export_body(spans), fold=False).status_code == 200
+
+    assert not OtelSpan.objects.exists()
+    assert Session.objects.get().message_count == 8
+
+
+@override_settings(OTEL_INLINE_FOLD_SPANS=4)
+def test_a_larger_export_waits_for_the_fold(post) -> None:
+    assert post(export_body(recorded_spans(weather_turns)), fold=False).status_code == 200
+    assert OtelSpan.objects.count() == 8
 
 
 def test_an_sdk_export_becomes_one_session_with_every_span(post, api) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
@@ -32,6 +33,7 @@ def stored_span_ids(key: str) -> list[str]:
     return [span["span_id"] for span in json.loads(body)["spans"]]
 
 
+@override_settings(OTEL_INLINE_FOLD_SPANS=0)  # every span waits for the job
 def test_a_fold_killed_midway_leaves_the_rest_pending_and_the_next_run_finishes(
     monkeypatch,
 ) -> None:
