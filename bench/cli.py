@@ -1,4 +1,4 @@
-"""``bin/bench`` / ``python -m bench``: run B1-B9 with their same-run baselines.
+"""``bin/bench`` / ``python -m bench``: run B1-B9 and B11 with their same-run baselines.
 
     bin/bench                      the full run (about 20-30 minutes on 2 cores)
     bin/bench --smoke              every benchmark, tiny (seconds; CI); asserts nothing on time
