@@ -530,6 +530,20 @@ def task_growing_session(data_dir: str, params: dict[str, Any]) -> dict[str, Any
     }
 
 
+def _otel_stored() -> dict[str, int]:
+    """Sessions of format otel, and the spans their latest documents hold."""
+    from sessions_api.models import Session
+    from sessions_api.storage import get_document_store
+
+    store = get_document_store()
+    rows = list(Session.objects.filter(format="otel").values_list("id", "latest_version"))
+    spans = sum(
+        len(json.loads(store.get(session_id=str(row_id), version=version))["spans"])
+        for row_id, version in rows
+    )
+    return {"sessions": len(rows), "spans": spans}
+
+
 def task_otlp_fold(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     """The fold_otel_spans job over every span B11 left pending: spans and sessions per second
     of CPU and of wall time, as one worker process runs it."""
@@ -542,6 +556,7 @@ def task_otlp_fold(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {
         **result.counts(),
+        "stored": _otel_stored(),
         "seconds": round(wall, 3),
         "cpu_seconds": round(cpu, 3),
         "spans_per_s": round(result.folded_spans / wall, 1) if wall else None,
