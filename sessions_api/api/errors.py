@@ -57,6 +57,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "too_many_values": 413,
     "too_many_messages": 413,
     "too_many_documents": 413,
+    "too_many_tool_calls": 413,
     "nul_character": 422,
     "lone_surrogate": 422,
     "missing_documents": 422,
