@@ -261,8 +261,8 @@ def pretty(value: Any, *, max_depth: int = PRETTY_MAX_DEPTH) -> str:
     short placeholder."""
     try:
         if _deeper_than(value, max_depth):
-            return json.dumps(value, ensure_ascii=False, default=repr)
-        return json.dumps(value, indent=2, ensure_ascii=False, default=repr)
+            return json.dumps(value, ensure_ascii=False, default=str)
+        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
     except (RecursionError, ValueError, TypeError):
         return f"<{type(value).__name__} too deeply nested to show>"
 
