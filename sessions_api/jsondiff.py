@@ -336,7 +336,7 @@ def line_diff(
     the budget's cut-offs. Output past ``max_lines`` lines is cut (``truncated``)."""
     if len(left) + len(right) > budget.max_input_lines:
         return TextDiff(lines=[], added=0, removed=0, too_large=True)
-    ops = _edit_script(left, right, budget)
+    ops = _edit_script(left, right, budget, deadline=time.monotonic() + budget.max_seconds)
     if ops is None:
         return TextDiff(lines=[], added=0, removed=0, too_large=True)
     lines: list[DiffLine] = []
@@ -381,7 +381,9 @@ def text_diff(
 _Op = tuple[str, int, int]
 
 
-def _edit_script(left: list[str], right: list[str], budget: DiffBudget) -> list[_Op] | None:
+def _edit_script(
+    left: list[str], right: list[str], budget: DiffBudget, *, deadline: float
+) -> list[_Op] | None:
     """The shortest edit script from ``left`` to ``right``, or None when over ``budget``."""
     n, m = len(left), len(right)
     head = 0
@@ -395,7 +397,7 @@ def _edit_script(left: list[str], right: list[str], budget: DiffBudget) -> list[
     b = [ids.setdefault(line, len(ids)) for line in right[head : m - tail]]
     if _edit_lower_bound(a, b) > budget.max_edits:
         return None
-    middle = _myers(a, b, budget)
+    middle = _myers(a, b, budget, deadline=deadline)
     if middle is None:
         return None
     ops: list[_Op] = [(" ", i, i) for i in range(head)]
@@ -414,14 +416,13 @@ def _edit_lower_bound(a: list[int], b: list[int]) -> int:
     return sum(abs(count) for count in counts.values())
 
 
-def _myers(a: list[int], b: list[int], budget: DiffBudget) -> list[_Op] | None:
+def _myers(a: list[int], b: list[int], budget: DiffBudget, *, deadline: float) -> list[_Op] | None:
     """Myers' greedy shortest-edit search (1986), keeping each round's frontier to trace the
     path back. None once the edits, the comparisons or the time run over the budget."""
     n, m = len(a), len(b)
     if n == 0 or m == 0:
         return [("-", i, 0) for i in range(n)] + [("+", n, j) for j in range(m)]
     max_d = min(n + m, budget.max_edits)
-    deadline = time.monotonic() + budget.max_seconds
     offset = max_d + 1
     v = [0] * (2 * max_d + 3)
     trace: list[list[int]] = []

@@ -6,6 +6,7 @@ the diff of two versions.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,39 @@ def _cached(key: str, build: Callable[[], Any]) -> Any:
         value = build()
         cache.set(key, value, timeout=DERIVED_CACHE_SECONDS)
     return value
+
+
+# How long a request waits for another request that is building the same expensive value,
+# checking the cache every SINGLE_FLIGHT_POLL_SECONDS, before it builds the value itself.
+SINGLE_FLIGHT_WAIT_SECONDS = 5.0
+SINGLE_FLIGHT_POLL_SECONDS = 0.05
+
+
+def _cached_once(key: str, build: Callable[[], Any]) -> Any:
+    """``_cached`` for values that cost real CPU: while one request builds ``key`` (marked in
+    the cache, so across processes when the cache is shared), the others wait for its result
+    instead of each building it too. Many people opening one heavy page cost one build."""
+    value = cache.get(key)
+    if value is not None:
+        return value
+    marker = f"{key}:building"
+    building_here = cache.add(marker, 1, timeout=int(SINGLE_FLIGHT_WAIT_SECONDS * 2))
+    if not building_here:
+        deadline = time.monotonic() + SINGLE_FLIGHT_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(SINGLE_FLIGHT_POLL_SECONDS)
+            value = cache.get(key)
+            if value is not None:
+                return value
+            if cache.get(marker) is None:
+                break  # the builder failed or gave up: build it here
+    try:
+        value = build()
+        cache.set(key, value, timeout=DERIVED_CACHE_SECONDS)
+        return value
+    finally:
+        if building_here:
+            cache.delete(marker)
 
 
 def event_index_of_seq(
@@ -212,4 +246,4 @@ def diff_versions(
             too_large=diff.too_large,
         )
 
-    return _cached(f"dash:diff:v1:{session_id}:{a}:{b}:{context}:{max_lines}", build)
+    return _cached_once(f"dash:diff:v1:{session_id}:{a}:{b}:{context}:{max_lines}", build)

@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
+from sessions_api import jsondiff
 from sessions_api.ingest import services
 from tests.ingest.test_concurrent_ingest import shared_database
 from tests.support import sample_data
@@ -74,11 +75,19 @@ def test_a_small_change_in_a_large_pair_is_still_diffed(viewer_client, now):
 
 @pytest.mark.django_db(transaction=True)
 def test_many_concurrent_viewers_of_an_adversarial_pair_do_not_stall_other_requests(
-    viewer, tmp_path
+    viewer, tmp_path, monkeypatch
 ):
     now = datetime.now().astimezone()
     session_id = ingest_adversarial_pair(now)
     cache.clear()
+    diffs = []
+    line_diff = jsondiff.line_diff
+
+    def counted(*args, **kwargs):
+        diffs.append(1)
+        return line_diff(*args, **kwargs)
+
+    monkeypatch.setattr(jsondiff, "line_diff", counted)
 
     def view() -> tuple[int, bool]:
         client = Client()
@@ -101,6 +110,7 @@ def test_many_concurrent_viewers_of_an_adversarial_pair_do_not_stall_other_reque
         answers = [f.result(timeout=60) for f in viewers]
         wave = time.monotonic() - started
     assert answers == [(200, True)] * VIEWERS
+    assert len(diffs) == 1  # one viewer diffed; the others waited for its answer
     # Generous bounds on a shared machine; unbudgeted, six viewers stalled everything for 43 s.
     assert wave < 20, f"{VIEWERS} viewers took {wave:.1f} s"
     assert probe_latencies and max(probe_latencies) < 2.0
