@@ -223,7 +223,9 @@ def _export_rows(request: HttpRequest) -> Iterator[dict[str, Any]]:
     return _export_items(pages, first)
 
 
-def _export_items(pages: Iterator[list[SessionRecord]], first: list[SessionRecord] | None):
+def _export_items(
+    pages: Iterator[list[SessionRecord]], first: list[SessionRecord] | None
+) -> Iterator[dict[str, Any]]:
     if first is None:
         return
     book = pricing.price_book()
