@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django import forms
 
-from dashboard.forms.common import parse_moment
+from dashboard.forms.common import check_moment_range, parse_moment
 from sessions_api.editing.annotations import MAX_NOTES_CHARS
 from sessions_api.editing.audit import MAX_REASON_CHARS
 from sessions_api.editing.values import Actor, EditRequest
@@ -61,7 +61,7 @@ class ExpiryForm(VersionedEditForm):
         moment = parse_moment(text)
         if moment is None:
             raise forms.ValidationError("Not a date and time.")
-        return moment
+        return check_moment_range(moment)
 
 
 class HoldForm(VersionedEditForm):

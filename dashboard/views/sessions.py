@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -12,6 +13,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.core.exceptions import BadRequest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import (
     Http404,
@@ -27,6 +29,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET
 
+from dashboard.forms.common import range_problem
 from dashboard.forms.query import (
     PAGE_SIZES,
     RANGE_PRESETS,
@@ -84,8 +87,10 @@ def explorer(request: HttpRequest) -> HttpResponse:
     form, filters, preset = _parse_filters(request)
     data = form.cleaned_data
     order = data.get("order") or "-updated_at"
-    problem = ""
+    problem = form.problem()
     try:
+        if problem:
+            raise InvalidQuery(problem)
         page = explorer_page(
             filters=filters,
             order=order,
@@ -202,15 +207,29 @@ EXPORT_FIELDS = [
 
 
 def _export_rows(request: HttpRequest) -> Iterator[dict[str, Any]]:
+    """The export's rows. Every parameter is checked, and the first page read, before this
+    returns: a refusal is a 400 before anything streams, never a file that stops midway."""
     form, filters, _ = _parse_filters(request)
+    if problem := form.problem():
+        raise InvalidQuery(problem)
     data = form.cleaned_data
-    book = pricing.price_book()
-    for records in export_pages(
+    pages = export_pages(
         filters=filters,
         order=data.get("order") or "-updated_at",
         min_duration_s=data.get("min_duration"),
         max_duration_s=data.get("max_duration"),
-    ):
+    )
+    first = next(pages, None)
+    return _export_items(pages, first)
+
+
+def _export_items(
+    pages: Iterator[list[SessionRecord]], first: list[SessionRecord] | None
+) -> Iterator[dict[str, Any]]:
+    if first is None:
+        return
+    book = pricing.price_book()
+    for records in itertools.chain([first], pages):
         costs = pricing.session_costs(
             sessions={r.id: r.summary.started_at for r in records}, book=book
         )
@@ -269,12 +288,16 @@ def _stamp() -> str:
 
 @login_required
 @require_GET
-def export_csv(request: HttpRequest) -> StreamingHttpResponse:
+def export_csv(request: HttpRequest) -> HttpResponse:
     writer = csv.writer(_Echo())
+    try:
+        rows = _export_rows(request)
+    except InvalidQuery as exc:
+        return _export_refused(exc)
 
     def lines() -> Iterator[str]:
         yield writer.writerow(EXPORT_FIELDS)
-        for item in _export_rows(request):
+        for item in rows:
             yield writer.writerow([_csv_cell(item[name]) for name in EXPORT_FIELDS])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
@@ -284,11 +307,16 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
 
 @login_required
 @require_GET
-def export_json(request: HttpRequest) -> StreamingHttpResponse:
+def export_json(request: HttpRequest) -> HttpResponse:
+    try:
+        rows = _export_rows(request)
+    except InvalidQuery as exc:
+        return _export_refused(exc)
+
     def chunks() -> Iterator[str]:
         yield "["
         first = True
-        for item in _export_rows(request):
+        for item in rows:
             yield ("" if first else ",\n") + json.dumps(item, cls=DjangoJSONEncoder)
             first = False
         yield "]\n"
@@ -296,6 +324,12 @@ def export_json(request: HttpRequest) -> StreamingHttpResponse:
     response = StreamingHttpResponse(chunks(), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="sessions-{_stamp()}.json"'
     return response
+
+
+def _export_refused(exc: InvalidQuery) -> HttpResponse:
+    return HttpResponse(
+        f"Export refused: {exc.message}\n", status=400, content_type="text/plain; charset=utf-8"
+    )
 
 
 # --- one session --------------------------------------------------------------------------------
@@ -315,6 +349,8 @@ def _cost(record: SessionRecord) -> pricing.CostEstimate:
 def _page_params(request: HttpRequest) -> SessionPageForm:
     form = SessionPageForm(request.GET)
     form.is_valid()  # unreadable numbers are left out of cleaned_data: the defaults apply
+    if problem := range_problem(form):
+        raise BadRequest(problem)
     return form
 
 

@@ -22,6 +22,7 @@ from sessions_api.api.documents import (
 )
 from sessions_api.api.documents import SaveOut as EditOut
 from sessions_api.api.errors import etag_of
+from sessions_api.api.params import Int64, Moment
 from sessions_api.api.sessions import require_session
 from sessions_api.editing import lineage
 from sessions_api.editing import selectors as editing_selectors
@@ -121,10 +122,10 @@ def list_audit(
     session_id: str,
     action: str | None = None,
     actor: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     cursor: str | None = None,
-    limit: int = 50,
+    limit: Int64 = 50,
 ):
     """Who changed what, when and why (with a JSON diff), newest first; page with
     ``next_cursor``. Entries of deleted sessions stay in the dashboard's /audit/ page."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +14,7 @@ from ninja import Router, Status
 from sessions_api.access import roles
 from sessions_api.api import auth
 from sessions_api.api.errors import domain_error_answer
+from sessions_api.api.params import Int64, Moment
 from sessions_api.api.schemas import (
     BatchOut,
     IngestOut,
@@ -166,12 +166,12 @@ def list_sessions(
     model: str | None = None,
     tool: str | None = None,
     has_errors: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     q: str | None = None,
     order: str = "-updated_at",
     cursor: str | None = None,
-    limit: int = 50,
+    limit: Int64 = 50,
 ):
     """Sessions matching every given filter, newest first by default; page with next_cursor.
     ``status`` and ``format`` take comma-separated lists."""
@@ -251,7 +251,7 @@ def get_session(request: HttpRequest, session_id: str):
     response={200: Any, **_ERRORS},
     summary="Get a stored body, byte for byte",
 )
-def get_raw(request: HttpRequest, session_id: str, version: int | None = None):
+def get_raw(request: HttpRequest, session_id: str, version: Int64 | None = None):
     """The document exactly as received; ``?version=N`` for an older one."""
     record = require_session(session_id)
     number = version or record.version
@@ -275,8 +275,8 @@ def get_timeline(
     request: HttpRequest,
     session_id: str,
     cursor: str | None = None,
-    limit: int = 100,
-    version: int | None = None,
+    limit: Int64 = 100,
+    version: Int64 | None = None,
 ):
     """Ordered events: messages, tool calls with their paired results and status source, step
     changes and log entries. The cursor stays on the version it started with."""

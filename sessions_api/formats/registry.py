@@ -7,10 +7,11 @@ and the answer names that rule. A user can always force a format with ?format=.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from sessions_api.domain import ParsedSession
+from sessions_api.domain import ParsedSession, ParseWarning
 from sessions_api.errors import UnknownFormat
 from sessions_api.formats.agentflow import edit as agentflow_edit
 from sessions_api.formats.agentflow import parse as agentflow
@@ -144,4 +145,35 @@ def parse_document(doc: Any, *, format_id: str | None = None) -> tuple[Detection
     else:
         detection = detect_format(doc)
         adapter = ADAPTERS[detection.format_id]
-    return detection, adapter.parse(doc)
+    parsed = adapter.parse(doc)
+    return detection, replace(parsed, warnings=aggregate_warnings(parsed.warnings))
+
+
+# Warnings of one code kept per document; the rest are counted in one summary warning. A
+# document repeating one mistake 100,000 times would otherwise answer megabytes of warnings.
+WARNINGS_PER_CODE = 20
+
+
+def aggregate_warnings(
+    warnings: tuple[ParseWarning, ...], *, per_code: int = WARNINGS_PER_CODE
+) -> tuple[ParseWarning, ...]:
+    """The first ``per_code`` warnings of each code, then one warning per code saying how many
+    more there were."""
+    counts = Counter(warning.code for warning in warnings)
+    if all(count <= per_code for count in counts.values()):
+        return warnings
+    kept: list[ParseWarning] = []
+    shown: Counter[str] = Counter()
+    for warning in warnings:
+        shown[warning.code] += 1
+        if shown[warning.code] <= per_code:
+            kept.append(warning)
+    for code, count in counts.items():
+        if count > per_code:
+            kept.append(
+                ParseWarning(
+                    code=code,
+                    message=f"{count - per_code} more warnings of this kind not listed",
+                )
+            )
+    return tuple(kept)

@@ -162,6 +162,13 @@ def _prepare_document(
             "too_many_messages",
             f"{len(session.messages)} messages; the limit is {settings.INGEST_MAX_MESSAGES}",
         )
+    # Each call is an index row written under the write lock: bounded before the lock is taken.
+    tool_calls = sum(len(message.tool_calls) for message in session.messages)
+    if tool_calls > settings.INGEST_MAX_TOOL_CALLS:
+        raise RejectedDocument(
+            "too_many_tool_calls",
+            f"{tool_calls} tool calls; the limit is {settings.INGEST_MAX_TOOL_CALLS}",
+        )
     key = _session_key(session.external_id, external_id, body, warnings)
     index = build_index(
         session,
@@ -286,7 +293,7 @@ def ingest_batch(
     text = decode_utf8(body)
     if not text.strip():
         raise RejectedDocument("empty_document", "empty request body")
-    items = split_batch_documents(text)
+    items = split_batch_documents(text, max_items=settings.INGEST_MAX_BATCH_ITEMS)
     if len(items) > settings.INGEST_MAX_BATCH_ITEMS:
         raise RejectedDocument(
             "too_many_documents",

@@ -301,3 +301,14 @@ def test_read_only_formats_offer_the_whole_document(editor_client, ingest):
     html = editor_client.get(f"/sessions/{session_id}/edit/").content.decode()
     assert "Anthropic transcripts have no state of their own" in html
     assert "Edit Whole document" in html
+
+
+def test_an_expiry_outside_the_calendar_is_refused_with_a_message(editor_client, picoflow_session):
+    response = editor_client.post(
+        f"/sessions/{picoflow_session}/edit/expiry/",
+        {"expires_at": "0001-01-01T00:00:00+14:00", "reason": "x", "expected_version": "1"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "out of range" in response.content.decode()
+    assert Session.objects.get(id=picoflow_session).latest_version == 1
