@@ -9,8 +9,8 @@ A session is an ordered list of Responses input items. Four shapes are read, eac
   ``message_structure``/``turn_usage`` tables come along;
 - ``run-state`` (rule 6): ``result.to_state().to_json()``, ``{"$schemaVersion",
   model_responses[], generated_items[], original_input, context.usage, current_agent, …}``;
-- ``items-envelope`` (rule 7): ``{session_id?, created_at?, updated_at?, items[]}`` (what
-  ``manage.py import_sessions`` writes per session of a ``SQLiteSession`` file; other keys are
+- ``items-envelope`` (rule 7): ``{session_id? (else id?), created_at?, updated_at?, items[]}``
+  (what ``manage.py import_sessions`` writes per session of a ``SQLiteSession`` file; other keys are
   kept in ``metadata["envelope_extra"]``);
 - ``session-items`` (rule 7): a bare list of items (``session.get_items()``).
 
@@ -70,7 +70,10 @@ Quirks of the format, and what this adapter does about them:
 - RunState messages are ``original_input`` (a string is one user message) then
   ``generated_items`` (``extra["run_item_type"]``, ``extra["run_state_part"]``), then
   ``pending_input``; ``session_items`` repeats ``generated_items`` and is only counted in
-  metadata. It has no session id (the ingest derives one from the content).
+  metadata. A run paused for tool approval ends with a ``tool_approval_item`` whose raw item is
+  the call it waits on (same ``call_id``): it is an ``other`` message (``extra
+  ["awaiting_approval"]`` = the call id), not a second call; the call itself stays
+  ``pending``. A RunState has no session id (the ingest derives one from the content).
 """
 
 from __future__ import annotations
@@ -296,6 +299,10 @@ RULES: tuple[DetectionRule, ...] = (
 )
 
 
+# The run item a RunState paused for tool approval ends with; its raw_item is the pending call.
+APPROVAL_ITEM = "tool_approval_item"
+
+
 # ------------------------------------------------------------------------------ parse state
 
 
@@ -348,8 +355,10 @@ def _parse_envelope(doc: dict[str, Any]) -> ParsedSession:
         )
     raw_items = expect(doc["items"], list, "/items")
     ctx = _Parse()
-    session_id = _session_id(doc.get("session_id"), "/session_id", ctx)
-    consumed = {"items", "session_id", "created_at", "updated_at"}
+    # `id` names the session when there is no `session_id` (the envelope apps commonly use).
+    id_key = "session_id" if doc.get("session_id") is not None else "id"
+    session_id = _session_id(doc.get(id_key), f"/{id_key}", ctx)
+    consumed = {"items", id_key, "created_at", "updated_at"}
     extra = {k: v for k, v in doc.items() if k not in consumed and v is not None}
     items = [_Item(value, pointer_join("/items", index)) for index, value in enumerate(raw_items)]
     session = Session(
@@ -918,6 +927,20 @@ def _call(raw: dict[str, Any], item_type: str, seq: int, item: _Item, ctx: _Pars
     call_id = _call_id(raw, item.path, seq, ctx)
     name = optional(raw, "name", str, item.path) or item_type
     arguments, error = _arguments(raw, item.path, ctx)
+    if item.extra.get("run_item_type") == APPROVAL_ITEM and call_id in ctx.call_names:
+        # A run paused for approval repeats the call it waits on: a marker, not a second call.
+        return _with_turn(
+            _item_message(
+                item,
+                seq=seq,
+                role=Role.OTHER,
+                content_text=f"awaiting approval: {name}",
+                external_id=_item_id(raw, item.path),
+                raw_role=APPROVAL_ITEM,
+                extra={**item.extra, "awaiting_approval": call_id, "item": raw},
+            ),
+            ctx,
+        )
     ctx.call_names[call_id] = name
     extra: dict[str, Any] = {
         **item.extra,
