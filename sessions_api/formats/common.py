@@ -91,14 +91,23 @@ ANTHROPIC_BLOCK_TYPES = frozenset(
 )
 
 
+def is_anthropic_block_type(block_type: Any) -> bool:
+    """One of the ``ANTHROPIC_BLOCK_TYPES``, or any ``*_tool_use``/``*_tool_result`` type (the
+    API names every server-side and connector tool block so: ``mcp_tool_use``,
+    ``web_fetch_tool_result``, ``code_execution_tool_result`` ...)."""
+    return isinstance(block_type, str) and (
+        block_type in ANTHROPIC_BLOCK_TYPES or block_type.endswith(("_tool_use", "_tool_result"))
+    )
+
+
 def has_anthropic_blocks(message: Any) -> bool:
-    """Whether ``message`` is an object whose ``content`` array holds a block of one of the
-    ``ANTHROPIC_BLOCK_TYPES``. Never raises."""
+    """Whether ``message`` is an object whose ``content`` array holds an Anthropic block
+    (:func:`is_anthropic_block_type`). Never raises."""
     if not isinstance(message, dict):
         return False
     content = message.get("content")
     return isinstance(content, list) and any(
-        isinstance(block, dict) and block.get("type") in ANTHROPIC_BLOCK_TYPES for block in content
+        isinstance(block, dict) and is_anthropic_block_type(block.get("type")) for block in content
     )
 
 

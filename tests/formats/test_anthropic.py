@@ -131,9 +131,11 @@ def test_fixture_tool_calls_pair_with_their_results_explicitly(path):
 
     for call in session.tool_calls:
         assert call.result_seq is not None
-        result = by_seq[call.result_seq]
-        assert (result.role, result.tool_call_id) == (Role.TOOL, call.call_id)
         assert call.status_source is StatusSource.EXPLICIT
+        result = by_seq[call.result_seq]
+        if call.call_id in result.extra.get("server_tool_calls", ()):
+            continue  # a server-side call: its result block sits in the calling message
+        assert (result.role, result.tool_call_id) == (Role.TOOL, call.call_id)
         assert result.author == call.name
 
 
@@ -233,19 +235,24 @@ def test_thinking_is_a_part_not_text():
     assert last.content_text == "Gern geschehen! Bon voyage 🚀"
 
 
-def test_server_tool_use_is_shown_and_paired_but_not_a_tool_call():
+def test_server_tool_use_is_a_tool_call_paired_with_its_result_block():
     parsed = parse(load(TRANSCRIPT))
     itinerary = parsed.session.messages[7]
-    (server_call,) = itinerary.extra["server_tool_calls"]
+    (server_call,) = itinerary.tool_calls
 
-    assert itinerary.tool_calls == ()
+    assert itinerary.extra["server_tool_calls"] == ["srvtoolu_01Search"]
     assert [b["type"] for b in itinerary.content_parts][:2] == [
         "server_tool_use",
         "web_search_tool_result",
     ]
-    assert server_call["call_id"] == "srvtoolu_01Search"
-    assert server_call["name"] == "web_search"
-    assert (server_call["status"], server_call["result_seq"]) == ("success", 7)
+    assert (server_call.call_id, server_call.name) == ("srvtoolu_01Search", "web_search")
+    assert server_call.arguments == {"query": "Tokyo 7 day itinerary"}
+    assert (server_call.status, server_call.status_source) == (
+        ToolStatus.SUCCESS,
+        StatusSource.EXPLICIT,
+    )
+    assert server_call.result_seq == 7
+    assert server_call.result_content[0]["title"] == "Tokyo in 7 days"
     assert parsed.warnings == ()
 
 
@@ -261,14 +268,23 @@ def test_server_tool_error_and_missing_result():
                     "content": {"type": "web_search_tool_result_error", "error_code": "max_uses"},
                 },
                 {"type": "server_tool_use", "id": "s2", "name": "web_search", "input": {}},
+                {
+                    "type": "bash_code_execution_tool_result",
+                    "tool_use_id": "s3",
+                    "content": {"type": "bash_code_execution_result", "return_code": 1},
+                },
+                {"type": "server_tool_use", "id": "s3", "name": "bash_code_execution"},
             ),
         ]
     }
     parsed = parse(doc)
-    first, second = parsed.session.messages[1].extra["server_tool_calls"]
+    first, second, third = parsed.session.messages[1].tool_calls
 
-    assert (first["status"], first["error_code"]) == ("error", "max_uses")
-    assert second["status"] == "pending"
+    assert (first.status, first.status_source) == (ToolStatus.ERROR, StatusSource.EXPLICIT)
+    assert first.result_content["error_code"] == "max_uses"
+    assert second.status is ToolStatus.PENDING
+    # A non-zero exit code is a failed run by convention (the API records no error there).
+    assert (third.status, third.status_source) == (ToolStatus.ERROR, StatusSource.CONVENTION)
     assert codes(parsed) == ["server_tool_call_without_result"]
 
 

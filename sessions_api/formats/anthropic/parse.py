@@ -15,7 +15,7 @@ Shapes recognised, each reported as ``format_variant``:
   so this shape is only read when forced with ``?format=anthropic``.
 
 Rule 15 matches a ``messages`` array with any ``tool_use``/``tool_result``/``thinking``/
-``redacted_thinking``/``server_tool_use``/``web_search_tool_result`` block, or a top-level
+``redacted_thinking`` block or any ``*_tool_use``/``*_tool_result`` block, or a top-level
 ``system`` when at least one message has a role and none has the role ``system``. Those are
 exactly the documents rule 16 (``openai_chat``) declines, so the boundary holds both ways.
 
@@ -34,12 +34,16 @@ Quirks of the format, and what this adapter does about them:
   is ``success`` with source ``explicit`` too, because the API defines the field as defaulting
   to false (an absent flag is the API's own statement of success, not an inference). Pairing
   runs without the text heuristic.
-- ``tool_use`` blocks are the tool calls (``input`` is already an object). Server-side tools
-  (``server_tool_use``/``mcp_tool_use`` and the matching ``*_tool_result`` blocks such as
-  ``web_search_tool_result``) run inside the API and are not counted as tool calls (as hosted
-  tool calls are not, for OpenAI Agents); they stay in the content parts and are paired by id in
-  ``extra["server_tool_calls"]`` of the calling message (status from a ``*_error`` result
-  content or ``is_error``; no result -> ``pending`` with a warning).
+- ``tool_use`` blocks are the tool calls (``input`` is already an object). Server-side and
+  connector tools (``server_tool_use``, ``mcp_tool_use``, any ``*_tool_use`` block) are tool
+  calls too: they run inside the API, and their result is a ``*_tool_result`` block
+  (``web_search_tool_result``, ``web_fetch_tool_result``, ``code_execution_tool_result``,
+  ``mcp_tool_result`` ...) usually in the same assistant message, paired by ``tool_use_id``
+  after the client calls are paired. Status, all ``explicit``: ``is_error: true`` or a result
+  content whose ``type`` ends in ``_error`` (``web_fetch_tool_result_error`` ...) is ``error``,
+  any other result ``success``; a code execution result with a non-zero ``return_code`` is
+  ``error`` by ``convention``. No result -> ``pending`` with a warning; a result for no call ->
+  a warning. ``extra["server_tool_calls"]`` lists the ids of a message's server-side calls.
 - ``thinking`` blocks are not text: they stay in the parts (shown as collapsed structured
   content), as do ``redacted_thinking``, ``image``, ``document`` and any other block. An unknown
   block type is kept and warned about once per type.
@@ -109,6 +113,16 @@ V_BARE_LIST = "bare-list"
 
 _ROLES = {"user": Role.USER, "assistant": Role.ASSISTANT, "system": Role.SYSTEM}
 _SERVER_CALL_TYPES = frozenset({"server_tool_use", "mcp_tool_use"})
+
+
+def _is_server_call(block_type: Any) -> bool:
+    """``server_tool_use``, ``mcp_tool_use`` and any newer ``*_tool_use`` block."""
+    return isinstance(block_type, str) and (
+        block_type in _SERVER_CALL_TYPES
+        or (block_type != "tool_use" and block_type.endswith("_tool_use"))
+    )
+
+
 _KNOWN_BLOCK_TYPES = frozenset(
     {
         "text",
@@ -211,8 +225,8 @@ class _Ctx(ParseContext):
     # tool_use id -> tool name, for naming the tool-result messages.
     tool_names: dict[str, str] = field(default_factory=dict)
     server_calls: list[_ServerCall] = field(default_factory=list)
-    # server tool_use_id -> (seq, status, error_code) of its result block(s).
-    server_results: dict[str, list[tuple[int, ToolStatus, str | None]]] = field(
+    # server tool_use_id -> (seq, status, status source, content) of its result block(s).
+    server_results: dict[str, list[tuple[int, ToolStatus, StatusSource, Any]]] = field(
         default_factory=dict
     )
     unknown_block_types: set[str] = field(default_factory=set)
@@ -239,7 +253,6 @@ def parse(doc: Any) -> ParsedSession:
         ctx.warn("no_messages", "the transcript has no messages", "/messages")
 
     unmatched_usage = _apply_responses(envelope, ctx) if variant == V_TRANSCRIPT else []
-    _resolve_server_calls(ctx)
     messages = ctx.messages
     if session_model:
         messages = [
@@ -250,6 +263,7 @@ def parse(doc: Any) -> ParsedSession:
         ]
     paired, pairing_warnings = pair_tool_calls(messages, heuristic=None)
     ctx.warnings.extend(pairing_warnings)
+    paired = _server_tool_calls(paired, ctx)
     session = _build_session(doc, envelope, variant, tuple(paired), unmatched_usage, ctx)
     return ParsedSession(session=session, warnings=tuple(ctx.warnings))
 
@@ -400,13 +414,13 @@ def _message(
                         block_path,
                     )
                 tool_calls.append(_tool_call(block, block_path, seq, len(tool_calls), ctx))
-            elif block_type in _SERVER_CALL_TYPES:
+            elif _is_server_call(block_type):
                 server_calls.append(_server_call(block, block_path))
             elif _is_server_result(block):
                 _server_result(block, block_path, seq, ctx)
     message_extra = dict(extra)
     if server_calls:
-        message_extra["server_tool_calls"] = server_calls
+        message_extra["server_tool_calls"] = [record["call_id"] for record in server_calls]
         ctx.server_calls.extend(_ServerCall(seq, record) for record in server_calls)
     return Message(
         seq=seq,
@@ -461,7 +475,7 @@ def _check_block(block: Any, path: str, ctx: _Ctx) -> None:
         optional(block, "signature", str, path)
     elif block_type == "redacted_thinking":
         optional(block, "data", str, path)
-    elif block_type in ("tool_use", *_SERVER_CALL_TYPES):
+    elif block_type == "tool_use" or _is_server_call(block_type):
         optional(block, "id", str, path)
         optional(block, "name", str, path)
         optional(block, "input", dict, path)
@@ -542,15 +556,7 @@ def _tool_result_message(
 
 
 def _server_call(block: dict[str, Any], path: str) -> dict[str, Any]:
-    return {
-        "type": block.get("type"),
-        "call_id": block.get("id"),
-        "name": block.get("name"),
-        "input": block.get("input"),
-        "status": ToolStatus.PENDING.value,
-        "result_seq": None,
-        "path": path,
-    }
+    return {"call_id": block.get("id"), "name": block.get("name"), "input": block.get("input")}
 
 
 def _server_result(block: dict[str, Any], path: str, seq: int, ctx: _Ctx) -> None:
@@ -559,32 +565,45 @@ def _server_result(block: dict[str, Any], path: str, seq: int, ctx: _Ctx) -> Non
         ctx.warn("server_tool_result_without_call_id", "server tool result has no id", path)
         return
     content = block.get("content")
-    error_code = None
-    status = ToolStatus.SUCCESS
-    if block.get("is_error") is True:
+    status, source = ToolStatus.SUCCESS, StatusSource.EXPLICIT
+    error_content = isinstance(content, dict) and str(content.get("type", "")).endswith("_error")
+    return_code = content.get("return_code") if isinstance(content, dict) else None
+    if block.get("is_error") is True or error_content:
         status = ToolStatus.ERROR
-    if isinstance(content, dict) and str(content.get("type", "")).endswith("_error"):
-        status = ToolStatus.ERROR
-        code = content.get("error_code")
-        error_code = code if isinstance(code, str) else None
-    ctx.server_results.setdefault(call_id, []).append((seq, status, error_code))
+    elif type(return_code) is int and return_code != 0:
+        status, source = ToolStatus.ERROR, StatusSource.CONVENTION
+    ctx.server_results.setdefault(call_id, []).append((seq, status, source, content))
 
 
-def _resolve_server_calls(ctx: _Ctx) -> None:
-    """Pair server tool calls with their result blocks by id (records live in Message.extra)."""
+def _server_tool_calls(messages: list[Message], ctx: _Ctx) -> list[Message]:
+    """``messages`` with each server-side call added to its message's tool calls, paired with
+    its result block by id (client calls are paired by then; these never reach pairing)."""
     claimed: set[str] = set()
     pending = 0
-    for call in ctx.server_calls:
+    by_seq: dict[int, list[ToolCall]] = {}
+    for index, call in enumerate(ctx.server_calls):
         record = call.record
-        results = ctx.server_results.get(record["call_id"] or "")
-        if not results or record["call_id"] in claimed:
+        raw_id = record["call_id"]
+        call_id = raw_id if isinstance(raw_id, str) and raw_id else f"server_tool:{index}"
+        results = ctx.server_results.get(call_id)
+        tool_call = ToolCall(
+            call_id=call_id,
+            name=record["name"] if isinstance(record["name"], str) else "",
+            arguments=record["input"],
+        )
+        if not results or call_id in claimed:
             pending += 1
-            continue
-        claimed.add(record["call_id"])
-        seq, status, error_code = results[0]
-        record.update(status=status.value, result_seq=seq)
-        if error_code:
-            record["error_code"] = error_code
+        else:
+            claimed.add(call_id)
+            seq, status, source, content = results[0]
+            tool_call = dataclasses.replace(
+                tool_call,
+                result_content=content,
+                result_seq=seq,
+                status=status,
+                status_source=source,
+            )
+        by_seq.setdefault(call.message_seq, []).append(tool_call)
     if pending:
         ctx.warn(
             "server_tool_call_without_result",
@@ -598,6 +617,10 @@ def _resolve_server_calls(ctx: _Ctx) -> None:
             f"server tool result(s) for unknown call id(s): {', '.join(o[:40] for o in orphans)}",
             "",
         )
+    return [
+        dataclasses.replace(m, tool_calls=(*m.tool_calls, *by_seq[m.seq])) if m.seq in by_seq else m
+        for m in messages
+    ]
 
 
 # ------------------------------------------------------------------------------------ tokens
