@@ -557,11 +557,7 @@ WRONG_TYPES = [
     ("/responses", {}),
     ("/responses/0", "r"),
     ("/responses/0/content", "text"),
-    ("/responses/0/usage", 1),
-    ("/responses/0/usage/input_tokens", "412"),
-    ("/responses/0/usage/cache_read_input_tokens", 1.5),
     ("/responses/0/stop_reason", 1),
-    ("/usage", []),
 ]
 
 
@@ -580,14 +576,54 @@ def test_missing_required_fields(doc, path):
     assert rejection(parse, doc) == ("missing_field", path)
 
 
-@pytest.mark.parametrize("count", [-5, 2**53])
-def test_impossible_token_counts_are_rejected(count):
-    doc = set_path(load(TRANSCRIPT), "/responses/2/usage/output_tokens", count)
+# Usage is optional data: a shape the adapter cannot read is a warning and no tokens from it
+# (never coerced), not a refused document.
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("/responses/0/usage", 1),
+        ("/responses/0/usage/input_tokens", "412"),
+        ("/responses/0/usage/cache_read_input_tokens", 1.5),
+        ("/usage", "many"),
+    ],
+)
+def test_unreadable_usage_is_a_warning(path, value):
+    doc = set_path(load(TRANSCRIPT), path, value)
+
+    parsed = parse(doc)
+
+    assert codes(parsed) == ["unreadable_usage"]
+    assert parsed.warnings[0].path.startswith(path.split("/usage")[0] + "/usage")
+
+
+def test_a_list_of_usages_is_summed():
+    doc = load(TRANSCRIPT)
+    doc["usage"] = [
+        {"input_tokens": 1, "output_tokens": 2},
+        {"input_tokens": 3, "output_tokens": 4},
+    ]
+
+    tokens = parse(doc).session.tokens
+
+    assert (tokens.input, tokens.output, tokens.total) == (4, 6, 10)
+
+
+def test_a_token_count_beyond_2_pow_53_is_rejected():
+    doc = set_path(load(TRANSCRIPT), "/responses/2/usage/output_tokens", 2**53)
 
     assert rejection(parse, doc) == (
         "out_of_range",
         "/responses/2/usage/output_tokens",
     )
+
+
+def test_a_negative_token_count_is_clamped_to_zero_and_flagged():
+    doc = set_path(load(TRANSCRIPT), "/responses/2/usage/output_tokens", -5)
+
+    parsed = parse(doc)
+
+    assert codes(parsed) == ["impossible_token_count"]
+    assert parsed.warnings[0].path == "/responses/2/usage/output_tokens"
 
 
 @pytest.mark.parametrize("doc", ["x", 1, None, False])

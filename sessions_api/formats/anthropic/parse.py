@@ -54,7 +54,9 @@ Quirks of the format, and what this adapter does about them:
   is matched to the next assistant message with the same content (never by position) and
   gives it its usage, ``stop_reason`` (-> ``finish_reason``), id and model; an unmatched response
   is a warning but still counts. Session tokens: an envelope ``usage`` is ``reported``; else the
-  sum of every response/message usage (``summed``); else unknown.
+  sum of every response/message usage (``summed``); else unknown. Usage is optional data: a
+  list of usage objects is summed, an unreadable one is a warning (``unreadable_usage``), a
+  negative count is 0 with a warning (``common.usage_count``).
 - No timestamps and no status in the format: messages keep document order, status is
   ``unknown``; envelope ``created_at``/``created``/``updated_at`` are read when an app adds them.
 - Session id: envelope ``session_id``, else ``id`` (the message id for a single dump); none ->
@@ -74,6 +76,7 @@ from typing import Any
 from sessions_api.domain import (
     Message,
     ParsedSession,
+    ParseWarning,
     Role,
     Session,
     SessionStatus,
@@ -94,14 +97,15 @@ from sessions_api.formats.base import (
     parse_timestamp,
     pointer_join,
     required,
-    token_count,
 )
 from sessions_api.formats.common import (
     first_id,
     first_string,
     has_anthropic_blocks,
     map_role,
+    read_usages,
     sum_token_usages,
+    usage_count,
 )
 from sessions_api.formats.pairing import pair_tool_calls
 
@@ -322,7 +326,7 @@ def _parse_message(item: Any, index: int, path: str, ctx: _Ctx) -> None:
         for _, block, block_path in enumerate_array(content, content_path):
             _check_block(block, block_path, ctx)
 
-    fields = _message_fields(raw, path)
+    fields = _message_fields(raw, path, ctx)
     extra = {k: v for k, v in raw.items() if k not in _MESSAGE_KEYS and v is not None}
     has_results = isinstance(content, list) and any(
         isinstance(b, dict) and b.get("type") == "tool_result" for b in content
@@ -437,7 +441,7 @@ def _message(
     )
 
 
-def _message_fields(raw: dict[str, Any], path: str) -> dict[str, Any]:
+def _message_fields(raw: dict[str, Any], path: str, ctx: _Ctx) -> dict[str, Any]:
     """The keys a full Message dump adds: id, model, stop_reason, usage (type-checked)."""
     fields: dict[str, Any] = {}
     for key in ("id", "model", "stop_reason"):
@@ -445,9 +449,9 @@ def _message_fields(raw: dict[str, Any], path: str) -> dict[str, Any]:
         if value is not None:
             fields[key] = value
     optional(raw, "type", str, path)
-    usage = optional(raw, "usage", dict, path)
+    usage = _read_usage(raw.get("usage"), pointer_join(path, "usage"), ctx)
     if usage is not None:
-        fields["usage"] = _usage(usage, pointer_join(path, "usage"))
+        fields["usage"] = usage
     return fields
 
 
@@ -626,9 +630,20 @@ def _server_tool_calls(messages: list[Message], ctx: _Ctx) -> list[Message]:
 # ------------------------------------------------------------------------------------ tokens
 
 
-def _usage(usage: dict[str, Any], path: str) -> TokenUsage:
-    input_tokens = token_count(usage.get("input_tokens"), pointer_join(path, "input_tokens"))
-    output_tokens = token_count(usage.get("output_tokens"), pointer_join(path, "output_tokens"))
+def _read_usage(value: Any, path: str, ctx: _Ctx) -> TokenUsage | None:
+    """An optional usage: an object, or a list of them (summed); unreadable -> a warning."""
+    usages = read_usages(value, path, ctx.warnings, lambda u, at: _usage(u, at, ctx.warnings))
+    if not usages:
+        return None
+    return usages[0] if len(usages) == 1 else sum_token_usages(usages, path)
+
+
+def _usage(usage: dict[str, Any], path: str, warnings: list[ParseWarning]) -> TokenUsage:
+    def count(key: str) -> int | None:
+        return usage_count(usage.get(key), pointer_join(path, key), warnings)
+
+    input_tokens = count("input_tokens")
+    output_tokens = count("output_tokens")
     total = None
     if input_tokens is not None and output_tokens is not None:
         total = input_tokens + output_tokens
@@ -636,13 +651,8 @@ def _usage(usage: dict[str, Any], path: str) -> TokenUsage:
         input=input_tokens,
         output=output_tokens,
         total=total,
-        cached=token_count(
-            usage.get("cache_read_input_tokens"), pointer_join(path, "cache_read_input_tokens")
-        ),
-        cache_write=token_count(
-            usage.get("cache_creation_input_tokens"),
-            pointer_join(path, "cache_creation_input_tokens"),
-        ),
+        cached=count("cache_read_input_tokens"),
+        cache_write=count("cache_creation_input_tokens"),
     )
 
 
@@ -668,7 +678,7 @@ def _apply_responses(envelope: dict[str, Any], ctx: _Ctx) -> list[TokenUsage]:
     position = 0
     for index, item, path in enumerate_array(responses, "/responses"):
         response = expect(item, dict, path)
-        fields = _message_fields(response, path)
+        fields = _message_fields(response, path, ctx)
         content = response.get("content")
         expect(content, list, pointer_join(path, "content"), nullable=True)
         wanted = _normalised(content)
@@ -709,11 +719,11 @@ def _apply_responses(envelope: dict[str, Any], ctx: _Ctx) -> list[TokenUsage]:
 
 
 def _session_tokens(
-    envelope: dict[str, Any], messages: Iterable[Message], unmatched: list[TokenUsage]
+    envelope: dict[str, Any], messages: Iterable[Message], unmatched: list[TokenUsage], ctx: _Ctx
 ) -> TokenUsage:
-    usage = optional(envelope, "usage", dict, "")
+    usage = _read_usage(envelope.get("usage"), "/usage", ctx)
     if usage is not None:
-        return _usage(usage, "/usage")
+        return usage
     usages = [m.tokens for m in messages if m.tokens is not None] + unmatched
     # This message never named the path (the others start with it): kept as it was.
     return sum_token_usages(usages, "/responses", path_in_message=False)
@@ -735,7 +745,7 @@ def _build_session(
             source_format=FORMAT_ID,
             format_variant=variant,
             external_id=messages[0].external_id if messages else None,
-            tokens=_session_tokens({}, messages, []),
+            tokens=_session_tokens({}, messages, [], ctx),
             messages=messages,
         )
     metadata = dict(optional(envelope, "metadata", dict, "") or {})
@@ -757,7 +767,7 @@ def _build_session(
         ),
         updated_at=parse_timestamp(envelope.get("updated_at"), "/updated_at", ctx.warnings),
         title=optional(envelope, "title", str, ""),
-        tokens=_session_tokens(envelope, messages, unmatched_usage),
+        tokens=_session_tokens(envelope, messages, unmatched_usage, ctx),
         messages=messages,
         metadata=metadata,
     )
