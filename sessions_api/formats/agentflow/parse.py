@@ -43,7 +43,8 @@ Mapping and quirks:
   result without ``is_error`` falls back to the shared text heuristic.
 - Events (bundle): every event is a log entry (``error`` events at level ``error``, the rest at
   ``event`` with their data); ``llm_call_completed`` ``input_tokens``/``output_tokens`` are
-  summed into the session tokens (source ``summed``; total = input + output); their ``model`` is
+  summed into the session tokens (source ``summed``; total = input + output; optional data: an
+  unreadable count is a warning, a negative one 0 with a warning); their ``model`` is
   put on the node's step, and on the assistant messages when the session used one model only.
 - Steps = workflow nodes, in order of first appearance in ``node_started``/``node_completed``/
   ``llm_call_*`` events, then in the notes: ``state`` says which notes exist and whether the
@@ -94,7 +95,6 @@ from sessions_api.formats.base import (
     parse_timestamp,
     pointer_join,
     required,
-    token_count,
 )
 from sessions_api.formats.common import (
     map_role,
@@ -211,6 +211,7 @@ class _Parse(ParseContext):
         return self.nodes.setdefault(name, _Node())
 
     def metadata_usage(self, usage: dict[str, Any], path: str) -> TokenUsage:
+        """``{input_tokens, output_tokens}`` (event data or ``metadata.usage``); total = sum."""
         input_tokens = usage_count(usage.get("input_tokens"), f"{path}/input_tokens", self.warnings)
         output_tokens = usage_count(
             usage.get("output_tokens"), f"{path}/output_tokens", self.warnings
@@ -585,7 +586,7 @@ def _events(value: Any, ctx: _Parse) -> tuple[list[LogEntry], list[TokenUsage], 
         node_name = data.get("node") if isinstance(data.get("node"), str) else None
         level, message = LogLevel.EVENT, event_type
         if event_type == "llm_call_completed":
-            usages.append(_event_usage(data, data_path))
+            usages.extend(read_usages(data, data_path, ctx.warnings, ctx.metadata_usage) or ())
             model = optional(data, "model", str, data_path)
             if model:
                 models.setdefault(model, None)
@@ -613,15 +614,6 @@ def _events(value: Any, ctx: _Parse) -> tuple[list[LogEntry], list[TokenUsage], 
             LogEntry(level=level, message=message, timestamp=timestamp, extra=extra, seq=len(logs))
         )
     return logs, usages, list(models)
-
-
-def _event_usage(data: dict[str, Any], path: str) -> TokenUsage:
-    input_tokens = token_count(data.get("input_tokens"), f"{path}/input_tokens")
-    output_tokens = token_count(data.get("output_tokens"), f"{path}/output_tokens")
-    total = None
-    if input_tokens is not None and output_tokens is not None:
-        total = input_tokens + output_tokens
-    return TokenUsage(input=input_tokens, output=output_tokens, total=total)
 
 
 # ------------------------------------------------------------------------- notes and artifacts
