@@ -177,6 +177,31 @@ def test_an_unknown_block_type_is_kept_verbatim_and_named_in_a_warning():
     assert "unknown_block_type" in codes(parsed)
 
 
+@pytest.mark.parametrize(
+    ("doc", "format_id"),
+    [
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},
+            "openai_chat",
+        ),
+        ([{"type": "human", "content": [{"type": "text", "text": "hi"}]}], "langchain"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "tool_use", "id": "t"}]}]},
+            "anthropic",
+        ),
+    ],
+)
+def test_unknown_content_blocks_are_kept_verbatim_in_every_chat_format(doc, format_id):
+    block = {"type": "hologram", "payload": [1, {"nested": True}]}
+    messages = doc if isinstance(doc, list) else doc["messages"]
+    messages[0]["content"].append(block)
+
+    detection, parsed = registry.parse_document(doc)
+
+    assert detection.format_id == format_id
+    assert block in parsed.session.messages[0].content_parts
+
+
 # --- a paused run -------------------------------------------------------------------------------
 
 
