@@ -288,6 +288,21 @@ def test_server_tool_error_and_missing_result():
     assert codes(parsed) == ["server_tool_call_without_result"]
 
 
+def test_a_server_tool_block_without_an_id_is_a_pending_call_with_a_warning():
+    doc = {
+        "messages": [
+            {"role": "user", "content": "search"},
+            assistant_message({"type": "mcp_tool_use", "name": "lookup", "input": {}}),
+        ]
+    }
+
+    parsed = parse(doc)
+
+    (call,) = parsed.session.tool_calls
+    assert (call.call_id, call.status) == ("server_tool:0", ToolStatus.PENDING)
+    assert codes(parsed) == ["missing_tool_call_id", "server_tool_call_without_result"]
+
+
 def test_text_and_several_results_in_one_user_message_keep_their_order():
     doc = {
         "messages": [

@@ -419,7 +419,8 @@ def _message(
                     )
                 tool_calls.append(_tool_call(block, block_path, seq, len(tool_calls), ctx))
             elif _is_server_call(block_type):
-                server_calls.append(_server_call(block, block_path))
+                number = len(ctx.server_calls) + len(server_calls)
+                server_calls.append(_server_call(block, block_path, number, ctx))
             elif _is_server_result(block):
                 _server_result(block, block_path, seq, ctx)
     message_extra = dict(extra)
@@ -559,8 +560,16 @@ def _tool_result_message(
     )
 
 
-def _server_call(block: dict[str, Any], path: str) -> dict[str, Any]:
-    return {"call_id": block.get("id"), "name": block.get("name"), "input": block.get("input")}
+def _server_call(block: dict[str, Any], path: str, number: int, ctx: _Ctx) -> dict[str, Any]:
+    call_id = block.get("id")
+    if not call_id:
+        call_id = f"server_tool:{number}"
+        ctx.warn(
+            "missing_tool_call_id",
+            f"server tool block has no id; using {call_id!r} (it can have no result)",
+            path,
+        )
+    return {"call_id": call_id, "name": block.get("name"), "input": block.get("input")}
 
 
 def _server_result(block: dict[str, Any], path: str, seq: int, ctx: _Ctx) -> None:
@@ -585,10 +594,9 @@ def _server_tool_calls(messages: list[Message], ctx: _Ctx) -> list[Message]:
     claimed: set[str] = set()
     pending = 0
     by_seq: dict[int, list[ToolCall]] = {}
-    for index, call in enumerate(ctx.server_calls):
+    for call in ctx.server_calls:
         record = call.record
-        raw_id = record["call_id"]
-        call_id = raw_id if isinstance(raw_id, str) and raw_id else f"server_tool:{index}"
+        call_id = record["call_id"]
         results = ctx.server_results.get(call_id)
         tool_call = ToolCall(
             call_id=call_id,
