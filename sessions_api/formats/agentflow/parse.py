@@ -443,7 +443,7 @@ def _metadata_usage(raw: dict[str, Any], path: str, ctx: _Parse) -> TokenUsage |
     ``NodeOutput.metadata`` to its answer keeps the usage (``{input_tokens, output_tokens}``,
     the final model call's). Optional data: an unreadable one is a warning."""
     metadata = raw.get("metadata")
-    if not isinstance(metadata, dict):
+    if not isinstance(metadata, dict) or metadata.get("usage") is None:
         return None
     usages = read_usages(
         metadata.get("usage"), f"{path}/metadata/usage", ctx.warnings, ctx.metadata_usage

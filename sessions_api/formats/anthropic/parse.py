@@ -450,9 +450,10 @@ def _message_fields(raw: dict[str, Any], path: str, ctx: _Ctx) -> dict[str, Any]
         if value is not None:
             fields[key] = value
     optional(raw, "type", str, path)
-    usage = _read_usage(raw.get("usage"), pointer_join(path, "usage"), ctx)
-    if usage is not None:
-        fields["usage"] = usage
+    if raw.get("usage") is not None:
+        usage = _read_usage(raw["usage"], pointer_join(path, "usage"), ctx)
+        if usage is not None:
+            fields["usage"] = usage
     return fields
 
 

@@ -713,9 +713,12 @@ def _actions(
 def _event_usage(event: dict[str, Any], path: str, ctx: _Parse) -> TokenUsage | None:
     """``usage_metadata``: optional data, so an unreadable one is an ``unreadable_usage``
     warning and no tokens for that event (``common.read_usages``); a list of them is summed."""
-    at = pointer_join(path, _key(event, "usage_metadata"))
+    key = _key(event, "usage_metadata")
+    if event.get(key) is None:
+        return None
+    at = pointer_join(path, key)
     usages = read_usages(
-        event.get(_key(event, "usage_metadata")),
+        event[key],
         at,
         ctx.warnings,
         lambda usage, usage_path: _usage(usage, usage_path, ctx.warnings),

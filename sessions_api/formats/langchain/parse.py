@@ -616,6 +616,8 @@ def _response_metadata(
 def _usage(body: dict[str, Any], path: str, warnings: list[ParseWarning]) -> TokenUsage | None:
     """``usage_metadata``: optional data, so a list of them is summed and an unreadable one is a
     warning (``common.read_usages``)."""
+    if body.get("usage_metadata") is None:
+        return None  # the common case (every non-AI message): no pointer built
     usage_path = pointer_join(path, "usage_metadata")
     usages = read_usages(
         body.get("usage_metadata"),

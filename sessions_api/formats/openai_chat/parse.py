@@ -353,7 +353,12 @@ def _parse_message(item: Any, seq: int, path: str, state: _ParseState) -> Messag
         tool_calls = (*tool_calls, legacy_call)
 
     tool_status, tool_status_source = _result_status(raw, role, path, state)
-    usages = read_usages(raw.get("usage"), pointer_join(path, "usage"), state.warnings, state.usage)
+    raw_usage = raw.get("usage")
+    usages = (
+        read_usages(raw_usage, pointer_join(path, "usage"), state.warnings, state.usage)
+        if raw_usage is not None
+        else None
+    )
     return Message(
         seq=seq,
         role=role,
