@@ -8,7 +8,7 @@ import copy
 import json
 
 import pytest
-from helpers import MANIFEST, codes, is_shape_fixture, load
+from helpers import FIXTURES, MANIFEST, codes, ingest, is_shape_fixture, load
 
 from sessions_api.domain import StatusSource, ToolStatus
 from sessions_api.formats import registry
@@ -68,6 +68,22 @@ def test_forcing_the_format_reads_the_same_session(entry):
     _, forced = registry.parse_document(doc, format_id=entry["format_id"])
 
     assert forced.session == detected.session
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("entry", SHAPES, ids=[entry["path"] for entry in SHAPES])
+def test_shape_is_ingested_through_the_api_with_its_counts(api, entry):
+    expected = entry["expected"]
+
+    answer = ingest(api, (FIXTURES / entry["path"]).read_bytes(), entry["format_id"])
+
+    assert answer["summary"]["tool_call_count"] == expected["tool_calls"]
+    assert answer["summary"]["tool_error_count"] == expected["tool_errors"]
+    if expected.get("tokens"):
+        assert answer["summary"]["total_tokens"] == expected["tokens"]["total"]
+    if "thread_id" in expected:
+        assert answer["external_id"] == expected["thread_id"]
+        assert "inside the envelope" in answer["detected_by"]
 
 
 # --- optional data in an unexpected shape ---------------------------------------------------
