@@ -8,11 +8,14 @@ Shapes recognised (detection rule 16), each reported as ``format_variant``:
   "variables"}``): an ``agent`` role (the assistant) or a ``variables`` key (session state);
 - ``bare-list``: a top-level array of such message objects (no envelope, so no id).
 
-Detection needs at least one message with a known role and every string role known: an
-empty ``messages`` list is not evidence of anything, and an unknown role means some other
-format. (Forced with ``?format=openai_chat``, unknown roles parse as ``other`` with a warning.)
+Detection needs at least one message with a known role, and more than twice as many messages
+with a known role as with an unknown one: an empty ``messages`` list is not evidence of anything, a
+list of mostly unknown roles is some other format, but a stray unknown role (HOSTILE.md's
+``wizard``) does not make a chat transcript unknown. Unknown roles parse as ``other`` with a
+warning.
 Rule 16 yields to rule 15 (Anthropic): a document with ``tool_use``/``tool_result``/
-``thinking`` content blocks, or a top-level ``system`` and no system-role message, never
+``thinking`` content blocks (or any ``*_tool_use``/``*_tool_result`` block, such as
+``mcp_tool_use``), or a top-level ``system`` and no system-role message, never
 matches here, even while no Anthropic adapter is installed. Overlaps with rules 7 and 12-14
 are left to the precedence: those rules come first.
 
@@ -21,12 +24,17 @@ Quirks of the format, and what this adapter does about them:
 - No session status field: the status is always ``unknown``.
 - No tool-result status: OpenAI tool messages carry only text, so a result is ``error`` when its
   text reads like one ("Error: ...") and ``success`` otherwise, both with source ``heuristic``.
+  A ``status`` some apps add to a tool message is read: ``success``/``error`` are explicit, any
+  other value is ``unknown`` with an ``unknown_tool_status`` warning (not guessed from text).
 - No per-message timestamps in the plain shape: messages keep document order (``seq``); a
   ``timestamp``/``created_at``/``created`` key that some apps add is used as an explicit time.
-- Usage is per model *response*, not per message: an envelope ``usage`` is reported as is; else
+- Usage is per model *response*, not per message: an envelope ``usage`` is reported as is (a
+  list of per-completion usages, as apps that log each completion keep it, is summed); else
   ``responses[].usage`` is summed; else per-message ``usage`` (added by some apps) is summed;
   else the tokens are unknown (all null). ``input_tokens``/``output_tokens`` (Responses-style
-  names) are read when the chat names are absent.
+  names) are read when the chat names are absent. Usage is optional data: one the adapter
+  cannot read is an ``unreadable_usage`` warning, a negative count is 0 with a warning
+  (``common.usage_count``).
 - The session ``model`` is put on every assistant message that names none, so that
   ``Session.models`` reports it.
 - Envelope ids: ``session_id`` wins over ``id`` (in a saved completion, ``id`` is the completion
@@ -369,7 +377,7 @@ def _parse_message(item: Any, seq: int, path: str, state: _ParseState) -> Messag
         timestamp=timestamp,
         timestamp_source=TimestampSource.EXPLICIT if timestamp else TimestampSource.NONE,
         model=model,
-        tokens=_one_usage(usages, pointer_join(path, "usage")),
+        tokens=_one_usage(usages, path, "usage"),
         finish_reason=optional(raw, "finish_reason", str, path),
         tool_calls=tool_calls,
         tool_call_id=_result_call_id(raw, raw_role, path, state),
@@ -528,19 +536,20 @@ def _session_tokens(
     responses = optional(envelope, "responses", list, "")
     response_usage = sum_token_usages(_response_usages(responses or [], state), "/responses")
     if usages:
-        return _one_usage(usages, "/usage")  # type: ignore[return-value]
+        return _one_usage(usages, "", "usage")  # type: ignore[return-value]
     if not response_usage.is_empty:
         return response_usage
     return sum_token_usages((m.tokens for m in messages if m.tokens is not None), "/messages")
 
 
-def _one_usage(usages: list[TokenUsage] | None, path: str) -> TokenUsage | None:
-    """One usage as reported; several (a list of per-response usages) summed."""
+def _one_usage(usages: list[TokenUsage] | None, path: str, key: str) -> TokenUsage | None:
+    """One usage (at ``path/key``) as reported; several (a list of per-response usages)
+    summed."""
     if not usages:
         return None
     if len(usages) == 1:
         return usages[0]
-    return sum_token_usages(usages, path)
+    return sum_token_usages(usages, pointer_join(path, key))
 
 
 def _response_usages(responses: list[Any], state: _ParseState) -> list[TokenUsage]:
