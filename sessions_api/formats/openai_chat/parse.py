@@ -10,8 +10,8 @@ Shapes recognised (detection rule 16), each reported as ``format_variant``:
 
 Detection needs at least one message with a known role, and more than twice as many messages
 with a known role as with an unknown one: an empty ``messages`` list is not evidence of anything, a
-list of mostly unknown roles is some other format, but a stray unknown role (HOSTILE.md's
-``wizard``) does not make a chat transcript unknown. Unknown roles parse as ``other`` with a
+list of mostly unknown roles is some other format, but a stray unknown role (a ``wizard``)
+does not make a chat transcript unknown. Unknown roles parse as ``other`` with a
 warning.
 Rule 16 yields to rule 15 (Anthropic): a document with ``tool_use``/``tool_result``/
 ``thinking`` content blocks (or any ``*_tool_use``/``*_tool_result`` block, such as
