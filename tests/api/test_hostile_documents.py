@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,8 @@ from hypothesis import strategies as st
 
 from sessions_api.ingest import services
 from sessions_api.models import DocumentVersion, Session
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 pytestmark = pytest.mark.django_db
 
@@ -810,6 +813,40 @@ def test_inconsistent_tools_are_accepted_with_warnings(api):
     assert [(r["role"], r["text"]) for r in robot] == [("other", "beep")]
 
 
+def test_inconsistent_tools_in_a_chat_transcript_are_accepted_with_warnings(api):
+    """The same case as a chat transcript (role 'wizard', a tool status no one defines,
+    negative and 10^15 token counts): detected as one, imported, every oddity a warning."""
+    body = (FIXTURES / "openai_chat" / "shapes" / "inconsistent_tools.json").read_bytes()
+
+    answer = accept(api, body)
+
+    assert answer["format"] == "openai_chat"
+    assert {
+        "duplicate_tool_call_id",
+        "unparseable_tool_arguments",
+        "unmatched_tool_result",
+        "unknown_tool_status",
+        "unknown_role",
+        "tool_call_without_result",
+        "impossible_token_count",
+        "implausible_token_count",
+    } <= warning_codes(answer)
+    assert answer["summary"]["tool_call_count"] == 4
+    assert answer["summary"]["tool_error_count"] == 1
+    events = api.get(f"/sessions/{answer['id']}/timeline").json()["events"]
+    calls = [(e["call_id"], e["status"]) for e in events if e["kind"] == "tool_call"]
+    assert calls == [
+        ("call_dup", "success"),
+        ("call_dup", "error"),
+        ("call_raw", "unknown"),
+        ("call_pending", "pending"),
+    ]
+    orphans = [(e["call_id"], e["status"]) for e in events if e["kind"] == "tool_result"]
+    assert orphans == [("call_orphan", "unmatched")]
+    wizard = [e for e in events if e.get("raw_role") == "wizard"]
+    assert [(e["role"], e["text"]) for e in wizard] == [("other", "beep")]
+
+
 def test_huge_but_safe_token_counts_are_kept_exactly(api):
     answer = accept(api, dumps(pico(tokens=_tokens(inputTokens=10**15, totalTokens=10**15 + 5))))
     assert answer["summary"]["input_tokens"] == 10**15
@@ -1173,13 +1210,14 @@ def _chat_with_usage(usage: dict[str, Any]) -> bytes:
     )
 
 
-def test_negative_per_message_tokens_are_422_with_path(reject):
-    reject(
-        _chat_with_usage({"prompt_tokens": -5, "completion_tokens": 1}),
-        422,
-        "out_of_range",
-        path="/messages/1/usage/prompt_tokens",
-    )
+def test_negative_per_message_tokens_in_a_transcript_are_clamped_and_flagged(api):
+    # Usage in a chat transcript is optional data: an impossible count is imported as 0 with a
+    # warning naming it, as for the other inconsistencies of a transcript.
+    answer = accept(api, _chat_with_usage({"prompt_tokens": -5, "completion_tokens": 1}))
+    assert answer["summary"]["input_tokens"] == 0
+    assert answer["summary"]["output_tokens"] == 1
+    (warning,) = [w for w in answer["warnings"] if w["code"] == "impossible_token_count"]
+    assert warning["path"] == "/messages/1/usage/prompt_tokens"
 
 
 def test_huge_per_message_tokens_are_summed_exactly(api):
