@@ -185,6 +185,36 @@ class VersionConflict(EditError):
         self.diff = diff
 
 
+class IndexConflict(VersionConflict):
+    """The editor's form showed the session's tags, notes, hold or expiry at
+    ``expected_index_revision`` but someone changed them since (``current_index_revision``).
+    Index-only edits add no document version, so this count is what stales their forms;
+    ``changes`` lists what the other saves did (newest first)."""
+
+    def __init__(
+        self,
+        *,
+        version: int,
+        expected_index_revision: int,
+        current_index_revision: int,
+        changes: list[dict[str, Any]],
+    ) -> None:
+        super().__init__(expected_version=version, current_version=version, diff=changes)
+        self.message = (
+            "the session's tags, notes, hold or expiry changed while you were editing: "
+            "reload, re-apply your change and save again"
+        )
+        self.path = "expected_index_revision"
+        self.details = {
+            **self.details,
+            "expected_index_revision": expected_index_revision,
+            "current_index_revision": current_index_revision,
+        }
+        self.expected_index_revision = expected_index_revision
+        self.current_index_revision = current_index_revision
+        self.changes = changes
+
+
 class DuplicatePrice(_FixedCodeError):
     """A price for this model and effective date exists already."""
 
