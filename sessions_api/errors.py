@@ -229,9 +229,12 @@ class RateLimited(_FixedCodeError):
 
     code = "rate_limited"
 
-    def __init__(self, *, limit: int, window: int, retry_after: int) -> None:
+    def __init__(
+        self, *, limit: int, window: int, retry_after: int, message: str | None = None
+    ) -> None:
         super().__init__(
-            f"this API key is over its limit of {limit} requests per {window} s; "
+            message
+            or f"this API key is over its limit of {limit} requests per {window} s; "
             f"retry in {retry_after} s",
             details={"limit": limit, "window_seconds": window},
         )
