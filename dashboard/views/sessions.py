@@ -34,6 +34,7 @@ from dashboard.forms.query import (
     SessionFilterForm,
     SessionPageForm,
 )
+from dashboard.spreadsheet import csv_cell
 from dashboard.views.common import query_without
 from sessions_api.access import roles
 from sessions_api.analytics import pricing
@@ -250,19 +251,6 @@ class _Echo:
         return value
 
 
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, list):
-        value = ";".join(value)
-    if value is None:
-        return ""
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    # Spreadsheets run cells that start with these as formulas: keep them text.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def _stamp() -> str:
     return timezone.now().strftime("%Y%m%d-%H%M%S")
 
@@ -275,7 +263,7 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     def lines() -> Iterator[str]:
         yield writer.writerow(EXPORT_FIELDS)
         for item in _export_rows(request):
-            yield writer.writerow([_csv_cell(item[name]) for name in EXPORT_FIELDS])
+            yield writer.writerow([csv_cell(item[name]) for name in EXPORT_FIELDS])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="sessions-{_stamp()}.csv"'
