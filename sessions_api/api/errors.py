@@ -35,6 +35,7 @@ STATUS_BY_CODE: dict[str, int] = {
     # the request itself
     "bad_content_length": 400,
     "unreadable_body": 400,
+    "length_required": 411,
     "invalid_if_match": 400,
     "unauthenticated": 401,
     "forbidden": 403,
