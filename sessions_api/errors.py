@@ -102,6 +102,13 @@ class NotFound(_FixedCodeError):
     code = "not_found"
 
 
+class AmbiguousSessionId(_FixedCodeError):
+    """An agent's own session id that names several sessions (one per format): use the
+    session's ``id``."""
+
+    code = "ambiguous_session_id"
+
+
 class VersionNotFound(NotFound):
     code = "version_not_found"
 
