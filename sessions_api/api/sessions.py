@@ -319,8 +319,9 @@ def get_timeline(
         "session_id": record.id,
         "version": number,
         "total": total,
-        "events": events,
+        "items": events,
         "next_cursor": next_cursor,
+        "events": events,
     }
 
 
@@ -332,7 +333,8 @@ def get_timeline(
 )
 def list_versions(request: HttpRequest, session_id: str):
     record = require_session(session_id)
-    return {"session_id": record.id, "versions": selectors.list_versions(session_id=record.id)}
+    versions = selectors.list_versions(session_id=record.id)
+    return {"session_id": record.id, "items": versions, "next_cursor": None, "versions": versions}
 
 
 @router.delete(
