@@ -213,6 +213,9 @@ AUTHENTICATION_BACKENDS = ["sessions_api.access.login.ThrottledModelBackend"]
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 30)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
+# Proxies of your own in front of the app: the throttles then count the address the outermost
+# one saw (from X-Forwarded-For) instead of the proxy's own.
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
 # Failed API authentications (unknown, malformed or revoked keys) per address and minute; over
 # it, 429 with Retry-After until the minute ends.
 API_AUTH_FAILURE_LIMIT = env_int("API_AUTH_FAILURE_LIMIT", 30)

@@ -20,6 +20,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import caches
 
 _clock = time.time  # tests move it
@@ -94,8 +95,18 @@ class Throttle:
 
 
 def client_address(request) -> str:
-    """The address a request came from, as the throttles count it (the proxy in front of the
-    app, if any, is trusted to set REMOTE_ADDR; X-Forwarded-For is not read)."""
+    """The address a request came from, as the throttles count it: REMOTE_ADDR, or, behind
+    ``TRUSTED_PROXY_HOPS`` proxies of your own, the address the outermost of them saw (that many
+    entries from the right of X-Forwarded-For; what a client writes further left is ignored)."""
+    hops = int(getattr(settings, "TRUSTED_PROXY_HOPS", 0) or 0)
+    if hops > 0:
+        forwarded = [
+            part.strip()
+            for part in str(request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= hops:
+            return forwarded[-hops][:64]
     return str(request.META.get("REMOTE_ADDR") or "unknown")[:64]
 
 

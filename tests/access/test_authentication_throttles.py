@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import User
 from django.core import mail
-from django.test import Client, override_settings
+from django.test import Client, RequestFactory, override_settings
 from django.urls import NoReverseMatch, clear_url_caches, reverse
 from django.utils import timezone
 
@@ -189,3 +189,15 @@ def test_a_read_only_key_cannot_push_real_entries_off_the_audit_page(make_api_ke
             headers={"Authorization": f"Bearer {key}", "If-Match": '"1"'},
         )
     assert AuditEntry.objects.filter(action="refused").count() == 5
+
+
+def test_behind_trusted_proxies_the_forwarded_address_is_counted():
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7"
+    )
+    assert throttle.client_address(request) == "10.0.0.1"
+    with override_settings(TRUSTED_PROXY_HOPS=1):
+        # The client wrote 6.6.6.6 itself; our proxy saw 203.0.113.7.
+        assert throttle.client_address(request) == "203.0.113.7"
+    with override_settings(TRUSTED_PROXY_HOPS=3):
+        assert throttle.client_address(request) == "10.0.0.1"
