@@ -86,8 +86,26 @@ def index_changes_since(*, row: Session, seen: int) -> list[dict[str, Any]]:
     changes: list[dict[str, Any]] = []
     for entry in entries:
         for op in entry.diff or []:
-            changes.append({**op, "actor": entry.actor, "reason": entry.reason})
+            changes.append(
+                {
+                    **op,
+                    "actor": entry.actor_label,
+                    "reason": entry.reason,
+                    "old_text": _readable(op.get("old")),
+                    "value_text": _readable(op.get("value")),
+                }
+            )
     return changes
+
+
+def _readable(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)
 
 
 def conflict_diff(*, row: Session, seen_version: int) -> list[dict[str, Any]] | None:

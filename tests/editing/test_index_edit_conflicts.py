@@ -39,6 +39,9 @@ def test_a_stale_index_revision_is_refused_with_what_changed(chat_session, now):
     assert refused.value.current_index_revision == 1
     assert refused.value.changes[0]["path"] == "/session/tags"
     assert refused.value.changes[0]["value"] == ["first"]
+    assert refused.value.changes[0]["value_text"] == "first"
+    assert refused.value.changes[0]["old_text"] == "(none)"
+    assert refused.value.changes[0]["actor"] == EDITOR.label
     row = Session.objects.get(id=chat_session)
     assert row.notes == "" and row.tags == ["first"] and row.index_revision == 1
 
