@@ -43,6 +43,7 @@ from sessions_api.editing import annotations, document, lineage
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.editing.values import EditOutcome, EditRequest
 from sessions_api.errors import (
+    AmbiguousSessionId,
     EditError,
     IndexConflict,
     InvalidDocument,
@@ -443,7 +444,10 @@ def _form_conflict(
 
 
 def _record(session_id: Any) -> SessionRecord:
-    record = selectors.get_session(session_id=str(session_id))
+    try:
+        record = selectors.get_session(session_id=str(session_id))
+    except AmbiguousSessionId:
+        record = None
     if record is None:
         raise Http404("no such session")
     return record

@@ -69,3 +69,11 @@ def test_the_api_refuses_an_ambiguous_agents_id(api):
     body = response.json()
     assert body["code"] == "ambiguous_session_id"
     assert {s["format"] for s in body["details"]["sessions"]} == {"openai_chat", other.format}
+
+
+def test_a_uuid_that_several_formats_use_as_their_id_is_404_not_an_error(viewer_client):
+    agent_id = str(uuid.uuid4())
+    services.ingest_document(body=chat(agent_id))
+    services.ingest_document(body=pico(agent_id))
+    assert viewer_client.get(f"/sessions/{agent_id}/").status_code == 404
+    assert viewer_client.get(f"/sessions/{agent_id}/edit/").status_code in (403, 404)
