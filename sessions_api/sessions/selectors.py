@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce
 from sessions_api.domain import ParsedSession
 from sessions_api.domain import Session as CanonicalSession
 from sessions_api.errors import AmbiguousSessionId, InvalidQuery
-from sessions_api.formats import parse_document
+from sessions_api.formats import FORMAT_IDS, parse_document
 from sessions_api.models import DocumentVersion, ModelUsage, Session, ToolCallRecord
 from sessions_api.sessions import cursors
 from sessions_api.sessions.records import (
@@ -197,11 +197,7 @@ def _session_row(session_id: str) -> Session | None:
 
 
 def _row_by_external_id(external_id: str) -> Session | None:
-    rows = list(
-        Session.objects.filter(external_id=unicodedata.normalize("NFC", external_id)).order_by(
-            "format"
-        )[:10]
-    )
+    rows = list(_with_external_id(external_id).order_by("format")[:10])
     if len(rows) > 1:
         raise AmbiguousSessionId(
             f"{len(rows)} sessions have the id {external_id[:80]!r} (formats: "
@@ -220,8 +216,16 @@ def resolve_session_id(*, session_id: str) -> str:
 
 def sessions_with_external_id(*, external_id: str) -> list[SessionRecord]:
     """Every session whose agent's own id is ``external_id`` (one per format at most)."""
-    rows = Session.objects.filter(external_id=unicodedata.normalize("NFC", external_id))
-    return [record_from_row(row) for row in rows.order_by("format")[:10]]
+    rows = _with_external_id(external_id).order_by("format")[:10]
+    return [record_from_row(row) for row in rows]
+
+
+def _with_external_id(external_id: str) -> QuerySet[Session]:
+    # Naming every format lets both databases use the (format, external_id) unique index, one
+    # probe per format, instead of scanning the table.
+    return Session.objects.filter(
+        format__in=FORMAT_IDS, external_id=unicodedata.normalize("NFC", external_id)
+    )
 
 
 def list_versions(*, session_id: str) -> list[VersionRecord]:
