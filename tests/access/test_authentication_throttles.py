@@ -134,6 +134,8 @@ def test_password_reset_answers_alike_for_known_and_unknown_addresses(
     ):
         _reload_urls()
         client = Client()
+        page = client.get("/accounts/password_reset/")
+        assert page.status_code == 200 and b'name="email"' in page.content
         known = client.post("/accounts/password_reset/", {"email": "alice@example.com"})
         unknown = client.post("/accounts/password_reset/", {"email": "nobody@example.com"})
         assert known.status_code == unknown.status_code == 302
@@ -176,6 +178,11 @@ def test_refusals_are_listed_up_to_the_limit_then_counted(monkeypatch):
     entries = AuditEntry.objects.filter(actor_label=bot.label).order_by("id")
     assert entries.count() == 6
     assert entries.last().details["unlisted_refusals"] == 95
+    admin = User.objects.create_superuser("auditor", "auditor@example.com", PASSWORD)
+    client = Client()
+    client.force_login(admin)
+    page = client.get("/audit/").content.decode()
+    assert "+95 more refused before, counted but not listed" in page
 
 
 @override_settings(AUDIT_REFUSALS_PER_MINUTE=5)
