@@ -48,7 +48,7 @@ class Throttle:
 
     def hit(self, key: str, *, now: float | None = None) -> int:
         """Count one hit of ``key``; the count in this window (0 when the cache cannot count).
-        The hit that reaches the limit blocks the key for a whole window from now."""
+        A hit at or past the limit blocks the key for a whole window from now."""
         now = _clock() if now is None else now
         counter, _ = self._keys(key, now)
         try:
@@ -59,7 +59,7 @@ class Throttle:
             except ValueError:  # expired between add and incr: a window boundary
                 cache.set(counter, 1, timeout=self.window_seconds + 5)
                 count = 1
-            if self.limit > 0 and count == self.limit:
+            if self.limit > 0 and count >= self.limit:
                 until = now + self.window_seconds
                 cache.set(self._lock_key(key), until, timeout=self.window_seconds + 5)
             return count
