@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -22,7 +23,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -37,11 +38,12 @@ from dashboard.forms.query import (
     SessionFilterForm,
     SessionPageForm,
 )
+from dashboard.spreadsheet import csv_cell
 from dashboard.views.common import query_without
 from sessions_api.access import roles
 from sessions_api.analytics import pricing
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.errors import BodyNotFound, InvalidDocument, InvalidQuery
+from sessions_api.errors import AmbiguousSessionId, BodyNotFound, InvalidDocument, InvalidQuery
 from sessions_api.formats import FORMAT_IDS
 from sessions_api.sessions import selectors
 from sessions_api.sessions.detail import (
@@ -269,19 +271,6 @@ class _Echo:
         return value
 
 
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, list):
-        value = ";".join(value)
-    if value is None:
-        return ""
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    # Spreadsheets run cells that start with these as formulas: keep them text.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def _stamp() -> str:
     return timezone.now().strftime("%Y%m%d-%H%M%S")
 
@@ -298,7 +287,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     def lines() -> Iterator[str]:
         yield writer.writerow(EXPORT_FIELDS)
         for item in rows:
-            yield writer.writerow([_csv_cell(item[name]) for name in EXPORT_FIELDS])
+            yield writer.writerow([csv_cell(item[name]) for name in EXPORT_FIELDS])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="sessions-{_stamp()}.csv"'
@@ -336,10 +325,26 @@ def _export_refused(exc: InvalidQuery) -> HttpResponse:
 
 
 def _record_or_404(session_id: str) -> SessionRecord:
-    record = selectors.get_session(session_id=str(session_id))
+    try:
+        record = selectors.get_session(session_id=str(session_id))
+    except AmbiguousSessionId:
+        record = None
     if record is None:
         raise Http404("no such session")
     return record
+
+
+@login_required
+@require_GET
+def by_external_id(request: HttpRequest, external_id: str) -> HttpResponse:
+    """``/sessions/<the agent's own session id>/``: to the session it names, or to the sessions
+    list searching for it when several formats use that id."""
+    records = selectors.sessions_with_external_id(external_id=external_id)
+    if not records:
+        raise Http404("no such session")
+    if len(records) == 1:
+        return redirect("dashboard:session", session_id=records[0].id)
+    return redirect(f"{reverse('dashboard:sessions')}?{urlencode({'q': external_id})}")
 
 
 def _cost(record: SessionRecord) -> pricing.CostEstimate:
@@ -392,6 +397,8 @@ def _events_html(record: SessionRecord, window: selectors.TimelineWindow) -> Saf
 @require_GET
 def detail(request: HttpRequest, session_id: str) -> HttpResponse:
     record = _record_or_404(session_id)
+    if record.id != str(session_id):  # a UUID that is the agent's own id: to the session's own
+        return redirect("dashboard:session", session_id=record.id)
     params = _page_params(request)
     version = params.version_of(record.version)
     start = params.number("start") or 0

@@ -36,6 +36,7 @@ STATUS_BY_CODE: dict[str, int] = {
     # the request itself
     "bad_content_length": 400,
     "unreadable_body": 400,
+    "length_required": 411,
     "invalid_if_match": 400,
     "unauthenticated": 401,
     "forbidden": 403,
@@ -66,7 +67,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_editable": 422,
     "invalid_edit": 422,
     "reason_required": 422,
-    "version_conflict": 412,  # answered as precondition_failed, with the current ETag
+    "version_conflict": 412,
+    "ambiguous_session_id": 409,  # answered as precondition_failed, with the current ETag
     # queries and lookups
     "invalid_query": 400,
     "not_found": 404,

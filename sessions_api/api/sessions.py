@@ -57,6 +57,8 @@ def read_json_body(request: HttpRequest, *, limit: int) -> bytes:
             "unsupported_media_type",
             f"send the document as application/json, not {content_type[:100]}",
         )
+    if not request.META.get("CONTENT_LENGTH") and _is_chunked(request):
+        return _read_chunked(request, limit=limit)
     declared = request.META.get("CONTENT_LENGTH") or "0"
     try:
         length = int(declared)
@@ -77,6 +79,33 @@ def read_json_body(request: HttpRequest, *, limit: int) -> bytes:
     if len(body) > limit:
         raise InvalidRequest("too_large", f"body is {len(body)} bytes; the limit is {limit}")
     return body
+
+
+def _is_chunked(request: HttpRequest) -> bool:
+    return "chunked" in (request.META.get("HTTP_TRANSFER_ENCODING") or "").lower()
+
+
+def _read_chunked(request: HttpRequest, *, limit: int) -> bytes:
+    """A chunked body (no Content-Length): the server decodes the chunks, and we read them
+    under the same cap, stopping at one byte over it (413) so an endless stream costs at most
+    the cap. Django's ``request.body`` would read such a body as empty."""
+    stream = request.META.get("wsgi.input")
+    if stream is None:
+        raise InvalidRequest("length_required", "send a Content-Length with the body")
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while size <= limit:
+            part = stream.read(min(1 << 20, limit + 1 - size))
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+    except (OSError, ValueError):
+        raise InvalidRequest("unreadable_body", "the request body could not be read") from None
+    if size > limit:
+        raise InvalidRequest("too_large", f"body is over the limit of {limit} bytes")
+    return b"".join(parts)
 
 
 def _format_param(format: str | None) -> str | None:
@@ -290,8 +319,9 @@ def get_timeline(
         "session_id": record.id,
         "version": number,
         "total": total,
-        "events": events,
+        "items": events,
         "next_cursor": next_cursor,
+        "events": events,
     }
 
 
@@ -303,7 +333,8 @@ def get_timeline(
 )
 def list_versions(request: HttpRequest, session_id: str):
     record = require_session(session_id)
-    return {"session_id": record.id, "versions": selectors.list_versions(session_id=record.id)}
+    versions = selectors.list_versions(session_id=record.id)
+    return {"session_id": record.id, "items": versions, "next_cursor": None, "versions": versions}
 
 
 @router.delete(

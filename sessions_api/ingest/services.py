@@ -29,6 +29,7 @@ from sessions_api.formats.decoding import (
     decode_utf8,
     split_batch_documents,
 )
+from sessions_api.ingest import ids
 from sessions_api.ingest.indexing import SessionIndex, build_index
 from sessions_api.models import (
     DocumentVersion,
@@ -169,7 +170,11 @@ def _prepare_document(
             "too_many_tool_calls",
             f"{tool_calls} tool calls; the limit is {settings.INGEST_MAX_TOOL_CALLS}",
         )
-    key = _session_key(session.external_id, external_id, body, warnings)
+    key = ids.normalized_session_key(
+        _session_key(session.external_id, external_id, body, warnings),
+        from_request=external_id is not None,
+        warnings=warnings,
+    )
     index = build_index(
         session,
         warnings,

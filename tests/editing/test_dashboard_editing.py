@@ -145,14 +145,21 @@ def test_small_forms_save_and_conflict(editor_client, picoflow_session, now):
     )
     assert selectors.get_session(session_id=picoflow_session).summary.status == "aborted"
     stale = editor_client.post(
-        f"{url}/edit/hold/", {"on_hold": "1", "reason": "look", "expected_version": "1"}
+        f"{url}/edit/hold/",
+        {"on_hold": "1", "reason": "look", "expected_version": "1", "expected_index_revision": "0"},
     )
     assert stale.status_code == 409
     html = stale.content.decode()
     assert "Apply again" in html and 'name="on_hold" value="1"' in html
     assert (
         editor_client.post(
-            f"{url}/edit/hold/", {"on_hold": "1", "reason": "look", "expected_version": "2"}
+            f"{url}/edit/hold/",
+            {
+                "on_hold": "1",
+                "reason": "look",
+                "expected_version": "2",
+                "expected_index_revision": "0",
+            },
         ).status_code
         == 302
     )
@@ -161,21 +168,32 @@ def test_small_forms_save_and_conflict(editor_client, picoflow_session, now):
     assert (
         editor_client.post(
             f"{url}/edit/expiry/",
-            {"expires_at": expires, "reason": "two days", "expected_version": "2"},
+            {
+                "expires_at": expires,
+                "reason": "two days",
+                "expected_version": "2",
+                "expected_index_revision": "1",
+            },
         ).status_code
         == 302
     )
     assert Session.objects.get(id=picoflow_session).expires_at is not None
     missing = editor_client.post(
         f"{url}/edit/expiry/",
-        {"expires_at": "", "reason": "x", "expected_version": "2"},
+        {"expires_at": "", "reason": "x", "expected_version": "2", "expected_index_revision": "2"},
         follow=True,
     )
     assert "Pick a time" in missing.content.decode()
     assert (
         editor_client.post(
             f"{url}/edit/annotations/",
-            {"tags": "vip, bug-9", "notes": "called", "reason": "triage", "expected_version": "2"},
+            {
+                "tags": "vip, bug-9",
+                "notes": "called",
+                "reason": "triage",
+                "expected_version": "2",
+                "expected_index_revision": "2",
+            },
         ).status_code
         == 302
     )
