@@ -324,7 +324,12 @@ def test_read_only_formats_offer_the_whole_document(editor_client, ingest):
 def test_an_expiry_outside_the_calendar_is_refused_with_a_message(editor_client, picoflow_session):
     response = editor_client.post(
         f"/sessions/{picoflow_session}/edit/expiry/",
-        {"expires_at": "0001-01-01T00:00:00+14:00", "reason": "x", "expected_version": "1"},
+        {
+            "expires_at": "0001-01-01T00:00:00+14:00",
+            "reason": "x",
+            "expected_version": "1",
+            "expected_index_revision": "0",
+        },
         follow=True,
     )
     assert response.status_code == 200
