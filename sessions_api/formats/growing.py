@@ -5,6 +5,8 @@ A hook is optional; a format without one is always parsed whole. A hook has:
 
 - ``format_id``;
 - ``message_list(doc)``: the raw message array of a document, or None;
+- ``message_context(doc)``: what of the rest of the document the parse of a message depends
+  on (for openai_chat: the envelope's model); a version with another context is parsed whole;
 - ``plain(messages)``: True when none of these raw messages carries what a merge with the
   stored index cannot account for (for openai_chat: a time or token usage of its own);
 - ``parse_range(doc, start, stop, variant=...)``: what ``parse(doc)`` returns with only the
@@ -25,6 +27,8 @@ class GrowingFormat(Protocol):
     format_id: str
 
     def message_list(self, doc: Any) -> list[Any] | None: ...
+
+    def message_context(self, doc: Any) -> Any: ...
 
     def plain(self, messages: list[Any]) -> bool: ...
 

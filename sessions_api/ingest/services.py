@@ -259,7 +259,10 @@ def _prepare_growth(
     except BodyNotFound:
         return None
     # Stored bytes passed the strict decoding when they were received.
-    earlier_messages = hook.message_list(orjson.loads(previous_body))
+    previous_doc = orjson.loads(previous_body)
+    if hook.message_context(previous_doc) != hook.message_context(doc):
+        return None
+    earlier_messages = hook.message_list(previous_doc)
     if earlier_messages is None or len(earlier_messages) > len(messages):
         return None
     try:

@@ -23,6 +23,10 @@ class GrowingChat:
         found = chat._message_list(doc)
         return found[0] if found else None
 
+    def message_context(self, doc: Any) -> Any:
+        # The envelope's model is the model of every assistant message that names none.
+        return doc.get("model") if isinstance(doc, dict) else None
+
     def plain(self, messages: list[Any]) -> bool:
         keys = _CROSS_MESSAGE_KEYS
         return all(
