@@ -73,15 +73,7 @@ def insert_rows(
     if not rows:
         return 0
     db = connections[using]  # the connection itself: each use of the proxy costs
-    resolved = [model._meta.get_field(f) if isinstance(f, str) else f for f in fields]
-    quote = db.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(model._meta.db_table)}"
-        f" ({', '.join(quote(f.column) for f in resolved)})"
-        f" VALUES ({', '.join(['%s'] * len(resolved))})"
-    )
-    if if_absent:
-        sql += " ON CONFLICT DO NOTHING"
+    sql, resolved = _insert_statement(model, tuple(fields), if_absent, using, db.vendor)
     prepare = [_preparer(f, db) for f in resolved]
     params = [[v if p is None else p(v) for p, v in zip(prepare, row, strict=True)] for row in rows]
     step = batch_size or len(params)
@@ -95,6 +87,29 @@ def insert_rows(
                 cursor.executemany(sql, batch)
             inserted += cursor.rowcount
     return inserted
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_statement(
+    model: type[models.Model],
+    fields: tuple[models.Field | str, ...],
+    if_absent: bool,
+    using: str,
+    vendor: str,  # a test may point an alias at another database
+) -> tuple[str, list[models.Field]]:
+    """The INSERT of ``fields`` into ``model``'s table, and the fields resolved: the same few
+    statements run for every document ingested, and building one costs a field look-up and a
+    quoted name per column."""
+    resolved = [model._meta.get_field(f) if isinstance(f, str) else f for f in fields]
+    quote = connections[using].ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)}"
+        f" ({', '.join(quote(f.column) for f in resolved)})"
+        f" VALUES ({', '.join(['%s'] * len(resolved))})"
+    )
+    if if_absent:
+        sql += " ON CONFLICT DO NOTHING"
+    return sql, resolved
 
 
 def _preparer(field: models.Field, db: BaseDatabaseWrapper) -> Callable[[Any], Any] | None:
