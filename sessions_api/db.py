@@ -74,7 +74,8 @@ def insert_rows(
         return 0
     db = connections[using]  # the connection itself: each use of the proxy costs
     sql, resolved = _insert_statement(model, tuple(fields), if_absent, using, db.vendor)
-    prepare = [_preparer(f, db) for f in resolved]
+    repeats = len(rows) > 1
+    prepare = [_preparer(f, db, repeats=repeats) for f in resolved]
     params = [[v if p is None else p(v) for p, v in zip(prepare, row, strict=True)] for row in rows]
     step = batch_size or len(params)
     inserted = 0
@@ -112,16 +113,30 @@ def _insert_statement(
     return sql, resolved
 
 
-def _preparer(field: models.Field, db: BaseDatabaseWrapper) -> Callable[[Any], Any] | None:
+def _preparer(
+    field: models.Field, db: BaseDatabaseWrapper, *, repeats: bool
+) -> Callable[[Any], Any] | None:
+    kind, native = _field_kind(field)
+    if kind == "str":
+        return None  # the index holds only str in its text fields
     prepare = partial(field.get_db_prep_save, connection=db)
-    for field_class, native in _NATIVE:
-        if isinstance(field, field_class):
-            if native is str:
-                return None  # the index holds only str in its text fields
-            return lambda value: value if type(value) is native else prepare(value)
-    if isinstance(field, _REPEATING):
+    if kind == "native":
+        return lambda value: value if type(value) is native else prepare(value)
+    if kind == "repeating" and repeats:
         return functools.cache(prepare)
     return prepare
+
+
+@functools.lru_cache(maxsize=1024)
+def _field_kind(field: models.Field) -> tuple[str, type | None]:
+    """How a field's values are prepared ("str", "native", "repeating" or "other"), worked out
+    once per field rather than once per insert."""
+    for field_class, native in _NATIVE:
+        if isinstance(field, field_class):
+            return ("str" if native is str else "native"), native
+    if isinstance(field, _REPEATING):
+        return "repeating", None
+    return "other", None
 
 
 @contextmanager

@@ -9,15 +9,17 @@ rows are replaced. An outcome is returned only after that commit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Min
 from django.utils import timezone
 
@@ -246,11 +248,7 @@ def _prepare_growth(
         return None
     warnings: list[ParseWarning] = []
     key = _session_key(header.session.external_id, external_id, body, warnings)
-    found = (
-        Session.objects.filter(format=detection.format_id, external_id=key)
-        .values_list("id", "latest_version")
-        .first()
-    )
+    found = _latest_version_of(detection.format_id, key)
     if found is None:
         return None
     session_id, version = found
@@ -295,6 +293,32 @@ def _prepare_growth(
             external_id=external_id,
             received_at=received_at,
         ),
+    )
+
+
+def _latest_version_of(format_id: str, external_id: str) -> tuple[str, int] | None:
+    """(id, latest version) of the session with that key, or None: one indexed SELECT without
+    the ORM's query building, which cost a fresh document a fifth of its ingest."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    with connection.cursor() as cursor:
+        cursor.execute(_latest_version_sql(connection.vendor), [format_id, external_id])
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    return str(uuid.UUID(str(found[0]))), found[1]
+
+
+@functools.cache
+def _latest_version_sql(vendor: str) -> str:
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    meta = Session._meta
+    column = {
+        name: quote(meta.get_field(name).column)
+        for name in ("id", "latest_version", "format", "external_id")
+    }
+    return (
+        f"SELECT {column['id']}, {column['latest_version']} FROM {quote(meta.db_table)}"
+        f" WHERE {column['format']} = %s AND {column['external_id']} = %s"
     )
 
 
@@ -380,22 +404,22 @@ def _insert_new_session(prepared: _PreparedDocument, *, now: datetime) -> Sessio
     makes a new session one statement with no lookup and no savepoint: a concurrent insert of
     the same key makes this one a no-op instead of an error that would abort the transaction.
     """
-    row = Session(
-        format=prepared.detection.format_id,
-        external_id=prepared.key,
-        detection_rule=prepared.detection.rule[:200],
-        first_received_at=now,
-        last_received_at=now,
-        latest_version=1,
+    given = {
+        "format": prepared.detection.format_id,
+        "external_id": prepared.key,
+        "detection_rule": prepared.detection.rule[:200],
+        "first_received_at": now,
+        "last_received_at": now,
+        "latest_version": 1,
         **prepared.index.columns,
-    )
+    }
     fields = Session._meta.concrete_fields
-    values = [getattr(row, f.attname) for f in fields]
+    # What Session(**given) would hold, without building the instance first: its defaults
+    # (a new id among them) for the fields the index does not set.
+    values = [given[f.attname] if f.attname in given else f.get_default() for f in fields]
     if not db.insert_rows(Session, fields, [values], if_absent=True):
         return None
-    row._state.adding = False
-    row._state.db = DEFAULT_DB_ALIAS
-    return row
+    return Session.from_db(DEFAULT_DB_ALIAS, [f.attname for f in fields], values)
 
 
 def _store_new_version(
