@@ -24,7 +24,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from sessions_api import db
-from sessions_api.domain import ParseWarning, ToolStatus
+from sessions_api.domain import ParsedSession, ParseWarning, ToolStatus
 from sessions_api.domain import Session as CanonicalSession
 from sessions_api.errors import (
     BodyNotFound,
@@ -152,6 +152,7 @@ class _Growth:
     previous_body: bytes
     earlier: int  # raw messages of that version
     total: int  # raw messages of this document
+    appended: ParsedSession  # the messages after those of that version, parsed
     external_id: str | None
     received_at: datetime
 
@@ -241,13 +242,16 @@ def _prepare_growth(
     not one (a new session, an edited or shortened message list, no id of its own)."""
     messages = hook.message_list(doc)
     # Checked on the whole document, before any look-up: it holds the earlier messages.
-    if messages is None or not hook.plain(messages):
-        return None
-    header = hook.parse_range(doc, len(messages), len(messages), variant=detection.variant)
-    if header.warnings or (header.session.external_id is None and external_id is None):
+    if messages is None or len(messages) > settings.INGEST_MAX_MESSAGES or not hook.plain(messages):
         return None
     warnings: list[ParseWarning] = []
-    key = _session_key(header.session.external_id, external_id, body, warnings)
+    try:
+        header = hook.parse_range(doc, len(messages), len(messages), variant=detection.variant)
+        if header.warnings or (header.session.external_id is None and external_id is None):
+            return None
+        key = _session_key(header.session.external_id, external_id, body, warnings)
+    except InvalidDocument:
+        return None  # the whole parse refuses it, with the error it would give anyway
     found = _latest_version_of(detection.format_id, key)
     if found is None:
         return None
@@ -256,8 +260,10 @@ def _prepare_growth(
         previous_body = get_document_store().get(session_id=str(session_id), version=version)
     except BodyNotFound:
         return None
-    # Stored bytes passed the strict decoding when they were received.
-    previous_doc = orjson.loads(previous_body)
+    try:
+        previous_doc = orjson.loads(previous_body)  # it passed the strict decoding when stored
+    except orjson.JSONDecodeError:
+        return None
     if hook.message_context(previous_doc) != hook.message_context(doc):
         return None
     earlier_messages = hook.message_list(previous_doc)
@@ -270,11 +276,14 @@ def _prepare_growth(
         return None
     if not extends:
         return None
-    if len(messages) > settings.INGEST_MAX_MESSAGES:
-        raise RejectedDocument(
-            "too_many_messages",
-            f"{len(messages)} messages; the limit is {settings.INGEST_MAX_MESSAGES}",
+    try:
+        # Refused here, outside any transaction, as the whole parse would refuse it: the
+        # messages before these are those of a stored version.
+        appended = hook.parse_range(
+            doc, len(earlier_messages), len(messages), variant=detection.variant
         )
+    except InvalidDocument:
+        return None
     return _PreparedDocument(
         body=body,
         detection=detection,
@@ -290,6 +299,7 @@ def _prepare_growth(
             previous_body=previous_body,
             earlier=len(earlier_messages),
             total=len(messages),
+            appended=appended,
             external_id=external_id,
             received_at=received_at,
         ),
@@ -538,7 +548,9 @@ def _store_batch_items(
             try:
                 with transaction.atomic():
                     outcome = _store_prepared(prepared, source=source, now=now)
-            except RevisionConflict as exc:
+            except (RevisionConflict, RejectedDocument, InvalidDocument) as exc:
+                # The last two only from a document whose growth did not merge, parsed whole
+                # under the lock: refused as it would have been before the transaction.
                 results.append(BatchItemOutcome(index=index, error=exc))
             else:
                 results.append(BatchItemOutcome(index=index, outcome=outcome))
@@ -671,8 +683,13 @@ def _derive_incrementally(
         if first_pending is None:
             return None
     start = min(growth.earlier, first_pending if first_pending is not None else growth.earlier)
-    hook, doc, variant = growth.hook, growth.doc, row.format_variant
-    parsed = hook.parse_range(doc, start, growth.total, variant=variant)
+    # The new document's variant (an "agent" role or a "variables" key can change it).
+    hook, doc, variant = growth.hook, growth.doc, growth.appended.session.format_variant
+    parsed = (
+        growth.appended
+        if start == growth.earlier
+        else hook.parse_range(doc, start, growth.total, variant=variant)
+    )
     call_ids = [call.call_id[:255] for m in parsed.session.messages for call in m.tool_calls]
     reused = bool(call_ids) and (
         ToolCallRecord.objects.filter(

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessions_api.demo.dataset import generate_documents
+from sessions_api.errors import InvalidDocument
 from sessions_api.formats import parse_document
 from sessions_api.formats.decoding import decode_document
 from sessions_api.ingest import incremental, services
@@ -221,7 +222,18 @@ def test_a_save_cut_between_a_call_and_its_result_is_merged_from_that_call_on(me
 # --- random save sequences -------------------------------------------------------------------
 
 MESSAGE_KINDS = st.sampled_from(
-    ["user", "assistant", "calls", "answer", "orphan", "timed", "usage", "model", "function_call"]
+    [
+        "user",
+        "assistant",
+        "calls",
+        "answer",
+        "orphan",
+        "timed",
+        "usage",
+        "model",
+        "function_call",
+        "agent",
+    ]
 )
 OPERATIONS = st.lists(
     st.one_of(
@@ -230,7 +242,9 @@ OPERATIONS = st.lists(
         st.tuples(st.just("truncate"), st.integers(0, 40)),
         st.tuples(
             st.just("envelope"),
-            st.sampled_from(["title", "usage", "created", "updated", "model", "no-model"]),
+            st.sampled_from(
+                ["title", "usage", "created", "updated", "model", "no-model", "variables"]
+            ),
         ),
     ),
     min_size=1,
@@ -276,6 +290,8 @@ def random_message(kind: str, state: dict[str, Any]) -> dict[str, Any]:
             "content": "u",
             "usage": {"prompt_tokens": n, "completion_tokens": 1},
         }
+    if kind == "agent":
+        return {"role": "agent", "content": f"agent {n}"}
     if kind == "model":
         return {"role": "assistant", "content": "m", "model": f"model-{n % 2}"}
     return {"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": "{}"}}
@@ -314,6 +330,8 @@ def test_random_save_sequences_derive_as_a_whole_parse(operations):
                 envelope["updated_at"] = (T0 + timedelta(hours=len(messages))).isoformat()
             elif argument == "model":
                 envelope["model"] = f"gpt-{len(messages) % 3}"
+            elif argument == "variables":
+                envelope["variables"] = {"step": len(messages)}
             else:
                 envelope["model"] = None
         body = json.dumps(
@@ -325,3 +343,27 @@ def test_random_save_sequences_derive_as_a_whole_parse(operations):
         except Exception as exc:
             pytest.fail(f"a valid document was refused: {exc!r}")
         assert_matches_whole_parse(outcome.id, body)
+
+
+@pytest.mark.django_db
+def test_an_invalid_appended_message_is_refused_as_a_whole_parse_refuses_it():
+    messages = turn(0, calls=1)
+    outcome = save(chat("grow-invalid", messages), at=T0)
+    bad = chat("grow-invalid", [*messages, {"role": "user", "content": 7}])
+    with pytest.raises(InvalidDocument) as refused:
+        save(bad, at=T0 + timedelta(minutes=1))
+    with pytest.raises(InvalidDocument) as whole:
+        parse_document(json.loads(bad))
+    assert refused.value.path == whole.value.path
+    assert Session.objects.get(id=outcome.id).latest_version == 1
+
+
+@pytest.mark.django_db
+def test_a_batch_item_that_extends_a_session_is_refused_alone_when_invalid():
+    messages = turn(0, calls=1)
+    save(chat("grow-batch", messages), at=T0)
+    good = chat("grow-batch", [*messages, *turn(1, calls=0)])
+    bad = chat("grow-batch", [*messages, {"role": "user", "content": 7}])
+    batch = services.ingest_batch(body=b'{"documents": [' + bad + b"," + good + b"]}")
+    assert batch.results[0].error is not None and batch.results[1].outcome is not None
+    assert_matches_whole_parse(batch.results[1].outcome.id, good)
