@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -367,3 +368,22 @@ def test_a_batch_item_that_extends_a_session_is_refused_alone_when_invalid():
     batch = services.ingest_batch(body=b'{"documents": [' + bad + b"," + good + b"]}")
     assert batch.results[0].error is not None and batch.results[1].outcome is not None
     assert_matches_whole_parse(batch.results[1].outcome.id, good)
+
+
+@pytest.mark.django_db
+def test_a_growth_read_before_another_save_is_parsed_whole(merges):
+    messages = turn(0, calls=1)
+    outcome = save(chat("grow-race", messages), at=T0)
+    late = chat("grow-race", [*messages, *turn(1, calls=1)])
+    prepared = services._prepare_document(
+        body=late, format_id=None, external_id=None, received_at=T0 + timedelta(minutes=2)
+    )
+    assert prepared.growth is not None and prepared.growth.version == 1
+    save(chat("grow-race", [*messages, *turn(2, calls=2)]), at=T0 + timedelta(minutes=1))
+    merged_before = merges["merged"]
+
+    with transaction.atomic():
+        stored = services._store_prepared(prepared, source="api", now=T0 + timedelta(minutes=2))
+
+    assert stored.version == 3 and merges["merged"] == merged_before
+    assert_matches_whole_parse(outcome.id, late)
