@@ -672,6 +672,8 @@ def _derive_incrementally(
 ) -> incremental.MergedIndex | None:
     """Under ``row``'s lock, with ``growth`` based on its latest version: the new version's
     index merged with the stored one, or None when only a whole parse is sure to be right."""
+    if growth.earlier != row.message_count:
+        return None  # raw and canonical messages are not one to one here: nothing to merge by
     stored_warnings = row.warnings or []
     first_pending = None
     if stored_warnings:
