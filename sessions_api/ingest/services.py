@@ -33,7 +33,7 @@ from sessions_api.errors import (
     RejectedDocument,
     RevisionConflict,
 )
-from sessions_api.formats import Detection, detect_format, get_adapter
+from sessions_api.formats import Detection, parse_resolved, resolve_format
 from sessions_api.formats.base import json_type_name
 from sessions_api.formats.decoding import (
     DecodeLimits,
@@ -42,7 +42,7 @@ from sessions_api.formats.decoding import (
     split_batch_documents,
 )
 from sessions_api.formats.growing import GROWING_FORMATS, GrowingFormat
-from sessions_api.ingest import incremental
+from sessions_api.ingest import ids, incremental
 from sessions_api.ingest.indexing import ModelUsageRow, SessionIndex, build_index
 from sessions_api.models import (
     DocumentVersion,
@@ -189,20 +189,15 @@ def _prepare_document(
         raise InvalidDocument(
             f"expected a JSON object or array, got {json_type_name(doc)}", code="not_a_document"
         )
-    if format_id:
-        adapter = get_adapter(format_id)
-        detection = Detection(format_id=format_id, rule="forced by ?format=")
-    else:
-        detection = detect_format(doc)
-        adapter = get_adapter(detection.format_id)
+    detection, envelope = resolve_format(doc, format_id=format_id)
     hook = GROWING_FORMATS.get(detection.format_id)
-    if hook is not None and incremental_allowed and first_received_at is None:
+    if hook is not None and envelope is None and incremental_allowed and first_received_at is None:
         prepared = _prepare_growth(
             doc, body, detection, hook, external_id=external_id, received_at=received_at
         )
         if prepared is not None:
             return prepared
-    parsed = adapter.parse(doc)
+    parsed = parse_resolved(doc, detection, envelope)
     session = parsed.session
     warnings = list(parsed.warnings)
 
@@ -211,7 +206,18 @@ def _prepare_document(
             "too_many_messages",
             f"{len(session.messages)} messages; the limit is {settings.INGEST_MAX_MESSAGES}",
         )
-    key = _session_key(session.external_id, external_id, body, warnings)
+    # Each call is an index row written under the write lock: bounded before the lock is taken.
+    tool_calls = sum(len(message.tool_calls) for message in session.messages)
+    if tool_calls > settings.INGEST_MAX_TOOL_CALLS:
+        raise RejectedDocument(
+            "too_many_tool_calls",
+            f"{tool_calls} tool calls; the limit is {settings.INGEST_MAX_TOOL_CALLS}",
+        )
+    key = ids.normalized_session_key(
+        _session_key(session.external_id, external_id, body, warnings),
+        from_request=external_id is not None,
+        warnings=warnings,
+    )
     index = build_index(
         session,
         warnings,
@@ -249,7 +255,13 @@ def _prepare_growth(
         header = hook.parse_range(doc, len(messages), len(messages), variant=detection.variant)
         if header.warnings or (header.session.external_id is None and external_id is None):
             return None
-        key = _session_key(header.session.external_id, external_id, body, warnings)
+        key = ids.normalized_session_key(
+            _session_key(header.session.external_id, external_id, body, warnings),
+            from_request=external_id is not None,
+            warnings=warnings,
+        )
+        if warnings:
+            return None  # a normalised id: the whole parse reports it
     except InvalidDocument:
         return None  # the whole parse refuses it, with the error it would give anyway
     found = _latest_version_of(detection.format_id, key)
@@ -455,6 +467,13 @@ def _store_new_version(
         previous = (growth.version, growth.previous_body)  # spares the store reading it again
     if merged is None:
         prepared = _parsed_whole(prepared)
+    elif merged.columns["tool_call_count"] > settings.INGEST_MAX_TOOL_CALLS:
+        # The whole parse checks this before the lock; a merge knows the total only here.
+        raise RejectedDocument(
+            "too_many_tool_calls",
+            f"{merged.columns['tool_call_count']} tool calls; "
+            f"the limit is {settings.INGEST_MAX_TOOL_CALLS}",
+        )
     detection, session, warnings = prepared.detection, prepared.session, prepared.warnings
     number = row.latest_version + 1
     _put_body(session_id=str(row.id), version=number, body=prepared.body, previous=previous)
@@ -506,7 +525,7 @@ def ingest_batch(
     text = decode_utf8(body)
     if not text.strip():
         raise RejectedDocument("empty_document", "empty request body")
-    items = split_batch_documents(text)
+    items = split_batch_documents(text, max_items=settings.INGEST_MAX_BATCH_ITEMS)
     if len(items) > settings.INGEST_MAX_BATCH_ITEMS:
         raise RejectedDocument(
             "too_many_documents",
