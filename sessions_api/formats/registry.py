@@ -188,18 +188,31 @@ def detect_format(doc: Any) -> Detection:
 
 def parse_document(doc: Any, *, format_id: str | None = None) -> tuple[Detection, ParsedSession]:
     """Detect (unless forced) and parse. Raises InvalidDocument (or a subclass) on failure."""
+    detection, envelope = resolve_format(doc, format_id=format_id)
+    return detection, parse_resolved(doc, detection, envelope)
+
+
+def resolve_format(doc: Any, *, format_id: str | None = None) -> tuple[Detection, str | None]:
+    """The format (forced, or detected) and the envelope key its content sits under, if any.
+    Raises UnknownFormat."""
     if format_id:
         adapter = get_adapter(format_id)
         detection = Detection(format_id=format_id, rule="forced by ?format=")
-        key = _forced_envelope_content(doc, adapter)
+        return detection, _forced_envelope_content(doc, adapter)
+    found = _detect(doc)
+    if found is None:
+        detect_format(doc)  # raises UnknownFormat
+    return found  # type: ignore[return-value]
+
+
+def parse_resolved(doc: Any, detection: Detection, envelope: str | None) -> ParsedSession:
+    """The document parsed as ``resolve_format`` found it (inside its envelope, if any)."""
+    adapter = ADAPTERS[detection.format_id]
+    if envelope is None:
+        parsed = adapter.parse(doc)
     else:
-        found = _detect(doc)
-        if found is None:
-            detect_format(doc)  # raises UnknownFormat
-        detection, key = found  # type: ignore[misc]
-        adapter = ADAPTERS[detection.format_id]
-    parsed = adapter.parse(doc) if key is None else _unwrapped(doc, key, adapter.parse(doc[key]))
-    return detection, replace(parsed, warnings=aggregate_warnings(parsed.warnings))
+        parsed = _unwrapped(doc, envelope, adapter.parse(doc[envelope]))
+    return replace(parsed, warnings=aggregate_warnings(parsed.warnings))
 
 
 # Warnings of one code kept per document; the rest are counted in one summary warning. A

@@ -149,7 +149,7 @@ def build_index(
         "expires_at": expires_at,
         "expire_after_s": session.expire_after_s,
         "revision": session.revision,
-        "search_text": _search_text(session),
+        "search_text": search_text(session),
         "warnings": [
             {"code": w.code, "message": w.message, "path": w.path} for w in warnings[:100]
         ],
@@ -294,7 +294,8 @@ def _model_usage_rows(session: Session) -> list[ModelUsageRow]:
     ]
 
 
-def _search_text(session: Session) -> str:
+def search_text(session: Session) -> str:
+    """The header fields, then message texts up to SEARCH_TEXT_CHARS of them in all."""
     parts = [
         session.external_id or "",
         session.title or "",
