@@ -42,6 +42,7 @@ def timed(fn, repeat: int) -> list[float]:
 
 def task_prepare(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     """Migrate a fresh database; create roles, prices, an API key and a logged-in session."""
+    from django.conf import settings
     from django.contrib.auth import (
         BACKEND_SESSION_KEY,
         HASH_SESSION_KEY,
@@ -64,7 +65,7 @@ def task_prepare(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     user.groups.add(Group.objects.get(name="admin"))
     store = SessionStore()
     store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.create()
     return {"api_key": key, "session_cookie": store.session_key}

@@ -79,6 +79,9 @@ class Session(models.Model):
     notes = models.TextField(blank=True, default="")
     # An expiry an editor set for a format whose document records none; survives new versions.
     expires_at_override = models.DateTimeField(null=True, blank=True)
+    # Counts index-only edits (tags, notes, hold, an index expiry): they add no document version,
+    # so a stale form is caught by this number instead (editing/locking.py).
+    index_revision = models.PositiveIntegerField(default=0)
     # A branch: the session and version it was branched from (the parent lists its branches).
     parent_session = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="branches"

@@ -21,7 +21,11 @@ from sessions_api.errors import InvalidParams, UnknownJob
 
 
 class JobResult(Protocol):
-    """What a job's service returns: counts for the run's summary, details for its page."""
+    """What a job's service returns: counts for the run's summary, details for its page.
+
+    A service that had nothing to do at all (no source attached, a feature turned off) says why
+    in ``nothing_to_do`` (an attribute or property; absent or empty otherwise): the run is then
+    recorded ``skipped`` with that reason, not ``succeeded``."""
 
     def counts(self) -> dict[str, Any]: ...
     def details(self) -> dict[str, Any]: ...
