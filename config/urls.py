@@ -9,7 +9,7 @@ from dashboard.forms.accounts import (
     ThrottledAdminAuthenticationForm,
     ThrottledAuthenticationForm,
 )
-from sessions_api.api import health
+from sessions_api.api import health, otlp
 
 # The admin's sign-in goes through the same throttle, with the same plain refusal.
 admin.site.login_form = ThrottledAdminAuthenticationForm
@@ -57,6 +57,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", api.urls),
+    # OTLP/HTTP at the path OpenTelemetry SDKs append to OTEL_EXPORTER_OTLP_ENDPOINT.
+    path("v1/traces", otlp.traces, name="otlp-traces"),
     path("admin/", admin.site.urls),
     path("accounts/", include(accounts)),
     path("", include("dashboard.urls")),

@@ -35,6 +35,8 @@ from sessions_api.formats.openai_agents import edit as openai_agents_edit
 from sessions_api.formats.openai_agents import parse as openai_agents
 from sessions_api.formats.openai_chat import edit as openai_chat_edit
 from sessions_api.formats.openai_chat import parse as openai_chat
+from sessions_api.formats.otel import edit as otel_edit
+from sessions_api.formats.otel import parse as otel
 from sessions_api.formats.picoflow import edit as picoflow_edit
 from sessions_api.formats.picoflow import parse as picoflow
 from sessions_api.formats.praisonai import edit as praisonai_edit
@@ -52,6 +54,7 @@ FORMAT_IDS = (
     "agentflow",
     "openai_chat",
     "anthropic",
+    "otel",
 )
 
 
@@ -81,6 +84,7 @@ ADAPTERS: dict[str, FormatAdapter] = by_format_id(
         praisonai.ADAPTER,
         openai_agents.ADAPTER,
         google_adk.ADAPTER,
+        otel.ADAPTER,
     ),
     "adapter",
 )
@@ -96,6 +100,7 @@ EDITORS: dict[str, Editor] = by_format_id(
         praisonai_edit.EDITOR,
         openai_agents_edit.EDITOR,
         anthropic_edit.EDITOR,
+        otel_edit.EDITOR,
     ),
     "editor",
 )
