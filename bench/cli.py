@@ -1,4 +1,4 @@
-"""``bin/bench`` / ``python -m bench``: run B1-B9 with their same-run baselines.
+"""``bin/bench`` / ``python -m bench``: run B1-B9 and B11 with their same-run baselines.
 
     bin/bench                      the full run (about 20-30 minutes on 2 cores)
     bin/bench --smoke              every benchmark, tiny (seconds; CI); asserts nothing on time
@@ -46,7 +46,7 @@ from bench.common import (
 )
 from bench.server import Server, production_like_env, request_once, run_load
 
-ALL = ("B1", "B2", "B3", "PG", "B4", "B5", "B6", "B7", "B8", "B9")
+ALL = ("B1", "B2", "B3", "PG", "B4", "B5", "B6", "B7", "B8", "B9", "B11")
 
 
 @dataclass
@@ -73,6 +73,9 @@ class Scale:
     list_repeat: int = 15
     b9_messages: int = 2_000
     b9_save_every: int = 20
+    b11_sessions: int = 1_024
+    b11_turns: int = 8
+    b11_group: int = 64
 
 
 SMOKE = Scale(
@@ -97,6 +100,9 @@ SMOKE = Scale(
     list_repeat=3,
     b9_messages=200,
     b9_save_every=20,
+    b11_sessions=64,
+    b11_turns=4,
+    b11_group=32,
 )
 
 
@@ -1391,6 +1397,145 @@ def bench_b9(ctx: Context) -> None:
     )
 
 
+# --- B11 ---------------------------------------------------------------------------------------
+
+OTLP_BATCH = 512
+
+
+def bench_b11(ctx: Context) -> None:
+    """OTLP/protobuf exports of 512 spans, 4 exporters at once, against the same sessions sent
+    as whole documents (one POST /api/v1/sessions each), each on a fresh database. Every run
+    sends new conversations (an id prefix of its own), so nothing is a resent duplicate."""
+    from bench import otlp
+
+    s = ctx.scale
+    headers = {**ctx.json_headers, "Content-Type": "application/x-protobuf"}
+    runs = []
+    latencies: list[float] = []
+    for run in range(s.runs):
+        spans = otlp.span_stream(
+            prefix=f"b11-{run}", sessions=s.b11_sessions, turns=s.b11_turns, group=s.b11_group
+        )
+        bodies = otlp.export_bodies(spans, batch=OTLP_BATCH)
+        documents = otlp.session_documents(spans)
+        data_dir = ctx.fresh_dir(f"b11-otlp-{run}")
+        warm = otlp.export_bodies(
+            otlp.span_stream(prefix=f"b11-warm-{run}", sessions=8, turns=1, group=8), batch=32
+        )
+        with Server(data_dir) as server:
+            for body in warm * 2:  # both web workers import and connect before the clock
+                request_once(server.port, "POST", "/v1/traces", body, headers)
+            g = run_load(
+                server.port,
+                lambda i, bodies=bodies: ("POST", "/v1/traces", bodies[i], headers),
+                concurrency=s.concurrency,
+                max_seconds=600,
+                max_requests=len(bodies),
+            )
+            memory = server.memory()
+        # What the fold_otel_spans job then does with them, in one worker process.
+        fold = ctx.task("otlp_fold", data_dir)
+        stored = fold.pop("stored")
+        latencies.extend(g.latencies)
+        doc_dir = ctx.fresh_dir(f"b11-docs-{run}")
+        with Server(doc_dir) as server:
+            for body in otlp.session_documents(
+                otlp.span_stream(prefix=f"b11-warm-{run}", sessions=4, turns=1, group=4)
+            ):
+                request_once(
+                    server.port, "POST", "/api/v1/sessions?format=otel", body, ctx.json_headers
+                )
+            d = run_load(
+                server.port,
+                lambda i, documents=documents: (
+                    "POST",
+                    "/api/v1/sessions?format=otel",
+                    documents[i],
+                    ctx.json_headers,
+                ),
+                concurrency=s.concurrency,
+                max_seconds=600,
+                max_requests=len(documents),
+            )
+        runs.append(
+            {
+                "otlp": load_summary(g, label="POST /v1/traces (512 spans)"),
+                "documents": load_summary(d, label="POST /api/v1/sessions (whole session)"),
+                "spans": len(spans),
+                "sessions": len(documents),
+                "stored": stored,
+                "otlp_spans_per_s": round(len(spans) / g.seconds, 1) if g.seconds else None,
+                "otlp_sessions_per_s": round(len(documents) / g.seconds, 1) if g.seconds else None,
+                "document_sessions_per_s": round(d.rate, 1),
+                "document_spans_per_s": round(len(spans) / d.seconds, 1) if d.seconds else None,
+                "web_peak_rss_mb": memory["max_worker_peak_rss_mb"],
+                "fold": fold,
+            }
+        )
+    spans_s = median(r["otlp_spans_per_s"] for r in runs)
+    sessions_s = median(r["otlp_sessions_per_s"] for r in runs)
+    doc_sessions_s = median(r["document_sessions_per_s"] for r in runs)
+    doc_spans_s = median(r["document_spans_per_s"] for r in runs)
+    fold_spans_s = median(r["fold"]["spans_per_s"] for r in runs)
+    fold_sessions_s = median(r["fold"]["sessions_per_s"] for r in runs)
+    lat = summary_ms(latencies)
+    errors = sum(r["otlp"]["errors"] + r["documents"]["errors"] for r in runs)
+    # Each run's server also holds the 8 one-turn warm-up sessions.
+    warm = {"sessions": 8, "spans": 8 * otlp.SPANS_PER_TURN}
+    complete = all(
+        r["stored"]
+        == {"sessions": r["sessions"] + warm["sessions"], "spans": r["spans"] + warm["spans"]}
+        for r in runs
+    )
+    rel = ratio(spans_s, doc_spans_s)
+    ctx.record(
+        "B11",
+        f"OpenTelemetry in: OTLP/protobuf exports of {OTLP_BATCH} spans, {s.concurrency} "
+        "exporters, SQLite",
+        ">= 5,000 spans/s acknowledged (durably stored); every span in its session after the fold",
+        {
+            "params": {
+                "batch_spans": OTLP_BATCH,
+                "sessions": s.b11_sessions,
+                "turns_per_session": s.b11_turns,
+                "spans_per_turn": otlp.SPANS_PER_TURN,
+                "sessions_at_once": s.b11_group,
+                "concurrency": s.concurrency,
+            },
+            "runs": runs,
+            "median": {
+                "otlp_spans_per_s": spans_s,
+                "otlp_sessions_per_s": sessions_s,
+                "document_sessions_per_s": doc_sessions_s,
+                "document_spans_per_s": doc_spans_s,
+                "fold_spans_per_s": fold_spans_s,
+                "fold_sessions_per_s": fold_sessions_s,
+            },
+            "p50": lat["p50"],
+            "p95": lat["p95"],
+            "p99": lat["p99"],
+            "latency_ms_per_export": lat,
+            "errors": errors,
+            "peak_rss_mb": max(r["web_peak_rss_mb"] for r in runs),
+            "baselines": {"document_spans_per_s": doc_spans_s},
+            "ratios": {"otlp_over_documents": rel},
+            "target_met": {
+                "spans_per_s>=5000": spans_s is not None and spans_s >= 5000,
+                "every span stored": complete,
+                "0 errors": errors == 0,
+            },
+            "headline": {
+                "spans_per_s": spans_s,
+                "sessions_per_s": sessions_s,
+                "document_sessions_per_s": doc_sessions_s,
+                "fold_spans_per_s": fold_spans_s,
+                "fold_sessions_per_s": fold_sessions_s,
+                "ratio_documents": rel,
+            },
+        },
+    )
+
+
 # --- main --------------------------------------------------------------------------------------
 
 
@@ -1479,6 +1624,7 @@ def main(argv: list[str] | None = None) -> int:
             ("B5", bench_b5),
             ("B7", bench_b7),
             ("B9", bench_b9),
+            ("B11", bench_b11),
         ]
         for key, fn in steps:
             if key == "PG" and ctx.database == "postgres":

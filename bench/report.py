@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Callable
 from html import escape
 from pathlib import Path
@@ -178,6 +179,23 @@ def _b9(r: dict[str, Any]) -> tuple[str, str]:
     )
 
 
+def _b11(r: dict[str, Any]) -> tuple[str, str]:
+    m = r["median"]
+    per_cpu = [
+        run["fold"]["spans_per_cpu_s"] for run in r["runs"] if "spans_per_cpu_s" in run["fold"]
+    ]
+    return (
+        f"{fmt(m['otlp_spans_per_s'])} spans/s acknowledged ({fmt(m['otlp_sessions_per_s'])} "
+        f"sessions/s), p95 {fmt(r['p95'], ' ms')} per export; fold "
+        f"{fmt(m['fold_spans_per_s'])} spans/s"
+        + (f" ({fmt(statistics.median(per_cpu))} per CPU second)" if per_cpu else "")
+        + "; the same sessions as documents "
+        f"{fmt(m['document_sessions_per_s'])} sessions/s ({fmt(m['document_spans_per_s'])} "
+        "spans/s)",
+        f"OTLP / documents (spans/s) = {fmt(r['ratios']['otlp_over_documents'], '', 2)}",
+    )
+
+
 _MEASURED: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "B1": _b1,
     "B2": _b2,
@@ -189,6 +207,7 @@ _MEASURED: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "PG": _pg,
     "B8": _b8,
     "B9": _b9,
+    "B11": _b11,
 }
 
 

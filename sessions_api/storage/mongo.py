@@ -88,10 +88,17 @@ class MongoDocumentStore(CompactDocumentStore):
 
     # --- DocumentStore ------------------------------------------------------------------------
 
-    def put(self, *, session_id: str, version: int, body: bytes) -> None:
+    def put(
+        self,
+        *,
+        session_id: str,
+        version: int,
+        body: bytes,
+        previous: tuple[int, bytes] | None = None,
+    ) -> None:
         _key(session_id, version)
         with _unavailable_on_network_errors():
-            super().put(session_id=session_id, version=version, body=body)
+            super().put(session_id=session_id, version=version, body=body, previous=previous)
 
     def get(self, *, session_id: str, version: int) -> bytes:
         _key(session_id, version)

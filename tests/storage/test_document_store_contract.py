@@ -520,6 +520,20 @@ def test_a_snapshot_is_stored_every_interval_versions(
     _assert_reads_back(store, session_id, dict(enumerate(versions, start=1)))
 
 
+def test_put_given_the_previous_bytes_stores_the_same_chain_as_reading_them(
+    store: DocumentStore, session_id: str, small_interval: int
+) -> None:
+    versions = _growing(2 * small_interval + 3)
+    for number, body in enumerate(versions, start=1):
+        previous = (number - 1, versions[number - 2]) if number > 1 else None
+        store.put(session_id=session_id, version=number, body=body, previous=previous)
+
+    other = session_id + "-read"
+    _put_versions(store, other, versions)
+    assert _links(store, session_id) == _links(store, other)
+    _assert_reads_back(store, session_id, dict(enumerate(versions, start=1)))
+
+
 def test_a_version_unlike_the_one_before_is_stored_as_a_snapshot(
     store: DocumentStore, session_id: str
 ) -> None:

@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sessions_api", "0005_document_body_encoding"),
+        ("sessions_api", "0007_otel_spans_and_traces"),
     ]
 
     operations = [
