@@ -117,6 +117,12 @@ class Context:
         self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + (
             "-smoke" if args.smoke else ""
         )
+        self.database = args.database
+        if self.database == "postgres":
+            self.run_id += "-postgres"
+        self.pg_base = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+        #: data dir -> the PostgreSQL database it stands for (``--database postgres``).
+        self.pg_urls: dict[Path, str] = {}
         self.unique = itertools.count(1)
         self.results: dict[str, dict[str, Any]] = {}
         self.machine = machine()
@@ -136,6 +142,7 @@ class Context:
     ) -> Any:
         out = self.work / f"task-{name}-{next(self.unique)}.json"
         env = {**os.environ, **production_like_env(), "DATA_DIR": str(data_dir)}
+        env.update(self.db_env(data_dir))
         env.update(env_extra or {})
         env.pop("DJANGO_SETTINGS_MODULE", None)
         completed = subprocess.run(
@@ -166,8 +173,43 @@ class Context:
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True)
-        shutil.copy(self.work / "template" / "observatory.sqlite3", path / "observatory.sqlite3")
+        if self.database == "postgres":
+            # A copy of the migrated template database (CREATE DATABASE ... TEMPLATE).
+            self.pg_urls[path] = self.pg_create(name, template=self.pg_name("template"))
+        else:
+            shutil.copy(
+                self.work / "template" / "observatory.sqlite3", path / "observatory.sqlite3"
+            )
         return path
+
+    def db_env(self, data_dir: Path) -> dict[str, str]:
+        """DATABASE_URL for the processes working on ``data_dir`` (none: its SQLite file)."""
+        url = self.pg_urls.get(Path(data_dir))
+        return {"DATABASE_URL": url} if url else {}
+
+    def pg_name(self, name: str) -> str:
+        text = f"{self.run_id}_{name}".lower()
+        return "bench_" + "".join(c for c in text if c.isalnum() or c == "_")
+
+    def pg_admin(self):
+        import psycopg
+
+        return psycopg.connect(f"{self.pg_base}/postgres", connect_timeout=3, autocommit=True)
+
+    def pg_create(self, name: str, *, template: str | None = None) -> str:
+        database = self.pg_name(name)
+        with self.pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            admin.execute(
+                f'CREATE DATABASE "{database}"' + (f' TEMPLATE "{template}"' if template else "")
+            )
+        return f"{self.pg_base}/{database}"
+
+    def pg_drop_all(self) -> None:
+        names = [url.rsplit("/", 1)[1] for url in self.pg_urls.values()]
+        with contextlib.suppress(Exception), self.pg_admin() as admin:
+            for database in names:
+                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
     @property
     def json_headers(self) -> dict[str, str]:
@@ -211,6 +253,7 @@ class Context:
             "run_id": self.run_id,
             "smoke": self.smoke,
             "machine": self.machine,
+            "database": self.database,
             "git_commit": self.git["commit"],
             "git_dirty": self.git["dirty"],
             "finished_at": now_iso(),
@@ -229,10 +272,13 @@ class Context:
         log(f"work dir {self.work}")
         template = self.work / "template"
         template.mkdir(exist_ok=True)
+        if self.database == "postgres":
+            self.pg_urls[template] = self.pg_create("template")
         self.secrets = self.task("prepare", template)
-        db = sqlite3.connect(str(template / "observatory.sqlite3"))
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        db.close()
+        if self.database == "sqlite":
+            db = sqlite3.connect(str(template / "observatory.sqlite3"))
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.close()
         os.environ["DATA_DIR"] = str(self.work / "main")
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         import django
@@ -317,7 +363,7 @@ def bench_b1(ctx: Context) -> None:
     data_dir = ctx.fresh_dir("b1")
     runs = []
     latencies: list[float] = []
-    with Server(data_dir) as server:
+    with Server(data_dir, env=ctx.db_env(data_dir)) as server:
         run_load(
             server.port,
             healthz_request,
@@ -384,7 +430,7 @@ def bench_b2(ctx: Context) -> None:
     batch_factory = ctx.batch_factory(pool)
     runs = []
     latencies: list[float] = []
-    with Server(data_dir) as server:
+    with Server(data_dir, env=ctx.db_env(data_dir)) as server:
         run_load(server.port, batch_factory, concurrency=1, max_seconds=30, max_requests=1)
         for _ in range(s.runs):
             g = run_load(
@@ -466,7 +512,7 @@ def bench_b3(ctx: Context) -> None:
     mean_bytes = sum(len(t.body) for t in templates) / len(templates)
     runs = []
     latencies: list[float] = []
-    with Server(data_dir) as server:
+    with Server(data_dir, env=ctx.db_env(data_dir)) as server:
         run_load(
             server.port,
             ctx.ingest_factory(templates),
@@ -717,7 +763,7 @@ def list_under_ingest(ctx: Context, data_dir: Path, lists: dict[str, Any]) -> di
     paths["deep"] = "/api/v1/sessions?" + urlencode({"cursor": lists["deep_cursor"], "limit": 50})
     latencies: dict[str, list[float]] = {name: [] for name in paths}
     errors = 0
-    with Server(data_dir) as server:
+    with Server(data_dir, env=ctx.db_env(data_dir)) as server:
         for path in paths.values():
             request_once(server.port, "GET", path, headers=ctx.json_headers)
         stop = threading.Event()
@@ -912,7 +958,7 @@ def bench_b5(ctx: Context) -> None:
     ids: dict[str, str] = {}
     ingest_ms: dict[str, float] = {}
     results: dict[str, Any] = {}
-    with Server(data_dir) as server:
+    with Server(data_dir, env=ctx.db_env(data_dir)) as server:
         for label, body in (("large", big), ("small", small)):
             t0 = time.perf_counter()
             status, answer = request_once(
@@ -1105,7 +1151,7 @@ def bench_b7(ctx: Context) -> None:
             "with_bodies": True,
         },
     )
-    with Server(data_dir) as server:
+    with Server(data_dir, env=ctx.db_env(data_dir)) as server:
         run_load(
             server.port, ctx.ingest_factory(ctx.pool), concurrency=2, max_seconds=1, max_requests=20
         )
@@ -1124,6 +1170,7 @@ def bench_b7(ctx: Context) -> None:
             idle_runs.append(load_summary(idle, label="paced ingest, idle"))
         out = ctx.work / "cleanup.json"
         env = {**os.environ, **production_like_env(), "DATA_DIR": str(data_dir)}
+        env.update(ctx.db_env(data_dir))
         env.pop("DJANGO_SETTINGS_MODULE", None)
         stop = threading.Event()
         holder: dict[str, Any] = {}
@@ -1497,6 +1544,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="bin/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--smoke", action="store_true", help="tiny and fast; no time asserted")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the database every benchmark runs on (postgres: BENCH_POSTGRES_URL, default "
+        "postgresql://postgres@127.0.0.1:5432; a database per benchmark, dropped at the end)",
+    )
     parser.add_argument("--only", default="", help="comma-separated subset, e.g. B1,B5")
     parser.add_argument("--runs", type=int, help="runs per benchmark (default 5; smoke 2)")
     parser.add_argument("--sessions", help="B4/B6 scale points, e.g. 100000,1000000")
@@ -1509,6 +1563,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--docs-from",
         metavar="RUN_ID",
         help="only regenerate docs/BENCHMARKS.md and the charts from an earlier run's files",
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="RUN_A,RUN_B",
+        help="print B4, B6 and B7 of two runs side by side (e.g. SQLite and PostgreSQL)",
     )
     parser.add_argument(
         "--write-docs",
@@ -1524,6 +1583,16 @@ def main(argv: list[str] | None = None) -> int:
     # database of its own): settings inherited from a test run or a shell must not leak in.
     for name in ("DATABASE_URL", "SESSION_STORE", "REDIS_URL", "MONGODB_URL", "DATA_DIR"):
         os.environ.pop(name, None)
+    if args.compare:
+        from bench.report import compare_databases
+
+        first, second = args.compare.split(",")
+        print(
+            compare_databases(
+                Path(args.out) if args.out else ROOT / "bench" / "results", first, second
+            )
+        )
+        return 0
     if args.docs_from:
         from bench.report import write_docs
 
@@ -1558,6 +1627,8 @@ def main(argv: list[str] | None = None) -> int:
             ("B11", bench_b11),
         ]
         for key, fn in steps:
+            if key == "PG" and ctx.database == "postgres":
+                continue  # B1 and B2 themselves run on PostgreSQL then
             if key in only:
                 log(f"{key} ...")
                 run_step(key, fn, ctx, failures)
@@ -1572,6 +1643,7 @@ def main(argv: list[str] | None = None) -> int:
             "smoke": ctx.smoke,
             "scale": asdict(scale),
             "machine": ctx.machine,
+            "database": ctx.database,
             "git": ctx.git,
             "finished_at": now_iso(),
             "duration_s": round(time.perf_counter() - started, 1),
@@ -1583,6 +1655,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(ctx.out / f"{ctx.run_id}.summary.json", summary)
         if not args.keep:
             shutil.rmtree(ctx.work, ignore_errors=True)
+            ctx.pg_drop_all()
     if args.write_docs:
         from bench.report import write_docs
 

@@ -87,10 +87,16 @@ def task_ingest(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def task_bulk(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
-    from bench.datagen import bulk_clone
+    from django.db import connection
 
-    return bulk_clone(
-        Path(data_dir) / "observatory.sqlite3",
+    from bench.datagen import bulk_clone, bulk_clone_postgres
+
+    if connection.vendor == "postgresql":
+        load, target = bulk_clone_postgres, os.environ["DATABASE_URL"]
+    else:
+        load, target = bulk_clone, Path(data_dir) / "observatory.sqlite3"
+    return load(
+        target,
         count=params["count"],
         start_index=params["start_index"],
         now=datetime.fromisoformat(params["now"]),
@@ -350,13 +356,27 @@ def task_cleanup(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     connection.ensure_connection()
     holds: list[float] = []
     begin_at: list[float] = []
-    original_begin = connection._start_transaction_under_autocommit
     original_commit = connection._commit
     original_rollback = connection._rollback
+    if connection.vendor == "sqlite":
+        original_begin = connection._start_transaction_under_autocommit
 
-    def begin() -> None:
-        original_begin()
-        begin_at.append(time.perf_counter())
+        def begin() -> None:
+            original_begin()
+            begin_at.append(time.perf_counter())
+
+        connection._start_transaction_under_autocommit = begin
+    else:
+        # PostgreSQL: a transaction runs from leaving autocommit to COMMIT; its row locks (and
+        # the snapshot VACUUM must respect) last that long.
+        original_set = connection._set_autocommit
+
+        def set_autocommit(autocommit: bool) -> None:
+            original_set(autocommit)
+            if not autocommit:
+                begin_at.append(time.perf_counter())
+
+        connection._set_autocommit = set_autocommit
 
     def end(original):
         def wrapped() -> None:
@@ -366,7 +386,6 @@ def task_cleanup(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
 
         return wrapped
 
-    connection._start_transaction_under_autocommit = begin
     connection._commit = end(original_commit)
     connection._rollback = end(original_rollback)
 

@@ -98,6 +98,15 @@ class Session(models.Model):
             models.Index(fields=["status", "-updated_at"], name="session_status_upd_idx"),
             models.Index(fields=["format", "-updated_at"], name="session_format_upd_idx"),
             models.Index(fields=["agent", "-updated_at"], name="session_agent_upd_idx"),
+            # The list filtered by agent and errors: otherwise the planner walks all of the
+            # agent's sessions in time order to find the few with errors. Partial: Django
+            # writes the filter as a bare `has_errors` term, which no key column can match
+            # but a partial index's condition does, and it holds only sessions with errors.
+            models.Index(
+                fields=["agent", "-updated_at", "-id"],
+                condition=models.Q(has_errors=True),
+                name="session_agent_err_upd_idx",
+            ),
             # Incremental rollups pick up what changed since their watermark.
             models.Index(fields=["last_received_at"], name="session_received_idx"),
         ]

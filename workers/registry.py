@@ -99,7 +99,10 @@ JOBS: dict[str, JobSpec] = {
             every=timedelta(minutes=5),
             soft_time_limit=timedelta(minutes=10),
             time_limit=timedelta(minutes=12),
-            params={"batch_size": Param(int, 500, minimum=1)},
+            params={
+                "batch_size": Param(int, 500, minimum=1),
+                "lock_target_ms": Param(float, 50.0, minimum=1),
+            },
         ),
         JobSpec(
             name="purge_sessions",
@@ -115,6 +118,7 @@ JOBS: dict[str, JobSpec] = {
                 "batch_size": Param(int, 200, minimum=1),
                 "limit": Param(int, None),
                 "pause_s": Param(float, 0.0),
+                "lock_target_ms": Param(float, 50.0, minimum=1),
             },
         ),
         JobSpec(

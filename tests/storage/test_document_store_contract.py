@@ -363,6 +363,20 @@ def test_delete_sessions_removes_every_version_of_those_sessions_only(
     assert store.delete_sessions(session_ids=[]) == 0
 
 
+def test_bulk_deletes_larger_than_one_command_remove_everything(
+    store: DocumentStore, session_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessions_api.storage import mongo
+
+    monkeypatch.setattr(mongo, "BULK_BATCH", 2)  # the Mongo store's commands; others ignore it
+    sessions = [f"{session_id}-{n}" for n in range(5)]
+    _put_all(store, [(s, v) for s in sessions for v in (1, 2)])
+
+    assert store.delete_bodies(keys=[(sessions[0], 1), (sessions[1], 1), (sessions[2], 1)]) == 3
+    assert store.delete_sessions(session_ids=sessions) == 7
+    assert all(store.list_versions(session_id=s) == [] for s in sessions)
+
+
 def _walk(store: DocumentStore, *, page_size: int) -> list[BodyKey]:
     walked: list[BodyKey] = []
     after: BodyKey | None = None
