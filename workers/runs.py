@@ -8,7 +8,8 @@ and the reads the Jobs page and ``run_job`` show.
    job's lock (workers/locks.py), marks the row ``running``, calls the job's service, and
    records ``succeeded`` with counts and details, or ``failed`` with the error. A run that
    finds the lock held records ``skipped``; so do beat runs when the job already ran this
-   period (two beat instances must not double a periodic side effect).
+   period (two beat instances must not double a periodic side effect), and runs whose service
+   had nothing to do (its result's ``nothing_to_do``, the reason).
 
 A worker killed mid-run stops renewing its lease; the redelivered task (acks_late) takes the
 job over once the lease runs out and reuses the same row. Rows left ``running`` by a dead
@@ -221,11 +222,12 @@ def _run_locked(
         raise
     finally:
         heartbeat.stop()
+    idle = str(getattr(result, "nothing_to_do", "") or "")
     return _finish(
         row,
-        Status.SUCCEEDED,
+        Status.SKIPPED if idle else Status.SUCCEEDED,
         counts=result.counts(),
-        details={**result.details(), "attempt": attempt},
+        details={**result.details(), "attempt": attempt, **({"reason": idle} if idle else {})},
     )
 
 

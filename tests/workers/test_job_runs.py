@@ -222,3 +222,17 @@ def test_dispatch_failure_fails_the_run_with_a_clear_error(fake_app):
     with pytest.raises(DispatchFailed, match="broker down"):
         dispatch.dispatch_run(run_id=run.id)
     assert JobRun.objects.get(id=run.id).status == "failed"
+
+
+def test_a_job_with_nothing_to_do_is_recorded_skipped_with_the_reason(monkeypatch):
+    for name in ("MONGO_SOURCE_URL", "MONGODB_URL", "MONGO_SOURCE_COLLECTION"):
+        monkeypatch.delenv(name, raising=False)
+    record = jobs.execute_run(job="sync_mongo_source", triggered_by="beat")
+    assert record.status == "skipped"
+    assert "no source attached" in record.details["reason"]
+    assert JobRun.objects.get(pk=record.id).status == "skipped"
+    # Skipped runs do not count as this period's run: the next beat tries again.
+    again = jobs.execute_run(
+        job="sync_mongo_source", triggered_by="beat", min_gap=timedelta(minutes=2)
+    )
+    assert again.status == "skipped" and "no source attached" in again.details["reason"]
