@@ -744,7 +744,13 @@ def _derive_incrementally(
             break
         head_stop *= 4
     return incremental.merge(
-        _stored_derivation(row, usage, replaced_calls, replaced_errors),
+        _stored_derivation(
+            row,
+            usage,
+            replaced_calls,
+            replaced_errors,
+            events_before_start=search_index.events_before(row.pk, start),
+        ),
         parsed.session,
         list(parsed.warnings),
         start=start,
@@ -760,6 +766,8 @@ def _stored_derivation(
     usage: list[ModelUsageRow],
     replaced_calls: list[tuple[str, str]],
     replaced_errors: list[tuple[str, bool]],
+    *,
+    events_before_start: int | None = None,
 ) -> incremental.StoredDerivation:
     return incremental.StoredDerivation(
         message_count=row.message_count,
@@ -772,6 +780,7 @@ def _stored_derivation(
         model_usage=usage,
         replaced_tool_calls=replaced_calls,
         replaced_errors=replaced_errors,
+        events_before_start=events_before_start,
     )
 
 
@@ -783,9 +792,10 @@ def _write_merged_index(
     received_at: datetime,
     detection_rule: str,
 ) -> None:
-    """The merge's rows written: those of the re-derived messages replace the stored ones from
-    ``merged.start`` on, the rest stay (with the session's new end as their time, which is
-    every row's time when no message has one: a merge's condition)."""
+    """The merge's rows written: those of the re-derived messages (search entries among them)
+    replace the stored ones from ``merged.start`` on, the rest stay (with the session's new
+    end as their time, which is every row's time when no message has one: a merge's
+    condition)."""
     previous_updated_at = row.updated_at
     _update_session_row(
         row, merged.columns, version=version, received_at=received_at, detection_rule=detection_rule
@@ -793,6 +803,7 @@ def _write_merged_index(
     if merged.start < merged.columns["message_count"]:
         ToolCallRecord.objects.filter(session=row, message_seq__gte=merged.start).delete()
         SessionError.objects.filter(session=row, message_seq__gte=merged.start).delete()
+    search_index.remove_from(row.pk, merged.start)
     # Rows of logs: the merged document has none (a merge's condition).
     SessionError.objects.filter(session=row, message_seq__isnull=True).delete()
     if row.updated_at != previous_updated_at:
@@ -806,6 +817,7 @@ def _write_merged_index(
             tool_calls=merged.tool_calls,
             errors=merged.errors,
             model_usage=merged.model_usage,
+            search_entries=merged.search_entries,
         ),
     )
 

@@ -5,7 +5,10 @@ An entry's text is everything its event says (message text and structured parts,
 call id, arguments and result, log message and extra, step and flow, ids, model), flattened
 to words with runs of whitespace folded to one space, so a phrase matches across a line
 break. Entries are keyed by the timeline event they come from, so a match can name its event
-and a version that only appends events only adds entries.
+and a version that only appends events only adds entries. Every event has its entry, also one
+that says nothing (empty text, which no term matches): the stored entries then number a
+session's events, which is what lets an appended save index only its new events
+(ingest/incremental.py).
 """
 
 from __future__ import annotations
@@ -42,9 +45,25 @@ class SearchEntryRow:
 def build_entries(
     session: Session, events: list[dict[str, Any]] | None = None
 ) -> list[SearchEntryRow]:
-    """The entries of one version: the session's fields, then one per timeline event that
-    says anything. ``events`` is the session's timeline when the caller has it already."""
-    rows = []
+    """The entries of one version: the session's fields (when it has any), then one per
+    timeline event. ``events`` is the session's timeline when the caller has it already."""
+    own = session_entry(session)
+    rows = [own] if own is not None else []
+    for event in events if events is not None else build_timeline(session):
+        rows.append(
+            SearchEntryRow(
+                event_index=event["index"],
+                seq=event.get("seq"),
+                kind=event["kind"],
+                text=event_text(event),
+            )
+        )
+    return rows
+
+
+def session_entry(session: Session, models: list[str] | None = None) -> SearchEntryRow | None:
+    """The entry of the session's own fields, or None when it has none; ``models``: the
+    session's models when the caller knows them better (a merge sees only some messages)."""
     own = normalise(
         " ".join(
             value
@@ -54,22 +73,14 @@ def build_entries(
                 session.agent_name,
                 session.user_id,
                 session.parent_external_id,
-                " ".join(session.models),
+                " ".join(session.models if models is None else models),
             )
             if value
         )
     )
-    if own:
-        rows.append(SearchEntryRow(event_index=SESSION_FIELDS, seq=None, kind="session", text=own))
-    for event in events if events is not None else build_timeline(session):
-        text = event_text(event)
-        if text:
-            rows.append(
-                SearchEntryRow(
-                    event_index=event["index"], seq=event.get("seq"), kind=event["kind"], text=text
-                )
-            )
-    return rows
+    if not own:
+        return None
+    return SearchEntryRow(event_index=SESSION_FIELDS, seq=None, kind="session", text=own)
 
 
 def event_text(event: dict[str, Any]) -> str:

@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Count, Max, Q
 
 from sessions_api import db
 from sessions_api.formats import parse_document
 from sessions_api.models import SearchEntry, Session
-from sessions_api.search.entries import SearchEntryRow, build_entries
+from sessions_api.search.entries import SESSION_FIELDS, SearchEntryRow, build_entries
 from sessions_api.storage import load_stored_document
 
 _COLUMNS = ("session", "event_index", "seq", "kind", "text")
@@ -30,6 +31,28 @@ def write_entries(
             _COLUMNS,
             [(session_pk, e.event_index, e.seq, e.kind, e.text) for e in entries],
         )
+
+
+def events_before(session_pk: Any, seq: int) -> int | None:
+    """How many timeline events the messages before ``seq`` make, counted from the stored
+    entries (one per event, numbered from 0 in message order); None when the entries do not
+    number them (a session stored before it was indexed)."""
+    if seq <= 0:
+        return 0
+    found = SearchEntry.objects.filter(
+        session_id=session_pk, event_index__gte=0, seq__lt=seq
+    ).aggregate(count=Count("pk"), last=Max("event_index"))
+    if not found["count"] or found["last"] != found["count"] - 1:
+        return None
+    return found["count"]
+
+
+def remove_from(session_pk: Any, seq: int) -> None:
+    """Remove the entries of the events of messages from ``seq`` on and of the session's own
+    fields: what a save that re-derives only those messages writes anew."""
+    SearchEntry.objects.filter(session_id=session_pk).filter(
+        Q(event_index=SESSION_FIELDS) | Q(seq__gte=seq)
+    ).delete()
 
 
 def reindex(
