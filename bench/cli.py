@@ -77,6 +77,8 @@ class Scale:
     b10_http_sessions: int = 5_000
     b10_http_requests: int = 60
     b10_ingest_documents: int = 300
+    b10_growing_messages: int = 2_000
+    b10_growing_every: int = 20
     b11_sessions: int = 1_024
     b11_turns: int = 8
     b11_group: int = 64
@@ -108,6 +110,8 @@ SMOKE = Scale(
     b10_http_sessions=300,
     b10_http_requests=5,
     b10_ingest_documents=20,
+    b10_growing_messages=200,
+    b10_growing_every=20,
     b11_sessions=64,
     b11_turns=4,
     b11_group=32,
@@ -1487,6 +1491,24 @@ def bench_b10(ctx: Context) -> None:
     cpu_with = median(r["with"]["cpu_s"] for r in cpu_runs)
     cpu_without = median(r["without"]["cpu_s"] for r in cpu_runs)
     cpu_added = ratio(cpu_with - cpu_without, cpu_without)
+    # A session that grows (saved whole after every turn, as B9): appended saves are merged and
+    # index only their new events.
+    growing = {"messages": s.b10_growing_messages, "every": s.b10_growing_every}
+    growing_runs = []
+    for _ in range(max(1, min(s.runs, 3))):
+        growing_runs.append(
+            {
+                flag: ctx.task(
+                    "ingest_cpu",
+                    ctx.fresh_dir(f"b10-grow-{flag}"),
+                    {"growing": growing, "search": flag == "with"},
+                )
+                for flag in ("without", "with")
+            }
+        )
+    grow_with = median(r["with"]["cpu_s"] for r in growing_runs)
+    grow_without = median(r["without"]["cpu_s"] for r in growing_runs)
+    grow_added = ratio(grow_with - grow_without, grow_without)
 
     top = points[-1]
     queries = {k: v for k, v in top["inproc"].items() if k != "plain_first_page"}
@@ -1507,8 +1529,14 @@ def bench_b10(ctx: Context) -> None:
                 "plants": B10_PLANTS,
                 "http_sessions": s.b10_http_sessions,
                 "ingest_documents": s.b10_ingest_documents,
+                "growing_session": growing,
             },
-            "runs": {"points": points, "http": http, "ingest_cpu": cpu_runs},
+            "runs": {
+                "points": points,
+                "http": http,
+                "ingest_cpu": cpu_runs,
+                "growing_ingest_cpu": growing_runs,
+            },
             "median": {name: v["p50"] for name, v in queries.items()},
             "p50": {name: v["p50"] for name, v in queries.items()},
             "p95": {name: v["p95"] for name, v in queries.items()},
@@ -1517,10 +1545,12 @@ def bench_b10(ctx: Context) -> None:
             "baselines": {
                 "plain_first_page_p95_ms": top["inproc"]["plain_first_page"]["p95"],
                 "ingest_cpu_without_search_s": cpu_without,
+                "growing_ingest_cpu_without_search_s": grow_without,
             },
             "ratios": {
                 **{f"http_{k}_over_plain_p95": v for k, v in http_ratios.items()},
                 "ingest_cpu_added": cpu_added,
+                "growing_ingest_cpu_added": grow_added,
             },
             "target_met": {
                 "every query p95<=100ms": worst_p95 <= 100,
@@ -1535,6 +1565,7 @@ def bench_b10(ctx: Context) -> None:
                 "index_mb": round(sum(top["index_bytes"].values()) / 1e6, 1),
                 "http_ratios": http_ratios,
                 "ingest_cpu_added": cpu_added,
+                "growing_ingest_cpu_added": grow_added,
             },
         },
     )

@@ -649,21 +649,52 @@ def task_otlp_fold(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def task_ingest_cpu(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
-    """CPU seconds to ingest pickled documents, with the search index or without it
-    (``search``: false leaves the entries out: what ingest cost before search)."""
-    from sessions_api.ingest import indexing, services
+    """CPU seconds to ingest documents, with the search index or without it (``search``: false
+    leaves the entries out: what ingest cost before search). The documents: the pickled ones
+    (``pickle``, new sessions), or one chat session saved every ``every`` messages up to
+    ``messages`` (``growing``, as B9 saves it: every save after the first is merged, so only
+    its appended events are indexed)."""
+    from bench.datagen import chat_document
+    from sessions_api.ingest import incremental, indexing, services
     from sessions_api.search import index
 
     if not params.get("search", True):
-        indexing.build_entries = lambda session: []
+        indexing.build_entries = lambda session, events=None: []
         index.write_entries = lambda *args, **kwargs: None
-    items = pickle.loads(Path(params["pickle"]).read_bytes())
+        index.remove_from = lambda *args, **kwargs: None
+        index.events_before = lambda session_pk, seq: 0  # as if numbered: the merge still runs
+        incremental.session_entry = lambda *args, **kwargs: None
+    growing = params.get("growing")
+    if growing:
+        every, key = growing["every"], "conv_b10_growing_0001"
+        items = [
+            (chat_document(messages=n, session_id=key), None)
+            for n in range(every, growing["messages"] + 1, every)
+        ]
+        # One untimed save of another session: the timed ones must not pay first-call costs.
+        services.ingest_document(
+            body=chat_document(messages=every, session_id=key + "-warm-up", seed=2),
+            now=datetime.now(UTC),
+        )
+    else:
+        items = pickle.loads(Path(params["pickle"]).read_bytes())
     now = datetime.now(UTC)
+    merges = 0
+    real_merge = incremental.merge
+
+    def counting_merge(*args, **kwargs):
+        nonlocal merges
+        merged = real_merge(*args, **kwargs)
+        merges += merged is not None
+        return merged
+
+    incremental.merge = counting_merge
     cpu, wall = time.process_time(), time.perf_counter()
     for body, external_id in items:
         services.ingest_document(body=body, external_id=external_id, now=now)
     return {
         "documents": len(items),
+        "merged": merges,
         "cpu_s": round(time.process_time() - cpu, 3),
         "wall_s": round(time.perf_counter() - wall, 3),
     }
