@@ -71,6 +71,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "version_not_found": 404,
     "checkpoint_not_found": 404,
     "run_not_found": 404,
+    "alert_not_found": 404,
     # conflicts with what is stored
     "revision_conflict": 409,
     "checkpoint_exists": 409,
