@@ -63,6 +63,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_document": 422,
     "not_editable": 422,
     "invalid_edit": 422,
+    "invalid_alert": 422,
     "reason_required": 422,
     "version_conflict": 412,  # answered as precondition_failed, with the current ETag
     # queries and lookups

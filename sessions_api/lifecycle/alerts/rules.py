@@ -6,7 +6,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -169,7 +169,7 @@ def clean_filters(filters: Any) -> dict[str, str]:
             raise InvalidAlertRule(
                 f"filters.{name} must be text up to 255 characters", path=f"filters.{name}"
             )
-        cleaned[name] = value.strip()
+        cleaned[name] = _text(value, f"filters.{name}").strip()
     return cleaned
 
 
@@ -186,11 +186,16 @@ def clean_webhook_url(url: Any) -> str:
         return ""
     if not isinstance(url, str) or len(url) > 2000:
         raise InvalidAlertRule("webhook_url must be a URL", path="webhook_url")
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    url = _text(url, "webhook_url")
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise InvalidAlertRule("webhook_url must be an http(s) URL", path="webhook_url") from None
+    if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in url.strip()):
         raise InvalidAlertRule("webhook_url must be an http(s) URL", path="webhook_url")
     allowed = allowed_webhook_hosts()
-    host = parts.hostname.lower()
     if allowed and not any(
         host == item or (item.startswith(".") and host.endswith(item)) for item in allowed
     ):
@@ -210,15 +215,34 @@ def clean_emails(emails: Any) -> list[str]:
     if not isinstance(emails, list) or len(emails) > MAX_EMAILS:
         raise InvalidAlertRule(f"emails must list up to {MAX_EMAILS} addresses", path="emails")
     for address in emails:
-        if not isinstance(address, str) or not _EMAIL.match(address):
+        if not isinstance(address, str) or not _EMAIL.match(address) or len(address) > 254:
             raise InvalidAlertRule(f"emails: {address!r} is not an address", path="emails")
+        _text(address, "emails")
     return list(dict.fromkeys(emails))
 
 
 def _clean_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise InvalidAlertRule("name must be 1-200 characters", path="name")
-    return name.strip()
+    return _text(name, "name").strip()
+
+
+def _text(value: str, path: str) -> str:
+    """Text a database column can hold: UTF-8, no NUL (PostgreSQL refuses it)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidAlertRule(f"{path} is not valid UTF-8 text", path=path) from None
+    if "\x00" in value:
+        raise InvalidAlertRule(f"{path} holds a NUL character", path=path)
+    return value
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time without an offset is read as UTC."""
+    if moment is not None and timezone.is_naive(moment):
+        return timezone.make_aware(moment, UTC)
+    return moment
 
 
 # --- writes -------------------------------------------------------------------------------------
@@ -247,9 +271,10 @@ def create_rule(
         params=clean_params(event, params),
         filters=clean_filters(filters),
         webhook_url=clean_webhook_url(webhook_url),
-        webhook_secret=(webhook_secret or "").strip() or secrets.token_urlsafe(32),
+        webhook_secret=_text(webhook_secret or "", "webhook_secret").strip()
+        or secrets.token_urlsafe(32),
         emails=clean_emails(emails),
-        muted_until=muted_until,
+        muted_until=_aware(muted_until),
         created_at=now,
         updated_at=now,
     )
@@ -297,11 +322,11 @@ def update_rule(
         if webhook_url is not _UNSET:
             row.webhook_url = clean_webhook_url(webhook_url)
         if webhook_secret is not _UNSET and (webhook_secret or "").strip():
-            row.webhook_secret = webhook_secret.strip()
+            row.webhook_secret = _text(webhook_secret, "webhook_secret").strip()
         if emails is not _UNSET:
             row.emails = clean_emails(emails)
         if muted_until is not _UNSET:
-            row.muted_until = muted_until
+            row.muted_until = _aware(muted_until)
         _check_destination(row)
         row.updated_at = now or timezone.now()
         row.save()
