@@ -224,11 +224,12 @@ def test_cost_above_an_amount_notifies(django_capture_on_commit_callbacks):
 # --- clock rules --------------------------------------------------------------------------------
 
 
-def test_a_stuck_session_fires_once():
+def test_a_stuck_session_fires_once_and_resolves_when_it_moves_again():
     rules.create_rule(
         name="stalled", event="session_stuck", params={"minutes": 30}, emails=["a@b.example"]
     )
-    session = ingest(picoflow_doc(status="running"), now=NOW)
+    doc = picoflow_doc(status="running")
+    session = ingest(doc, now=NOW)
     updated = session.updated_at
     assert evaluate.evaluate_alerts(now=updated + timedelta(minutes=29)).fired == 0
     first = evaluate.evaluate_alerts(now=updated + timedelta(minutes=31))
@@ -237,6 +238,17 @@ def test_a_stuck_session_fires_once():
     (notification,) = AlertNotification.objects.all()
     assert notification.session_id == session.id
     assert "no update for 31 min" in notification.text
+
+    later = updated + timedelta(minutes=41)
+    moved = picoflow_doc(
+        session_id=doc["id"], status="running", saved=later, extra_message="back again"
+    )
+    ingest(moved, now=later)
+    resolved = evaluate.evaluate_alerts(now=later + timedelta(minutes=1))
+    assert (resolved.fired, resolved.resolved) == (0, 1)
+    assert evaluate.evaluate_alerts(now=later + timedelta(minutes=2)).resolved == 0
+    kinds = list(AlertNotification.objects.order_by("id").values_list("kind", flat=True))
+    assert kinds == ["fired", "resolved"]
 
 
 def test_a_tool_error_rate_window_fires_once_and_resolves_once():

@@ -198,23 +198,57 @@ def evaluate_alerts(
 
 
 def _evaluate_stuck(rule: AlertRule, *, now: datetime, result: EvaluateResult) -> None:
+    """Fire once per session that has had no update for the rule's minutes, and "resolved"
+    once it moves again (updated, or ended). The sessions reported stuck are kept on the rule."""
     minutes = int(rule.params["minutes"])
     cutoff = now - timedelta(minutes=minutes)
-    candidates = _filtered(rule, Session.objects.all()).filter(
-        status=SessionStatus.RUNNING.value,
-        updated_at__lte=cutoff,
-        updated_at__gt=cutoff - LOOKBACK,
-    )
-    _fire_for_sessions(
-        rule,
-        candidates,
-        now=now,
-        result=result,
-        text=lambda s: (
-            f"session {s.external_id}{_agent(s)} has had no update for "
-            f"{int((now - s.updated_at).total_seconds() // 60)} min (stuck after {minutes} min)"
-        ),
-    )
+    with transaction.atomic():
+        locked = AlertRule.objects.select_for_update().get(pk=rule.pk)
+        stuck: list[str] = list((locked.state or {}).get("stuck", []))
+        moved_on = Session.objects.filter(pk__in=stuck).exclude(
+            status=SessionStatus.RUNNING.value, updated_at__lte=cutoff
+        )
+        gone = set(stuck) - {
+            str(pk) for pk in Session.objects.filter(pk__in=stuck).values_list("pk", flat=True)
+        }
+        for session in moved_on:
+            notification_id = create_notification(
+                locked,
+                kind=AlertNotification.Kind.RESOLVED,
+                dedupe_key=f"resolved:session:{session.pk}",
+                session=session,
+                text=f"resolved: session {session.external_id}{_agent(session)} is "
+                + (
+                    "running again"
+                    if session.status == SessionStatus.RUNNING.value
+                    else f"{session.status} now"
+                ),
+                now=now,
+            )
+            if notification_id is not None:
+                result.resolved += 1
+                result.notification_ids.append(notification_id)
+            gone.add(str(session.pk))
+        stuck = [sid for sid in stuck if sid not in gone]
+        candidates = _filtered(rule, Session.objects.all()).filter(
+            status=SessionStatus.RUNNING.value,
+            updated_at__lte=cutoff,
+            updated_at__gt=cutoff - LOOKBACK,
+        )
+        for session in _fire_for_sessions(
+            locked,
+            candidates,
+            now=now,
+            result=result,
+            text=lambda s: (
+                f"session {s.external_id}{_agent(s)} has had no update for "
+                f"{int((now - s.updated_at).total_seconds() // 60)} min "
+                f"(stuck after {minutes} min)"
+            ),
+        ):
+            stuck.append(str(session.pk))
+        locked.state = {**(locked.state or {}), "stuck": stuck}
+        locked.save(update_fields=["state"])
 
 
 def _evaluate_expired(rule: AlertRule, *, now: datetime, result: EvaluateResult) -> None:
@@ -234,10 +268,12 @@ def _evaluate_expired(rule: AlertRule, *, now: datetime, result: EvaluateResult)
 
 def _fire_for_sessions(
     rule: AlertRule, candidates: QuerySet[Session], *, now: datetime, result: EvaluateResult, text
-) -> None:
-    already = AlertNotification.objects.filter(rule=rule, session_id__isnull=False).values(
-        "session_id"
-    )
+) -> list[Session]:
+    """A notification for each candidate this rule has not notified about; those fired."""
+    already = AlertNotification.objects.filter(
+        rule=rule, kind=AlertNotification.Kind.FIRED, session_id__isnull=False
+    ).values("session_id")
+    fired = []
     for session in candidates.exclude(pk__in=already).order_by("updated_at")[:MAX_PER_RULE_RUN]:
         notification_id = create_notification(
             rule,
@@ -250,6 +286,8 @@ def _fire_for_sessions(
         if notification_id is not None:
             result.fired += 1
             result.notification_ids.append(notification_id)
+            fired.append(session)
+    return fired
 
 
 def _evaluate_rate(rule: AlertRule, *, now: datetime, result: EvaluateResult) -> None:
