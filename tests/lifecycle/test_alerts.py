@@ -374,3 +374,20 @@ def test_the_deliver_sweep_sends_what_is_due():
         result = delivery.deliver_alerts(now=NOW + timedelta(seconds=1))
     assert (result.due, result.delivered) == (1, 1)
     assert len(receiver.received) == 1
+
+
+def test_sessions_the_expiry_job_expired_notify_an_expired_rule_once():
+    from sessions_api.models import Session
+
+    rules.create_rule(
+        name="expired", event="session_ended", params={"status": ["expired"]},
+        emails=["ops@example.com"], now=NOW,
+    )  # fmt: skip
+    session = ingest(picoflow_doc(status="running"), now=NOW)
+    Session.objects.filter(pk=session.pk).update(
+        status="expired", status_before_expiry="running", expired_at=NOW + timedelta(minutes=1)
+    )
+    first = evaluate.evaluate_alerts(now=NOW + timedelta(minutes=2))
+    again = evaluate.evaluate_alerts(now=NOW + timedelta(minutes=3))
+    assert (first.fired, again.fired) == (1, 0)
+    assert "ended expired" in AlertNotification.objects.get().text
