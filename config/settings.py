@@ -261,6 +261,8 @@ ALERT_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("ALERT_WEBHOOK_TIMEOUT_SECO
 ALERT_MAX_ATTEMPTS = int(os.environ.get("ALERT_MAX_ATTEMPTS", "8"))
 ALERT_RETRY_BASE_SECONDS = float(os.environ.get("ALERT_RETRY_BASE_SECONDS", "10"))
 ALERT_RETRY_MAX_SECONDS = float(os.environ.get("ALERT_RETRY_MAX_SECONDS", "600"))
+# A delivery claimed longer ago than this lost its worker and is taken over.
+ALERT_CLAIM_TIMEOUT_SECONDS = float(os.environ.get("ALERT_CLAIM_TIMEOUT_SECONDS", "120"))
 # Email through Django's backend: SMTP when EMAIL_HOST is set, else written to the log.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 EMAIL_BACKEND = os.environ.get(

@@ -301,6 +301,7 @@ def test_a_webhook_is_signed_readable_and_recorded(django_capture_on_commit_call
     (hit,) = receiver.received
     expected = "sha256=" + hmac.new(b"s3cret", hit.body, hashlib.sha256).hexdigest()
     assert hit.headers["x-observatory-signature"] == expected
+    assert hit.headers["x-observatory-notification"] == str(created[0])
     body = json.loads(hit.body)
     assert set(body) >= {"alert", "session", "text", "fired_at"}
     assert body["text"].startswith('Observatory alert "aborted runs": session ')

@@ -23,6 +23,8 @@ class Received:
 @dataclass
 class WebhookReceiver:
     fail_first: int = 0
+    #: Hold the first request unanswered until ``release()`` (a worker dies meanwhile).
+    hold_first: bool = False
     received: list[Received] = field(default_factory=list)
     answered: list[int] = field(default_factory=list)
 
@@ -43,6 +45,9 @@ class WebhookReceiver:
                     )
                     status = 500 if len(receiver.received) <= receiver.fail_first else 200
                     receiver.answered.append(status)
+                    hold = receiver.hold_first and len(receiver.received) == 1
+                if hold:
+                    receiver._released.wait(timeout=30)
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
@@ -52,6 +57,7 @@ class WebhookReceiver:
                 pass
 
         self._lock = threading.Lock()
+        self._released = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -64,9 +70,13 @@ class WebhookReceiver:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._released.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+    def release(self) -> None:
+        self._released.set()
 
     def bodies(self) -> list[Any]:
         with self._lock:

@@ -33,7 +33,7 @@ from tests.support.live_processes import (
     wait_for,
 )
 from tests.support.webhook_receiver import WebhookReceiver
-from tests.system.test_live_workers import ping, start_beat, start_worker
+from tests.system.test_live_workers import client_app, start_beat, start_worker
 from workers.registry import JOB_NAMES
 
 pytestmark = pytest.mark.slow
@@ -42,6 +42,19 @@ if not shutil.which("redis-server"):
     pytest.skip("redis-server is not installed", allow_module_level=True)
 
 PUBLIC = "https://observatory.example.test"
+
+
+def ping(broker: str, timeout: float) -> str:
+    """A worker's answer to the canary task; the client lets go of Redis afterwards, so
+    stopping Redis at the end leaves no result listener retrying."""
+    app = client_app(broker)
+    result = app.send_task("workers.ping")
+    try:
+        return result.get(timeout=timeout)
+    finally:
+        result.forget()
+        app.backend.result_consumer.stop()
+        app.close()
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +73,9 @@ def stack(tmp_path_factory) -> Iterator[dict[str, Any]]:
                 "API_RATE_LIMIT": "0",
                 "ALERT_RETRY_BASE_SECONDS": "0.3",
                 "ALERT_RETRY_MAX_SECONDS": "1",
+                "ALERT_CLAIM_TIMEOUT_SECONDS": "3",
+                "CELERY_VISIBILITY_TIMEOUT": "6",
+                "CELERY_UNACKED_RESTORE_INTERVAL": "1",
                 "JOB_LOCK_TTL_SECONDS": "4",
                 "LOG_LEVEL": "WARNING",
                 # Beat runs only the alert jobs, every 2 seconds.
@@ -72,7 +88,7 @@ def stack(tmp_path_factory) -> Iterator[dict[str, Any]]:
             procs.append(worker)
             wait_for("the worker to answer a ping", lambda: ping(redis.url, 5), timeout=60)
             procs.append(start_beat(server.env, tmp, "alerts-beat"))
-            yield {"server": server, "key": key, "worker": worker}
+            yield {"server": server, "key": key, "worker": worker, "tmp": tmp, "redis": redis}
     finally:
         for proc in reversed(procs):
             proc.stop()
@@ -236,3 +252,34 @@ def test_a_tool_error_rate_window_fires_and_resolves(stack):
         resolved = receiver.bodies()[1]
         assert resolved["kind"] == "resolved"
         assert "back to 33% (4 of 12 calls)" in resolved["text"]
+
+
+def test_a_worker_killed_mid_delivery_leaves_one_notification_delivered(stack):
+    """The receiver holds the first request; the worker is killed with -9 meanwhile. A new
+    worker takes the claim over once it is stale and delivers the same notification (same id
+    header): one row, delivered; the receiver may see the one it never answered again."""
+    agent = f"killed-{uuid.uuid4().hex[:6]}"
+    with WebhookReceiver(hold_first=True) as receiver:
+        rule = create_rule(
+            stack,
+            name="survives a worker",
+            event="session_ended",
+            params={"status": ["aborted"]},
+            filters={"agent": agent},
+            webhook_url=receiver.url,
+        )
+        post_session(stack, picoflow_doc(status="aborted", flow=agent))
+        wait_for("the first request", lambda: receiver.received, timeout=15)
+        stack["worker"].kill9()
+        receiver.release()
+        stack["worker"] = start_worker(stack["server"].env, stack["tmp"], "alerts-worker-2")
+        wait_for("the new worker", lambda: ping(stack["redis"].url, 5), timeout=60)
+
+        def delivered():
+            items = api(stack, "GET", f"/alerts/{rule['id']}/notifications").json()["items"]
+            return items if items and items[0]["status"] == "delivered" else None
+
+        (item,) = wait_for("the notification delivered", delivered, timeout=60)
+        ids = {r.headers["x-observatory-notification"] for r in receiver.received}
+        assert ids == {str(item["id"])}
+        assert len(receiver.received) == 2  # the unanswered first request, then the takeover

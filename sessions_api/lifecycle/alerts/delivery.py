@@ -2,9 +2,9 @@
 
 A delivery claims its notification first (pending -> sending, one conditional UPDATE), so two
 workers, or a retry and the sweep, never send the same notification twice at once; a claim a
-dead worker left is taken over after CLAIM_TIMEOUT. A channel that already succeeded is not
-tried again, so an email is not repeated because the webhook failed. Failures are retried with
-exponential backoff (ALERT_RETRY_BASE_SECONDS doubled per attempt, at most
+dead worker left is taken over after ALERT_CLAIM_TIMEOUT_SECONDS. A channel that already
+succeeded is not tried again, so an email is not repeated because the webhook failed. Failures
+are retried with exponential backoff (ALERT_RETRY_BASE_SECONDS doubled per attempt, at most
 ALERT_RETRY_MAX_SECONDS) until ALERT_MAX_ATTEMPTS; then the notification is failed.
 
 The webhook body is the notification's JSON payload; ``X-Observatory-Signature:
@@ -35,12 +35,19 @@ from sessions_api.models import AlertDeliveryAttempt, AlertNotification
 
 Status = AlertNotification.Status
 SIGNATURE_HEADER = "X-Observatory-Signature"
-#: A "sending" claim older than this lost its worker: the sweep takes it over.
-CLAIM_TIMEOUT = timedelta(minutes=2)
+#: The notification's id: the same on every attempt, so a receiver can drop a repeat (a worker
+#: that died after the receiver answered but before the answer was recorded sends it again).
+NOTIFICATION_HEADER = "X-Observatory-Notification"
 
 
 def _setting(name: str, default: float) -> float:
     return float(getattr(settings, name, default))
+
+
+def claim_timeout() -> timedelta:
+    """A "sending" claim older than this lost its worker: the sweep takes it over
+    (ALERT_CLAIM_TIMEOUT_SECONDS, longer than a delivery can take)."""
+    return timedelta(seconds=_setting("ALERT_CLAIM_TIMEOUT_SECONDS", 120))
 
 
 def max_attempts() -> int:
@@ -70,11 +77,10 @@ class DeliveryOutcome:
 def deliver_notification(*, notification_id: int, now: datetime | None = None) -> DeliveryOutcome:
     """One delivery attempt of one notification (to each channel not yet done)."""
     now = now or timezone.now()
+    stale = now - claim_timeout()
     claimed = (
         AlertNotification.objects.filter(pk=notification_id)
-        .filter(
-            Q(status=Status.PENDING) | Q(status=Status.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT)
-        )
+        .filter(Q(status=Status.PENDING) | Q(status=Status.SENDING, claimed_at__lt=stale))
         .update(status=Status.SENDING, claimed_at=now)
     )
     if not claimed:
@@ -181,6 +187,7 @@ def _post_webhook(notification: AlertNotification) -> _Answer:
             "Content-Type": "application/json",
             "User-Agent": "SessionObservatory-Alerts/1",
             SIGNATURE_HEADER: sign(body, rule.webhook_secret),
+            NOTIFICATION_HEADER: str(notification.pk),
         },
     )
     timeout = _setting("ALERT_WEBHOOK_TIMEOUT_SECONDS", 10)
@@ -243,7 +250,7 @@ def deliver_alerts(
     message lost, or never sent), and claims a dead worker left behind."""
     due = AlertNotification.objects.filter(
         Q(status=Status.PENDING, next_attempt_at__lte=now)
-        | Q(status=Status.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT)
+        | Q(status=Status.SENDING, claimed_at__lt=now - claim_timeout())
     ).order_by("next_attempt_at", "id")
     result = DeliverResult(dry_run=dry_run)
     if dry_run:
