@@ -131,3 +131,13 @@ def test_hostile_input_is_refused_not_a_server_error(api):
     assert api.post("/alerts", {**RULE, "name": "a\u0000b"}).status_code == 422
     assert api.post("/alerts", {**RULE, "webhook_url": "http://[::1/x"}).status_code == 422
     assert api.post("/alerts", {**RULE, "webhook_url": "http://host:port/x"}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"minutes": 1e400}, {"minutes": 10**30}, {"minutes": -1}, {"minutes": 2.5}, {"minutes": True}],
+)
+def test_numbers_out_of_range_are_refused(api, params):
+    answer = api.post("/alerts", {**RULE, "event": "session_stuck", "params": params})
+    assert answer.status_code == 422, answer.content
+    assert answer.json()["path"] == "params.minutes"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from collections.abc import Mapping
@@ -107,15 +108,22 @@ def forget_rule_events() -> None:
 # --- validation ---------------------------------------------------------------------------------
 
 
-def _number(params: Mapping[str, Any], name: str, *, kind: type, minimum: float) -> int | float:
+def _number(
+    params: Mapping[str, Any], name: str, *, kind: type, minimum: float, maximum: float
+) -> int | float:
     value = params.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidAlertRule(f"params.{name} must be a number", path=f"params.{name}")
+    path = f"params.{name}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidAlertRule(f"params.{name} must be a number", path=path)
+    if not minimum <= value <= maximum:
+        raise InvalidAlertRule(f"params.{name} must be {minimum:g} to {maximum:g}", path=path)
     if kind is int and value != int(value):
-        raise InvalidAlertRule(f"params.{name} must be a whole number", path=f"params.{name}")
-    if value < minimum:
-        raise InvalidAlertRule(f"params.{name} must be at least {minimum}", path=f"params.{name}")
+        raise InvalidAlertRule(f"params.{name} must be a whole number", path=path)
     return kind(value)
+
+
+#: A year in minutes: the longest stall or window a rule may name.
+_YEAR_MINUTES = 366 * 24 * 60
 
 
 def clean_params(event: str, params: Any) -> dict[str, Any]:
@@ -136,19 +144,21 @@ def clean_params(event: str, params: Any) -> dict[str, Any]:
             )
         return {"status": sorted(set(statuses))}
     if event == Event.SESSION_STUCK:
-        return {"minutes": _number(params, "minutes", kind=int, minimum=1)}
+        return {"minutes": _number(params, "minutes", kind=int, minimum=1, maximum=_YEAR_MINUTES)}
     if event == Event.TOOL_ERROR_RATE:
-        above = _number(params, "above", kind=float, minimum=0)
+        above = _number(params, "above", kind=float, minimum=0, maximum=1)
         if above >= 1:
             raise InvalidAlertRule("params.above is a share of calls, below 1", path="params.above")
         return {
             "above": above,
-            "window_minutes": _number(params, "window_minutes", kind=int, minimum=1),
-            "min_calls": _number(params, "min_calls", kind=int, minimum=1),
+            "window_minutes": _number(
+                params, "window_minutes", kind=int, minimum=1, maximum=_YEAR_MINUTES
+            ),
+            "min_calls": _number(params, "min_calls", kind=int, minimum=1, maximum=10**9),
             "per_tool": bool(params.get("per_tool", False)),
         }
     if event == Event.SESSION_COST:
-        return {"above_usd": _number(params, "above_usd", kind=float, minimum=0)}
+        return {"above_usd": _number(params, "above_usd", kind=float, minimum=0, maximum=10**9)}
     raise InvalidAlertRule(f"event must be one of {', '.join(EVENTS)}", path="event")
 
 
