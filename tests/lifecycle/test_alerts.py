@@ -172,6 +172,9 @@ def test_the_sweep_picks_up_an_outbox_row_whose_enqueue_was_lost():
     assert result.outbox_recovered == 1
     assert result.fired == 1
     assert AlertNotification.objects.count() == 1
+    assert evaluate.evaluate_alerts(now=NOW + timedelta(hours=1)).outbox_cleared == 0
+    assert evaluate.evaluate_alerts(now=NOW + timedelta(days=2)).outbox_cleared == 1
+    assert not AlertOutbox.objects.exists()
 
 
 def test_filters_and_mutes_hold_back_a_rule(django_capture_on_commit_callbacks):

@@ -45,6 +45,7 @@ notifications_ready = Signal()
 
 #: An outbox row this old and still unprocessed lost its enqueue (a crash, a broker outage).
 OUTBOX_GRACE = timedelta(seconds=30)
+OUTBOX_KEEP = timedelta(days=1)
 #: Stuck and expired sessions are looked for this far back: a new rule does not page for
 #: every session that stalled months ago.
 LOOKBACK = timedelta(days=1)
@@ -148,6 +149,7 @@ def _check_session_rule(rule: AlertRule, session: Session, *, now: datetime) -> 
 class EvaluateResult:
     dry_run: bool = False
     outbox_recovered: int = 0
+    outbox_cleared: int = 0
     fired: int = 0
     resolved: int = 0
     rules: int = 0
@@ -157,6 +159,7 @@ class EvaluateResult:
         return {
             "rules": self.rules,
             "outbox_recovered": self.outbox_recovered,
+            "outbox_cleared": self.outbox_cleared,
             "fired": self.fired,
             "resolved": self.resolved,
         }
@@ -181,6 +184,11 @@ def evaluate_alerts(
     for outbox_id in list(left_behind.values_list("pk", flat=True)[:1000]):
         result.notification_ids += process_outbox(outbox_id=outbox_id, now=now)
         result.outbox_recovered += 1
+    # Processed rows have done their work; a day of them is kept to look into.
+    done = AlertOutbox.objects.filter(processed_at__lt=now - OUTBOX_KEEP).order_by("pk")
+    result.outbox_cleared = AlertOutbox.objects.filter(
+        pk__in=list(done.values_list("pk", flat=True)[:10_000])
+    ).delete()[0]
     result.fired += len(result.notification_ids)
     for rule in _active_rules(now):
         result.rules += 1
