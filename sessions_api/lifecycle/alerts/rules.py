@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,24 +85,36 @@ def record(row: AlertRule) -> RuleRecord:
 
 _RULE_EVENTS_CACHE_KEY = "alerts:session-rule-events"
 #: How long a save trusts the cached answer to "do session rules exist?": a save costs no
-#: query for it, and a rule created in another process applies within this time.
+#: query for it, and a rule created or muted in another process applies within this time.
 RULE_EVENTS_TTL_SECONDS = 5
+#: A batch saves hundreds of sessions in a row: within a second they ask this process, not the
+#: cache (on Redis a round trip each).
+_MEMO_SECONDS = 1.0
+_memo: tuple[float, frozenset[str]] | None = None
 
 
 def session_rule_events(now: datetime) -> frozenset[str]:
     """The session events some unmuted rule watches (cached briefly; rule writes clear it)."""
+    global _memo
+    memo, clock = _memo, time.monotonic()
+    if memo is not None and clock - memo[0] < _MEMO_SECONDS:
+        return memo[1]
     cached = cache.get(_RULE_EVENTS_CACHE_KEY)
-    if cached is not None:
-        return frozenset(cached)
-    rows = AlertRule.objects.filter(event__in=SESSION_EVENTS).values_list("event", "muted_until")
-    events = {event for event, muted_until in rows if muted_until is None or muted_until <= now}
-    # A mute that ends soon must not be cached past its end.
-    cache.set(_RULE_EVENTS_CACHE_KEY, sorted(events), RULE_EVENTS_TTL_SECONDS)
-    return frozenset(events)
+    if cached is None:
+        rows = AlertRule.objects.filter(event__in=SESSION_EVENTS).values_list(
+            "event", "muted_until"
+        )
+        cached = sorted({event for event, until in rows if until is None or until <= now})
+        cache.set(_RULE_EVENTS_CACHE_KEY, cached, RULE_EVENTS_TTL_SECONDS)
+    events = frozenset(cached)
+    _memo = (clock, events)
+    return events
 
 
 def forget_rule_events() -> None:
     """Rules changed: the next save asks the database again."""
+    global _memo
+    _memo = None
     cache.delete(_RULE_EVENTS_CACHE_KEY)
 
 
