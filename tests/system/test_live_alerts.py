@@ -88,7 +88,7 @@ def stack(tmp_path_factory) -> Iterator[dict[str, Any]]:
             procs.append(worker)
             wait_for("the worker to answer a ping", lambda: ping(redis.url, 5), timeout=60)
             procs.append(start_beat(server.env, tmp, "alerts-beat"))
-            yield {"server": server, "key": key, "worker": worker, "tmp": tmp, "redis": redis}
+            yield {"server": server, "key": key, "tmp": tmp, "redis": redis, "procs": procs}
     finally:
         for proc in reversed(procs):
             proc.stop()
@@ -270,9 +270,10 @@ def test_a_worker_killed_mid_delivery_leaves_one_notification_delivered(stack):
         )
         post_session(stack, picoflow_doc(status="aborted", flow=agent))
         wait_for("the first request", lambda: receiver.received, timeout=15)
-        stack["worker"].kill9()
+        stack["procs"][0].kill9()  # the worker
         receiver.release()
-        stack["worker"] = start_worker(stack["server"].env, stack["tmp"], "alerts-worker-2")
+        # Into the fixture's list, so it is stopped at the end like the others.
+        stack["procs"].append(start_worker(stack["server"].env, stack["tmp"], "alerts-worker-2"))
         wait_for("the new worker", lambda: ping(stack["redis"].url, 5), timeout=60)
 
         def delivered():
