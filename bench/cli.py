@@ -1,4 +1,4 @@
-"""``bin/bench`` / ``python -m bench``: run B1-B9 and B12 with their same-run baselines.
+"""``bin/bench`` / ``python -m bench``: run B1-B9, B11 and B12 with their same-run baselines.
 
     bin/bench                      the full run (about 20-30 minutes on 2 cores)
     bin/bench --smoke              every benchmark, tiny (seconds; CI); asserts nothing on time
@@ -47,7 +47,7 @@ from bench.common import (
 )
 from bench.server import Server, production_like_env, request_once, run_load
 
-ALL = ("B1", "B2", "B3", "PG", "B4", "B5", "B6", "B7", "B8", "B9", "B12")
+ALL = ("B1", "B2", "B3", "PG", "B4", "B5", "B6", "B7", "B8", "B9", "B11", "B12")
 
 
 @dataclass
@@ -74,6 +74,9 @@ class Scale:
     list_repeat: int = 15
     b9_messages: int = 2_000
     b9_save_every: int = 20
+    b11_sessions: int = 1_024
+    b11_turns: int = 8
+    b11_group: int = 64
 
 
 SMOKE = Scale(
@@ -98,6 +101,9 @@ SMOKE = Scale(
     list_repeat=3,
     b9_messages=200,
     b9_save_every=20,
+    b11_sessions=64,
+    b11_turns=4,
+    b11_group=32,
 )
 
 
@@ -112,6 +118,12 @@ class Context:
         self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + (
             "-smoke" if args.smoke else ""
         )
+        self.database = args.database
+        if self.database == "postgres":
+            self.run_id += "-postgres"
+        self.pg_base = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+        #: data dir -> the PostgreSQL database it stands for (``--database postgres``).
+        self.pg_urls: dict[Path, str] = {}
         self.unique = itertools.count(1)
         self.results: dict[str, dict[str, Any]] = {}
         self.machine = machine()
@@ -131,6 +143,7 @@ class Context:
     ) -> Any:
         out = self.work / f"task-{name}-{next(self.unique)}.json"
         env = {**os.environ, **production_like_env(), "DATA_DIR": str(data_dir)}
+        env.update(self.db_env(data_dir))
         env.update(env_extra or {})
         env.pop("DJANGO_SETTINGS_MODULE", None)
         completed = subprocess.run(
@@ -161,8 +174,43 @@ class Context:
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True)
-        shutil.copy(self.work / "template" / "observatory.sqlite3", path / "observatory.sqlite3")
+        if self.database == "postgres":
+            # A copy of the migrated template database (CREATE DATABASE ... TEMPLATE).
+            self.pg_urls[path] = self.pg_create(name, template=self.pg_name("template"))
+        else:
+            shutil.copy(
+                self.work / "template" / "observatory.sqlite3", path / "observatory.sqlite3"
+            )
         return path
+
+    def db_env(self, data_dir: Path) -> dict[str, str]:
+        """DATABASE_URL for the processes working on ``data_dir`` (none: its SQLite file)."""
+        url = self.pg_urls.get(Path(data_dir))
+        return {"DATABASE_URL": url} if url else {}
+
+    def pg_name(self, name: str) -> str:
+        text = f"{self.run_id}_{name}".lower()
+        return "bench_" + "".join(c for c in text if c.isalnum() or c == "_")
+
+    def pg_admin(self):
+        import psycopg
+
+        return psycopg.connect(f"{self.pg_base}/postgres", connect_timeout=3, autocommit=True)
+
+    def pg_create(self, name: str, *, template: str | None = None) -> str:
+        database = self.pg_name(name)
+        with self.pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            admin.execute(
+                f'CREATE DATABASE "{database}"' + (f' TEMPLATE "{template}"' if template else "")
+            )
+        return f"{self.pg_base}/{database}"
+
+    def pg_drop_all(self) -> None:
+        names = [url.rsplit("/", 1)[1] for url in self.pg_urls.values()]
+        with contextlib.suppress(Exception), self.pg_admin() as admin:
+            for database in names:
+                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
     @property
     def json_headers(self) -> dict[str, str]:
@@ -206,6 +254,7 @@ class Context:
             "run_id": self.run_id,
             "smoke": self.smoke,
             "machine": self.machine,
+            "database": self.database,
             "git_commit": self.git["commit"],
             "git_dirty": self.git["dirty"],
             "finished_at": now_iso(),
@@ -224,10 +273,13 @@ class Context:
         log(f"work dir {self.work}")
         template = self.work / "template"
         template.mkdir(exist_ok=True)
+        if self.database == "postgres":
+            self.pg_urls[template] = self.pg_create("template")
         self.secrets = self.task("prepare", template)
-        db = sqlite3.connect(str(template / "observatory.sqlite3"))
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        db.close()
+        if self.database == "sqlite":
+            db = sqlite3.connect(str(template / "observatory.sqlite3"))
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.close()
         os.environ["DATA_DIR"] = str(self.work / "main")
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         import django
@@ -312,7 +364,7 @@ def bench_b1(ctx: Context) -> None:
     data_dir = ctx.fresh_dir("b1")
     runs = []
     latencies: list[float] = []
-    with Server(data_dir) as server:
+    with Server(data_dir, env=ctx.db_env(data_dir)) as server:
         run_load(
             server.port,
             healthz_request,
@@ -379,7 +431,7 @@ def bench_b2(ctx: Context) -> None:
     batch_factory = ctx.batch_factory(pool)
     runs = []
     latencies: list[float] = []
-    with Server(data_dir) as server:
+    with Server(data_dir, env=ctx.db_env(data_dir)) as server:
         run_load(server.port, batch_factory, concurrency=1, max_seconds=30, max_requests=1)
         for _ in range(s.runs):
             g = run_load(
@@ -461,7 +513,7 @@ def bench_b3(ctx: Context) -> None:
     mean_bytes = sum(len(t.body) for t in templates) / len(templates)
     runs = []
     latencies: list[float] = []
-    with Server(data_dir) as server:
+    with Server(data_dir, env=ctx.db_env(data_dir)) as server:
         run_load(
             server.port,
             ctx.ingest_factory(templates),
@@ -712,7 +764,7 @@ def list_under_ingest(ctx: Context, data_dir: Path, lists: dict[str, Any]) -> di
     paths["deep"] = "/api/v1/sessions?" + urlencode({"cursor": lists["deep_cursor"], "limit": 50})
     latencies: dict[str, list[float]] = {name: [] for name in paths}
     errors = 0
-    with Server(data_dir) as server:
+    with Server(data_dir, env=ctx.db_env(data_dir)) as server:
         for path in paths.values():
             request_once(server.port, "GET", path, headers=ctx.json_headers)
         stop = threading.Event()
@@ -907,7 +959,7 @@ def bench_b5(ctx: Context) -> None:
     ids: dict[str, str] = {}
     ingest_ms: dict[str, float] = {}
     results: dict[str, Any] = {}
-    with Server(data_dir) as server:
+    with Server(data_dir, env=ctx.db_env(data_dir)) as server:
         for label, body in (("large", big), ("small", small)):
             t0 = time.perf_counter()
             status, answer = request_once(
@@ -1100,7 +1152,7 @@ def bench_b7(ctx: Context) -> None:
             "with_bodies": True,
         },
     )
-    with Server(data_dir) as server:
+    with Server(data_dir, env=ctx.db_env(data_dir)) as server:
         run_load(
             server.port, ctx.ingest_factory(ctx.pool), concurrency=2, max_seconds=1, max_requests=20
         )
@@ -1119,6 +1171,7 @@ def bench_b7(ctx: Context) -> None:
             idle_runs.append(load_summary(idle, label="paced ingest, idle"))
         out = ctx.work / "cleanup.json"
         env = {**os.environ, **production_like_env(), "DATA_DIR": str(data_dir)}
+        env.update(ctx.db_env(data_dir))
         env.pop("DJANGO_SETTINGS_MODULE", None)
         stop = threading.Event()
         holder: dict[str, Any] = {}
@@ -1345,6 +1398,145 @@ def bench_b9(ctx: Context) -> None:
     )
 
 
+# --- B11 ---------------------------------------------------------------------------------------
+
+OTLP_BATCH = 512
+
+
+def bench_b11(ctx: Context) -> None:
+    """OTLP/protobuf exports of 512 spans, 4 exporters at once, against the same sessions sent
+    as whole documents (one POST /api/v1/sessions each), each on a fresh database. Every run
+    sends new conversations (an id prefix of its own), so nothing is a resent duplicate."""
+    from bench import otlp
+
+    s = ctx.scale
+    headers = {**ctx.json_headers, "Content-Type": "application/x-protobuf"}
+    runs = []
+    latencies: list[float] = []
+    for run in range(s.runs):
+        spans = otlp.span_stream(
+            prefix=f"b11-{run}", sessions=s.b11_sessions, turns=s.b11_turns, group=s.b11_group
+        )
+        bodies = otlp.export_bodies(spans, batch=OTLP_BATCH)
+        documents = otlp.session_documents(spans)
+        data_dir = ctx.fresh_dir(f"b11-otlp-{run}")
+        warm = otlp.export_bodies(
+            otlp.span_stream(prefix=f"b11-warm-{run}", sessions=8, turns=1, group=8), batch=32
+        )
+        with Server(data_dir) as server:
+            for body in warm * 2:  # both web workers import and connect before the clock
+                request_once(server.port, "POST", "/v1/traces", body, headers)
+            g = run_load(
+                server.port,
+                lambda i, bodies=bodies: ("POST", "/v1/traces", bodies[i], headers),
+                concurrency=s.concurrency,
+                max_seconds=600,
+                max_requests=len(bodies),
+            )
+            memory = server.memory()
+        # What the fold_otel_spans job then does with them, in one worker process.
+        fold = ctx.task("otlp_fold", data_dir)
+        stored = fold.pop("stored")
+        latencies.extend(g.latencies)
+        doc_dir = ctx.fresh_dir(f"b11-docs-{run}")
+        with Server(doc_dir) as server:
+            for body in otlp.session_documents(
+                otlp.span_stream(prefix=f"b11-warm-{run}", sessions=4, turns=1, group=4)
+            ):
+                request_once(
+                    server.port, "POST", "/api/v1/sessions?format=otel", body, ctx.json_headers
+                )
+            d = run_load(
+                server.port,
+                lambda i, documents=documents: (
+                    "POST",
+                    "/api/v1/sessions?format=otel",
+                    documents[i],
+                    ctx.json_headers,
+                ),
+                concurrency=s.concurrency,
+                max_seconds=600,
+                max_requests=len(documents),
+            )
+        runs.append(
+            {
+                "otlp": load_summary(g, label="POST /v1/traces (512 spans)"),
+                "documents": load_summary(d, label="POST /api/v1/sessions (whole session)"),
+                "spans": len(spans),
+                "sessions": len(documents),
+                "stored": stored,
+                "otlp_spans_per_s": round(len(spans) / g.seconds, 1) if g.seconds else None,
+                "otlp_sessions_per_s": round(len(documents) / g.seconds, 1) if g.seconds else None,
+                "document_sessions_per_s": round(d.rate, 1),
+                "document_spans_per_s": round(len(spans) / d.seconds, 1) if d.seconds else None,
+                "web_peak_rss_mb": memory["max_worker_peak_rss_mb"],
+                "fold": fold,
+            }
+        )
+    spans_s = median(r["otlp_spans_per_s"] for r in runs)
+    sessions_s = median(r["otlp_sessions_per_s"] for r in runs)
+    doc_sessions_s = median(r["document_sessions_per_s"] for r in runs)
+    doc_spans_s = median(r["document_spans_per_s"] for r in runs)
+    fold_spans_s = median(r["fold"]["spans_per_s"] for r in runs)
+    fold_sessions_s = median(r["fold"]["sessions_per_s"] for r in runs)
+    lat = summary_ms(latencies)
+    errors = sum(r["otlp"]["errors"] + r["documents"]["errors"] for r in runs)
+    # Each run's server also holds the 8 one-turn warm-up sessions.
+    warm = {"sessions": 8, "spans": 8 * otlp.SPANS_PER_TURN}
+    complete = all(
+        r["stored"]
+        == {"sessions": r["sessions"] + warm["sessions"], "spans": r["spans"] + warm["spans"]}
+        for r in runs
+    )
+    rel = ratio(spans_s, doc_spans_s)
+    ctx.record(
+        "B11",
+        f"OpenTelemetry in: OTLP/protobuf exports of {OTLP_BATCH} spans, {s.concurrency} "
+        "exporters, SQLite",
+        ">= 5,000 spans/s acknowledged (durably stored); every span in its session after the fold",
+        {
+            "params": {
+                "batch_spans": OTLP_BATCH,
+                "sessions": s.b11_sessions,
+                "turns_per_session": s.b11_turns,
+                "spans_per_turn": otlp.SPANS_PER_TURN,
+                "sessions_at_once": s.b11_group,
+                "concurrency": s.concurrency,
+            },
+            "runs": runs,
+            "median": {
+                "otlp_spans_per_s": spans_s,
+                "otlp_sessions_per_s": sessions_s,
+                "document_sessions_per_s": doc_sessions_s,
+                "document_spans_per_s": doc_spans_s,
+                "fold_spans_per_s": fold_spans_s,
+                "fold_sessions_per_s": fold_sessions_s,
+            },
+            "p50": lat["p50"],
+            "p95": lat["p95"],
+            "p99": lat["p99"],
+            "latency_ms_per_export": lat,
+            "errors": errors,
+            "peak_rss_mb": max(r["web_peak_rss_mb"] for r in runs),
+            "baselines": {"document_spans_per_s": doc_spans_s},
+            "ratios": {"otlp_over_documents": rel},
+            "target_met": {
+                "spans_per_s>=5000": spans_s is not None and spans_s >= 5000,
+                "every span stored": complete,
+                "0 errors": errors == 0,
+            },
+            "headline": {
+                "spans_per_s": spans_s,
+                "sessions_per_s": sessions_s,
+                "document_sessions_per_s": doc_sessions_s,
+                "fold_spans_per_s": fold_spans_s,
+                "fold_sessions_per_s": fold_sessions_s,
+                "ratio_documents": rel,
+            },
+        },
+    )
+
+
 # --- main --------------------------------------------------------------------------------------
 
 
@@ -1353,6 +1545,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="bin/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--smoke", action="store_true", help="tiny and fast; no time asserted")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the database every benchmark runs on (postgres: BENCH_POSTGRES_URL, default "
+        "postgresql://postgres@127.0.0.1:5432; a database per benchmark, dropped at the end)",
+    )
     parser.add_argument("--only", default="", help="comma-separated subset, e.g. B1,B5")
     parser.add_argument("--runs", type=int, help="runs per benchmark (default 5; smoke 2)")
     parser.add_argument("--sessions", help="B4/B6 scale points, e.g. 100000,1000000")
@@ -1365,6 +1564,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--docs-from",
         metavar="RUN_ID",
         help="only regenerate docs/BENCHMARKS.md and the charts from an earlier run's files",
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="RUN_A,RUN_B",
+        help="print B4, B6 and B7 of two runs side by side (e.g. SQLite and PostgreSQL)",
     )
     parser.add_argument(
         "--write-docs",
@@ -1380,6 +1584,16 @@ def main(argv: list[str] | None = None) -> int:
     # database of its own): settings inherited from a test run or a shell must not leak in.
     for name in ("DATABASE_URL", "SESSION_STORE", "REDIS_URL", "MONGODB_URL", "DATA_DIR"):
         os.environ.pop(name, None)
+    if args.compare:
+        from bench.report import compare_databases
+
+        first, second = args.compare.split(",")
+        print(
+            compare_databases(
+                Path(args.out) if args.out else ROOT / "bench" / "results", first, second
+            )
+        )
+        return 0
     if args.docs_from:
         from bench.report import write_docs
 
@@ -1411,9 +1625,12 @@ def main(argv: list[str] | None = None) -> int:
             ("B5", bench_b5),
             ("B7", bench_b7),
             ("B9", bench_b9),
+            ("B11", bench_b11),
             ("B12", bench_b12),
         ]
         for key, fn in steps:
+            if key == "PG" and ctx.database == "postgres":
+                continue  # B1 and B2 themselves run on PostgreSQL then
             if key in only:
                 log(f"{key} ...")
                 run_step(key, fn, ctx, failures)
@@ -1428,6 +1645,7 @@ def main(argv: list[str] | None = None) -> int:
             "smoke": ctx.smoke,
             "scale": asdict(scale),
             "machine": ctx.machine,
+            "database": ctx.database,
             "git": ctx.git,
             "finished_at": now_iso(),
             "duration_s": round(time.perf_counter() - started, 1),
@@ -1439,6 +1657,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(ctx.out / f"{ctx.run_id}.summary.json", summary)
         if not args.keep:
             shutil.rmtree(ctx.work, ignore_errors=True)
+            ctx.pg_drop_all()
     if args.write_docs:
         from bench.report import write_docs
 

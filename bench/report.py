@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Callable
 from html import escape
 from pathlib import Path
@@ -178,6 +179,23 @@ def _b9(r: dict[str, Any]) -> tuple[str, str]:
     )
 
 
+def _b11(r: dict[str, Any]) -> tuple[str, str]:
+    m = r["median"]
+    per_cpu = [
+        run["fold"]["spans_per_cpu_s"] for run in r["runs"] if "spans_per_cpu_s" in run["fold"]
+    ]
+    return (
+        f"{fmt(m['otlp_spans_per_s'])} spans/s acknowledged ({fmt(m['otlp_sessions_per_s'])} "
+        f"sessions/s), p95 {fmt(r['p95'], ' ms')} per export; fold "
+        f"{fmt(m['fold_spans_per_s'])} spans/s"
+        + (f" ({fmt(statistics.median(per_cpu))} per CPU second)" if per_cpu else "")
+        + "; the same sessions as documents "
+        f"{fmt(m['document_sessions_per_s'])} sessions/s ({fmt(m['document_spans_per_s'])} "
+        "spans/s)",
+        f"OTLP / documents (spans/s) = {fmt(r['ratios']['otlp_over_documents'], '', 2)}",
+    )
+
+
 def _b12(r: dict[str, Any]) -> tuple[str, str]:
     parts = [
         f"{backend}: median {fmt(point['median_s'], ' s', 2)}, p95 {fmt(point['p95_s'], ' s', 2)}, "
@@ -198,6 +216,7 @@ _MEASURED: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "PG": _pg,
     "B8": _b8,
     "B9": _b9,
+    "B11": _b11,
     "B12": _b12,
 }
 
@@ -412,3 +431,74 @@ def write_docs(out: Path, run_id: str) -> Path:
     )
     DOC.write_text(text)
     return DOC
+
+
+# --- the same benchmarks on two databases ------------------------------------------------------
+
+
+def _compare_rows(r: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(figure, value, unit) of a B4, B6 or B7 result, the figures their targets name."""
+    key = r["benchmark"]
+    if key == "B4":
+        http = r["runs"][-1]["http_latency_ms"]
+        inproc = r["runs"][-1]["inproc_ms"]
+        out: list[tuple[str, Any, str]] = [("sessions", r["headline"]["sessions"], "")]
+        out += [(f"{name}, HTTP p95", v["p95"], " ms") for name, v in http.items()]
+        out.append(("agent + errors, server p50", inproc["keyset_agent_errors"]["p50"], " ms"))
+        return out
+    if key == "B6":
+        return [
+            ("sessions", r["headline"]["sessions"], ""),
+            ("full rebuild", r["median"]["full_rebuild_s"], " s"),
+            ("incremental after 1,000 changes", r["median"]["incremental_s"], " s"),
+            ("full / incremental", r["ratios"]["full_over_incremental"], ""),
+            ("one chart, 30 d, p95", r["headline"]["rollup_chart_p95_ms"], " ms"),
+        ]
+    if key == "B7":
+        cleanup = r["runs"]["cleanup"]
+        return [
+            ("expired + purged", r["headline"]["purged"], ""),
+            ("expire + purge", r["median"]["cleanup_s"], " s"),
+            ("longest transaction (write lock)", r["headline"]["max_lock_ms"], " ms"),
+            ("transactions", cleanup["transactions"], ""),
+            ("ingest p95 idle", r["baselines"]["idle_ingest_p95_ms"], " ms"),
+            ("ingest p95 during", r["p95"], " ms"),
+            ("during / idle", r["ratios"]["p95_during_over_idle"], ""),
+        ]
+    return []
+
+
+def compare_databases(out: Path, first: str, second: str) -> str:
+    """A Markdown table of B4, B6 and B7 from two runs (``bin/bench --database ...``), side by
+    side, with the second / first ratio of each figure."""
+    s1, r1 = load_run(out, first)
+    s2, r2 = load_run(out, second)
+    name1, name2 = s1.get("database", "sqlite"), s2.get("database", "sqlite")
+    lines = [
+        f"| # | figure | {name1} | {name2} | {name2} / {name1} |",
+        "|---|---|---|---|---|",
+    ]
+    for key in ("B4", "B6", "B7"):
+        if key not in r1 or key not in r2:
+            continue
+        second_rows = {label: value for label, value, _ in _compare_rows(r2[key])}
+        for label, value, unit in _compare_rows(r1[key]):
+            other = second_rows.get(label)
+            rel = None
+            if isinstance(value, int | float) and isinstance(other, int | float) and value:
+                rel = other / value
+            lines.append(
+                f"| {key} | {cell(label)} | {_figure(value, unit)} | {_figure(other, unit)} "
+                f"| {fmt(rel, '', 2)} |"
+            )
+        flags1, flags2 = r1[key].get("target_met", {}), r2[key].get("target_met", {})
+        for flag in flags1:
+            lines.append(
+                f"| {key} | target: {cell(flag)} | {'✅' if flags1[flag] else '❌'} "
+                f"| {'✅' if flags2.get(flag) else '❌'} | |"
+            )
+    return "\n".join(lines)
+
+
+def _figure(value: Any, unit: str) -> str:
+    return fmt(value, unit, 0 if isinstance(value, int) else 1)

@@ -42,6 +42,7 @@ def timed(fn, repeat: int) -> list[float]:
 
 def task_prepare(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     """Migrate a fresh database; create roles, prices, an API key and a logged-in session."""
+    from django.conf import settings
     from django.contrib.auth import (
         BACKEND_SESSION_KEY,
         HASH_SESSION_KEY,
@@ -64,7 +65,7 @@ def task_prepare(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     user.groups.add(Group.objects.get(name="admin"))
     store = SessionStore()
     store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.create()
     return {"api_key": key, "session_cookie": store.session_key}
@@ -86,10 +87,16 @@ def task_ingest(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def task_bulk(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
-    from bench.datagen import bulk_clone
+    from django.db import connection
 
-    return bulk_clone(
-        Path(data_dir) / "observatory.sqlite3",
+    from bench.datagen import bulk_clone, bulk_clone_postgres
+
+    if connection.vendor == "postgresql":
+        load, target = bulk_clone_postgres, os.environ["DATABASE_URL"]
+    else:
+        load, target = bulk_clone, Path(data_dir) / "observatory.sqlite3"
+    return load(
+        target,
         count=params["count"],
         start_index=params["start_index"],
         now=datetime.fromisoformat(params["now"]),
@@ -349,13 +356,27 @@ def task_cleanup(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     connection.ensure_connection()
     holds: list[float] = []
     begin_at: list[float] = []
-    original_begin = connection._start_transaction_under_autocommit
     original_commit = connection._commit
     original_rollback = connection._rollback
+    if connection.vendor == "sqlite":
+        original_begin = connection._start_transaction_under_autocommit
 
-    def begin() -> None:
-        original_begin()
-        begin_at.append(time.perf_counter())
+        def begin() -> None:
+            original_begin()
+            begin_at.append(time.perf_counter())
+
+        connection._start_transaction_under_autocommit = begin
+    else:
+        # PostgreSQL: a transaction runs from leaving autocommit to COMMIT; its row locks (and
+        # the snapshot VACUUM must respect) last that long.
+        original_set = connection._set_autocommit
+
+        def set_autocommit(autocommit: bool) -> None:
+            original_set(autocommit)
+            if not autocommit:
+                begin_at.append(time.perf_counter())
+
+        connection._set_autocommit = set_autocommit
 
     def end(original):
         def wrapped() -> None:
@@ -365,7 +386,6 @@ def task_cleanup(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
 
         return wrapped
 
-    connection._start_transaction_under_autocommit = begin
     connection._commit = end(original_commit)
     connection._rollback = end(original_rollback)
 
@@ -530,6 +550,43 @@ def task_growing_session(data_dir: str, params: dict[str, Any]) -> dict[str, Any
     }
 
 
+def _otel_stored() -> dict[str, int]:
+    """Sessions of format otel, and the spans their latest documents hold."""
+    from sessions_api.models import Session
+    from sessions_api.storage import get_document_store
+
+    store = get_document_store()
+    rows = list(Session.objects.filter(format="otel").values_list("id", "latest_version"))
+    spans = sum(
+        len(json.loads(store.get(session_id=str(row_id), version=version))["spans"])
+        for row_id, version in rows
+    )
+    return {"sessions": len(rows), "spans": spans}
+
+
+def task_otlp_fold(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The fold_otel_spans job over every span B11 left pending: spans and sessions per second
+    of CPU and of wall time, as one worker process runs it."""
+    from django.utils import timezone
+
+    from sessions_api.ingest.otlp import fold_otel_spans
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fold_otel_spans(now=timezone.now())
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {
+        **result.counts(),
+        "stored": _otel_stored(),
+        "seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3),
+        "spans_per_s": round(result.folded_spans / wall, 1) if wall else None,
+        "sessions_per_s": round(result.sessions_changed / wall, 1) if wall else None,
+        # On a shared machine the wall time is mostly waiting for a core: per CPU second too.
+        "spans_per_cpu_s": round(result.folded_spans / cpu, 1) if cpu else None,
+        "peak_rss_mb": self_peak_rss_mb(),
+    }
+
+
 TASKS = {
     "prepare": task_prepare,
     "ingest": task_ingest,
@@ -540,6 +597,7 @@ TASKS = {
     "cleanup": task_cleanup,
     "raw_ceiling": task_raw_ceiling,
     "growing_session": task_growing_session,
+    "otlp_fold": task_otlp_fold,
 }
 
 

@@ -107,7 +107,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # instead of failing with "database is locked" on lock upgrade.
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        # FULL: a commit is on disk before ingest answers 2xx, so an OS crash or power cut
+        # cannot lose an acknowledged document (NORMAL could). Its cost: docs/BENCHMARKS.md.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 600
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME") or None}
@@ -145,6 +147,7 @@ INGEST_MAX_BATCH_ITEMS = env_int("INGEST_MAX_BATCH_ITEMS", 500)
 INGEST_MAX_DEPTH = env_int("INGEST_MAX_DEPTH", 64)
 INGEST_MAX_NODES = env_int("INGEST_MAX_NODES", 1_000_000)
 INGEST_MAX_MESSAGES = env_int("INGEST_MAX_MESSAGES", 20_000)
+INGEST_MAX_TOOL_CALLS = env_int("INGEST_MAX_TOOL_CALLS", 20_000)
 # Django's own cap must let a full batch through; our limits answer before it does.
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BATCH_BYTES + 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000
@@ -164,6 +167,7 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1, "retry_after": 5},
         }
     }
+    CACHES["throttle"] = {**CACHES["default"], "KEY_PREFIX": "observatory-throttle"}
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
 else:
@@ -172,7 +176,15 @@ else:
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "TIMEOUT": 3600,
             "OPTIONS": {"MAX_ENTRIES": 2000},
-        }
+        },
+        # Failure counters (sessions_api/access/throttle.py) must be shared by every web
+        # worker, which a per-process memory cache is not: files under DATA_DIR are.
+        "throttle": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "throttle"),
+            "TIMEOUT": 3600,
+            "OPTIONS": {"MAX_ENTRIES": 20_000},
+        },
     }
     # Embedded broker: kombu's filesystem transport under DATA_DIR, results as files. Web,
     # worker and beat share it across processes; nothing to install.
@@ -195,6 +207,29 @@ else:
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Sign-in throttling (sessions_api/access/login.py): after LOGIN_FAILURE_LIMIT wrong passwords
+# for one account, or LOGIN_ADDRESS_FAILURE_LIMIT from one address, sign-in is locked for the
+# rest of a LOGIN_LOCKOUT_SECONDS window, whatever the password.
+AUTHENTICATION_BACKENDS = ["sessions_api.access.login.ThrottledModelBackend"]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 30)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
+# Proxies of your own in front of the app: the throttles then count the address the outermost
+# one saw (from X-Forwarded-For) instead of the proxy's own.
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
+# Failed API authentications (unknown, malformed or revoked keys) per address and minute; over
+# it, 429 with Retry-After until the minute ends.
+API_AUTH_FAILURE_LIMIT = env_int("API_AUTH_FAILURE_LIMIT", 30)
+# Refused attempts written to the audit log per actor and minute; the rest are counted and
+# written as one aggregate entry (sessions_api/editing/audit.py).
+AUDIT_REFUSALS_PER_MINUTE = env_int("AUDIT_REFUSALS_PER_MINUTE", 5)
+# Mail (password reset): the reset pages exist only when EMAIL_HOST is set.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "1") == "1"
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "observatory@localhost")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

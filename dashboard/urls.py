@@ -43,6 +43,8 @@ urlpatterns = [
     path("sessions/<uuid:session_id>/restore/", editing.restore, name="session_restore"),
     path("sessions/<uuid:session_id>/branch/", editing.branch, name="session_branch"),
     path("sessions/<uuid:session_id>/delete/", editing.delete, name="session_delete"),
+    # The agent's own session id (after every UUID route): a redirect to the session.
+    path("sessions/<path:external_id>/", sessions.by_external_id, name="session_by_external_id"),
     # Across sessions.
     path("errors/", errors.errors, name="errors"),
     path("audit/", audit.audit_log, name="audit"),

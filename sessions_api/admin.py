@@ -11,6 +11,7 @@ and delivery attempts are read-only.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from django import forms
@@ -69,6 +70,7 @@ class AdminOnly(admin.ModelAdmin):
 
 class SessionEditForm(forms.ModelForm):
     expected_version = forms.IntegerField(widget=forms.HiddenInput)
+    expected_index_revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
     reason = forms.CharField(
         max_length=MAX_REASON_CHARS, help_text="Required: shown in the audit log."
     )
@@ -111,6 +113,7 @@ class SessionEditForm(forms.ModelForm):
             # Set even when bound: changed_data compares against these.
             self.initial.update(
                 expected_version=view.version,
+                expected_index_revision=row.index_revision,
                 hold=row.on_hold,
                 tags_text=", ".join(row.tags or []),
                 notes_text=row.notes,
@@ -123,6 +126,11 @@ class SessionEditForm(forms.ModelForm):
         if data.get("expected_version") not in (None, self.instance.latest_version):
             raise forms.ValidationError(
                 f"The session changed meanwhile (now version {self.instance.latest_version}); "
+                "reload the page and apply your change again."
+            )
+        if data.get("expected_index_revision") not in (None, self.instance.index_revision):
+            raise forms.ValidationError(
+                "The session's hold, tags or notes changed meanwhile; "
                 "reload the page and apply your change again."
             )
         if "value" in self.changed_data:
@@ -141,7 +149,7 @@ class SessionAdmin(AdminOnly):
     search_fields = ("external_id",)
     ordering = ("-updated_at",)
     fieldsets = (
-        (None, {"fields": ("reason", "expected_version")}),
+        (None, {"fields": ("reason", "expected_version", "expected_index_revision")}),
         ("Index", {"fields": ("hold", "tags_text", "notes_text")}),
         ("Document", {"fields": ("part", "value")}),
         (
@@ -187,12 +195,16 @@ class SessionAdmin(AdminOnly):
             reason=data["reason"],
             now=timezone.now(),
             expected_version=data["expected_version"],
+            expected_index_revision=data.get("expected_index_revision"),
         )
         try:
+            # Each index save moves the revision on: the next one starts from there.
             if "hold" in form.changed_data:
-                document.set_hold(edit=edit, on_hold=data["hold"])
+                done = document.set_hold(edit=edit, on_hold=data["hold"])
+                edit = replace(edit, expected_index_revision=done.index_revision)
             if "tags_text" in form.changed_data:
-                annotations.set_tags(edit=edit, tags=(data["tags_text"] or "").split(","))
+                done = annotations.set_tags(edit=edit, tags=(data["tags_text"] or "").split(","))
+                edit = replace(edit, expected_index_revision=done.index_revision)
             if "notes_text" in form.changed_data:
                 annotations.set_notes(edit=edit, notes=data["notes_text"] or "")
             if "parsed_value" in data:

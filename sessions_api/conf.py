@@ -227,6 +227,18 @@ def stuck_after_policy() -> TieredPolicy:
     return _tiered("STUCK_AFTER", "30m")
 
 
+def otel_session_idle() -> timedelta | None:
+    """An OpenTelemetry session whose traces have all closed their root span ends after this
+    long without a new span (close_idle_otel_sessions); ``never`` leaves them running."""
+    return _duration("OTEL_SESSION_IDLE", "5m")
+
+
+def otel_inline_fold_spans() -> int:
+    """An OTLP export of at most this many spans is appended to its sessions before the answer
+    (small exports from quiet agents show at once); larger ones wait for fold_otel_spans."""
+    return _int("OTEL_INLINE_FOLD_SPANS", 64, minimum=0)
+
+
 def reconcile_orphan_min_age() -> timedelta:
     """Bodies without an index row are deleted only when older than this: an ingest may be
     between writing the body and committing the index right now."""
@@ -266,5 +278,6 @@ def describe_policies() -> dict[str, Any]:
         "purge_retention": purge_retention_policy().describe(),
         "prune_keep_versions": prune_keep_versions(),
         "stuck_after": stuck_after_policy().describe(),
+        "otel_session_idle": _show(otel_session_idle()),
         "reconcile_orphan_min_age": _show(reconcile_orphan_min_age()),
     }

@@ -73,16 +73,9 @@ def insert_rows(
     if not rows:
         return 0
     db = connections[using]  # the connection itself: each use of the proxy costs
-    resolved = [model._meta.get_field(f) if isinstance(f, str) else f for f in fields]
-    quote = db.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(model._meta.db_table)}"
-        f" ({', '.join(quote(f.column) for f in resolved)})"
-        f" VALUES ({', '.join(['%s'] * len(resolved))})"
-    )
-    if if_absent:
-        sql += " ON CONFLICT DO NOTHING"
-    prepare = [_preparer(f, db) for f in resolved]
+    sql, resolved = _insert_statement(model, tuple(fields), if_absent, using, db.vendor)
+    repeats = len(rows) > 1
+    prepare = [_preparer(f, db, repeats=repeats) for f in resolved]
     params = [[v if p is None else p(v) for p, v in zip(prepare, row, strict=True)] for row in rows]
     step = batch_size or len(params)
     inserted = 0
@@ -97,16 +90,53 @@ def insert_rows(
     return inserted
 
 
-def _preparer(field: models.Field, db: BaseDatabaseWrapper) -> Callable[[Any], Any] | None:
+@functools.lru_cache(maxsize=256)
+def _insert_statement(
+    model: type[models.Model],
+    fields: tuple[models.Field | str, ...],
+    if_absent: bool,
+    using: str,
+    vendor: str,  # a test may point an alias at another database
+) -> tuple[str, list[models.Field]]:
+    """The INSERT of ``fields`` into ``model``'s table, and the fields resolved: the same few
+    statements run for every document ingested, and building one costs a field look-up and a
+    quoted name per column."""
+    resolved = [model._meta.get_field(f) if isinstance(f, str) else f for f in fields]
+    quote = connections[using].ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)}"
+        f" ({', '.join(quote(f.column) for f in resolved)})"
+        f" VALUES ({', '.join(['%s'] * len(resolved))})"
+    )
+    if if_absent:
+        sql += " ON CONFLICT DO NOTHING"
+    return sql, resolved
+
+
+def _preparer(
+    field: models.Field, db: BaseDatabaseWrapper, *, repeats: bool
+) -> Callable[[Any], Any] | None:
+    kind, native = _field_kind(field)
+    if kind == "str":
+        return None  # the index holds only str in its text fields
     prepare = partial(field.get_db_prep_save, connection=db)
-    for field_class, native in _NATIVE:
-        if isinstance(field, field_class):
-            if native is str:
-                return None  # the index holds only str in its text fields
-            return lambda value: value if type(value) is native else prepare(value)
-    if isinstance(field, _REPEATING):
+    if kind == "native":
+        return lambda value: value if type(value) is native else prepare(value)
+    if kind == "repeating" and repeats:
         return functools.cache(prepare)
     return prepare
+
+
+@functools.lru_cache(maxsize=1024)
+def _field_kind(field: models.Field) -> tuple[str, type | None]:
+    """How a field's values are prepared ("str", "native", "repeating" or "other"), worked out
+    once per field rather than once per insert."""
+    for field_class, native in _NATIVE:
+        if isinstance(field, field_class):
+            return ("str" if native is str else "native"), native
+    if isinstance(field, _REPEATING):
+        return "repeating", None
+    return "other", None
 
 
 @contextmanager

@@ -102,6 +102,13 @@ class NotFound(_FixedCodeError):
     code = "not_found"
 
 
+class AmbiguousSessionId(_FixedCodeError):
+    """An agent's own session id that names several sessions (one per format): use the
+    session's ``id``."""
+
+    code = "ambiguous_session_id"
+
+
 class VersionNotFound(NotFound):
     code = "version_not_found"
 
@@ -191,6 +198,36 @@ class VersionConflict(EditError):
         self.diff = diff
 
 
+class IndexConflict(VersionConflict):
+    """The editor's form showed the session's tags, notes, hold or expiry at
+    ``expected_index_revision`` but someone changed them since (``current_index_revision``).
+    Index-only edits add no document version, so this count is what stales their forms;
+    ``changes`` lists what the other saves did (newest first)."""
+
+    def __init__(
+        self,
+        *,
+        version: int,
+        expected_index_revision: int,
+        current_index_revision: int,
+        changes: list[dict[str, Any]],
+    ) -> None:
+        super().__init__(expected_version=version, current_version=version, diff=changes)
+        self.message = (
+            "the session's tags, notes, hold or expiry changed while you were editing: "
+            "reload, re-apply your change and save again"
+        )
+        self.path = "expected_index_revision"
+        self.details = {
+            **self.details,
+            "expected_index_revision": expected_index_revision,
+            "current_index_revision": current_index_revision,
+        }
+        self.expected_index_revision = expected_index_revision
+        self.current_index_revision = current_index_revision
+        self.changes = changes
+
+
 class DuplicatePrice(_FixedCodeError):
     """A price for this model and effective date exists already."""
 
@@ -205,9 +242,12 @@ class RateLimited(_FixedCodeError):
 
     code = "rate_limited"
 
-    def __init__(self, *, limit: int, window: int, retry_after: int) -> None:
+    def __init__(
+        self, *, limit: int, window: int, retry_after: int, message: str | None = None
+    ) -> None:
         super().__init__(
-            f"this API key is over its limit of {limit} requests per {window} s; "
+            message
+            or f"this API key is over its limit of {limit} requests per {window} s; "
             f"retry in {retry_after} s",
             details={"limit": limit, "window_seconds": window},
         )

@@ -79,6 +79,9 @@ class Session(models.Model):
     notes = models.TextField(blank=True, default="")
     # An expiry an editor set for a format whose document records none; survives new versions.
     expires_at_override = models.DateTimeField(null=True, blank=True)
+    # Counts index-only edits (tags, notes, hold, an index expiry): they add no document version,
+    # so a stale form is caught by this number instead (editing/locking.py).
+    index_revision = models.PositiveIntegerField(default=0)
     # A branch: the session and version it was branched from (the parent lists its branches).
     parent_session = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="branches"
@@ -95,6 +98,15 @@ class Session(models.Model):
             models.Index(fields=["status", "-updated_at"], name="session_status_upd_idx"),
             models.Index(fields=["format", "-updated_at"], name="session_format_upd_idx"),
             models.Index(fields=["agent", "-updated_at"], name="session_agent_upd_idx"),
+            # The list filtered by agent and errors: otherwise the planner walks all of the
+            # agent's sessions in time order to find the few with errors. Partial: Django
+            # writes the filter as a bare `has_errors` term, which no key column can match
+            # but a partial index's condition does, and it holds only sessions with errors.
+            models.Index(
+                fields=["agent", "-updated_at", "-id"],
+                condition=models.Q(has_errors=True),
+                name="session_agent_err_upd_idx",
+            ),
             # Incremental rollups pick up what changed since their watermark.
             models.Index(fields=["last_received_at"], name="session_received_idx"),
         ]
@@ -448,6 +460,48 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (v{self.version} of {self.session_id})"
+
+
+class OtelTrace(models.Model):
+    """Which session an OpenTelemetry trace's spans go to (POST /v1/traces).
+
+    Spans that carry no conversation id (a model call under an agent span that does) are
+    grouped with their trace; spans of one trace arrive over several exports, so the trace's
+    session is remembered here rather than found again in each export.
+    """
+
+    trace_id = models.CharField(max_length=32, primary_key=True)
+    session_key = models.CharField(max_length=512)
+    # gen_ai.conversation.id, session.id or trace_id: how session_key was found.
+    grouped_by = models.CharField(max_length=32)
+    received_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"trace {self.trace_id} -> {self.session_key}"
+
+
+class OtelSpan(models.Model):
+    """A span POST /v1/traces acknowledged and the fold_otel_spans job has not yet appended to
+    its session: the receiver's answer waits only for this row's commit.
+
+    ``session_key`` is the conversation the span itself names (empty when it names none: its
+    trace decides at fold time); ``body`` is the span as the ``otel`` document keeps it.
+    """
+
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    session_key = models.CharField(max_length=512, blank=True, default="")
+    grouped_by = models.CharField(max_length=32, blank=True, default="")
+    body = models.BinaryField()
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trace_id", "span_id"], name="otelspan_trace_span")
+        ]
+
+    def __str__(self) -> str:
+        return f"pending span {self.span_id} of trace {self.trace_id}"
 
 
 class AlertRule(models.Model):

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.cache import cache
+from django.conf import settings
+from django.core.cache import cache, caches
 from django.test import Client, override_settings
 
 from sessions_api.access import keys
@@ -80,6 +81,26 @@ def fast_password_hasher() -> Iterator[None]:
     users need a hash, not its cost. Subprocess servers keep the production settings."""
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_throttle_cache() -> Iterator[None]:
+    """Each test process counts failures (sign-ins, API keys, refusals) in its own memory, not
+    in the file cache shared under DATA_DIR, so parallel tests never lock each other out."""
+    caches_setting = {
+        **settings.CACHES,
+        "throttle": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "t"},
+    }
+    # Every test client shares one address: tests of bad keys would lock each other out. The
+    # throttle's own tests (tests/access/test_authentication_throttles.py) turn it back on.
+    with override_settings(CACHES=caches_setting, API_AUTH_FAILURE_LIMIT=0):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_counts() -> None:
+    """No test starts with another test's failures counted against it."""
+    caches["throttle"].clear()
 
 
 def shared_path(*parts: str) -> Path:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import random
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -104,3 +107,78 @@ def test_text_diff_counts_lines():
 def test_huge_diffs_are_truncated():
     ops = jsondiff.diff(list(range(5000)), [], max_ops=10)
     assert len(ops) == 11 and ops[-1] == {"op": "truncated", "omitted": 4990}
+
+
+def _sides(diff: jsondiff.TextDiff) -> tuple[list[str], list[str]]:
+    body = [line for line in diff.lines if line.kind in ("ctx", "add", "del")]
+    left = [line.text[1:] for line in body if line.kind != "add"]
+    right = [line.text[1:] for line in body if line.kind != "del"]
+    return left, right
+
+
+def test_line_diff_with_full_context_rebuilds_both_sides_and_is_never_longer_than_difflib():
+    rng = random.Random(7)
+    for _ in range(500):
+        alphabet = rng.choice([2, 3, 20])
+        left = [str(rng.randrange(alphabet)) for _ in range(rng.randrange(25))]
+        right = [str(rng.randrange(alphabet)) for _ in range(rng.randrange(25))]
+        diff = jsondiff.line_diff(left, right, context=10**6)
+        if left == right:
+            assert diff.lines == [] and diff.added == diff.removed == 0
+            continue
+        assert _sides(diff) == (left, right)
+        reference = list(difflib.unified_diff(left, right, lineterm=""))
+        edits = sum(1 for line in reference if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+        assert diff.added + diff.removed <= edits
+
+
+def test_line_diff_writes_what_diff_u_writes():
+    left = [f"line {i}" for i in range(40)]
+    right = list(left)
+    right[5] = "changed"
+    del right[20]
+    right.insert(30, "inserted")
+    diff = jsondiff.line_diff(left, right, before_label="v1", after_label="v2")
+    expected = list(difflib.unified_diff(left, right, "v1", "v2", lineterm=""))
+    assert [line.text for line in diff.lines] == expected
+    assert [line.kind for line in diff.lines[:3]] == ["meta", "meta", "hunk"]
+
+
+def test_line_diff_gives_up_on_a_reordered_pair_within_its_step_budget():
+    left = [str(i) for i in range(99_000)]
+    budget = jsondiff.DiffBudget(max_seconds=3600)  # only the deterministic bounds count
+    diff = jsondiff.line_diff(left, left[::-1], budget=budget)
+    assert diff.too_large and diff.lines == []
+
+
+def test_line_diff_refuses_a_pair_whose_line_counts_alone_exceed_the_edit_budget():
+    left = [str(i) for i in range(5000)]
+    right = [f"other {i}" for i in range(5000)]
+    budget = jsondiff.DiffBudget(max_edits=100, max_seconds=3600)
+    assert jsondiff.line_diff(left, right, budget=budget).too_large
+
+
+def test_line_diff_finds_a_few_edits_in_a_long_document():
+    left = [str(i) for i in range(99_000)]
+    right = [*left[:500], "new", *left[500:60_000], *left[60_001:]]
+    diff = jsondiff.line_diff(left, right)
+    assert not diff.too_large and (diff.added, diff.removed) == (1, 1)
+
+
+def _nested(depth: int) -> list:
+    root: list = []
+    node = root
+    for _ in range(depth):
+        node.append([])
+        node = node[0]
+    return root
+
+
+def test_pretty_writes_values_past_the_depth_limit_compact():
+    text = jsondiff.pretty({"ok": _nested(200)})
+    assert text.startswith('{"ok": [[[') and "\n" not in text
+    assert jsondiff.pretty({"a": [1]}) == '{\n  "a": [\n    1\n  ]\n}'
+
+
+def test_pretty_never_raises_on_values_no_encoder_can_write():
+    assert jsondiff.pretty({"ok": _nested(100_000)}) == "<dict too deeply nested to show>"

@@ -21,7 +21,11 @@ from sessions_api.errors import InvalidParams, UnknownJob
 
 
 class JobResult(Protocol):
-    """What a job's service returns: counts for the run's summary, details for its page."""
+    """What a job's service returns: counts for the run's summary, details for its page.
+
+    A service that had nothing to do at all (no source attached, a feature turned off) says why
+    in ``nothing_to_do`` (an attribute or property; absent or empty otherwise): the run is then
+    recorded ``skipped`` with that reason, not ``succeeded``."""
 
     def counts(self) -> dict[str, Any]: ...
     def details(self) -> dict[str, Any]: ...
@@ -95,7 +99,10 @@ JOBS: dict[str, JobSpec] = {
             every=timedelta(minutes=5),
             soft_time_limit=timedelta(minutes=10),
             time_limit=timedelta(minutes=12),
-            params={"batch_size": Param(int, 500, minimum=1)},
+            params={
+                "batch_size": Param(int, 500, minimum=1),
+                "lock_target_ms": Param(float, 50.0, minimum=1),
+            },
         ),
         JobSpec(
             name="purge_sessions",
@@ -111,6 +118,7 @@ JOBS: dict[str, JobSpec] = {
                 "batch_size": Param(int, 200, minimum=1),
                 "limit": Param(int, None),
                 "pause_s": Param(float, 0.0),
+                "lock_target_ms": Param(float, 50.0, minimum=1),
             },
         ),
         JobSpec(
@@ -175,6 +183,29 @@ JOBS: dict[str, JobSpec] = {
             every=timedelta(minutes=5),
             soft_time_limit=timedelta(minutes=5),
             time_limit=timedelta(minutes=6),
+            params={"batch_size": Param(int, 1000, minimum=1)},
+        ),
+        JobSpec(
+            name="fold_otel_spans",
+            service="sessions_api.ingest.otlp.fold_otel_spans",
+            summary="Appends the spans POST /v1/traces received to their sessions' documents.",
+            why_this_often="Every 15 seconds: spans of large exports show in their sessions "
+            "that soon (small ones are appended before the answer), and a session takes all its "
+            "new spans as one version.",
+            every=timedelta(seconds=15),
+            soft_time_limit=timedelta(minutes=5),
+            time_limit=timedelta(minutes=6),
+            params={"batch_size": Param(int, 5000, minimum=1)},
+        ),
+        JobSpec(
+            name="close_idle_otel_sessions",
+            service="sessions_api.lifecycle.otel_idle.close_idle_otel_sessions",
+            summary="Ends OpenTelemetry sessions whose traces closed and that went quiet.",
+            why_this_often="Every minute, so a finished conversation shows as ended soon after "
+            "OTEL_SESSION_IDLE.",
+            every=timedelta(minutes=1),
+            soft_time_limit=timedelta(minutes=2),
+            time_limit=timedelta(minutes=3),
             params={"batch_size": Param(int, 1000, minimum=1)},
         ),
         JobSpec(

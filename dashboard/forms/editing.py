@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django import forms
 
-from dashboard.forms.common import parse_moment
+from dashboard.forms.common import check_moment_range, parse_moment
 from sessions_api.editing.annotations import MAX_NOTES_CHARS
 from sessions_api.editing.audit import MAX_REASON_CHARS
 from sessions_api.editing.values import Actor, EditRequest
@@ -29,6 +29,7 @@ class EditForm(forms.Form):
             reason=self.cleaned_data["reason"],
             now=now,
             expected_version=self.cleaned_data.get("expected_version"),
+            expected_index_revision=self.cleaned_data.get("expected_index_revision"),
         )
 
 
@@ -37,6 +38,13 @@ class VersionedEditForm(EditForm):
     stale one gets the conflict page, never a silent overwrite)."""
 
     expected_version = forms.IntegerField(min_value=1, max_value=MAX_VERSION)
+
+
+class IndexEditForm(VersionedEditForm):
+    """An edit of what lives on the session row only (expiry, hold, tags, notes): it adds no
+    version, so it also carries the index revision the form showed."""
+
+    expected_index_revision = forms.IntegerField(min_value=0, max_value=MAX_VERSION)
 
 
 class PartForm(VersionedEditForm):
@@ -48,7 +56,7 @@ class StatusForm(VersionedEditForm):
     status = forms.CharField(max_length=32)
 
 
-class ExpiryForm(VersionedEditForm):
+class ExpiryForm(IndexEditForm):
     expires_at = forms.CharField(required=False, max_length=40)
     no_expiry = forms.BooleanField(required=False)
 
@@ -61,14 +69,14 @@ class ExpiryForm(VersionedEditForm):
         moment = parse_moment(text)
         if moment is None:
             raise forms.ValidationError("Not a date and time.")
-        return moment
+        return check_moment_range(moment)
 
 
-class HoldForm(VersionedEditForm):
+class HoldForm(IndexEditForm):
     on_hold = forms.TypedChoiceField(choices=[("1", "hold"), ("0", "release")], coerce=str)
 
 
-class AnnotationsForm(VersionedEditForm):
+class AnnotationsForm(IndexEditForm):
     tags = forms.CharField(required=False, max_length=2000)
     notes = forms.CharField(required=False, max_length=MAX_NOTES_CHARS, strip=False)
 

@@ -8,7 +8,12 @@ from datetime import datetime, timedelta
 
 from django import forms
 
-from dashboard.forms.common import parse_moment
+from dashboard.forms.common import (
+    BoundedIntegerField,
+    check_moment_range,
+    parse_moment,
+    range_problem,
+)
 from sessions_api.domain import SessionStatus
 from sessions_api.editing.selectors import AuditFilters
 from sessions_api.formats import FORMAT_IDS
@@ -47,6 +52,11 @@ class _AwareDateTimeField(forms.DateTimeField):
                 return parsed
         return super().to_python(value)
 
+    def validate(self, value):
+        super().validate(value)
+        if value is not None:
+            check_moment_range(value)
+
 
 def _csv_values(data, name: str) -> list[str]:
     """``?status=a,b`` (the API's form) and ``?status=a&status=b`` (checkboxes) alike."""
@@ -79,6 +89,10 @@ class RangeMixin(forms.Form):
             return now - RANGE_PRESETS[self.default_range], None, self.default_range
         return None, None, ""
 
+    def problem(self) -> str:
+        """The out-of-range parameter, named; the page answers 400 with it ("" when none)."""
+        return range_problem(self)
+
 
 class SessionFilterForm(RangeMixin):
     """The explorer's query string: the REST list's parameters plus the dashboard's own."""
@@ -97,8 +111,8 @@ class SessionFilterForm(RangeMixin):
     limit = forms.TypedChoiceField(
         choices=[(str(n), str(n)) for n in PAGE_SIZES], coerce=int, required=False, empty_value=50
     )
-    min_duration = forms.IntegerField(required=False, min_value=0)
-    max_duration = forms.IntegerField(required=False, min_value=0)
+    min_duration = BoundedIntegerField(required=False, min_value=0)
+    max_duration = BoundedIntegerField(required=False, min_value=0)
 
     def __init__(self, data, *args, **kwargs):
         super().__init__(data, *args, **kwargs)
@@ -150,12 +164,12 @@ class SessionPageForm(forms.Form):
     """One session's pages: which version, where the timeline window starts (or the message it
     is around) and its size, and two versions to compare."""
 
-    version = forms.IntegerField(required=False, min_value=0)
-    start = forms.IntegerField(required=False, min_value=0)
-    around = forms.IntegerField(required=False, min_value=0)
-    limit = forms.IntegerField(required=False, min_value=0)
-    a = forms.IntegerField(required=False, min_value=0)
-    b = forms.IntegerField(required=False, min_value=0)
+    version = BoundedIntegerField(required=False, min_value=0)
+    start = BoundedIntegerField(required=False, min_value=0)
+    around = BoundedIntegerField(required=False, min_value=0)
+    limit = BoundedIntegerField(required=False, min_value=0)
+    a = BoundedIntegerField(required=False, min_value=0)
+    b = BoundedIntegerField(required=False, min_value=0)
 
     def number(self, name: str) -> int | None:
         return self.cleaned_data.get(name)
@@ -194,6 +208,8 @@ class AuditFilterForm(forms.Form):
 
     def problem(self) -> str:
         """What is wrong with the time range, said once; "" when nothing is."""
+        if problem := range_problem(self):
+            return problem
         for name in ("since", "until"):
             if name in self.errors:
                 return self.errors[name][0]
@@ -207,14 +223,14 @@ def _audit_moment(text: str) -> datetime | None:
     if moment is None:
         shown = text.strip()[:40]
         raise forms.ValidationError(f"{shown!r} is not a date and time (use YYYY-MM-DDTHH:MM, UTC)")
-    return moment
+    return check_moment_range(moment)
 
 
 class JobHistoryForm(forms.Form):
     """The Jobs page's history: one job's runs or all, and the page before a run id."""
 
     job = forms.ChoiceField(required=False)
-    before = forms.IntegerField(required=False)
+    before = BoundedIntegerField(required=False)
 
     def __init__(self, data, *, job_names: Iterable[str]) -> None:
         super().__init__(data)

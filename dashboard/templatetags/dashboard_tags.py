@@ -11,6 +11,8 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
+from sessions_api import jsondiff
+
 register = template.Library()
 
 LONG_TEXT_CHARS = 1200
@@ -19,6 +21,9 @@ LONG_TEXT_LINES = 18
 
 @register.filter
 def pretty_json(value: Any) -> str:
+    """A value (or JSON text) pretty-printed. Never raises, whatever a client stored: text
+    nested too deep to parse is shown as it is, and values nested deeper than the pretty
+    printer's limit are written compact (jsondiff.pretty)."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -26,14 +31,12 @@ def pretty_json(value: Any) -> str:
         if stripped[:1] in ("{", "[") and len(stripped) < 1_000_000:
             # Tool results and arguments often arrive as JSON text: show them structured.
             try:
-                return json.dumps(json.loads(stripped), indent=2, ensure_ascii=False)
-            except ValueError:
+                parsed = json.loads(stripped)
+            except (ValueError, RecursionError):
                 return value
+            return jsondiff.pretty(parsed)
         return value
-    try:
-        return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False)
-    except (TypeError, ValueError):
-        return repr(value)
+    return jsondiff.pretty(value)
 
 
 @register.filter

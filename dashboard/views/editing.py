@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,7 +43,9 @@ from sessions_api.editing import annotations, document, lineage
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.editing.values import EditOutcome, EditRequest
 from sessions_api.errors import (
+    AmbiguousSessionId,
     EditError,
+    IndexConflict,
     InvalidDocument,
     NotEditable,
     NotFound,
@@ -258,6 +261,8 @@ def save_hold(request: HttpRequest, session_id: str) -> HttpResponse:
 def save_annotations(request: HttpRequest, session_id: str) -> HttpResponse:
     def call(edit: EditRequest, d: dict[str, Any], form: forms.Form) -> EditOutcome:
         tags = annotations.set_tags(edit=edit, tags=list(d["tags"].split(",")))
+        # One form, two saves: the notes follow the tags' own revision, not a stale one.
+        edit = replace(edit, expected_index_revision=tags.index_revision)
         notes = annotations.set_notes(edit=edit, notes=d["notes"])
         return notes if notes.changed else tags
 
@@ -398,17 +403,24 @@ def _form_conflict(
     request: HttpRequest, record: SessionRecord, exc: VersionConflict
 ) -> HttpResponse:
     current = _record(record.id)
-    conflict = editing_selectors.conflict_view(
-        session_id=record.id,
-        format_id=record.format,
-        part=editing_selectors.DOCUMENT_PART,
-        seen_version=exc.expected_version,
-        mine=None,
-    )
+    if isinstance(exc, IndexConflict):
+        conflict = None
+        kind = "index"
+    else:
+        conflict = editing_selectors.conflict_view(
+            session_id=record.id,
+            format_id=record.format,
+            part=editing_selectors.DOCUMENT_PART,
+            seen_version=exc.expected_version,
+            mine=None,
+        )
+        kind = "form"
+    extras = editing_selectors.session_extras(session_id=record.id)
     replay = [
         (name, value)
         for name, value in request.POST.items()
-        if name not in ("csrfmiddlewaretoken", "expected_version", "reason")
+        if name
+        not in ("csrfmiddlewaretoken", "expected_version", "expected_index_revision", "reason")
     ]
     return render(
         request,
@@ -420,7 +432,9 @@ def _form_conflict(
             "version": current.version,
             "versions_count": current.version,
             "conflict": conflict,
-            "kind": "form",
+            "index_conflict": exc if kind == "index" else None,
+            "index_revision": extras.index_revision if extras else 0,
+            "kind": kind,
             "replay": replay,
             "reason": request.POST.get("reason", ""),
             "action": request.path,
@@ -430,7 +444,10 @@ def _form_conflict(
 
 
 def _record(session_id: Any) -> SessionRecord:
-    record = selectors.get_session(session_id=str(session_id))
+    try:
+        record = selectors.get_session(session_id=str(session_id))
+    except AmbiguousSessionId:
+        record = None
     if record is None:
         raise Http404("no such session")
     return record

@@ -24,8 +24,10 @@ def errors(request: HttpRequest) -> HttpResponse:
     kind = data.get("kind") or "errors"
     agent = data.get("agent") or None
     tool = data.get("tool") or None
-    problem = ""
+    problem = form.problem()
     try:
+        if problem:
+            raise InvalidQuery(problem)
         page = error_feed.list_errors(
             since=since,
             until=until,

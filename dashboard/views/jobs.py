@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from dashboard.forms.common import range_problem
 from dashboard.forms.jobs import RunJobForm
 from dashboard.forms.query import JobHistoryForm
 from dashboard.views.common import is_dashboard_admin
@@ -33,6 +34,8 @@ PILLS = {
 def jobs_page(request: HttpRequest) -> HttpResponse:
     form = JobHistoryForm(request.GET, job_names=registry.JOB_NAMES)
     form.is_valid()
+    if problem := range_problem(form):
+        raise BadRequest(problem)
     job = form.cleaned_data.get("job") or None
     history = runs.list_runs(job=job, limit=50, before_id=form.cleaned_data.get("before"))
     return render(

@@ -23,6 +23,7 @@ REFRESH_SECONDS = 30
 def overview(request: HttpRequest) -> HttpResponse:
     form = OverviewRangeForm(request.GET)
     form.is_valid()
+    problem = form.problem()  # an out-of-range time: named, and the default range shown
     now = timezone.now()
     since, until, preset = form.time_window(now)
     open_ended = until is None
@@ -94,5 +95,7 @@ def overview(request: HttpRequest) -> HttpResponse:
             "refresh": bool(form.cleaned_data.get("refresh")) if form.is_bound else False,
             "refresh_seconds": REFRESH_SECONDS,
             "plotly_style_placeholder": charts.PLOTLY_MAPLIBRE_STYLE_ID,
+            "problem": problem,
         },
+        status=400 if problem else 200,
     )

@@ -5,13 +5,16 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.core.exceptions import BadRequest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import (
     Http404,
@@ -20,13 +23,14 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET
 
+from dashboard.forms.common import range_problem
 from dashboard.forms.query import (
     PAGE_SIZES,
     RANGE_PRESETS,
@@ -34,11 +38,12 @@ from dashboard.forms.query import (
     SessionFilterForm,
     SessionPageForm,
 )
+from dashboard.spreadsheet import csv_cell
 from dashboard.views.common import query_without
 from sessions_api.access import roles
 from sessions_api.analytics import pricing
 from sessions_api.editing import selectors as editing_selectors
-from sessions_api.errors import BodyNotFound, InvalidDocument, InvalidQuery
+from sessions_api.errors import AmbiguousSessionId, BodyNotFound, InvalidDocument, InvalidQuery
 from sessions_api.formats import FORMAT_IDS
 from sessions_api.sessions import selectors
 from sessions_api.sessions.detail import (
@@ -84,8 +89,10 @@ def explorer(request: HttpRequest) -> HttpResponse:
     form, filters, preset = _parse_filters(request)
     data = form.cleaned_data
     order = data.get("order") or "-updated_at"
-    problem = ""
+    problem = form.problem()
     try:
+        if problem:
+            raise InvalidQuery(problem)
         page = explorer_page(
             filters=filters,
             order=order,
@@ -202,15 +209,29 @@ EXPORT_FIELDS = [
 
 
 def _export_rows(request: HttpRequest) -> Iterator[dict[str, Any]]:
+    """The export's rows. Every parameter is checked, and the first page read, before this
+    returns: a refusal is a 400 before anything streams, never a file that stops midway."""
     form, filters, _ = _parse_filters(request)
+    if problem := form.problem():
+        raise InvalidQuery(problem)
     data = form.cleaned_data
-    book = pricing.price_book()
-    for records in export_pages(
+    pages = export_pages(
         filters=filters,
         order=data.get("order") or "-updated_at",
         min_duration_s=data.get("min_duration"),
         max_duration_s=data.get("max_duration"),
-    ):
+    )
+    first = next(pages, None)
+    return _export_items(pages, first)
+
+
+def _export_items(
+    pages: Iterator[list[SessionRecord]], first: list[SessionRecord] | None
+) -> Iterator[dict[str, Any]]:
+    if first is None:
+        return
+    book = pricing.price_book()
+    for records in itertools.chain([first], pages):
         costs = pricing.session_costs(
             sessions={r.id: r.summary.started_at for r in records}, book=book
         )
@@ -250,32 +271,23 @@ class _Echo:
         return value
 
 
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, list):
-        value = ";".join(value)
-    if value is None:
-        return ""
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    # Spreadsheets run cells that start with these as formulas: keep them text.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def _stamp() -> str:
     return timezone.now().strftime("%Y%m%d-%H%M%S")
 
 
 @login_required
 @require_GET
-def export_csv(request: HttpRequest) -> StreamingHttpResponse:
+def export_csv(request: HttpRequest) -> HttpResponse:
     writer = csv.writer(_Echo())
+    try:
+        rows = _export_rows(request)
+    except InvalidQuery as exc:
+        return _export_refused(exc)
 
     def lines() -> Iterator[str]:
         yield writer.writerow(EXPORT_FIELDS)
-        for item in _export_rows(request):
-            yield writer.writerow([_csv_cell(item[name]) for name in EXPORT_FIELDS])
+        for item in rows:
+            yield writer.writerow([csv_cell(item[name]) for name in EXPORT_FIELDS])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="sessions-{_stamp()}.csv"'
@@ -284,11 +296,16 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
 
 @login_required
 @require_GET
-def export_json(request: HttpRequest) -> StreamingHttpResponse:
+def export_json(request: HttpRequest) -> HttpResponse:
+    try:
+        rows = _export_rows(request)
+    except InvalidQuery as exc:
+        return _export_refused(exc)
+
     def chunks() -> Iterator[str]:
         yield "["
         first = True
-        for item in _export_rows(request):
+        for item in rows:
             yield ("" if first else ",\n") + json.dumps(item, cls=DjangoJSONEncoder)
             first = False
         yield "]\n"
@@ -298,14 +315,36 @@ def export_json(request: HttpRequest) -> StreamingHttpResponse:
     return response
 
 
+def _export_refused(exc: InvalidQuery) -> HttpResponse:
+    return HttpResponse(
+        f"Export refused: {exc.message}\n", status=400, content_type="text/plain; charset=utf-8"
+    )
+
+
 # --- one session --------------------------------------------------------------------------------
 
 
 def _record_or_404(session_id: str) -> SessionRecord:
-    record = selectors.get_session(session_id=str(session_id))
+    try:
+        record = selectors.get_session(session_id=str(session_id))
+    except AmbiguousSessionId:
+        record = None
     if record is None:
         raise Http404("no such session")
     return record
+
+
+@login_required
+@require_GET
+def by_external_id(request: HttpRequest, external_id: str) -> HttpResponse:
+    """``/sessions/<the agent's own session id>/``: to the session it names, or to the sessions
+    list searching for it when several formats use that id."""
+    records = selectors.sessions_with_external_id(external_id=external_id)
+    if not records:
+        raise Http404("no such session")
+    if len(records) == 1:
+        return redirect("dashboard:session", session_id=records[0].id)
+    return redirect(f"{reverse('dashboard:sessions')}?{urlencode({'q': external_id})}")
 
 
 def _cost(record: SessionRecord) -> pricing.CostEstimate:
@@ -315,6 +354,8 @@ def _cost(record: SessionRecord) -> pricing.CostEstimate:
 def _page_params(request: HttpRequest) -> SessionPageForm:
     form = SessionPageForm(request.GET)
     form.is_valid()  # unreadable numbers are left out of cleaned_data: the defaults apply
+    if problem := range_problem(form):
+        raise BadRequest(problem)
     return form
 
 
@@ -356,6 +397,8 @@ def _events_html(record: SessionRecord, window: selectors.TimelineWindow) -> Saf
 @require_GET
 def detail(request: HttpRequest, session_id: str) -> HttpResponse:
     record = _record_or_404(session_id)
+    if record.id != str(session_id):  # a UUID that is the agent's own id: to the session's own
+        return redirect("dashboard:session", session_id=record.id)
     params = _page_params(request)
     version = params.version_of(record.version)
     start = params.number("start") or 0

@@ -40,6 +40,7 @@ from sessions_api.editing.values import EditOutcome, EditRequest
 from sessions_api.errors import InvalidRequest, NotFound
 from sessions_api.formats.decoding import decode_document
 from sessions_api.formats.editing import parse_patch
+from sessions_api.sessions import selectors
 
 router = Router(tags=["agent session API"])
 
@@ -124,7 +125,9 @@ _DOCUMENT_BODY = {
 )
 def get_document(request: HttpRequest, session_id: str):
     """The latest version's body exactly as stored, with ``ETag: "<version>"``."""
-    document = editing_selectors.get_latest_document(session_id=session_id)
+    document = editing_selectors.get_latest_document(
+        session_id=selectors.resolve_session_id(session_id=session_id)
+    )
     if document is None:
         raise NotFound(f"no session with id {session_id[:80]!r}")
     etag = etag_of(document.version)
@@ -239,9 +242,10 @@ def header_reason(request: HttpRequest) -> str:
 def edit_request(
     request: HttpRequest, *, session_id: str, reason: str, expected_version: int | None = None
 ) -> EditRequest:
-    """The edit an API call asks for, made by its key, now."""
+    """The edit an API call asks for, made by its key, now (the session named by its id or its
+    unambiguous external id)."""
     return EditRequest(
-        session_id=session_id,
+        session_id=selectors.resolve_session_id(session_id=session_id),
         actor=roles.actor_for_key(request.auth),
         reason=reason,
         now=timezone.now(),

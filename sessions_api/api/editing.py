@@ -22,6 +22,8 @@ from sessions_api.api.documents import (
 )
 from sessions_api.api.documents import SaveOut as EditOut
 from sessions_api.api.errors import etag_of
+from sessions_api.api.params import Int64, Moment
+from sessions_api.api.schemas import deprecated_list
 from sessions_api.api.sessions import require_session
 from sessions_api.editing import lineage
 from sessions_api.editing import selectors as editing_selectors
@@ -71,7 +73,9 @@ class CheckpointOut(Schema):
 
 class CheckpointListOut(Schema):
     session_id: str
-    checkpoints: list[CheckpointOut]
+    items: list[CheckpointOut]
+    next_cursor: str | None = Field(description="always null: every checkpoint is listed at once")
+    checkpoints: list[CheckpointOut] = deprecated_list("checkpoints")
 
 
 class RestoreIn(Schema):
@@ -121,10 +125,10 @@ def list_audit(
     session_id: str,
     action: str | None = None,
     actor: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     cursor: str | None = None,
-    limit: int = 50,
+    limit: Int64 = 50,
 ):
     """Who changed what, when and why (with a JSON diff), newest first; page with
     ``next_cursor``. Entries of deleted sessions stay in the dashboard's /audit/ page."""
@@ -147,10 +151,15 @@ def list_audit(
 )
 def list_checkpoints(request: HttpRequest, session_id: str):
     record = require_session(session_id)
-    checkpoints = editing_selectors.list_checkpoints(session_id=record.id)
+    checkpoints = [
+        {"session_id": record.id, **vars_of(c)}
+        for c in editing_selectors.list_checkpoints(session_id=record.id)
+    ]
     return {
         "session_id": record.id,
-        "checkpoints": [{"session_id": record.id, **vars_of(c)} for c in checkpoints],
+        "items": checkpoints,
+        "next_cursor": None,
+        "checkpoints": checkpoints,
     }
 
 

@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 
+from sessions_api.api.params import OUT_OF_RANGE
 from sessions_api.errors import (
     DomainError,
     RateLimited,
@@ -35,6 +36,7 @@ STATUS_BY_CODE: dict[str, int] = {
     # the request itself
     "bad_content_length": 400,
     "unreadable_body": 400,
+    "length_required": 411,
     "invalid_if_match": 400,
     "unauthenticated": 401,
     "forbidden": 403,
@@ -56,6 +58,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "too_many_values": 413,
     "too_many_messages": 413,
     "too_many_documents": 413,
+    "too_many_tool_calls": 413,
     "nul_character": 422,
     "lone_surrogate": 422,
     "missing_documents": 422,
@@ -65,7 +68,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_edit": 422,
     "invalid_alert": 422,
     "reason_required": 422,
-    "version_conflict": 412,  # answered as precondition_failed, with the current ETag
+    "version_conflict": 412,
+    "ambiguous_session_id": 409,  # answered as precondition_failed, with the current ETag
     # queries and lookups
     "invalid_query": 400,
     "not_found": 404,
@@ -194,6 +198,16 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(ValidationError)
     def on_validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        out_of_range = [e for e in exc.errors if e.get("type") == OUT_OF_RANGE]
+        if out_of_range:
+            # A readable value outside what can be stored or compared: the query's fault, 400.
+            path = _loc_to_path(out_of_range[0].get("loc"))
+            message = out_of_range[0].get("msg", "out of range")
+            return respond(
+                request,
+                status_for("invalid_query"),
+                error_body("invalid_query", f"{path}: {message}", path),
+            )
         first = exc.errors[0] if exc.errors else {}
         message = first.get("msg", "invalid request")
         path = _loc_to_path(first.get("loc"))

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ninja import Schema
+from pydantic import Field
 
 
 class ErrorOut(Schema):
@@ -122,12 +123,22 @@ class SessionDetailOut(Schema):
     warnings: list[WarningOut]
 
 
+def deprecated_list(old_key: str) -> Any:
+    """The key a list had before every list answered ``{items, next_cursor}``: still sent, for
+    one release, with the same list; marked deprecated in the OpenAPI document."""
+    return Field(
+        description=f"Deprecated: the same list as `items`; `{old_key}` goes in the next release.",
+        json_schema_extra={"deprecated": True},
+    )
+
+
 class TimelineOut(Schema):
     session_id: str
     version: int
     total: int
-    events: list[dict[str, Any]]
+    items: list[dict[str, Any]]
     next_cursor: str | None
+    events: list[dict[str, Any]] = deprecated_list("events")
 
 
 class VersionOut(Schema):
@@ -141,4 +152,6 @@ class VersionOut(Schema):
 
 class VersionsOut(Schema):
     session_id: str
-    versions: list[VersionOut]
+    items: list[VersionOut]
+    next_cursor: str | None = Field(description="always null: every version is listed at once")
+    versions: list[VersionOut] = deprecated_list("versions")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +14,7 @@ from ninja import Router, Status
 from sessions_api.access import roles
 from sessions_api.api import auth
 from sessions_api.api.errors import domain_error_answer
+from sessions_api.api.params import Int64, Moment
 from sessions_api.api.schemas import (
     BatchOut,
     IngestOut,
@@ -57,6 +57,8 @@ def read_json_body(request: HttpRequest, *, limit: int) -> bytes:
             "unsupported_media_type",
             f"send the document as application/json, not {content_type[:100]}",
         )
+    if not request.META.get("CONTENT_LENGTH") and _is_chunked(request):
+        return _read_chunked(request, limit=limit)
     declared = request.META.get("CONTENT_LENGTH") or "0"
     try:
         length = int(declared)
@@ -77,6 +79,33 @@ def read_json_body(request: HttpRequest, *, limit: int) -> bytes:
     if len(body) > limit:
         raise InvalidRequest("too_large", f"body is {len(body)} bytes; the limit is {limit}")
     return body
+
+
+def _is_chunked(request: HttpRequest) -> bool:
+    return "chunked" in (request.META.get("HTTP_TRANSFER_ENCODING") or "").lower()
+
+
+def _read_chunked(request: HttpRequest, *, limit: int) -> bytes:
+    """A chunked body (no Content-Length): the server decodes the chunks, and we read them
+    under the same cap, stopping at one byte over it (413) so an endless stream costs at most
+    the cap. Django's ``request.body`` would read such a body as empty."""
+    stream = request.META.get("wsgi.input")
+    if stream is None:
+        raise InvalidRequest("length_required", "send a Content-Length with the body")
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while size <= limit:
+            part = stream.read(min(1 << 20, limit + 1 - size))
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+    except (OSError, ValueError):
+        raise InvalidRequest("unreadable_body", "the request body could not be read") from None
+    if size > limit:
+        raise InvalidRequest("too_large", f"body is over the limit of {limit} bytes")
+    return b"".join(parts)
 
 
 def _format_param(format: str | None) -> str | None:
@@ -166,12 +195,12 @@ def list_sessions(
     model: str | None = None,
     tool: str | None = None,
     has_errors: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     q: str | None = None,
     order: str = "-updated_at",
     cursor: str | None = None,
-    limit: int = 50,
+    limit: Int64 = 50,
 ):
     """Sessions matching every given filter, newest first by default; page with next_cursor.
     ``status`` and ``format`` take comma-separated lists."""
@@ -251,7 +280,7 @@ def get_session(request: HttpRequest, session_id: str):
     response={200: Any, **_ERRORS},
     summary="Get a stored body, byte for byte",
 )
-def get_raw(request: HttpRequest, session_id: str, version: int | None = None):
+def get_raw(request: HttpRequest, session_id: str, version: Int64 | None = None):
     """The document exactly as received; ``?version=N`` for an older one."""
     record = require_session(session_id)
     number = version or record.version
@@ -275,8 +304,8 @@ def get_timeline(
     request: HttpRequest,
     session_id: str,
     cursor: str | None = None,
-    limit: int = 100,
-    version: int | None = None,
+    limit: Int64 = 100,
+    version: Int64 | None = None,
 ):
     """Ordered events: messages, tool calls with their paired results and status source, step
     changes and log entries. The cursor stays on the version it started with."""
@@ -290,8 +319,9 @@ def get_timeline(
         "session_id": record.id,
         "version": number,
         "total": total,
-        "events": events,
+        "items": events,
         "next_cursor": next_cursor,
+        "events": events,
     }
 
 
@@ -303,7 +333,8 @@ def get_timeline(
 )
 def list_versions(request: HttpRequest, session_id: str):
     record = require_session(session_id)
-    return {"session_id": record.id, "versions": selectors.list_versions(session_id=record.id)}
+    versions = selectors.list_versions(session_id=record.id)
+    return {"session_id": record.id, "items": versions, "next_cursor": None, "versions": versions}
 
 
 @router.delete(

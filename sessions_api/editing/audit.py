@@ -10,6 +10,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+
+from sessions_api.access.throttle import Tally, Throttle
 from sessions_api.editing.locking import session_uuid
 from sessions_api.editing.values import Actor, EditRequest
 from sessions_api.errors import ReasonRequired
@@ -56,6 +59,15 @@ def record_change(
     )
 
 
+REFUSAL_WINDOW_SECONDS = 60
+
+
+def _refusals() -> Throttle:
+    return Throttle(
+        "audit-refusals", int(settings.AUDIT_REFUSALS_PER_MINUTE), REFUSAL_WINDOW_SECONDS
+    )
+
+
 def record_refusal(
     *,
     actor: Actor,
@@ -64,9 +76,23 @@ def record_refusal(
     now: datetime,
     session_id: str | None = None,
     details: dict[str, Any] | None = None,
-) -> int:
+) -> int | None:
     """Record an action someone was not allowed to take. Never raises for an unknown session:
-    the attempt is what is recorded."""
+    the attempt is what is recorded.
+
+    Rate-limited per actor, so that a client hammering what it may not do cannot push real
+    entries off the log's first page: the first ``AUDIT_REFUSALS_PER_MINUTE`` refusals of a
+    minute get an entry each (None is returned for the others), and the entry that opens the
+    next minute carries ``details.unlisted_refusals``, how many were only counted."""
+    throttle = _refusals()
+    clock = now.timestamp()
+    seen = throttle.hit(actor.label, now=clock)
+    if throttle.limit > 0 and seen > throttle.limit:
+        Tally("audit-refusals-unlisted").add(actor.label)
+        return None
+    unlisted = Tally("audit-refusals-unlisted").take(actor.label)
+    if unlisted:
+        details = {**(details or {}), "unlisted_refusals": unlisted}
     row = Session.objects.filter(id=session_uuid(session_id)).first() if session_id else None
     entry = AuditEntry.objects.create(
         session=row,

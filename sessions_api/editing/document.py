@@ -34,7 +34,7 @@ from django.db.models import Max
 
 from sessions_api import jsondiff
 from sessions_api.editing.audit import record_change, require_reason
-from sessions_api.editing.locking import lock_for_edit, stored_body
+from sessions_api.editing.locking import check_index_revision, lock_for_edit, stored_body
 from sessions_api.editing.values import EditOutcome, EditRequest
 from sessions_api.errors import EditError
 from sessions_api.formats import editing as document_editors
@@ -199,12 +199,14 @@ def set_expiry(*, edit: EditRequest, expires_at: datetime | None) -> EditOutcome
                 build=_as_body(change),
                 details={"expire_after_s": seconds, "scope": "document"},
             )
+        check_index_revision(row, edit.expected_index_revision)
         before = row.expires_at
         if before == expires_at and row.expires_at_override == expires_at:
             return _unchanged(row)
         row.expires_at_override = expires_at
         row.expires_at = expires_at
-        fields = ["expires_at_override", "expires_at"]
+        row.index_revision += 1
+        fields = ["expires_at_override", "expires_at", "index_revision"]
         if row.status == "expired" and (expires_at is None or expires_at > now):
             row.status = row.status_before_expiry or "unknown"
             row.status_before_expiry = ""
@@ -239,15 +241,18 @@ def set_hold(*, edit: EditRequest, on_hold: bool) -> EditOutcome:
 
 def edit_index_column(*, edit: EditRequest, action: str, column: str, value: Any) -> EditOutcome:
     """Set one column of the session row (hold, tags, notes): same lock, version check and
-    audit as a document save, but no new document version."""
+    audit as a document save, but no new document version; the index revision counts it, so
+    of two forms showing the same index revision exactly one saves."""
     edit = require_reason(edit)
     with transaction.atomic():
         row = lock_for_edit(edit)
+        check_index_revision(row, edit.expected_index_revision)
         before = getattr(row, column)
         if jsondiff.same(before, value):
             return _unchanged(row)
         setattr(row, column, value)
-        row.save(update_fields=[column])
+        row.index_revision += 1
+        row.save(update_fields=[column, "index_revision"])
         ops = [_index_op(column, before, value)]
         entry = record_change(
             row=row,
@@ -276,6 +281,7 @@ def _unchanged(row: Session) -> EditOutcome:
         format=row.format,
         version=row.latest_version,
         changed=False,
+        index_revision=row.index_revision,
     )
 
 
@@ -288,4 +294,5 @@ def _index_outcome(row: Session, entry: AuditEntry, ops: list[dict[str, Any]]) -
         changed=True,
         audit_id=entry.id,
         diff=ops,
+        index_revision=row.index_revision,
     )

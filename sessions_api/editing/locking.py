@@ -13,8 +13,8 @@ from typing import Any
 
 from sessions_api import jsondiff
 from sessions_api.editing.values import EditRequest
-from sessions_api.errors import BodyNotFound, EditError, NotFound, VersionConflict
-from sessions_api.models import Session
+from sessions_api.errors import BodyNotFound, EditError, IndexConflict, NotFound, VersionConflict
+from sessions_api.models import AuditEntry, Session
 from sessions_api.storage import decode_stored_body, get_document_store
 
 
@@ -53,6 +53,59 @@ def check_version(row: Session, expected_version: int | None) -> None:
         current_version=row.latest_version,
         diff=conflict_diff(row=row, seen_version=expected_version),
     )
+
+
+def check_index_revision(row: Session, expected_index_revision: int | None) -> None:
+    """Refuse an index-only edit made from a form that showed an older index revision.
+
+    Callers without a form to go stale (the system, scripts) pass None and are not checked."""
+    if expected_index_revision is None:
+        return
+    if isinstance(expected_index_revision, bool) or not isinstance(expected_index_revision, int):
+        raise EditError(
+            "expected_index_revision must be a whole number", path="expected_index_revision"
+        )
+    if expected_index_revision == row.index_revision:
+        return
+    raise IndexConflict(
+        version=row.latest_version,
+        expected_index_revision=expected_index_revision,
+        current_index_revision=row.index_revision,
+        changes=index_changes_since(row=row, seen=expected_index_revision),
+    )
+
+
+def index_changes_since(*, row: Session, seen: int) -> list[dict[str, Any]]:
+    """The index edits made after revision ``seen``, newest first, as their audit diffs."""
+    missed = max(0, min(row.index_revision - seen, 20))
+    if missed == 0:
+        return []
+    entries = AuditEntry.objects.filter(session=row, details__scope="index").order_by("-id")[
+        :missed
+    ]
+    changes: list[dict[str, Any]] = []
+    for entry in entries:
+        for op in entry.diff or []:
+            changes.append(
+                {
+                    **op,
+                    "actor": entry.actor_label,
+                    "reason": entry.reason,
+                    "old_text": _readable(op.get("old")),
+                    "value_text": _readable(op.get("value")),
+                }
+            )
+    return changes
+
+
+def _readable(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)
 
 
 def conflict_diff(*, row: Session, seen_version: int) -> list[dict[str, Any]] | None:

@@ -57,6 +57,7 @@ class SessionExtras:
     on_hold: bool
     expires_at: datetime | None
     expires_at_override: datetime | None
+    index_revision: int
     parent: SessionLink | None
     branches: list[SessionLink]
     checkpoints: list[CheckpointRecord]
@@ -239,6 +240,7 @@ def session_extras(*, session_id: str) -> SessionExtras | None:
         on_hold=row.on_hold,
         expires_at=row.expires_at,
         expires_at_override=row.expires_at_override,
+        index_revision=row.index_revision,
         parent=parent,
         branches=branches,
         checkpoints=list_checkpoints(session_id=str(row.id)),

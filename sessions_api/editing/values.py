@@ -31,6 +31,10 @@ class EditRequest:
     ``expected_version`` is the version the editor started from; an edit made on any other is
     refused (locking.py). Checkpoints, branches and deletes overwrite nothing and need none. A
     checkpoint's ``reason`` is its note, and may be empty.
+
+    ``expected_index_revision`` is the session's index revision the editor's form showed: an
+    index-only edit (tags, notes, hold, an index expiry) adds no version, so this is what
+    makes a stale form of those fail. Every form that shows them sends it.
     """
 
     session_id: str
@@ -38,6 +42,7 @@ class EditRequest:
     reason: str
     now: datetime
     expected_version: int | None = None
+    expected_index_revision: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class EditOutcome:
     changed: bool
     audit_id: int | None = None
     diff: list[dict[str, Any]] = field(default_factory=list)
+    index_revision: int | None = None
     warnings: list[dict[str, str]] = field(default_factory=list)
 
 

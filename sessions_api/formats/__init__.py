@@ -12,6 +12,8 @@ from sessions_api.formats.registry import (
     detect_format,
     get_adapter,
     parse_document,
+    parse_resolved,
+    resolve_format,
 )
 
 __all__ = [
@@ -24,4 +26,6 @@ __all__ = [
     "detect_format",
     "get_adapter",
     "parse_document",
+    "parse_resolved",
+    "resolve_format",
 ]

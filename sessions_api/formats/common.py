@@ -15,13 +15,16 @@ differed, the difference is a keyword argument here, so every adapter keeps its 
 - :func:`first_string`, :func:`first_id`: the first usable of several envelope keys.
 - :func:`timestamp_field`: a type-checked timestamp field.
 - :func:`sum_token_usages`: session totals from per-message or per-response usage.
+- :func:`read_usages`, :func:`usage_count`: usage is optional data, so a usage in a shape the
+  adapter cannot read is a warning and no tokens, never a refusal; a list of usage objects
+  (one per model response, as apps that log each completion keep it) is read item by item.
 - :func:`parse_embedded_json`: JSON stored as a string inside the document.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -33,6 +36,7 @@ from sessions_api.formats.base import (
     content_to_text,
     enumerate_array,
     expect,
+    json_type_name,
     optional,
     parse_timestamp,
     pointer_join,
@@ -87,14 +91,23 @@ ANTHROPIC_BLOCK_TYPES = frozenset(
 )
 
 
+def is_anthropic_block_type(block_type: Any) -> bool:
+    """One of the ``ANTHROPIC_BLOCK_TYPES``, or any ``*_tool_use``/``*_tool_result`` type (the
+    API names every server-side and connector tool block so: ``mcp_tool_use``,
+    ``web_fetch_tool_result``, ``code_execution_tool_result`` ...)."""
+    return isinstance(block_type, str) and (
+        block_type in ANTHROPIC_BLOCK_TYPES or block_type.endswith(("_tool_use", "_tool_result"))
+    )
+
+
 def has_anthropic_blocks(message: Any) -> bool:
-    """Whether ``message`` is an object whose ``content`` array holds a block of one of the
-    ``ANTHROPIC_BLOCK_TYPES``. Never raises."""
+    """Whether ``message`` is an object whose ``content`` array holds an Anthropic block
+    (:func:`is_anthropic_block_type`). Never raises."""
     if not isinstance(message, dict):
         return False
     content = message.get("content")
     return isinstance(content, list) and any(
-        isinstance(block, dict) and block.get("type") in ANTHROPIC_BLOCK_TYPES for block in content
+        isinstance(block, dict) and is_anthropic_block_type(block.get("type")) for block in content
     )
 
 
@@ -277,6 +290,92 @@ def sum_token_usages(
             )
         totals[name] = total
     return TokenUsage(source=TokenSource.SUMMED, **totals)
+
+
+# Above this a count is kept but flagged: no real session spends a trillion tokens.
+IMPLAUSIBLE_TOKEN_COUNT = 10**12
+
+
+def usage_count(value: Any, path: str, warnings: list[ParseWarning]) -> int | None:
+    """A token count inside optional usage data.
+
+    Not an integer: ``wrong_type`` (:func:`read_usages` turns it into a warning; "451" is never
+    read as 451). Negative: impossible, clamped to 0 with an ``impossible_token_count`` warning.
+    At or above ``IMPLAUSIBLE_TOKEN_COUNT``: kept, with an ``implausible_token_count`` warning.
+    Above 2^53-1: ``out_of_range`` (no client reads it exactly; the document is refused)."""
+    if value is None:
+        return None
+    expect(value, int, path)
+    if value < 0:
+        warnings.append(
+            ParseWarning(
+                code="impossible_token_count",
+                message=f"token count {value} is negative; counted as 0",
+                path=path,
+            )
+        )
+        return 0
+    if value > MAX_SAFE_INTEGER:
+        raise InvalidDocument(
+            f"{path}: token count {value} is out of range (0 to 2^53-1)",
+            path=path,
+            code="out_of_range",
+        )
+    if value >= IMPLAUSIBLE_TOKEN_COUNT:
+        warnings.append(
+            ParseWarning(
+                code="implausible_token_count",
+                message=f"token count {value} is implausibly large; kept as given",
+                path=path,
+            )
+        )
+    return value
+
+
+def read_usages(
+    value: Any,
+    path: str,
+    warnings: list[ParseWarning],
+    read_one: Callable[[dict[str, Any], str], TokenUsage],
+) -> list[TokenUsage] | None:
+    """The usages in an optional usage field: ``[read_one(value)]`` for an object, one per
+    object for a list of them; None when the field is absent or null.
+
+    Anything ``read_one`` cannot read (``wrong_type`` inside it), a usage that is neither an
+    object nor a list, and a list item that is not an object is left out with an
+    ``unreadable_usage`` warning: the session is imported without those tokens."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        items = [(value, path)]
+    elif isinstance(value, list):
+        items = [(item, f"{path}/{index}") for index, item in enumerate(value)]
+    else:
+        items = [(value, path)]
+    usages: list[TokenUsage] = []
+    for item, item_path in items:
+        if not isinstance(item, dict):
+            _unreadable_usage(
+                item_path, f"a usage is an object, not {json_type_name(item)}", warnings
+            )
+            continue
+        try:
+            usages.append(read_one(item, item_path))
+        except InvalidDocument as exc:
+            if exc.code != "wrong_type":
+                raise
+            _unreadable_usage(exc.path or item_path, exc.message, warnings)
+    return usages
+
+
+def _unreadable_usage(path: str, reason: str, warnings: list[ParseWarning]) -> None:
+    warnings.append(
+        ParseWarning(
+            code="unreadable_usage",
+            message=f"token usage not read ({reason[:160]}); its tokens are not counted",
+            path=path,
+        )
+    )
 
 
 # --- embedded JSON --------------------------------------------------------------------------

@@ -275,11 +275,13 @@ _EXTENT_DECODER = json.JSONDecoder(
 )
 
 
-def split_batch_documents(text: str) -> list[str]:
+def split_batch_documents(text: str, *, max_items: int | None = None) -> list[str]:
     """The source text of each item of ``{"documents": [...]}``, exactly as sent.
 
     The envelope must be well-formed JSON; each item is then decoded strictly on its own, so a
     bad item fails alone and a good item is stored byte for byte as it stood in the batch.
+    More than ``max_items`` items is ``too_many_documents`` as soon as the next item starts:
+    the cap is checked while walking, never after walking every item of a huge array.
     """
     items: list[str] | None = None
     with _refusing_malformed_json():
@@ -298,7 +300,7 @@ def split_batch_documents(text: str) -> list[str]:
                 if key == "documents":
                     if items is not None:
                         raise RejectedDocument("duplicate_key", "duplicate key 'documents'")
-                    items, position = _split_array(text, position)
+                    items, position = _split_array(text, position, max_items)
                 else:
                     _, position = _EXTENT_DECODER.raw_decode(text, position)
                 position = _skip_whitespace(text, position)
@@ -316,7 +318,7 @@ def split_batch_documents(text: str) -> list[str]:
     return items
 
 
-def _split_array(text: str, position: int) -> tuple[list[str], int]:
+def _split_array(text: str, position: int, max_items: int | None) -> tuple[list[str], int]:
     if not text.startswith("[", position):
         raise RejectedDocument("wrong_type", "documents: expected array", path="/documents")
     items: list[str] = []
@@ -324,6 +326,12 @@ def _split_array(text: str, position: int) -> tuple[list[str], int]:
     if text.startswith("]", position):
         return items, position + 1
     while True:
+        if max_items is not None and len(items) >= max_items:
+            raise RejectedDocument(
+                "too_many_documents",
+                f"more than {max_items} documents; the limit per batch is {max_items}",
+                path="/documents",
+            )
         start = position
         position = _item_end(text, position)
         items.append(text[start:position])

@@ -136,6 +136,9 @@ def _result_status(
 ) -> tuple[ToolStatus, StatusSource]:
     if message.tool_status in (ToolStatus.SUCCESS, ToolStatus.ERROR):
         return message.tool_status, message.tool_status_source
+    if message.tool_status is ToolStatus.UNKNOWN:
+        # The document states a status no one can read: say so rather than guess from text.
+        return ToolStatus.UNKNOWN, StatusSource.NONE
     if heuristic is not None:
         content = (
             message.content_parts if message.content_parts is not None else (message.content_text)

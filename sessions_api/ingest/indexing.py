@@ -6,10 +6,11 @@ without a database, and so ingest, edits and re-indexing derive them one way.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from sessions_api.domain import (
     LogLevel,
@@ -24,6 +25,13 @@ from sessions_api.formats.pairing import count_recorded_tool_errors
 
 SEARCH_TEXT_CHARS = 4000
 PREVIEW_CHARS = 500
+# How far ahead of its receipt a document's own times may run (an agent's clock a little fast).
+# Beyond that they are clamped to the receipt time for ordering and for the lifecycle policies
+# (idle expiry, stuck, retention), with a warning: a session dated in 2199 would otherwise sort
+# first in every list forever and never expire or be purged.
+FUTURE_TOLERANCE = timedelta(hours=1)
+# The furthest a document's own expiry may lie ahead of its receipt; beyond it, this far.
+MAX_OWN_EXPIRY = timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -86,9 +94,35 @@ def build_index(
     started_at = started_at or first_received_at
     updated_at = updated_at or received_at
     updated_at = max(updated_at, started_at)
+    ceiling = received_at + FUTURE_TOLERANCE
+    future = updated_at > ceiling
+    if future:
+        _warn_once(
+            warnings,
+            ParseWarning(
+                code="time_in_future",
+                message=f"the document's times run to {updated_at.isoformat()}, ahead of its "
+                f"receipt at {received_at.isoformat()}; it is ordered and expired by its receipt",
+            ),
+        )
+        started_at, updated_at = min(started_at, received_at), received_at
+    expires_at = session.expires_at
+    if expires_at is not None and expires_at > received_at + MAX_OWN_EXPIRY:
+        _warn_once(
+            warnings,
+            ParseWarning(
+                code="expiry_too_far",
+                message=f"the document expires at {expires_at.isoformat()}; it expires "
+                f"{MAX_OWN_EXPIRY.days} days after its receipt instead",
+            ),
+        )
+        expires_at = received_at + MAX_OWN_EXPIRY
 
     tool_calls = _tool_call_rows(session.messages, fallback_time=updated_at)
     errors = _error_rows(session, fallback_time=updated_at)
+    if future:
+        tool_calls = [_no_later(row, ceiling, received_at) for row in tool_calls]
+        errors = [_no_later(row, ceiling, received_at) for row in errors]
     recorded_errors = [e for e in errors if e.kind != "log_warning" and not e.heuristic]
     tokens = session.tokens
     columns: dict[str, Any] = {
@@ -112,10 +146,10 @@ def build_index(
         "tokens_source": "" if tokens.is_empty else tokens.source.value,
         "started_at": started_at,
         "updated_at": updated_at,
-        "expires_at": session.expires_at,
+        "expires_at": expires_at,
         "expire_after_s": session.expire_after_s,
         "revision": session.revision,
-        "search_text": _search_text(session),
+        "search_text": search_text(session),
         "warnings": [
             {"code": w.code, "message": w.message, "path": w.path} for w in warnings[:100]
         ],
@@ -127,6 +161,22 @@ def build_index(
         model_usage=_model_usage_rows(session),
         uses_first_received_at=uses_first_received_at,
     )
+
+
+def _warn_once(warnings: list[ParseWarning], warning: ParseWarning) -> None:
+    """Add ``warning`` unless one of its code is there (the index may be built twice)."""
+    if all(existing.code != warning.code for existing in warnings):
+        warnings.append(warning)
+
+
+_Row = TypeVar("_Row", ToolCallRow, ErrorRow)
+
+
+def _no_later(row: _Row, ceiling: datetime, clamped: datetime) -> _Row:
+    """``row`` with an occurrence past ``ceiling`` moved to ``clamped`` (the receipt)."""
+    if row.occurred_at > ceiling:
+        return dataclasses.replace(row, occurred_at=clamped)
+    return row
 
 
 def _tool_call_rows(messages: tuple[Message, ...], *, fallback_time: datetime) -> list[ToolCallRow]:
@@ -244,7 +294,8 @@ def _model_usage_rows(session: Session) -> list[ModelUsageRow]:
     ]
 
 
-def _search_text(session: Session) -> str:
+def search_text(session: Session) -> str:
+    """The header fields, then message texts up to SEARCH_TEXT_CHARS of them in all."""
     parts = [
         session.external_id or "",
         session.title or "",

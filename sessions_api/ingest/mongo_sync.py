@@ -130,13 +130,19 @@ class SyncResult:
             "more_pending": int(self.more_pending),
         }
 
+    @property
+    def nothing_to_do(self) -> str:
+        """Why the run did nothing at all (the run is recorded skipped), or ""."""
+        if self.configured:
+            return ""
+        return (
+            "no source attached: set MONGO_SOURCE_URL (or MONGODB_URL) and MONGO_SOURCE_COLLECTION"
+        )
+
     def details(self) -> dict[str, Any]:
         details: dict[str, Any] = {"source": self.source, "failures": list(self.failures)}
         if not self.configured:
-            details["note"] = (
-                "no source attached: set MONGO_SOURCE_URL (or MONGODB_URL) and "
-                "MONGO_SOURCE_COLLECTION"
-            )
+            details["note"] = self.nothing_to_do
         if self.position is not None:
             details["position"] = self.position
         if self.without_watermark:

@@ -8,20 +8,32 @@ rows are replaced. An outcome is returned only after that commit.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import orjson
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from sessions_api import db
-from sessions_api.domain import ParseWarning
+from sessions_api.domain import ParsedSession, ParseWarning, ToolStatus
 from sessions_api.domain import Session as CanonicalSession
-from sessions_api.errors import DomainError, InvalidDocument, RejectedDocument, RevisionConflict
-from sessions_api.formats import Detection, parse_document
+from sessions_api.errors import (
+    BodyNotFound,
+    DomainError,
+    InvalidDocument,
+    RejectedDocument,
+    RevisionConflict,
+)
+from sessions_api.formats import Detection, parse_resolved, resolve_format
 from sessions_api.formats.base import json_type_name
 from sessions_api.formats.decoding import (
     DecodeLimits,
@@ -29,7 +41,9 @@ from sessions_api.formats.decoding import (
     decode_utf8,
     split_batch_documents,
 )
-from sessions_api.ingest.indexing import SessionIndex, build_index
+from sessions_api.formats.growing import GROWING_FORMATS, GrowingFormat
+from sessions_api.ingest import ids, incremental
+from sessions_api.ingest.indexing import ModelUsageRow, SessionIndex, build_index
 from sessions_api.lifecycle.alerts.evaluate import note_session_saved
 from sessions_api.models import (
     DocumentVersion,
@@ -128,14 +142,32 @@ def store_version_of_locked_session(
 
 
 @dataclass(frozen=True)
+class _Growth:
+    """A document whose messages start with every message of its session's latest version:
+    parsed only in part until the session's lock says whether a merge applies
+    (_derive_incrementally)."""
+
+    hook: GrowingFormat
+    doc: Any
+    version: int  # the latest version when it was read
+    previous_body: bytes
+    earlier: int  # raw messages of that version
+    total: int  # raw messages of this document
+    appended: ParsedSession  # the messages after those of that version, parsed
+    external_id: str | None
+    received_at: datetime
+
+
+@dataclass(frozen=True)
 class _PreparedDocument:
     body: bytes
     detection: Detection
-    session: CanonicalSession
+    session: CanonicalSession  # with a growth: session-level fields only, no messages
     warnings: list[ParseWarning]
     key: str
     digest: str
-    index: SessionIndex  # for a new session unless told first_received_at (_store_new_version)
+    index: SessionIndex | None  # for a new session unless told first_received_at; None: growth
+    growth: _Growth | None = None
 
 
 def _prepare_document(
@@ -145,16 +177,28 @@ def _prepare_document(
     external_id: str | None,
     received_at: datetime,
     first_received_at: datetime | None = None,
+    incremental_allowed: bool = True,
 ) -> _PreparedDocument:
     """Decode, detect (or force), parse and index: everything that needs no database, so none
     of it runs under the write lock. The index assumes a new session (first received now)
-    unless ``first_received_at`` is given."""
+    unless ``first_received_at`` is given.
+
+    A document that extends the latest version of its session (formats/growing.py) is parsed
+    only as far as its id here: the rest waits for the session's lock (_store_new_version)."""
     doc = decode_document(body, decode_limits())
     if not isinstance(doc, dict | list):
         raise InvalidDocument(
             f"expected a JSON object or array, got {json_type_name(doc)}", code="not_a_document"
         )
-    detection, parsed = parse_document(doc, format_id=format_id)
+    detection, envelope = resolve_format(doc, format_id=format_id)
+    hook = GROWING_FORMATS.get(detection.format_id)
+    if hook is not None and envelope is None and incremental_allowed and first_received_at is None:
+        prepared = _prepare_growth(
+            doc, body, detection, hook, external_id=external_id, received_at=received_at
+        )
+        if prepared is not None:
+            return prepared
+    parsed = parse_resolved(doc, detection, envelope)
     session = parsed.session
     warnings = list(parsed.warnings)
 
@@ -163,7 +207,18 @@ def _prepare_document(
             "too_many_messages",
             f"{len(session.messages)} messages; the limit is {settings.INGEST_MAX_MESSAGES}",
         )
-    key = _session_key(session.external_id, external_id, body, warnings)
+    # Each call is an index row written under the write lock: bounded before the lock is taken.
+    tool_calls = sum(len(message.tool_calls) for message in session.messages)
+    if tool_calls > settings.INGEST_MAX_TOOL_CALLS:
+        raise RejectedDocument(
+            "too_many_tool_calls",
+            f"{tool_calls} tool calls; the limit is {settings.INGEST_MAX_TOOL_CALLS}",
+        )
+    key = ids.normalized_session_key(
+        _session_key(session.external_id, external_id, body, warnings),
+        from_request=external_id is not None,
+        warnings=warnings,
+    )
     index = build_index(
         session,
         warnings,
@@ -181,6 +236,129 @@ def _prepare_document(
     )
 
 
+def _prepare_growth(
+    doc: Any,
+    body: bytes,
+    detection: Detection,
+    hook: GrowingFormat,
+    *,
+    external_id: str | None,
+    received_at: datetime,
+) -> _PreparedDocument | None:
+    """The document prepared as a growth of its session's latest version, or None when it is
+    not one (a new session, an edited or shortened message list, no id of its own)."""
+    messages = hook.message_list(doc)
+    # Checked on the whole document, before any look-up: it holds the earlier messages.
+    if messages is None or len(messages) > settings.INGEST_MAX_MESSAGES or not hook.plain(messages):
+        return None
+    warnings: list[ParseWarning] = []
+    try:
+        header = hook.parse_range(doc, len(messages), len(messages), variant=detection.variant)
+        if header.warnings or (header.session.external_id is None and external_id is None):
+            return None
+        key = ids.normalized_session_key(
+            _session_key(header.session.external_id, external_id, body, warnings),
+            from_request=external_id is not None,
+            warnings=warnings,
+        )
+        if warnings:
+            return None  # a normalised id: the whole parse reports it
+    except InvalidDocument:
+        return None  # the whole parse refuses it, with the error it would give anyway
+    found = _latest_version_of(detection.format_id, key)
+    if found is None:
+        return None
+    session_id, version = found
+    try:
+        previous_body = get_document_store().get(session_id=str(session_id), version=version)
+    except BodyNotFound:
+        return None
+    try:
+        previous_doc = orjson.loads(previous_body)  # it passed the strict decoding when stored
+    except orjson.JSONDecodeError:
+        return None
+    if hook.message_context(previous_doc) != hook.message_context(doc):
+        return None
+    earlier_messages = hook.message_list(previous_doc)
+    if earlier_messages is None or len(earlier_messages) > len(messages):
+        return None
+    try:
+        # Compared as JSON text, not with ==, which takes 1 for 1.0 and for true.
+        extends = orjson.dumps(messages[: len(earlier_messages)]) == orjson.dumps(earlier_messages)
+    except TypeError:
+        return None
+    if not extends:
+        return None
+    try:
+        # Refused here, outside any transaction, as the whole parse would refuse it: the
+        # messages before these are those of a stored version.
+        appended = hook.parse_range(
+            doc, len(earlier_messages), len(messages), variant=detection.variant
+        )
+    except InvalidDocument:
+        return None
+    return _PreparedDocument(
+        body=body,
+        detection=detection,
+        session=header.session,
+        warnings=warnings,
+        key=key,
+        digest=hashlib.sha256(body).hexdigest(),
+        index=None,
+        growth=_Growth(
+            hook=hook,
+            doc=doc,
+            version=version,
+            previous_body=previous_body,
+            earlier=len(earlier_messages),
+            total=len(messages),
+            appended=appended,
+            external_id=external_id,
+            received_at=received_at,
+        ),
+    )
+
+
+def _latest_version_of(format_id: str, external_id: str) -> tuple[str, int] | None:
+    """(id, latest version) of the session with that key, or None: one indexed SELECT without
+    the ORM's query building, which cost a fresh document a fifth of its ingest."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    with connection.cursor() as cursor:
+        cursor.execute(_latest_version_sql(connection.vendor), [format_id, external_id])
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    return str(uuid.UUID(str(found[0]))), found[1]
+
+
+@functools.cache
+def _latest_version_sql(vendor: str) -> str:
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    meta = Session._meta
+    column = {
+        name: quote(meta.get_field(name).column)
+        for name in ("id", "latest_version", "format", "external_id")
+    }
+    return (
+        f"SELECT {column['id']}, {column['latest_version']} FROM {quote(meta.db_table)}"
+        f" WHERE {column['format']} = %s AND {column['external_id']} = %s"
+    )
+
+
+def _parsed_whole(prepared: _PreparedDocument) -> _PreparedDocument:
+    """``prepared`` parsed and indexed whole (a growth that turned out not to merge)."""
+    if prepared.growth is None:
+        return prepared
+    whole = _prepare_document(
+        body=prepared.body,
+        format_id=prepared.detection.format_id,
+        external_id=prepared.growth.external_id,
+        received_at=prepared.growth.received_at,
+        incremental_allowed=False,
+    )
+    return dataclasses.replace(whole, detection=prepared.detection)
+
+
 def _store_prepared(
     prepared: _PreparedDocument,
     *,
@@ -190,6 +368,21 @@ def _store_prepared(
 ) -> IngestOutcome:
     """Inside the caller's transaction: insert a new session, or lock the existing one and
     store the next version."""
+    if prepared.growth is not None:
+        row = (
+            Session.objects.select_for_update()
+            .filter(format=prepared.detection.format_id, external_id=prepared.key)
+            .first()
+        )
+        if row is not None:
+            return _store_in_locked_session(
+                row,
+                prepared,
+                source=source,
+                now=now,
+                unchanged_if_stored_before=unchanged_if_stored_before,
+            )
+        prepared = _parsed_whole(prepared)  # deleted since it was read: a new session after all
     detection, warnings = prepared.detection, prepared.warnings
     row = _insert_new_session(prepared, now=now)
     if row is not None:
@@ -203,9 +396,27 @@ def _store_prepared(
     row = Session.objects.select_for_update().get(
         format=detection.format_id, external_id=prepared.key
     )
+    return _store_in_locked_session(
+        row, prepared, source=source, now=now, unchanged_if_stored_before=unchanged_if_stored_before
+    )
+
+
+def _store_in_locked_session(
+    row: Session,
+    prepared: _PreparedDocument,
+    *,
+    source: str,
+    now: datetime,
+    unchanged_if_stored_before: bool,
+) -> IngestOutcome:
     if unchanged_if_stored_before and row.versions.filter(sha256=prepared.digest).exists():
+        prepared = _parsed_whole(prepared)  # for its warnings
         return _outcome(
-            row, created=False, changed=False, warnings=warnings, detected_by=detection.rule
+            row,
+            created=False,
+            changed=False,
+            warnings=prepared.warnings,
+            detected_by=prepared.detection.rule,
         )
     return _store_new_version(row, prepared, source=source, now=now)
 
@@ -217,22 +428,22 @@ def _insert_new_session(prepared: _PreparedDocument, *, now: datetime) -> Sessio
     makes a new session one statement with no lookup and no savepoint: a concurrent insert of
     the same key makes this one a no-op instead of an error that would abort the transaction.
     """
-    row = Session(
-        format=prepared.detection.format_id,
-        external_id=prepared.key,
-        detection_rule=prepared.detection.rule[:200],
-        first_received_at=now,
-        last_received_at=now,
-        latest_version=1,
+    given = {
+        "format": prepared.detection.format_id,
+        "external_id": prepared.key,
+        "detection_rule": prepared.detection.rule[:200],
+        "first_received_at": now,
+        "last_received_at": now,
+        "latest_version": 1,
         **prepared.index.columns,
-    )
+    }
     fields = Session._meta.concrete_fields
-    values = [getattr(row, f.attname) for f in fields]
+    # What Session(**given) would hold, without building the instance first: its defaults
+    # (a new id among them) for the fields the index does not set.
+    values = [given[f.attname] if f.attname in given else f.get_default() for f in fields]
     if not db.insert_rows(Session, fields, [values], if_absent=True):
         return None
-    row._state.adding = False
-    row._state.db = DEFAULT_DB_ALIAS
-    return row
+    return Session.from_db(DEFAULT_DB_ALIAS, [f.attname for f in fields], values)
 
 
 def _store_new_version(
@@ -240,17 +451,46 @@ def _store_new_version(
 ) -> IngestOutcome:
     """Under ``row``'s lock: store the body as the next version unless it equals the latest,
     and replace the index row and its derived rows."""
-    detection, session, warnings = prepared.detection, prepared.session, prepared.warnings
     latest = row.versions.order_by("-number").first()
     if latest is not None and latest.sha256 == prepared.digest:
+        prepared = _parsed_whole(prepared)  # for its warnings
         return _outcome(
-            row, created=False, changed=False, warnings=warnings, detected_by=detection.rule
+            row,
+            created=False,
+            changed=False,
+            warnings=prepared.warnings,
+            detected_by=prepared.detection.rule,
         )
-    _check_revision(row, session.revision, prepared.digest)
+    _check_revision(row, prepared.session.revision, prepared.digest)
+    merged = previous = None
+    growth = prepared.growth
+    if growth is not None and growth.version == row.latest_version:
+        merged = _derive_incrementally(row, growth, now=now)
+        previous = (growth.version, growth.previous_body)  # spares the store reading it again
+    if merged is None:
+        prepared = _parsed_whole(prepared)
+    elif merged.columns["tool_call_count"] > settings.INGEST_MAX_TOOL_CALLS:
+        # The whole parse checks this before the lock; a merge knows the total only here.
+        raise RejectedDocument(
+            "too_many_tool_calls",
+            f"{merged.columns['tool_call_count']} tool calls; "
+            f"the limit is {settings.INGEST_MAX_TOOL_CALLS}",
+        )
+    detection, session, warnings = prepared.detection, prepared.session, prepared.warnings
     number = row.latest_version + 1
-    _put_body(session_id=str(row.id), version=number, body=prepared.body)
+    _put_body(session_id=str(row.id), version=number, body=prepared.body, previous=previous)
     _insert_version(row, prepared, number=number, source=source, now=now)
+    if merged is not None:
+        warnings = [*warnings, *merged.warnings]
+        _write_merged_index(
+            row, merged, version=number, received_at=now, detection_rule=detection.rule
+        )
+        note_session_saved(row, now=now)  # the alert outbox, in this transaction
+        return _outcome(
+            row, created=False, changed=True, warnings=warnings, detected_by=detection.rule
+        )
     index = prepared.index
+    assert index is not None
     if index.uses_first_received_at:
         # Built assuming the session was new; it started at its first receipt instead.
         index = build_index(
@@ -289,7 +529,7 @@ def ingest_batch(
     text = decode_utf8(body)
     if not text.strip():
         raise RejectedDocument("empty_document", "empty request body")
-    items = split_batch_documents(text)
+    items = split_batch_documents(text, max_items=settings.INGEST_MAX_BATCH_ITEMS)
     if len(items) > settings.INGEST_MAX_BATCH_ITEMS:
         raise RejectedDocument(
             "too_many_documents",
@@ -331,7 +571,9 @@ def _store_batch_items(
             try:
                 with transaction.atomic():
                     outcome = _store_prepared(prepared, source=source, now=now)
-            except RevisionConflict as exc:
+            except (RevisionConflict, RejectedDocument, InvalidDocument) as exc:
+                # The last two only from a document whose growth did not merge, parsed whole
+                # under the lock: refused as it would have been before the transaction.
                 results.append(BatchItemOutcome(index=index, error=exc))
             else:
                 results.append(BatchItemOutcome(index=index, outcome=outcome))
@@ -358,10 +600,12 @@ def delete_session(*, session_id: str) -> bool:
     return True
 
 
-def _put_body(*, session_id: str, version: int, body: bytes) -> None:
+def _put_body(
+    *, session_id: str, version: int, body: bytes, previous: tuple[int, bytes] | None = None
+) -> None:
     store = get_document_store()
     try:
-        store.put(session_id=session_id, version=version, body=body)
+        store.put(session_id=session_id, version=version, body=body, previous=previous)
     except ValueError:
         if store.transactional_with_index:
             raise
@@ -441,10 +685,155 @@ def _insert_version(
     db.insert_rows(DocumentVersion, names, [(*values, source)])
 
 
+# The first messages parsed at a time for the search text, which needs only its first
+# SEARCH_TEXT_CHARS of message text.
+_HEAD_MESSAGES = 16
+
+
+def _derive_incrementally(
+    row: Session, growth: _Growth, *, now: datetime
+) -> incremental.MergedIndex | None:
+    """Under ``row``'s lock, with ``growth`` based on its latest version: the new version's
+    index merged with the stored one, or None when only a whole parse is sure to be right."""
+    if growth.earlier != row.message_count:
+        return None  # raw and canonical messages are not one to one here: nothing to merge by
+    stored_warnings = row.warnings or []
+    first_pending = None
+    if stored_warnings:
+        if not incremental.may_merge(_stored_derivation(row, [], [], [])):
+            return None
+        first_pending = ToolCallRecord.objects.filter(
+            session=row, status=ToolStatus.PENDING.value
+        ).aggregate(first=Min("message_seq"))["first"]
+        if first_pending is None:
+            return None
+    start = min(growth.earlier, first_pending if first_pending is not None else growth.earlier)
+    # The new document's variant (an "agent" role or a "variables" key can change it).
+    hook, doc, variant = growth.hook, growth.doc, growth.appended.session.format_variant
+    parsed = (
+        growth.appended
+        if start == growth.earlier
+        else hook.parse_range(doc, start, growth.total, variant=variant)
+    )
+    call_ids = [call.call_id[:255] for m in parsed.session.messages for call in m.tool_calls]
+    reused = bool(call_ids) and (
+        ToolCallRecord.objects.filter(
+            session=row, message_seq__lt=start, call_id__in=call_ids
+        ).exists()
+    )
+    replaced_calls: list[tuple[str, str]] = []
+    replaced_errors: list[tuple[str, bool]] = []
+    if start < row.message_count:
+        replaced_calls = list(
+            ToolCallRecord.objects.filter(session=row, message_seq__gte=start).values_list(
+                "status", "status_source"
+            )
+        )
+        replaced_errors = list(
+            SessionError.objects.filter(session=row, message_seq__gte=start).values_list(
+                "kind", "heuristic"
+            )
+        )
+    usage = [
+        ModelUsageRow(model=model, message_count=count)
+        for model, count in ModelUsage.objects.filter(session=row).values_list(
+            "model", "message_count"
+        )
+    ]
+    head_stop = _HEAD_MESSAGES
+    while True:
+        head = hook.parse_range(doc, 0, head_stop, variant=variant).session.messages
+        if incremental.head_is_enough(head, total=growth.total):
+            break
+        head_stop *= 4
+    return incremental.merge(
+        _stored_derivation(row, usage, replaced_calls, replaced_errors),
+        parsed.session,
+        list(parsed.warnings),
+        start=start,
+        head=head,
+        earlier_call_ids_reused=reused,
+        first_received_at=row.first_received_at,
+        received_at=now,
+    )
+
+
+def _stored_derivation(
+    row: Session,
+    usage: list[ModelUsageRow],
+    replaced_calls: list[tuple[str, str]],
+    replaced_errors: list[tuple[str, bool]],
+) -> incremental.StoredDerivation:
+    return incremental.StoredDerivation(
+        message_count=row.message_count,
+        tool_call_count=row.tool_call_count,
+        tool_error_count=row.tool_error_count,
+        error_count=row.error_count,
+        warning_count=row.warning_count,
+        warnings=list(row.warnings or []),
+        model_names=list(row.model_names or []),
+        model_usage=usage,
+        replaced_tool_calls=replaced_calls,
+        replaced_errors=replaced_errors,
+    )
+
+
+def _write_merged_index(
+    row: Session,
+    merged: incremental.MergedIndex,
+    *,
+    version: int,
+    received_at: datetime,
+    detection_rule: str,
+) -> None:
+    """The merge's rows written: those of the re-derived messages replace the stored ones from
+    ``merged.start`` on, the rest stay (with the session's new end as their time, which is
+    every row's time when no message has one: a merge's condition)."""
+    previous_updated_at = row.updated_at
+    _update_session_row(
+        row, merged.columns, version=version, received_at=received_at, detection_rule=detection_rule
+    )
+    if merged.start < merged.columns["message_count"]:
+        ToolCallRecord.objects.filter(session=row, message_seq__gte=merged.start).delete()
+        SessionError.objects.filter(session=row, message_seq__gte=merged.start).delete()
+    # Rows of logs: the merged document has none (a merge's condition).
+    SessionError.objects.filter(session=row, message_seq__isnull=True).delete()
+    if row.updated_at != previous_updated_at:
+        ToolCallRecord.objects.filter(session=row).update(occurred_at=row.updated_at)
+        SessionError.objects.filter(session=row).update(occurred_at=row.updated_at)
+    ModelUsage.objects.filter(session=row).delete()
+    _insert_derived_rows(
+        row,
+        SessionIndex(
+            columns=merged.columns,
+            tool_calls=merged.tool_calls,
+            errors=merged.errors,
+            model_usage=merged.model_usage,
+        ),
+    )
+
+
 def _write_index(
     row: Session, index: SessionIndex, *, version: int, received_at: datetime, detection_rule: str
 ) -> None:
-    for column, value in index.columns.items():
+    _update_session_row(
+        row, index.columns, version=version, received_at=received_at, detection_rule=detection_rule
+    )
+    ToolCallRecord.objects.filter(session=row).delete()
+    SessionError.objects.filter(session=row).delete()
+    ModelUsage.objects.filter(session=row).delete()
+    _insert_derived_rows(row, index)
+
+
+def _update_session_row(
+    row: Session,
+    columns: dict[str, Any],
+    *,
+    version: int,
+    received_at: datetime,
+    detection_rule: str,
+) -> None:
+    for column, value in columns.items():
         setattr(row, column, value)
     if row.expires_at_override is not None:
         # An editor's expiry for a format whose document records none (editing.document.set_expiry).
@@ -457,10 +846,6 @@ def _write_index(
     row.last_received_at = received_at
     row.detection_rule = detection_rule[:200]
     row.save()
-    ToolCallRecord.objects.filter(session=row).delete()
-    SessionError.objects.filter(session=row).delete()
-    ModelUsage.objects.filter(session=row).delete()
-    _insert_derived_rows(row, index)
 
 
 def _insert_derived_rows(row: Session, index: SessionIndex) -> None:

@@ -37,8 +37,74 @@ MAX_LISTED = 200
 ROW_FIELDS = ("id", "external_id", "format", "agent", "status", "latest_version")
 
 
+#: What a batch's transaction aims to hold the writer for (SQLite's single write lock; on
+#: PostgreSQL the batch's row locks and the snapshot VACUUM has to respect), in seconds.
+#: A quarter of the 200 ms budget: a batch that runs slow (a busy disk, a long WAL) still ends
+#: inside it.
+LOCK_TARGET_S = 0.05
+
+
 def no_checkpoint() -> None:
     return None
+
+
+@dataclass
+class AdaptiveBatch:
+    """A batch size steered by measured lock time: after each batch, the next size is what
+    that batch's time per row says fits in ``target_s``, at most double the last size (one
+    fast batch proves little) and within [``minimum``, ``maximum``]. The first batch has the
+    caller's size; what a row costs depends on the database, its indexes and what the row
+    owns, so the size is measured rather than configured.
+
+    ``rest()`` is the pause after a batch: as long as the batch held the lock times
+    ``rest_ratio``, so a writer queued behind it (ingestion) gets in before the next one.
+    """
+
+    size: int
+    target_s: float = LOCK_TARGET_S
+    #: Below this a batch's own statements (the candidate read, the re-check, the WAL
+    #: checkpoint) cost more than its rows, and on a CPU-starved machine every batch looks
+    #: slow whatever its size: smaller batches would only add batches.
+    minimum: int = 25
+    maximum: int = 5000
+    rest_ratio: float = 0.0
+    last_hold_s: float = 0.0
+    holds: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.minimum = min(self.minimum, self.maximum)
+        self.size = max(self.minimum, min(self.maximum, self.size))
+
+    def observe(self, *, rows: int, seconds: float) -> None:
+        self.last_hold_s = seconds
+        self.holds.append(seconds)
+        if rows <= 0 or seconds <= 0:
+            return
+        fits = int(self.target_s * rows / seconds)
+        self.size = max(self.minimum, min(self.maximum, 2 * self.size, fits))
+
+    def rest(self) -> float:
+        return self.last_hold_s * self.rest_ratio
+
+    def describe(self) -> dict[str, Any]:
+        """For a run's details: the target and how the holds came out."""
+        ordered = sorted(self.holds)
+        return {
+            "lock_target_ms": round(self.target_s * 1000, 1),
+            "batches": len(ordered),
+            "lock_max_ms": round(ordered[-1] * 1000, 1) if ordered else None,
+            "lock_p50_ms": round(ordered[len(ordered) // 2] * 1000, 1) if ordered else None,
+            "last_batch_size": self.size,
+        }
+
+
+def rest_ratio_for_database() -> float:
+    """How long to pause after a batch, as a multiple of its lock time: on SQLite as long
+    again (every writer shares one lock, and a waiting writer retries on its own sleeps, so
+    it needs a gap to land in); elsewhere not at all (row locks leave ingestion alone)."""
+    from django.db import connection
+
+    return 1.0 if connection.vendor == "sqlite" else 0.0
 
 
 def check_aware(now: datetime) -> None:
@@ -129,11 +195,12 @@ def recheck(condition: Q) -> Case:
 def candidate_batches(
     candidates: QuerySet[Session],
     *,
-    batch_size: int,
+    batch: AdaptiveBatch,
     skip: set[uuid.UUID],
     seek: str | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Batches of candidate rows, leaving out ``skip`` (the caller adds to it as it goes).
+    """Batches of candidate rows, leaving out ``skip`` (the caller adds to it as it goes),
+    each as large as ``batch`` says when it is read.
 
     With ``seek`` (an indexed column) in that column's order, each batch starting where the
     previous one ended, for candidates that stay in the index after being acted on.
@@ -147,7 +214,7 @@ def candidate_batches(
             page = page.order_by(seek)
             if seek_from is not None:
                 page = page.filter(**{f"{seek}__gte": seek_from})
-        rows = list(page.values(*ROW_FIELDS, *([seek] if seek else []))[:batch_size])
+        rows = list(page.values(*ROW_FIELDS, *([seek] if seek else []))[: batch.size])
         if not rows:
             return
         if seek is not None:

@@ -5,6 +5,7 @@ The batch machinery and the race-safety rule are in :mod:`sessions_api.lifecycle
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from django.db.models import F, Q
 from sessions_api import conf, db
 from sessions_api.domain import SessionStatus
 from sessions_api.lifecycle.batches import (
+    LOCK_TARGET_S,
+    AdaptiveBatch,
     Checkpoint,
     ListedRun,
     Listing,
@@ -24,6 +27,7 @@ from sessions_api.lifecycle.batches import (
     check_aware,
     no_checkpoint,
     recheck,
+    rest_ratio_for_database,
 )
 from sessions_api.models import Session
 
@@ -75,6 +79,7 @@ def expire_sessions(
     *,
     now: datetime,
     batch_size: int = 500,
+    lock_target_ms: float = LOCK_TARGET_S * 1000,
     dry_run: bool = False,
     checkpoint: Checkpoint = no_checkpoint,
 ) -> ExpireResult:
@@ -84,11 +89,21 @@ def expire_sessions(
     condition plus the ``latest_version`` that was read: a session updated in between keeps
     its status (counted as ``skipped_changed``) and is looked at again next run, as is one
     whose own expiry, already past, arrives during the run behind the batches' position.
+
+    ``batch_size`` is the first and the largest batch; a batch whose lock ran longer than
+    ``lock_target_ms`` makes the next ones smaller, and they grow back as they run faster
+    (:class:`AdaptiveBatch`).
     """
     check_aware(now)
     listing = Listing()
     expired = {"own_expiry": 0, "idle": 0}
     skipped = 0
+    batch = AdaptiveBatch(
+        size=batch_size,
+        maximum=batch_size,
+        target_s=lock_target_ms / 1000,
+        rest_ratio=rest_ratio_for_database(),
+    )
     with db.checkpoint_between_batches() as after_batch:
         for reason, condition in expiry_conditions(now=now).items():
             candidates = Session.objects.filter(condition)
@@ -99,14 +114,18 @@ def expire_sessions(
                 continue
             changed: set[uuid.UUID] = set()
             for rows in candidate_batches(
-                candidates, batch_size=batch_size, skip=changed, seek=_EXPIRY_SEEK.get(reason)
+                candidates, batch=batch, skip=changed, seek=_EXPIRY_SEEK.get(reason)
             ):
+                started = time.perf_counter()
                 done = _expire_batch(rows=rows, condition=condition, now=now)
+                batch.observe(rows=len(rows), seconds=time.perf_counter() - started)
                 listing.add_batch(rows, done=done, reason=reason, changed=changed)
                 expired[reason] += len(done)
                 skipped += len(rows) - len(done)
                 after_batch()
                 checkpoint()
+                if batch.rest() > 0:
+                    time.sleep(batch.rest())  # a queued writer's turn at the lock
     return ExpireResult(
         dry_run=dry_run,
         expired_own_expiry=expired["own_expiry"],
@@ -117,6 +136,7 @@ def expire_sessions(
         policy={
             "idle": conf.expiry_idle_policy().describe(),
             "idle_statuses": list(conf.expiry_idle_statuses()),
+            "batches": batch.describe(),
         },
     )
 

@@ -90,7 +90,6 @@ def prune_versions(
         if not session_ids:
             break
         last = session_ids[-1]
-        pins = pinned_checkpoint_versions(session_ids=session_ids)
         with transaction.atomic():
             if not dry_run:
                 list(
@@ -98,6 +97,9 @@ def prune_versions(
                     .filter(id__in=session_ids)
                     .values_list("id", flat=True)
                 )
+            # Under the locks: a checkpoint pinned (it locks the session too) just before this
+            # point is seen, and none can be pinned between this read and the delete.
+            pins = pinned_checkpoint_versions(session_ids=session_ids)
             numbers: dict[uuid.UUID, list[int]] = defaultdict(list)
             for session_id, number in (
                 DocumentVersion.objects.filter(session_id__in=session_ids)

@@ -18,13 +18,16 @@ from sessions_api import conf, db
 from sessions_api.analytics import rollups
 from sessions_api.domain import SessionStatus
 from sessions_api.lifecycle.batches import (
+    LOCK_TARGET_S,
     ROW_FIELDS,
+    AdaptiveBatch,
     Checkpoint,
     ListedRun,
     Listing,
     check_aware,
     no_checkpoint,
     recheck,
+    rest_ratio_for_database,
 )
 from sessions_api.models import DocumentVersion, Session
 from sessions_api.storage import DocumentStore, get_document_store
@@ -86,6 +89,7 @@ def purge_sessions(
     batch_size: int = 200,
     limit: int | None = None,
     pause_s: float = 0.0,
+    lock_target_ms: float = LOCK_TARGET_S * 1000,
     dry_run: bool = False,
     store: DocumentStore | None = None,
     checkpoint: Checkpoint = no_checkpoint,
@@ -97,8 +101,11 @@ def purge_sessions(
     session that received a new version (and so is no longer expired or old) survives. With a
     store outside the database transaction (Mongo) bodies are deleted after the commit: a crash
     in between leaves orphan bodies, which ``reconcile_store`` removes, never an index row
-    whose body is gone. ``pause_s`` yields to ingestion between batches; ``limit`` bounds one
-    run (the rest is counted in ``remaining`` and goes next run).
+    whose body is gone. ``pause_s`` yields to ingestion between batches (at least; on SQLite
+    each batch is followed by a pause as long as its lock); ``limit`` bounds one run (the rest
+    is counted in ``remaining`` and goes next run). ``batch_size`` is the first and the largest
+    batch; a batch whose lock ran longer than ``lock_target_ms`` makes the next ones smaller,
+    and they grow back as they run faster (:class:`AdaptiveBatch`).
     """
     check_aware(now)
     store = store or get_document_store()
@@ -106,6 +113,12 @@ def purge_sessions(
     purged = {"expired_grace": 0, "retention": 0}
     versions_deleted = bodies_deleted = skipped = remaining = 0
     conditions = purge_conditions(now=now)
+    batch = AdaptiveBatch(
+        size=batch_size,
+        maximum=batch_size,
+        target_s=lock_target_ms / 1000,
+        rest_ratio=rest_ratio_for_database(),
+    )
     with db.checkpoint_between_batches() as after_batch:
         for reason, condition in conditions.items():
             candidates = Session.objects.filter(condition)
@@ -122,13 +135,14 @@ def purge_sessions(
                 if limit is not None and done_so_far >= limit:
                     remaining += candidates.exclude(id__in=changed).count()
                     break
-                size = batch_size if limit is None else min(batch_size, limit - done_so_far)
+                size = batch.size if limit is None else min(batch.size, limit - done_so_far)
                 rows = list(
                     candidates.exclude(id__in=changed).order_by().values(*ROW_FIELDS)[:size]
                 )
                 if not rows:
                     break
                 outcome = _purge_batch(rows=rows, condition=condition, store=store)
+                batch.observe(rows=len(rows), seconds=outcome.hold_s)
                 listing.add_batch(rows, done=outcome.deleted, reason=reason, changed=changed)
                 purged[reason] += len(outcome.deleted)
                 skipped += len(rows) - len(outcome.deleted)
@@ -136,8 +150,9 @@ def purge_sessions(
                 bodies_deleted += outcome.bodies
                 after_batch()
                 checkpoint()
-                if pause_s > 0:
-                    time.sleep(pause_s)
+                rest = max(pause_s, batch.rest())
+                if rest > 0:
+                    time.sleep(rest)  # a queued writer's turn at the lock
     listing.more = max(0, sum(purged.values()) - len(listing.items))
     return PurgeResult(
         dry_run=dry_run,
@@ -152,6 +167,7 @@ def purge_sessions(
         policy={
             "expired_grace": conf.describe_policies()["purge_expired_grace"],
             "retention": conf.purge_retention_policy().describe(),
+            "batches": batch.describe(),
         },
     )
 
@@ -161,6 +177,8 @@ class _BatchOutcome:
     deleted: frozenset[uuid.UUID]
     versions: int
     bodies: int
+    #: How long the batch's transaction ran (what it held the lock for).
+    hold_s: float = 0.0
 
 
 def _purge_batch(
@@ -171,6 +189,7 @@ def _purge_batch(
     # rollup recomputes them without the deleted sessions.
     hours = rollups.hours_touched_by(session_ids=ids)
     bodies = 0
+    started = time.perf_counter()
     with transaction.atomic():
         locked = list(
             Session.objects.select_for_update()
@@ -178,16 +197,19 @@ def _purge_batch(
             .values_list("id", flat=True)
         )
         if not locked:
-            return _BatchOutcome(deleted=frozenset(), versions=0, bodies=0)
+            return _BatchOutcome(
+                deleted=frozenset(), versions=0, bodies=0, hold_s=time.perf_counter() - started
+            )
         if store.transactional_with_index:
             bodies = _delete_session_bodies(store, locked)
         # Versions, tool calls, errors, usage and checkpoints go with their sessions; audit
         # entries and branches keep their row with the link cleared (models.py's on_delete).
         versions = db.delete_by_ids(Session, locked).get(DocumentVersion._meta.label, 0)
         rollups.mark_hours_dirty(hours=hours)
+    hold_s = time.perf_counter() - started
     if not store.transactional_with_index:
         bodies = _delete_session_bodies(store, locked)
-    return _BatchOutcome(deleted=frozenset(locked), versions=versions, bodies=bodies)
+    return _BatchOutcome(deleted=frozenset(locked), versions=versions, bodies=bodies, hold_s=hold_s)
 
 
 def _delete_session_bodies(store: DocumentStore, session_ids: list[uuid.UUID]) -> int:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sessions_api import bounds
+
 Reader = Callable[[Any], Any]
 
 MALFORMED = "malformed cursor"
@@ -70,13 +72,13 @@ def aware_datetime(value: Any) -> datetime:
         moment = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise MalformedCursor() from None
-    if moment.tzinfo is None:
+    if moment.tzinfo is None or bounds.moment_problem(moment):
         raise MalformedCursor()
     return moment
 
 
 def integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int) or bounds.integer_problem(value):
         raise MalformedCursor()
     return value
 

@@ -5,8 +5,8 @@ the diff of two versions.
 
 from __future__ import annotations
 
-import difflib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.cache import cache
 
+from sessions_api import jsondiff
 from sessions_api.sessions import selectors
 from sessions_api.sessions.records import SessionRecord
 
@@ -29,6 +30,39 @@ def _cached(key: str, build: Callable[[], Any]) -> Any:
         value = build()
         cache.set(key, value, timeout=DERIVED_CACHE_SECONDS)
     return value
+
+
+# How long a request waits for another request that is building the same expensive value,
+# checking the cache every SINGLE_FLIGHT_POLL_SECONDS, before it builds the value itself.
+SINGLE_FLIGHT_WAIT_SECONDS = 5.0
+SINGLE_FLIGHT_POLL_SECONDS = 0.05
+
+
+def _cached_once(key: str, build: Callable[[], Any]) -> Any:
+    """``_cached`` for values that cost real CPU: while one request builds ``key`` (marked in
+    the cache, so across processes when the cache is shared), the others wait for its result
+    instead of each building it too. Many people opening one heavy page cost one build."""
+    value = cache.get(key)
+    if value is not None:
+        return value
+    marker = f"{key}:building"
+    building_here = cache.add(marker, 1, timeout=int(SINGLE_FLIGHT_WAIT_SECONDS * 2))
+    if not building_here:
+        deadline = time.monotonic() + SINGLE_FLIGHT_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(SINGLE_FLIGHT_POLL_SECONDS)
+            value = cache.get(key)
+            if value is not None:
+                return value
+            if cache.get(marker) is None:
+                break  # the builder failed or gave up: build it here
+    try:
+        value = build()
+        cache.set(key, value, timeout=DERIVED_CACHE_SECONDS)
+        return value
+    finally:
+        if building_here:
+            cache.delete(marker)
 
 
 def event_index_of_seq(
@@ -166,59 +200,50 @@ def pretty_body(*, session_id: str, version: int, max_chars: int = 2_000_000) ->
 
 def _pretty(body: bytes) -> tuple[str, bool]:
     try:
-        return json.dumps(json.loads(body), indent=2, ensure_ascii=False), True
+        value = json.loads(body)
     except (ValueError, RecursionError):
         return body.decode("utf-8", errors="replace"), False
-
-
-@dataclass(frozen=True)
-class DiffLine:
-    kind: str  # "add", "del", "hunk", "ctx", "meta"
-    text: str
+    return jsondiff.pretty(value), True
 
 
 @dataclass(frozen=True)
 class VersionDiff:
     a: int
     b: int
-    lines: list[DiffLine]
+    lines: list[jsondiff.DiffLine]
     added: int
     removed: int
     truncated: bool
+    # Over the diff budget: the page offers both versions to download instead.
     too_large: bool = False
-
-
-DIFF_MAX_INPUT_LINES = 200_000
 
 
 def diff_versions(
     *, session_id: str, a: int, b: int, context: int = 3, max_lines: int = 5000
 ) -> VersionDiff:
-    """A unified diff of two versions' pretty-printed JSON (server-side, bounded)."""
-    left = _pretty(selectors.get_raw_body(session_id=session_id, version=a))[0].splitlines()
-    right = _pretty(selectors.get_raw_body(session_id=session_id, version=b))[0].splitlines()
-    if len(left) + len(right) > DIFF_MAX_INPUT_LINES:
-        return VersionDiff(a=a, b=b, lines=[], added=0, removed=0, truncated=False, too_large=True)
-    lines: list[DiffLine] = []
-    added = removed = 0
-    truncated = False
-    for line in difflib.unified_diff(
-        left, right, fromfile=f"v{a}", tofile=f"v{b}", n=context, lineterm=""
-    ):
-        if line.startswith(("---", "+++")):
-            kind = "meta"
-        elif line.startswith("@@"):
-            kind = "hunk"
-        elif line.startswith("+"):
-            kind = "add"
-            added += 1
-        elif line.startswith("-"):
-            kind = "del"
-            removed += 1
-        else:
-            kind = "ctx"
-        if len(lines) < max_lines:
-            lines.append(DiffLine(kind=kind, text=line))
-        else:
-            truncated = True
-    return VersionDiff(a=a, b=b, lines=lines, added=added, removed=removed, truncated=truncated)
+    """A unified diff of two versions' pretty-printed JSON, within the diff budget (a pair
+    over it is ``too_large``). Versions never change, so the answer is cached: many people
+    viewing one hostile pair cost one diff, not one each."""
+
+    def build() -> VersionDiff:
+        left = _pretty(selectors.get_raw_body(session_id=session_id, version=a))[0]
+        right = _pretty(selectors.get_raw_body(session_id=session_id, version=b))[0]
+        diff = jsondiff.line_diff(
+            left.splitlines(),
+            right.splitlines(),
+            before_label=f"v{a}",
+            after_label=f"v{b}",
+            context=context,
+            max_lines=max_lines,
+        )
+        return VersionDiff(
+            a=a,
+            b=b,
+            lines=diff.lines,
+            added=diff.added,
+            removed=diff.removed,
+            truncated=diff.truncated,
+            too_large=diff.too_large,
+        )
+
+    return _cached_once(f"dash:diff:v1:{session_id}:{a}:{b}:{context}:{max_lines}", build)

@@ -9,6 +9,7 @@ length, and the canonical session on its own, so a request unpickles only what i
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,8 +22,8 @@ from django.db.models.functions import Coalesce
 
 from sessions_api.domain import ParsedSession
 from sessions_api.domain import Session as CanonicalSession
-from sessions_api.errors import InvalidQuery
-from sessions_api.formats import parse_document
+from sessions_api.errors import AmbiguousSessionId, InvalidQuery
+from sessions_api.formats import FORMAT_IDS, parse_document
 from sessions_api.models import DocumentVersion, ModelUsage, Session, ToolCallRecord
 from sessions_api.sessions import cursors
 from sessions_api.sessions.records import (
@@ -181,11 +182,50 @@ def get_session(*, session_id: str) -> SessionRecord | None:
 
 
 def _session_row(session_id: str) -> Session | None:
+    """The session named by its id, or else by the agent's own id (``external_id``) when that
+    names exactly one session; AmbiguousSessionId when it names several (one per format)."""
+    text = str(session_id)
     try:
-        uuid.UUID(str(session_id))
+        key = uuid.UUID(text)
     except ValueError:
-        return None
-    return Session.objects.filter(id=session_id).first()
+        pass
+    else:
+        row = Session.objects.filter(id=key).first()
+        if row is not None:
+            return row
+    return _row_by_external_id(text)
+
+
+def _row_by_external_id(external_id: str) -> Session | None:
+    rows = list(_with_external_id(external_id).order_by("format")[:10])
+    if len(rows) > 1:
+        raise AmbiguousSessionId(
+            f"{len(rows)} sessions have the id {external_id[:80]!r} (formats: "
+            f"{', '.join(row.format for row in rows)}); use the session's own id",
+            details={"sessions": [{"id": str(row.id), "format": row.format} for row in rows]},
+        )
+    return rows[0] if rows else None
+
+
+def resolve_session_id(*, session_id: str) -> str:
+    """The session's id (a UUID) for its id or its unambiguous external id; the value as it
+    came when no session matches (the caller answers 404)."""
+    row = _session_row(session_id)
+    return str(row.id) if row is not None else str(session_id)
+
+
+def sessions_with_external_id(*, external_id: str) -> list[SessionRecord]:
+    """Every session whose agent's own id is ``external_id`` (one per format at most)."""
+    rows = _with_external_id(external_id).order_by("format")[:10]
+    return [record_from_row(row) for row in rows]
+
+
+def _with_external_id(external_id: str) -> QuerySet[Session]:
+    # Naming every format lets both databases use the (format, external_id) unique index, one
+    # probe per format, instead of scanning the table.
+    return Session.objects.filter(
+        format__in=FORMAT_IDS, external_id=unicodedata.normalize("NFC", external_id)
+    )
 
 
 def list_versions(*, session_id: str) -> list[VersionRecord]:

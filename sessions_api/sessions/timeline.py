@@ -8,7 +8,8 @@ Order is document order (the only order every format has). Events:
 - ``tool_call``: a call with its arguments and its paired result, status and status source
   (``heuristic`` is set when the status was inferred from text). A paired result message is not
   repeated as a message: it lives in its call;
-- ``tool_result``: a result whose call id matches no call ("unmatched");
+- ``tool_result``: a result whose call id matches no call ("unmatched"); a result message that
+  carries the call it answers (tool work no assistant turn announced) shows only that call;
 - ``log``: a log/warn/error entry. Entries with a timestamp are placed before the first message
   that is later than they are; entries without one come at the end.
 """
@@ -42,7 +43,8 @@ def build_timeline(session: Session) -> list[dict[str, Any]]:
             while log_index < len(logs) and logs[log_index].timestamp < message.timestamp:  # type: ignore[operator]
                 events.append(_log_event(logs[log_index]))
                 log_index += 1
-        if message.role is Role.TOOL and message.seq in paired_results:
+        answered = message.seq in paired_results
+        if message.role is Role.TOOL and answered and not message.tool_calls:
             continue
         if message.step and message.step != current_step and message.role is not Role.TOOL:
             events.append(
@@ -56,7 +58,10 @@ def build_timeline(session: Session) -> list[dict[str, Any]]:
             )
             current_step = message.step
         if message.role is Role.TOOL:
-            events.append(_unmatched_result_event(message))
+            # A result that answers a call of its own (tool work no assistant turn announced)
+            # is shown as that call, below.
+            if not answered:
+                events.append(_unmatched_result_event(message))
         else:
             events.append(_message_event(message))
         for call in message.tool_calls:

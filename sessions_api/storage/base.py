@@ -63,11 +63,22 @@ class DocumentStore(ABC):
     lists_bodies: bool = False
 
     @abstractmethod
-    def put(self, *, session_id: str, version: int, body: bytes) -> None:
+    def put(
+        self,
+        *,
+        session_id: str,
+        version: int,
+        body: bytes,
+        previous: tuple[int, bytes] | None = None,
+    ) -> None:
         """Store ``body`` for (session_id, version).
 
         Same key, same bytes again: a no-op. Different bytes at a stored key: ValueError, and the
         stored bytes stay unchanged (versions are immutable).
+
+        ``previous``: (version, bytes) of a stored version of the session that the caller has
+        already read, so a backend keeping deltas (compact.py) need not read it again. Passing
+        bytes that are not that version's is the caller's error; a backend may ignore it.
         """
 
     @abstractmethod

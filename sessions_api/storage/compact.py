@@ -70,14 +70,21 @@ class CompactDocumentStore(DocumentStore):
 
     # --- DocumentStore ------------------------------------------------------------------------
 
-    def put(self, *, session_id: str, version: int, body: bytes) -> None:
+    def put(
+        self,
+        *,
+        session_id: str,
+        version: int,
+        body: bytes,
+        previous: tuple[int, bytes] | None = None,
+    ) -> None:
         if not isinstance(body, bytes):
             raise TypeError(f"body must be bytes, not {type(body).__name__}")
         sha256 = codec.digest(body)
         # Two rounds only for the rare race where a delete removes the existing body between
         # our failed insert and our read of it.
         for _ in range(2):
-            record = self._encode_next(session_id, version, body, sha256)
+            record = self._encode_next(session_id, version, body, sha256, previous)
             if self._insert_record(session_id, version, record):
                 return
             existing = self._read_records(session_id, [version]).get(version)
@@ -172,8 +179,28 @@ class CompactDocumentStore(DocumentStore):
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _encode_next(self, session_id: str, version: int, body: bytes, sha256: str) -> EncodedBody:
-        """``body`` as a delta of the version before when there is one and that is smaller."""
+    def _encode_next(
+        self,
+        session_id: str,
+        version: int,
+        body: bytes,
+        sha256: str,
+        previous: tuple[int, bytes] | None = None,
+    ) -> EncodedBody:
+        """``body`` as a delta of the version before when there is one and that is smaller.
+        ``previous`` (that version and its bytes, read by the caller) spares reading its chain:
+        only its links are read, for the chain's length."""
+        if previous is not None and previous[0] == version - 1 and version > 1:
+            path = self._chain_path(session_id, version - 1)
+            if path is None:
+                return codec.encode_snapshot(body, sha256=sha256)
+            return codec.encode_version(
+                body,
+                base_version=version - 1,
+                base_raw=previous[1],
+                base_chain_length=len(path) - 1,
+                sha256=sha256,
+            )
         # Versions count from 1 (a session's first version has none before it to read).
         base = self._read_chain(session_id, version - 1) if version > 1 else None
         if base is None:

@@ -35,6 +35,11 @@ from sessions_api.storage.compact import CompactDocumentStore, Link
 DURABLE = WriteConcern(w="majority", j=True)
 
 
+#: Keys per bulk command (delete_many): a purge batch of any size becomes commands of a bounded
+#: size, each well under the server's 16 MB command limit and quick to answer.
+BULK_BATCH = 1000
+
+
 class MongoDocumentStore(CompactDocumentStore):
     """Documents ``{_id: "<session_id>:<version>", session_id, version, body, size, sha256,
     encoding, base_version, stored_at}`` in one collection, with a unique index on
@@ -83,10 +88,17 @@ class MongoDocumentStore(CompactDocumentStore):
 
     # --- DocumentStore ------------------------------------------------------------------------
 
-    def put(self, *, session_id: str, version: int, body: bytes) -> None:
+    def put(
+        self,
+        *,
+        session_id: str,
+        version: int,
+        body: bytes,
+        previous: tuple[int, bytes] | None = None,
+    ) -> None:
         _key(session_id, version)
         with _unavailable_on_network_errors():
-            super().put(session_id=session_id, version=version, body=body)
+            super().put(session_id=session_id, version=version, body=body, previous=previous)
 
     def get(self, *, session_id: str, version: int) -> bytes:
         _key(session_id, version)
@@ -234,21 +246,28 @@ class MongoDocumentStore(CompactDocumentStore):
         ids = [_key(session_id, version) for session_id, version in doomed]
         if not ids:
             return 0
+        deleted = 0
         with _unavailable_on_network_errors():
             # Not atomic with the delete: a crash in between leaves only extra snapshots.
             self._rebase_dependents(doomed)
-            result = self._ready_collection().delete_many({"_id": {"$in": ids}})
-        return int(result.deleted_count)
+            for start in range(0, len(ids), BULK_BATCH):
+                chunk = ids[start : start + BULK_BATCH]
+                deleted += (
+                    self._ready_collection().delete_many({"_id": {"$in": chunk}}).deleted_count
+                )
+        return int(deleted)
 
     def delete_sessions(self, *, session_ids: Iterable[str]) -> int:
         wanted = list(session_ids)
         for session_id in wanted:
             _check_session_id(session_id)
-        if not wanted:
-            return 0
+        deleted = 0
         with _unavailable_on_network_errors():
-            result = self._ready_collection().delete_many({"session_id": {"$in": wanted}})
-        return int(result.deleted_count)
+            for start in range(0, len(wanted), BULK_BATCH):
+                chunk = wanted[start : start + BULK_BATCH]
+                result = self._ready_collection().delete_many({"session_id": {"$in": chunk}})
+                deleted += result.deleted_count
+        return int(deleted)
 
     def list_bodies(self, *, after: BodyKey | None, limit: int) -> list[StoredBody]:
         if limit < 1:

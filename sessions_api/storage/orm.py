@@ -23,9 +23,16 @@ class OrmDocumentStore(CompactDocumentStore):
     transactional_with_index = True
     lists_bodies = True
 
-    def put(self, *, session_id: str, version: int, body: bytes) -> None:
+    def put(
+        self,
+        *,
+        session_id: str,
+        version: int,
+        body: bytes,
+        previous: tuple[int, bytes] | None = None,
+    ) -> None:
         try:
-            super().put(session_id=session_id, version=version, body=body)
+            super().put(session_id=session_id, version=version, body=body, previous=previous)
         except OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 

@@ -458,7 +458,7 @@ def test_batch_over_the_item_cap_is_413(api, reject):
     body = b'{"documents": [' + b",".join(items) + b"]}"
     with override_settings(INGEST_MAX_BATCH_ITEMS=3):
         error = reject(body, 413, "too_many_documents", endpoint="/sessions/batch")
-        assert "4" in error["message"] and "3" in error["message"]
+        assert "more than 3 documents" in error["message"]  # refused before walking the rest
         body_at_cap = b'{"documents": [' + b",".join(items[:3]) + b"]}"
         assert [r["ok"] for r in _batch(api, body_at_cap)] == [True, True, True]
 

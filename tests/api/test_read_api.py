@@ -614,7 +614,8 @@ def test_versions_list(api, seed_document):
 
 def test_unknown_ids_are_404_with_the_error_shape(api, seed_document):
     api.post("/sessions", seed_document)
-    unknown = [str(uuid.uuid4()), "not-a-uuid", "1", "x" * 300, "%24ne", "6917ad4ac3d31db001ec2393"]
+    # The seed's own id (a Mongo ObjectId) names it; one digit off names nothing.
+    unknown = [str(uuid.uuid4()), "not-a-uuid", "1", "x" * 300, "%24ne", "6917ad4ac3d31db001ec2394"]
     for session_id in unknown:
         for suffix in ("", "/raw", "/timeline", "/versions"):
             response = api.get(f"/sessions/{session_id}{suffix}")

@@ -370,3 +370,19 @@ def test_seed_prices_is_idempotent(db):
     count = len(pricing.list_prices())
     call_command("seed_prices")
     assert len(pricing.list_prices()) == count >= 5
+
+
+def test_export_keeps_disguised_formulas_as_text(viewer_client, now):
+    body = sample_data.openai_chat_document(
+        conv_id="\n=HYPERLINK(2)", user="\uff1dcmd", model="m", created=now, turns=[Turn("q", "a")]
+    )
+    services.ingest_document(body=body, now=now)
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                b"".join(viewer_client.get("/sessions/export.csv").streaming_content).decode()
+            )
+        )
+    )
+    cells = {cell for row in rows for cell in row}
+    assert "\uff1dcmd" not in cells and "'\uff1dcmd" in cells

@@ -44,6 +44,7 @@ READ_ONLY_FIXTURES = {
     "anthropic/messages_transcript.json": "anthropic",
     "openai_agents/session_items_envelope.json": "openai_agents",
     "langchain/state_history.json": "langchain",
+    "langchain/shapes/state_history_envelope.json": "langchain",
     "agentflow/history.json": "agentflow",
     "falai/agent_message_rows.json": "falai",
 }

@@ -145,14 +145,21 @@ def test_small_forms_save_and_conflict(editor_client, picoflow_session, now):
     )
     assert selectors.get_session(session_id=picoflow_session).summary.status == "aborted"
     stale = editor_client.post(
-        f"{url}/edit/hold/", {"on_hold": "1", "reason": "look", "expected_version": "1"}
+        f"{url}/edit/hold/",
+        {"on_hold": "1", "reason": "look", "expected_version": "1", "expected_index_revision": "0"},
     )
     assert stale.status_code == 409
     html = stale.content.decode()
     assert "Apply again" in html and 'name="on_hold" value="1"' in html
     assert (
         editor_client.post(
-            f"{url}/edit/hold/", {"on_hold": "1", "reason": "look", "expected_version": "2"}
+            f"{url}/edit/hold/",
+            {
+                "on_hold": "1",
+                "reason": "look",
+                "expected_version": "2",
+                "expected_index_revision": "0",
+            },
         ).status_code
         == 302
     )
@@ -161,21 +168,32 @@ def test_small_forms_save_and_conflict(editor_client, picoflow_session, now):
     assert (
         editor_client.post(
             f"{url}/edit/expiry/",
-            {"expires_at": expires, "reason": "two days", "expected_version": "2"},
+            {
+                "expires_at": expires,
+                "reason": "two days",
+                "expected_version": "2",
+                "expected_index_revision": "1",
+            },
         ).status_code
         == 302
     )
     assert Session.objects.get(id=picoflow_session).expires_at is not None
     missing = editor_client.post(
         f"{url}/edit/expiry/",
-        {"expires_at": "", "reason": "x", "expected_version": "2"},
+        {"expires_at": "", "reason": "x", "expected_version": "2", "expected_index_revision": "2"},
         follow=True,
     )
     assert "Pick a time" in missing.content.decode()
     assert (
         editor_client.post(
             f"{url}/edit/annotations/",
-            {"tags": "vip, bug-9", "notes": "called", "reason": "triage", "expected_version": "2"},
+            {
+                "tags": "vip, bug-9",
+                "notes": "called",
+                "reason": "triage",
+                "expected_version": "2",
+                "expected_index_revision": "2",
+            },
         ).status_code
         == 302
     )
@@ -301,3 +319,19 @@ def test_read_only_formats_offer_the_whole_document(editor_client, ingest):
     html = editor_client.get(f"/sessions/{session_id}/edit/").content.decode()
     assert "Anthropic transcripts have no state of their own" in html
     assert "Edit Whole document" in html
+
+
+def test_an_expiry_outside_the_calendar_is_refused_with_a_message(editor_client, picoflow_session):
+    response = editor_client.post(
+        f"/sessions/{picoflow_session}/edit/expiry/",
+        {
+            "expires_at": "0001-01-01T00:00:00+14:00",
+            "reason": "x",
+            "expected_version": "1",
+            "expected_index_revision": "0",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "out of range" in response.content.decode()
+    assert Session.objects.get(id=picoflow_session).latest_version == 1

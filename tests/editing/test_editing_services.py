@@ -5,6 +5,7 @@ and is audited with a JSON diff; reverts, checkpoints, restores, branches, delet
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -792,6 +793,35 @@ def test_conflict_view_rebases_my_change_onto_theirs(chat_session, now):
     assert view.rebased == {"plan": "pro", "seats": 3}
     assert view.conflicts == []
     assert view.theirs_diff.added == 2 and view.mine_diff.added == 1
+
+
+def test_conflict_view_of_a_huge_reordered_part_answers_within_the_diff_budget(chat_session, now):
+    seen = {"rows": list(range(29_000))}
+    for version, value in ((1, seen), (2, {"rows": seen["rows"][::-1]})):
+        document.edit_state(
+            edit=EditRequest(
+                session_id=chat_session,
+                actor=EDITOR,
+                reason="big",
+                now=now,
+                expected_version=version,
+            ),
+            part="state",
+            value=value,
+        )
+    started = time.thread_time()
+    view = editing_selectors.conflict_view(
+        session_id=chat_session,
+        format_id="openai_chat",
+        part="state",
+        seen_version=2,
+        mine={"rows": [*seen["rows"], "mine"]},
+    )
+    cpu = time.thread_time() - started
+    assert view.current_version == 3
+    assert view.theirs_diff.too_large and view.theirs_diff.lines == []
+    assert not view.mine_diff.too_large and view.mine_diff.added == 2  # the new row, a comma
+    assert cpu < 2.0, f"the conflict page cost {cpu:.2f} s of CPU"  # generous; difflib: 14.6 s
 
 
 def test_picoflow_body_helper_is_valid(now):

@@ -44,7 +44,8 @@ RACE_ATTEMPTS = int(os.environ.get("EDIT_RACE_ATTEMPTS", "3"))
 
 
 class EditorsRace(RuleBasedStateMachine):
-    """One session; editors hold (version, document) snapshots and save from them."""
+    """One session; editors hold (version, document, index revision) snapshots and save from
+    them."""
 
     api_key: str = ""
     dashboard: Client | None = None
@@ -61,6 +62,7 @@ class EditorsRace(RuleBasedStateMachine):
         self.messages = json.loads(body)["messages"]
         self.variables = json.loads(body)["variables"]
         self.tags: list[str] = []
+        self.index_revision = 0
         self.accepted = 0
         self.api = Client()
 
@@ -75,11 +77,11 @@ class EditorsRace(RuleBasedStateMachine):
         assert response.status_code == 200
         version = int(response["ETag"].strip('"'))
         assert version == self.version
-        return (version, json.loads(response.content))
+        return (version, json.loads(response.content), self.index_revision)
 
     @rule(snapshot=snapshots)
     def api_put_appends(self, snapshot):
-        version, doc = snapshot
+        version, doc, _ = snapshot
         marker = f"put-{next(_counter)}"
         doc = json.loads(json.dumps(doc))
         doc["messages"].append({"role": "user", "content": marker})
@@ -99,7 +101,7 @@ class EditorsRace(RuleBasedStateMachine):
 
     @rule(snapshot=snapshots, key=st.sampled_from(["a", "b", "c"]))
     def api_patch_appends_and_merges(self, snapshot, key):
-        version, _ = snapshot
+        version, _, _ = snapshot
         marker = f"patch-{next(_counter)}"
         response = self.api.patch(
             f"/api/v1/sessions/{self.session_id}/document",
@@ -116,7 +118,7 @@ class EditorsRace(RuleBasedStateMachine):
 
     @rule(snapshot=snapshots)
     def dashboard_edits_state(self, snapshot):
-        version, doc = snapshot
+        version, doc, _ = snapshot
         value = {**(doc.get("variables") or {}), "dash": f"dash-{next(_counter)}"}
         response = self.dashboard.post(
             f"/sessions/{self.session_id}/edit/save/",
@@ -135,7 +137,7 @@ class EditorsRace(RuleBasedStateMachine):
 
     @rule(snapshot=consumes(snapshots), tag=st.sampled_from(["x", "y", "z"]))
     def dashboard_tags_from_a_snapshot(self, snapshot, tag):
-        version, _ = snapshot
+        version, _, index_revision = snapshot
         tags = [*self.tags, tag] if tag not in self.tags else [t for t in self.tags if t != tag]
         response = self.dashboard.post(
             f"/sessions/{self.session_id}/edit/annotations/",
@@ -144,10 +146,13 @@ class EditorsRace(RuleBasedStateMachine):
                 "notes": "",
                 "reason": "tagging",
                 "expected_version": str(version),
+                "expected_index_revision": str(index_revision),
             },
         )
-        if version == self.version:
+        if version == self.version and index_revision == self.index_revision:
             assert response.status_code == 302
+            if tags != self.tags:
+                self.index_revision += 1
             self.tags = tags
             self.accepted += 1  # one audit entry (tags); notes stay empty: no entry
         else:
@@ -179,6 +184,7 @@ class EditorsRace(RuleBasedStateMachine):
         assert stored["messages"] == self.messages
         assert stored["variables"] == self.variables
         assert row.tags == self.tags
+        assert row.index_revision == self.index_revision
         assert AuditEntry.objects.filter(session=row).count() == self.accepted
 
 

@@ -123,7 +123,7 @@ def test_dashboard_actions_by_role(world, role, path, fields, capability):
     client = login(role)
     response = client.post(
         f"/sessions/{world['session']}/{path}",
-        {"reason": "matrix", "expected_version": "1", **fields},
+        {"reason": "matrix", "expected_version": "1", "expected_index_revision": "0", **fields},
     )
     refusals = AuditEntry.objects.filter(action="refused")
     if role in CAN[capability]:

@@ -52,13 +52,21 @@ def load(path: str) -> Any:
     return json.loads((FIXTURES / path).read_text(encoding="utf-8"))
 
 
+def is_shape_fixture(entry: dict[str, Any]) -> bool:
+    """A ``<format>/shapes/`` fixture: one document showing one shape a library writes, with
+    counts of its own kind (test_library_shapes.py checks them), not a format's main scenario."""
+    return entry["path"].split("/")[1:2] == ["shapes"]
+
+
 def manifest_entries(format_id: str, *, json_only: bool = False) -> list[dict[str, Any]]:
-    """The manifest's entries of one format, in manifest order (``json_only``: documents only,
-    not folders)."""
+    """The manifest's entries of one format's main scenario, in manifest order (``json_only``:
+    documents only, not folders); the ``shapes/`` fixtures are left out."""
     return [
         entry
         for entry in MANIFEST["fixtures"]
-        if entry["format_id"] == format_id and (not json_only or entry["path"].endswith(".json"))
+        if entry["format_id"] == format_id
+        and not is_shape_fixture(entry)
+        and (not json_only or entry["path"].endswith(".json"))
     ]
 
 

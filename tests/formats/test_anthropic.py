@@ -131,9 +131,11 @@ def test_fixture_tool_calls_pair_with_their_results_explicitly(path):
 
     for call in session.tool_calls:
         assert call.result_seq is not None
-        result = by_seq[call.result_seq]
-        assert (result.role, result.tool_call_id) == (Role.TOOL, call.call_id)
         assert call.status_source is StatusSource.EXPLICIT
+        result = by_seq[call.result_seq]
+        if call.call_id in result.extra.get("server_tool_calls", ()):
+            continue  # a server-side call: its result block sits in the calling message
+        assert (result.role, result.tool_call_id) == (Role.TOOL, call.call_id)
         assert result.author == call.name
 
 
@@ -233,19 +235,24 @@ def test_thinking_is_a_part_not_text():
     assert last.content_text == "Gern geschehen! Bon voyage 🚀"
 
 
-def test_server_tool_use_is_shown_and_paired_but_not_a_tool_call():
+def test_server_tool_use_is_a_tool_call_paired_with_its_result_block():
     parsed = parse(load(TRANSCRIPT))
     itinerary = parsed.session.messages[7]
-    (server_call,) = itinerary.extra["server_tool_calls"]
+    (server_call,) = itinerary.tool_calls
 
-    assert itinerary.tool_calls == ()
+    assert itinerary.extra["server_tool_calls"] == ["srvtoolu_01Search"]
     assert [b["type"] for b in itinerary.content_parts][:2] == [
         "server_tool_use",
         "web_search_tool_result",
     ]
-    assert server_call["call_id"] == "srvtoolu_01Search"
-    assert server_call["name"] == "web_search"
-    assert (server_call["status"], server_call["result_seq"]) == ("success", 7)
+    assert (server_call.call_id, server_call.name) == ("srvtoolu_01Search", "web_search")
+    assert server_call.arguments == {"query": "Tokyo 7 day itinerary"}
+    assert (server_call.status, server_call.status_source) == (
+        ToolStatus.SUCCESS,
+        StatusSource.EXPLICIT,
+    )
+    assert server_call.result_seq == 7
+    assert server_call.result_content[0]["title"] == "Tokyo in 7 days"
     assert parsed.warnings == ()
 
 
@@ -261,15 +268,39 @@ def test_server_tool_error_and_missing_result():
                     "content": {"type": "web_search_tool_result_error", "error_code": "max_uses"},
                 },
                 {"type": "server_tool_use", "id": "s2", "name": "web_search", "input": {}},
+                {
+                    "type": "bash_code_execution_tool_result",
+                    "tool_use_id": "s3",
+                    "content": {"type": "bash_code_execution_result", "return_code": 1},
+                },
+                {"type": "server_tool_use", "id": "s3", "name": "bash_code_execution"},
             ),
         ]
     }
     parsed = parse(doc)
-    first, second = parsed.session.messages[1].extra["server_tool_calls"]
+    first, second, third = parsed.session.messages[1].tool_calls
 
-    assert (first["status"], first["error_code"]) == ("error", "max_uses")
-    assert second["status"] == "pending"
+    assert (first.status, first.status_source) == (ToolStatus.ERROR, StatusSource.EXPLICIT)
+    assert first.result_content["error_code"] == "max_uses"
+    assert second.status is ToolStatus.PENDING
+    # A non-zero exit code is a failed run by convention (the API records no error there).
+    assert (third.status, third.status_source) == (ToolStatus.ERROR, StatusSource.CONVENTION)
     assert codes(parsed) == ["server_tool_call_without_result"]
+
+
+def test_a_server_tool_block_without_an_id_is_a_pending_call_with_a_warning():
+    doc = {
+        "messages": [
+            {"role": "user", "content": "search"},
+            assistant_message({"type": "mcp_tool_use", "name": "lookup", "input": {}}),
+        ]
+    }
+
+    parsed = parse(doc)
+
+    (call,) = parsed.session.tool_calls
+    assert (call.call_id, call.status) == ("server_tool:0", ToolStatus.PENDING)
+    assert codes(parsed) == ["missing_tool_call_id", "server_tool_call_without_result"]
 
 
 def test_text_and_several_results_in_one_user_message_keep_their_order():
@@ -541,11 +572,7 @@ WRONG_TYPES = [
     ("/responses", {}),
     ("/responses/0", "r"),
     ("/responses/0/content", "text"),
-    ("/responses/0/usage", 1),
-    ("/responses/0/usage/input_tokens", "412"),
-    ("/responses/0/usage/cache_read_input_tokens", 1.5),
     ("/responses/0/stop_reason", 1),
-    ("/usage", []),
 ]
 
 
@@ -564,14 +591,54 @@ def test_missing_required_fields(doc, path):
     assert rejection(parse, doc) == ("missing_field", path)
 
 
-@pytest.mark.parametrize("count", [-5, 2**53])
-def test_impossible_token_counts_are_rejected(count):
-    doc = set_path(load(TRANSCRIPT), "/responses/2/usage/output_tokens", count)
+# Usage is optional data: a shape the adapter cannot read is a warning and no tokens from it
+# (never coerced), not a refused document.
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("/responses/0/usage", 1),
+        ("/responses/0/usage/input_tokens", "412"),
+        ("/responses/0/usage/cache_read_input_tokens", 1.5),
+        ("/usage", "many"),
+    ],
+)
+def test_unreadable_usage_is_a_warning(path, value):
+    doc = set_path(load(TRANSCRIPT), path, value)
+
+    parsed = parse(doc)
+
+    assert codes(parsed) == ["unreadable_usage"]
+    assert parsed.warnings[0].path.startswith(path.split("/usage")[0] + "/usage")
+
+
+def test_a_list_of_usages_is_summed():
+    doc = load(TRANSCRIPT)
+    doc["usage"] = [
+        {"input_tokens": 1, "output_tokens": 2},
+        {"input_tokens": 3, "output_tokens": 4},
+    ]
+
+    tokens = parse(doc).session.tokens
+
+    assert (tokens.input, tokens.output, tokens.total) == (4, 6, 10)
+
+
+def test_a_token_count_beyond_2_pow_53_is_rejected():
+    doc = set_path(load(TRANSCRIPT), "/responses/2/usage/output_tokens", 2**53)
 
     assert rejection(parse, doc) == (
         "out_of_range",
         "/responses/2/usage/output_tokens",
     )
+
+
+def test_a_negative_token_count_is_clamped_to_zero_and_flagged():
+    doc = set_path(load(TRANSCRIPT), "/responses/2/usage/output_tokens", -5)
+
+    parsed = parse(doc)
+
+    assert codes(parsed) == ["impossible_token_count"]
+    assert parsed.warnings[0].path == "/responses/2/usage/output_tokens"
 
 
 @pytest.mark.parametrize("doc", ["x", 1, None, False])

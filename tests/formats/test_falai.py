@@ -262,14 +262,20 @@ def test_rows_out_of_order_are_sorted_by_created_at():
     assert len([c for c in parsed.session.tool_calls if c.result_seq is not None]) == 2
 
 
-def test_a_tool_row_without_a_matching_call_is_unmatched():
+def test_a_tool_row_without_a_matching_call_is_a_call_of_its_own():
     rows = [r for r in load("falai/agent_message_rows.json") if r["id"] != "falai-msg-0003"]
 
     parsed = parse(rows)
     events = build_timeline(parsed.session)
 
-    assert codes(parsed).count("unmatched_tool_result") == 2
-    assert [e["status"] for e in events if e["kind"] == "tool_result"] == ["unmatched"] * 2
+    assert codes(parsed).count("tool_execution_without_call") == 2
+    assert [e["kind"] for e in events].count("tool_result") == 0
+    calls = [e for e in events if e["kind"] == "tool_call"]
+    assert [(c["name"], c["status"]) for c in calls] == [
+        ("get_weather", "success"),
+        ("book_hotel", "error"),
+    ]
+    assert calls[1]["call_id"] == "falai-msg-0005/call"
 
 
 def test_a_row_with_several_executions_becomes_several_tool_messages():

@@ -410,11 +410,9 @@ WRONG_TYPES = [
     (_snake, "/events/1/content/parts/1/function_call/name", 1),
     (_snake, "/events/1/content/parts/1/function_call/args", "city"),
     (_snake, "/events/2/content/parts/0/function_response/response", "ok"),
-    (_snake, "/events/1/usage_metadata/prompt_token_count", "412"),
     (_snake, "/events/1/model_version", 2.5),
     (_snake, "/events/2/actions/state_delta", ["x"]),
     (_camel, "/appName", 3),
-    (_camel, "/events/1/usageMetadata/totalTokenCount", True),
     (_camel, "/events/1/content/parts/1/functionCall/id", 9),
     (_dump, "/sessions", "x"),
     (_dump, "/sessions/0/state", 5),
@@ -440,8 +438,36 @@ def test_missing_ids_are_rejected(path, code):
     assert rejection(parse, doc) == (code, path)
 
 
-def test_negative_token_counts_are_rejected():
+# usage_metadata is optional data: a shape the adapter cannot read is a warning and no tokens
+# for that event (never coerced), not a refused document.
+@pytest.mark.parametrize(
+    ("make", "path", "value"),
+    [
+        (_snake, "/events/1/usage_metadata/prompt_token_count", "412"),
+        (_camel, "/events/1/usageMetadata/totalTokenCount", True),
+        (_snake, "/events/1/usage_metadata", "lots"),
+    ],
+)
+def test_unreadable_usage_is_a_warning(make, path, value):
+    doc = set_path(make(), path, value)
+
+    parsed = parse(doc)
+
+    assert "unreadable_usage" in codes(parsed)
+    assert parsed.session.messages[1].tokens is None
+
+
+def test_negative_token_counts_are_clamped_to_zero_and_flagged():
     doc = set_path(_snake(), "/events/1/usage_metadata/total_token_count", -5)
+
+    parsed = parse(doc)
+
+    assert "impossible_token_count" in codes(parsed)
+    assert parsed.session.messages[1].tokens.total == 0
+
+
+def test_a_token_count_beyond_2_pow_53_is_rejected():
+    doc = set_path(_snake(), "/events/1/usage_metadata/total_token_count", 2**53)
     with pytest.raises(InvalidDocument) as raised:
         parse(doc)
     assert raised.value.code == "out_of_range"

@@ -651,14 +651,31 @@ MODEL_DUMP_WRONG_TYPES = [
     ("/2/tool_calls/0/name", 1),
     ("/2/tool_calls/0/args", "{}"),
     ("/2/invalid_tool_calls", "x"),
+    ("/3/tool_call_id", 9),
+    ("/3/status", False),
+]
+
+# usage_metadata is optional data: a shape the adapter cannot read is a warning and no tokens
+# for that message (never coerced), not a refused document.
+UNREADABLE_USAGE = [
     ("/2/usage_metadata", "470"),
     ("/2/usage_metadata/input_tokens", "412"),
     ("/2/usage_metadata/total_tokens", True),
     ("/2/usage_metadata/input_token_details", 0),
     ("/2/usage_metadata/input_token_details/cache_read", 1.5),
-    ("/3/tool_call_id", 9),
-    ("/3/status", False),
 ]
+
+
+@pytest.mark.parametrize(("path", "value"), UNREADABLE_USAGE)
+def test_unreadable_usage_is_a_warning_and_no_tokens_for_that_message(path, value):
+    doc = set_path(_model_dump_doc(), path, value)
+
+    parsed = parse(doc)
+
+    assert codes(parsed) == ["unreadable_usage"]
+    assert parsed.warnings[0].path.startswith("/2/usage_metadata")
+    assert parsed.session.messages[2].tokens is None
+    assert len(parsed.session.messages) == 5
 
 
 def _model_dump_doc() -> list[dict[str, Any]]:
@@ -682,7 +699,6 @@ def test_wrong_types_are_rejected_with_a_json_pointer(path, value):
         ("langchain/messages_to_dict.json", "/2/data/tool_calls/0/args", [1]),
         ("langchain/dumpd.json", "/0/kwargs", []),
         ("langchain/dumpd.json", "/0/id/1", 5),
-        ("langchain/dumpd.json", "/2/kwargs/usage_metadata/output_tokens", "58"),
         ("langchain/thread_state.json", "/values", "x"),
         ("langchain/thread_state.json", "/next", "tools"),
         ("langchain/thread_state_task_error.json", "/next/0", 1),
@@ -713,14 +729,22 @@ def test_a_message_without_a_type_is_rejected():
     )
 
 
-@pytest.mark.parametrize("count", [-1, 2**53])
-def test_impossible_token_counts_are_rejected(count):
-    doc = set_path(_model_dump_doc(), "/2/usage_metadata/output_tokens", count)
+def test_a_token_count_beyond_2_pow_53_is_rejected():
+    doc = set_path(_model_dump_doc(), "/2/usage_metadata/output_tokens", 2**53)
 
     assert rejection(parse, doc) == (
         "out_of_range",
         "/2/usage_metadata/output_tokens",
     )
+
+
+def test_a_negative_token_count_is_clamped_to_zero_and_flagged():
+    doc = set_path(_model_dump_doc(), "/2/usage_metadata/output_tokens", -1)
+
+    parsed = parse(doc)
+
+    assert codes(parsed) == ["impossible_token_count"]
+    assert parsed.session.messages[2].tokens.output == 0
 
 
 @pytest.mark.parametrize("doc", ["text", 3, None, True])

@@ -573,18 +573,13 @@ WRONG_TYPES = [
     (_dump_doc, "/agent_messages/0/message_data", 1),
     (_dump_doc, "/agent_messages/0/id", 1.5),
     (_dump_doc, "/turn_usage", "x"),
-    (_dump_doc, "/turn_usage/0/input_tokens", "942"),
-    (_dump_doc, "/turn_usage/0/output_tokens_details", 3),
     (_run_state_doc, "/$schemaVersion", 1.21),
     (_run_state_doc, "/model_responses", {"usage": {}}),
     (_run_state_doc, "/model_responses/0", "r"),
-    (_run_state_doc, "/model_responses/0/usage", []),
     (_run_state_doc, "/current_agent", 5),
     (_run_state_doc, "/original_input", 5),
     (_run_state_doc, "/generated_items", {}),
     (_run_state_doc, "/generated_items/0", "x"),
-    (_run_state_doc, "/context/usage/input_tokens", "942"),
-    (_run_state_doc, "/context/usage/input_tokens_details/0", 7),
 ]
 
 
@@ -595,11 +590,40 @@ def test_wrong_types_are_rejected_with_a_json_pointer(make, path, value):
     assert_wrong_type_at(parse, doc, path)
 
 
-@pytest.mark.parametrize("count", [-1, 2**53])
-def test_impossible_token_counts_are_rejected(count):
-    doc = set_path(_dump_doc(), "/turn_usage/1/total_tokens", count)
+# Usage is optional data: a shape the adapter cannot read is a warning and no tokens from it
+# (never coerced), not a refused document.
+UNREADABLE_USAGE = [
+    (_dump_doc, "/turn_usage/0/input_tokens", "942"),
+    (_dump_doc, "/turn_usage/0/output_tokens_details", 3),
+    (_run_state_doc, "/model_responses/0/usage", "x"),
+    (_run_state_doc, "/context/usage/input_tokens", "942"),
+    (_run_state_doc, "/context/usage/input_tokens_details/0", 7),
+]
+
+
+@pytest.mark.parametrize(("make", "path", "value"), UNREADABLE_USAGE)
+def test_unreadable_usage_is_a_warning(make, path, value):
+    doc = set_path(make(), path, value)
+
+    parsed = parse(doc)
+
+    assert "unreadable_usage" in codes(parsed)
+    assert len(parsed.session.messages) == len(parse(make()).session.messages)
+
+
+def test_a_token_count_beyond_2_pow_53_is_rejected():
+    doc = set_path(_dump_doc(), "/turn_usage/1/total_tokens", 2**53)
 
     assert rejection(parse, doc) == ("out_of_range", "/turn_usage/1/total_tokens")
+
+
+def test_a_negative_token_count_is_clamped_to_zero_and_flagged():
+    doc = set_path(_dump_doc(), "/turn_usage/1/total_tokens", -1)
+
+    parsed = parse(doc)
+
+    assert "impossible_token_count" in codes(parsed)
+    assert parsed.session.steps[1].state["usage"]["total"] == 0
 
 
 @pytest.mark.parametrize("doc", ["items", 3, None])

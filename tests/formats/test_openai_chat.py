@@ -650,10 +650,16 @@ WRONG_TYPES = [
     ("/model", {"name": "gpt"}),
     ("/metadata", "meta"),
     ("/variables", ["a"]),
+    ("/responses", {"usage": {}}),
+]
+
+# Usage is optional data: a usage in a shape the adapter cannot read is a warning and no tokens
+# (never coerced: "451" is not read as 451), not a refused document.
+UNREADABLE_USAGE = [
     ("/usage", "2"),
     ("/usage/prompt_tokens", "451"),
     ("/usage/total_tokens", True),
-    ("/responses", {"usage": {}}),
+    ("/usage/prompt_tokens_details", 5),
 ]
 
 
@@ -689,11 +695,32 @@ def test_missing_required_fields_are_rejected(doc, path):
     assert rejection(parse, doc) == ("missing_field", path)
 
 
-@pytest.mark.parametrize("count", [-1, 2**53])
-def test_impossible_token_counts_are_rejected(count):
-    doc = set_path(_base_doc(), "/usage/prompt_tokens", count)
+@pytest.mark.parametrize(("path", "value"), UNREADABLE_USAGE)
+def test_unreadable_usage_is_a_warning_and_no_tokens(path, value):
+    doc = set_path(_base_doc(), path, value)
+
+    parsed = parse(doc)
+
+    assert codes(parsed) == ["unreadable_usage"]
+    assert parsed.warnings[0].path.startswith("/usage")
+    assert parsed.session.tokens.is_empty
+    assert len(parsed.session.messages) == 4
+
+
+def test_a_token_count_beyond_2_pow_53_is_rejected():
+    doc = set_path(_base_doc(), "/usage/prompt_tokens", 2**53)
 
     assert rejection(parse, doc) == ("out_of_range", "/usage/prompt_tokens")
+
+
+def test_a_negative_token_count_is_clamped_to_zero_and_flagged():
+    doc = set_path(_base_doc(), "/usage/prompt_tokens", -1)
+
+    parsed = parse(doc)
+
+    assert codes(parsed) == ["impossible_token_count"]
+    assert parsed.warnings[0].path == "/usage/prompt_tokens"
+    assert parsed.session.tokens.input == 0
 
 
 def test_empty_messages_parse_to_an_empty_session_with_a_warning():

@@ -44,7 +44,7 @@ def ended_rule(url: str = "http://127.0.0.1:9/hook", **extra) -> rules.RuleRecor
     )
 
 
-def save(doc, *, at=NOW, capture) -> tuple[object, list[int]]:
+def save(doc, *, at=NOW, capture, format_id="picoflow") -> tuple[object, list[int]]:
     """Ingest ``doc`` and run what its commit enqueues, as the worker would."""
     outbox_ids: list[int] = []
 
@@ -54,7 +54,7 @@ def save(doc, *, at=NOW, capture) -> tuple[object, list[int]]:
     evaluate.outbox_committed.connect(receiver, dispatch_uid="test-capture")
     try:
         with capture(execute=True):
-            session = ingest(doc, now=at)
+            session = ingest(doc, now=at, format_id=format_id)
     finally:
         evaluate.outbox_committed.disconnect(dispatch_uid="test-capture")
     created = [n for o in outbox_ids for n in evaluate.process_outbox(outbox_id=o, now=at)]
@@ -395,3 +395,40 @@ def test_sessions_the_expiry_job_expired_notify_an_expired_rule_once():
     again = evaluate.evaluate_alerts(now=NOW + timedelta(minutes=3))
     assert (first.fired, again.fired) == (1, 0)
     assert "ended expired" in AlertNotification.objects.get().text
+
+
+def test_a_save_that_appends_to_a_session_is_checked_like_any_other(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    """A save that only appends messages is derived incrementally; it still writes the outbox
+    row its commit announces, so a cost rule fires on the save that crosses the amount."""
+    from sessions_api.ingest import incremental
+    from sessions_api.models import ModelPrice
+
+    merged = []
+    real_merge = incremental.merge
+    monkeypatch.setattr(
+        incremental, "merge", lambda *a, **k: merged.append(real_merge(*a, **k)) or merged[-1]
+    )
+    ModelPrice.objects.create(
+        model="gpt-4o-mini", input_per_mtok=1000, output_per_mtok=1000, effective_from=T0.date()
+    )
+    rules.create_rule(
+        name="pricey", event="session_cost", params={"above_usd": 0.05}, emails=["o@x.io"], now=T0
+    )
+    messages = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]
+
+    def chat(usage: tuple[int, int]) -> dict:
+        return {
+            "id": "growing-costs",
+            "model": "gpt-4o-mini",
+            "messages": messages,
+            "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]},
+        }
+
+    capture = django_capture_on_commit_callbacks
+    _, cheap = save(chat((10, 5)), at=NOW, capture=capture, format_id="openai_chat")
+    messages += [{"role": "user", "content": "more"}, {"role": "assistant", "content": "sure"}]
+    _, dear = save(chat((100, 20)), at=NOW, capture=capture, format_id="openai_chat")
+    assert [m is not None for m in merged] == [True]  # the second save was merged
+    assert (len(cheap), len(dear)) == (0, 1)

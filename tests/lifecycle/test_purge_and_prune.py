@@ -10,6 +10,7 @@ import pytest
 from sessions_api.analytics import rollups
 from sessions_api.lifecycle import prune, purge
 from sessions_api.models import (
+    Checkpoint,
     DocumentBody,
     DocumentVersion,
     JobRun,
@@ -209,3 +210,21 @@ def test_raw_body_of_kept_version_is_still_served():
     prune.prune_versions(now=LATER, keep=1)
     body = get_document_store().get(session_id=str(session.id), version=3)
     assert json.loads(body)["id"] == "served"
+
+
+def test_prune_reads_pins_under_its_lock(monkeypatch):
+    """A checkpoint pinned while prune waits for the session's lock is honoured: pins are read
+    after the lock is taken, not before."""
+    session = make_versions("pin-race", 4)
+    take_locks = Session.objects.select_for_update
+
+    def pin_then_lock(*args, **kwargs):
+        # The editor's checkpoint commits just before prune gets the lock.
+        Checkpoint.objects.get_or_create(
+            session=session, name="late", defaults={"version": 2, "created_at": LATER}
+        )
+        return take_locks(*args, **kwargs)
+
+    monkeypatch.setattr(Session.objects, "select_for_update", pin_then_lock)
+    prune.prune_versions(now=LATER, keep=1)
+    assert list(session.versions.values_list("number", flat=True)) == [2, 4]

@@ -363,6 +363,20 @@ def test_delete_sessions_removes_every_version_of_those_sessions_only(
     assert store.delete_sessions(session_ids=[]) == 0
 
 
+def test_bulk_deletes_larger_than_one_command_remove_everything(
+    store: DocumentStore, session_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessions_api.storage import mongo
+
+    monkeypatch.setattr(mongo, "BULK_BATCH", 2)  # the Mongo store's commands; others ignore it
+    sessions = [f"{session_id}-{n}" for n in range(5)]
+    _put_all(store, [(s, v) for s in sessions for v in (1, 2)])
+
+    assert store.delete_bodies(keys=[(sessions[0], 1), (sessions[1], 1), (sessions[2], 1)]) == 3
+    assert store.delete_sessions(session_ids=sessions) == 7
+    assert all(store.list_versions(session_id=s) == [] for s in sessions)
+
+
 def _walk(store: DocumentStore, *, page_size: int) -> list[BodyKey]:
     walked: list[BodyKey] = []
     after: BodyKey | None = None
@@ -503,6 +517,20 @@ def test_a_snapshot_is_stored_every_interval_versions(
     links = _links(store, session_id)
     assert [v for v, link in sorted(links.items()) if link.encoding == codec.ZSTD] == [1, 9, 17, 25]
     assert all(link.base_version == v - 1 for v, link in links.items() if link.base_version)
+    _assert_reads_back(store, session_id, dict(enumerate(versions, start=1)))
+
+
+def test_put_given_the_previous_bytes_stores_the_same_chain_as_reading_them(
+    store: DocumentStore, session_id: str, small_interval: int
+) -> None:
+    versions = _growing(2 * small_interval + 3)
+    for number, body in enumerate(versions, start=1):
+        previous = (number - 1, versions[number - 2]) if number > 1 else None
+        store.put(session_id=session_id, version=number, body=body, previous=previous)
+
+    other = session_id + "-read"
+    _put_versions(store, other, versions)
+    assert _links(store, session_id) == _links(store, other)
     _assert_reads_back(store, session_id, dict(enumerate(versions, start=1)))
 
 

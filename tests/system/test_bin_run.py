@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -73,6 +74,11 @@ def test_bin_run_serves_the_demo_in_production_mode_and_stops_its_children(tmp_p
             assert "secure" not in (login.headers.get("Set-Cookie") or "").lower()
         web_log = (tmp_path / "data" / "log" / "web.log").read_text()
         assert '"logger":"observatory.access"' in web_log
+        # The generated admin password is printed at creation, and example prices seeded.
+        password = (tmp_path / "data" / "demo-admin-password").read_text().strip()
+        assert f"password: {password}" in (tmp_path / "run.log").read_text()
+        with sqlite3.connect(tmp_path / "data" / "observatory.sqlite3") as db:
+            assert db.execute("SELECT count(*) FROM sessions_api_modelprice").fetchone()[0] > 0
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
@@ -83,3 +89,26 @@ def test_bin_run_serves_the_demo_in_production_mode_and_stops_its_children(tmp_p
         ["pgrep", "-f", str(run_dir)], capture_output=True, text=True
     ).stdout.split()
     assert leftover == [], leftover
+
+    # A second start never prints the password again: it says where it is kept.
+    again_log = tmp_path / "again.log"
+    with again_log.open("w") as out:
+        again = subprocess.Popen(
+            [str(ROOT / "bin" / "run"), "--no-install"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 240
+            while "is running" not in again_log.read_text():
+                assert again.poll() is None, again_log.read_text()
+                assert time.monotonic() < deadline, again_log.read_text()
+                time.sleep(0.5)
+        finally:
+            os.killpg(again.pid, signal.SIGINT)
+            again.wait(timeout=60)
+    text = again_log.read_text()
+    assert password not in text and "demo-admin-password" in text

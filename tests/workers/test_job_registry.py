@@ -20,6 +20,8 @@ CONTRACT_JOB_NAMES = {
     "sync_mongo_source",
     "reconcile_store",
     "detect_stuck_sessions",
+    "close_idle_otel_sessions",
+    "fold_otel_spans",
     "evaluate_alerts",
     "deliver_alerts",
 }

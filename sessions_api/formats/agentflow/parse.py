@@ -32,14 +32,19 @@ Mapping and quirks:
 - History: one message per entry, except ``role: "tool_result"`` → one tool message per
   ``tool_results[]`` entry, paired to the assistant's ``tool_calls[].id`` by ``tool_call_id``.
   No per-message timestamps. Assistant ``metadata._raw_response`` (a provider object, null once
-  serialised) is kept in ``extra["metadata"]`` only when not null.
+  serialised) is kept in ``extra["metadata"]`` only when not null. An entry's ``metadata.usage``
+  (``{input_tokens, output_tokens}``: apps that append the runtime's ``NodeOutput.metadata`` to
+  the final answer keep the usage there) is that message's tokens; a history's session tokens
+  are their sum (source ``summed``). In a bundle the events' usage wins (it counts every model
+  call, ``metadata.usage`` only the last of a run); the history's is the fallback.
 - Tool status is explicit (``is_error``) with one caveat: ``LocalToolDispatcher`` catches a
   tool's exception itself and returns ``"Tool error: ..."`` with ``is_error: false``. Such a
   result is an ``error`` with source ``heuristic`` (``extra["is_error_recorded"] = false``); a
   result without ``is_error`` falls back to the shared text heuristic.
 - Events (bundle): every event is a log entry (``error`` events at level ``error``, the rest at
   ``event`` with their data); ``llm_call_completed`` ``input_tokens``/``output_tokens`` are
-  summed into the session tokens (source ``summed``; total = input + output); their ``model`` is
+  summed into the session tokens (source ``summed``; total = input + output; optional data: an
+  unreadable count is a warning, a negative one 0 with a warning); their ``model`` is
   put on the node's step, and on the assistant messages when the session used one model only.
 - Steps = workflow nodes, in order of first appearance in ``node_started``/``node_completed``/
   ``llm_call_*`` events, then in the notes: ``state`` says which notes exist and whether the
@@ -72,6 +77,7 @@ from sessions_api.domain import (
     SessionStatus,
     StatusSource,
     StepState,
+    TokenSource,
     TokenUsage,
     ToolCall,
     ToolStatus,
@@ -89,13 +95,14 @@ from sessions_api.formats.base import (
     parse_timestamp,
     pointer_join,
     required,
-    token_count,
 )
 from sessions_api.formats.common import (
     map_role,
+    read_usages,
     sum_token_usages,
     timestamp_field,
     tool_call_objects,
+    usage_count,
 )
 from sessions_api.formats.pairing import looks_like_error, pair_tool_calls
 
@@ -203,6 +210,19 @@ class _Parse(ParseContext):
     def node(self, name: str) -> _Node:
         return self.nodes.setdefault(name, _Node())
 
+    def metadata_usage(self, usage: dict[str, Any], path: str) -> TokenUsage:
+        """``{input_tokens, output_tokens}`` (event data or ``metadata.usage``); total = sum."""
+        input_tokens = usage_count(usage.get("input_tokens"), f"{path}/input_tokens", self.warnings)
+        output_tokens = usage_count(
+            usage.get("output_tokens"), f"{path}/output_tokens", self.warnings
+        )
+        total = None
+        if input_tokens is not None and output_tokens is not None:
+            total = input_tokens + output_tokens
+        return TokenUsage(
+            input=input_tokens, output=output_tokens, total=total, source=TokenSource.REPORTED
+        )
+
 
 def parse(doc: Any) -> ParsedSession:
     expect(doc, (dict, list), "")
@@ -211,7 +231,12 @@ def parse(doc: Any) -> ParsedSession:
     if variant == VARIANT_HISTORY:
         messages = _history(doc, "", ctx)
         paired, pairing_warnings = pair_tool_calls(messages, heuristic=looks_like_error)
-        session = Session(source_format=FORMAT_ID, format_variant=variant, messages=tuple(paired))
+        session = Session(
+            source_format=FORMAT_ID,
+            format_variant=variant,
+            tokens=_history_tokens(messages),
+            messages=tuple(paired),
+        )
         return ParsedSession(session=session, warnings=(*ctx.warnings, *pairing_warnings))
     if variant == VARIANT_SESSION:
         fields = _session_fields(doc, "", ctx)
@@ -277,10 +302,13 @@ def _parse_bundle(doc: dict[str, Any], ctx: _Parse) -> ParsedSession:
             _with_model(m, single_model) if m.role is Role.ASSISTANT else m for m in messages
         ]
     paired, pairing_warnings = pair_tool_calls(messages, heuristic=looks_like_error)
+    # The events count every model call; the history's metadata.usage only the final one of
+    # each run, so it is the fallback.
+    event_tokens = sum_token_usages(usages, "/events", skip_empty=True)
     session = Session(
         **fields,
         format_variant=VARIANT_BUNDLE,
-        tokens=sum_token_usages(usages, "/events", skip_empty=True),
+        tokens=event_tokens if not event_tokens.is_empty else _history_tokens(messages),
         messages=tuple(paired),
         steps=_steps(ctx, default_workflow),
         logs=tuple(logs),
@@ -390,6 +418,7 @@ def _history(value: Any, path: str, ctx: _Parse) -> list[Message]:
                 role=role,
                 content_text=text,
                 content_parts=parts,
+                tokens=_metadata_usage(raw, item_path, ctx),
                 tool_calls=_tool_calls(raw.get("tool_calls"), seq, f"{item_path}/tool_calls", ctx),
                 raw_role=raw_role if role is Role.OTHER else None,
                 extra=extra,
@@ -407,6 +436,28 @@ def _history(value: Any, path: str, ctx: _Parse) -> list[Message]:
                 _tool_results(raw, index, item_path, len(messages), {"history_index": index}, ctx)
             )
     return messages
+
+
+def _metadata_usage(raw: dict[str, Any], path: str, ctx: _Parse) -> TokenUsage | None:
+    """``metadata.usage`` of a history entry: where an app that appends the runtime's
+    ``NodeOutput.metadata`` to its answer keeps the usage (``{input_tokens, output_tokens}``,
+    the final model call's). Optional data: an unreadable one is a warning."""
+    metadata = raw.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("usage") is None:
+        return None
+    usages = read_usages(
+        metadata.get("usage"), f"{path}/metadata/usage", ctx.warnings, ctx.metadata_usage
+    )
+    if not usages:
+        return None
+    return sum_token_usages(usages, f"{path}/metadata/usage") if len(usages) > 1 else usages[0]
+
+
+def _history_tokens(messages: list[Message]) -> TokenUsage:
+    """The history's own usage (``metadata.usage`` of its entries), summed."""
+    return sum_token_usages(
+        (m.tokens for m in messages if m.tokens is not None), "/history", skip_empty=True
+    )
 
 
 def _history_extra(raw: dict[str, Any], path: str) -> dict[str, Any]:
@@ -535,7 +586,7 @@ def _events(value: Any, ctx: _Parse) -> tuple[list[LogEntry], list[TokenUsage], 
         node_name = data.get("node") if isinstance(data.get("node"), str) else None
         level, message = LogLevel.EVENT, event_type
         if event_type == "llm_call_completed":
-            usages.append(_event_usage(data, data_path))
+            usages.extend(read_usages(data, data_path, ctx.warnings, ctx.metadata_usage) or ())
             model = optional(data, "model", str, data_path)
             if model:
                 models.setdefault(model, None)
@@ -563,15 +614,6 @@ def _events(value: Any, ctx: _Parse) -> tuple[list[LogEntry], list[TokenUsage], 
             LogEntry(level=level, message=message, timestamp=timestamp, extra=extra, seq=len(logs))
         )
     return logs, usages, list(models)
-
-
-def _event_usage(data: dict[str, Any], path: str) -> TokenUsage:
-    input_tokens = token_count(data.get("input_tokens"), f"{path}/input_tokens")
-    output_tokens = token_count(data.get("output_tokens"), f"{path}/output_tokens")
-    total = None
-    if input_tokens is not None and output_tokens is not None:
-        total = input_tokens + output_tokens
-    return TokenUsage(input=input_tokens, output=output_tokens, total=total)
 
 
 # ------------------------------------------------------------------------- notes and artifacts

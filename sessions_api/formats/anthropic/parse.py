@@ -15,7 +15,7 @@ Shapes recognised, each reported as ``format_variant``:
   so this shape is only read when forced with ``?format=anthropic``.
 
 Rule 15 matches a ``messages`` array with any ``tool_use``/``tool_result``/``thinking``/
-``redacted_thinking``/``server_tool_use``/``web_search_tool_result`` block, or a top-level
+``redacted_thinking`` block or any ``*_tool_use``/``*_tool_result`` block, or a top-level
 ``system`` when at least one message has a role and none has the role ``system``. Those are
 exactly the documents rule 16 (``openai_chat``) declines, so the boundary holds both ways.
 
@@ -34,12 +34,16 @@ Quirks of the format, and what this adapter does about them:
   is ``success`` with source ``explicit`` too, because the API defines the field as defaulting
   to false (an absent flag is the API's own statement of success, not an inference). Pairing
   runs without the text heuristic.
-- ``tool_use`` blocks are the tool calls (``input`` is already an object). Server-side tools
-  (``server_tool_use``/``mcp_tool_use`` and the matching ``*_tool_result`` blocks such as
-  ``web_search_tool_result``) run inside the API and are not counted as tool calls (as hosted
-  tool calls are not, for OpenAI Agents); they stay in the content parts and are paired by id in
-  ``extra["server_tool_calls"]`` of the calling message (status from a ``*_error`` result
-  content or ``is_error``; no result -> ``pending`` with a warning).
+- ``tool_use`` blocks are the tool calls (``input`` is already an object). Server-side and
+  connector tools (``server_tool_use``, ``mcp_tool_use``, any ``*_tool_use`` block) are tool
+  calls too: they run inside the API, and their result is a ``*_tool_result`` block
+  (``web_search_tool_result``, ``web_fetch_tool_result``, ``code_execution_tool_result``,
+  ``mcp_tool_result`` ...) usually in the same assistant message, paired by ``tool_use_id``
+  after the client calls are paired. Status, all ``explicit``: ``is_error: true`` or a result
+  content whose ``type`` ends in ``_error`` (``web_fetch_tool_result_error`` ...) is ``error``,
+  any other result ``success``; a code execution result with a non-zero ``return_code`` is
+  ``error`` by ``convention``. No result -> ``pending`` with a warning; a result for no call ->
+  a warning. ``extra["server_tool_calls"]`` lists the ids of a message's server-side calls.
 - ``thinking`` blocks are not text: they stay in the parts (shown as collapsed structured
   content), as do ``redacted_thinking``, ``image``, ``document`` and any other block. An unknown
   block type is kept and warned about once per type.
@@ -50,7 +54,9 @@ Quirks of the format, and what this adapter does about them:
   is matched to the next assistant message with the same content (never by position) and
   gives it its usage, ``stop_reason`` (-> ``finish_reason``), id and model; an unmatched response
   is a warning but still counts. Session tokens: an envelope ``usage`` is ``reported``; else the
-  sum of every response/message usage (``summed``); else unknown.
+  sum of every response/message usage (``summed``); else unknown. Usage is optional data: a
+  list of usage objects is summed, an unreadable one is a warning (``unreadable_usage``), a
+  negative count is 0 with a warning (``common.usage_count``).
 - No timestamps and no status in the format: messages keep document order, status is
   ``unknown``; envelope ``created_at``/``created``/``updated_at`` are read when an app adds them.
 - Session id: envelope ``session_id``, else ``id`` (the message id for a single dump); none ->
@@ -70,6 +76,7 @@ from typing import Any
 from sessions_api.domain import (
     Message,
     ParsedSession,
+    ParseWarning,
     Role,
     Session,
     SessionStatus,
@@ -90,14 +97,15 @@ from sessions_api.formats.base import (
     parse_timestamp,
     pointer_join,
     required,
-    token_count,
 )
 from sessions_api.formats.common import (
     first_id,
     first_string,
     has_anthropic_blocks,
     map_role,
+    read_usages,
     sum_token_usages,
+    usage_count,
 )
 from sessions_api.formats.pairing import pair_tool_calls
 
@@ -109,6 +117,16 @@ V_BARE_LIST = "bare-list"
 
 _ROLES = {"user": Role.USER, "assistant": Role.ASSISTANT, "system": Role.SYSTEM}
 _SERVER_CALL_TYPES = frozenset({"server_tool_use", "mcp_tool_use"})
+
+
+def _is_server_call(block_type: Any) -> bool:
+    """``server_tool_use``, ``mcp_tool_use`` and any newer ``*_tool_use`` block."""
+    return isinstance(block_type, str) and (
+        block_type in _SERVER_CALL_TYPES
+        or (block_type != "tool_use" and block_type.endswith("_tool_use"))
+    )
+
+
 _KNOWN_BLOCK_TYPES = frozenset(
     {
         "text",
@@ -211,8 +229,8 @@ class _Ctx(ParseContext):
     # tool_use id -> tool name, for naming the tool-result messages.
     tool_names: dict[str, str] = field(default_factory=dict)
     server_calls: list[_ServerCall] = field(default_factory=list)
-    # server tool_use_id -> (seq, status, error_code) of its result block(s).
-    server_results: dict[str, list[tuple[int, ToolStatus, str | None]]] = field(
+    # server tool_use_id -> (seq, status, status source, content) of its result block(s).
+    server_results: dict[str, list[tuple[int, ToolStatus, StatusSource, Any]]] = field(
         default_factory=dict
     )
     unknown_block_types: set[str] = field(default_factory=set)
@@ -239,7 +257,6 @@ def parse(doc: Any) -> ParsedSession:
         ctx.warn("no_messages", "the transcript has no messages", "/messages")
 
     unmatched_usage = _apply_responses(envelope, ctx) if variant == V_TRANSCRIPT else []
-    _resolve_server_calls(ctx)
     messages = ctx.messages
     if session_model:
         messages = [
@@ -250,6 +267,7 @@ def parse(doc: Any) -> ParsedSession:
         ]
     paired, pairing_warnings = pair_tool_calls(messages, heuristic=None)
     ctx.warnings.extend(pairing_warnings)
+    paired = _server_tool_calls(paired, ctx)
     session = _build_session(doc, envelope, variant, tuple(paired), unmatched_usage, ctx)
     return ParsedSession(session=session, warnings=tuple(ctx.warnings))
 
@@ -308,7 +326,7 @@ def _parse_message(item: Any, index: int, path: str, ctx: _Ctx) -> None:
         for _, block, block_path in enumerate_array(content, content_path):
             _check_block(block, block_path, ctx)
 
-    fields = _message_fields(raw, path)
+    fields = _message_fields(raw, path, ctx)
     extra = {k: v for k, v in raw.items() if k not in _MESSAGE_KEYS and v is not None}
     has_results = isinstance(content, list) and any(
         isinstance(b, dict) and b.get("type") == "tool_result" for b in content
@@ -400,13 +418,14 @@ def _message(
                         block_path,
                     )
                 tool_calls.append(_tool_call(block, block_path, seq, len(tool_calls), ctx))
-            elif block_type in _SERVER_CALL_TYPES:
-                server_calls.append(_server_call(block, block_path))
+            elif _is_server_call(block_type):
+                number = len(ctx.server_calls) + len(server_calls)
+                server_calls.append(_server_call(block, block_path, number, ctx))
             elif _is_server_result(block):
                 _server_result(block, block_path, seq, ctx)
     message_extra = dict(extra)
     if server_calls:
-        message_extra["server_tool_calls"] = server_calls
+        message_extra["server_tool_calls"] = [record["call_id"] for record in server_calls]
         ctx.server_calls.extend(_ServerCall(seq, record) for record in server_calls)
     return Message(
         seq=seq,
@@ -423,7 +442,7 @@ def _message(
     )
 
 
-def _message_fields(raw: dict[str, Any], path: str) -> dict[str, Any]:
+def _message_fields(raw: dict[str, Any], path: str, ctx: _Ctx) -> dict[str, Any]:
     """The keys a full Message dump adds: id, model, stop_reason, usage (type-checked)."""
     fields: dict[str, Any] = {}
     for key in ("id", "model", "stop_reason"):
@@ -431,9 +450,10 @@ def _message_fields(raw: dict[str, Any], path: str) -> dict[str, Any]:
         if value is not None:
             fields[key] = value
     optional(raw, "type", str, path)
-    usage = optional(raw, "usage", dict, path)
-    if usage is not None:
-        fields["usage"] = _usage(usage, pointer_join(path, "usage"))
+    if raw.get("usage") is not None:
+        usage = _read_usage(raw["usage"], pointer_join(path, "usage"), ctx)
+        if usage is not None:
+            fields["usage"] = usage
     return fields
 
 
@@ -461,7 +481,7 @@ def _check_block(block: Any, path: str, ctx: _Ctx) -> None:
         optional(block, "signature", str, path)
     elif block_type == "redacted_thinking":
         optional(block, "data", str, path)
-    elif block_type in ("tool_use", *_SERVER_CALL_TYPES):
+    elif block_type == "tool_use" or _is_server_call(block_type):
         optional(block, "id", str, path)
         optional(block, "name", str, path)
         optional(block, "input", dict, path)
@@ -541,16 +561,16 @@ def _tool_result_message(
     )
 
 
-def _server_call(block: dict[str, Any], path: str) -> dict[str, Any]:
-    return {
-        "type": block.get("type"),
-        "call_id": block.get("id"),
-        "name": block.get("name"),
-        "input": block.get("input"),
-        "status": ToolStatus.PENDING.value,
-        "result_seq": None,
-        "path": path,
-    }
+def _server_call(block: dict[str, Any], path: str, number: int, ctx: _Ctx) -> dict[str, Any]:
+    call_id = block.get("id")
+    if not call_id:
+        call_id = f"server_tool:{number}"
+        ctx.warn(
+            "missing_tool_call_id",
+            f"server tool block has no id; using {call_id!r} (it can have no result)",
+            path,
+        )
+    return {"call_id": call_id, "name": block.get("name"), "input": block.get("input")}
 
 
 def _server_result(block: dict[str, Any], path: str, seq: int, ctx: _Ctx) -> None:
@@ -559,32 +579,44 @@ def _server_result(block: dict[str, Any], path: str, seq: int, ctx: _Ctx) -> Non
         ctx.warn("server_tool_result_without_call_id", "server tool result has no id", path)
         return
     content = block.get("content")
-    error_code = None
-    status = ToolStatus.SUCCESS
-    if block.get("is_error") is True:
+    status, source = ToolStatus.SUCCESS, StatusSource.EXPLICIT
+    error_content = isinstance(content, dict) and str(content.get("type", "")).endswith("_error")
+    return_code = content.get("return_code") if isinstance(content, dict) else None
+    if block.get("is_error") is True or error_content:
         status = ToolStatus.ERROR
-    if isinstance(content, dict) and str(content.get("type", "")).endswith("_error"):
-        status = ToolStatus.ERROR
-        code = content.get("error_code")
-        error_code = code if isinstance(code, str) else None
-    ctx.server_results.setdefault(call_id, []).append((seq, status, error_code))
+    elif type(return_code) is int and return_code != 0:
+        status, source = ToolStatus.ERROR, StatusSource.CONVENTION
+    ctx.server_results.setdefault(call_id, []).append((seq, status, source, content))
 
 
-def _resolve_server_calls(ctx: _Ctx) -> None:
-    """Pair server tool calls with their result blocks by id (records live in Message.extra)."""
+def _server_tool_calls(messages: list[Message], ctx: _Ctx) -> list[Message]:
+    """``messages`` with each server-side call added to its message's tool calls, paired with
+    its result block by id (client calls are paired by then; these never reach pairing)."""
     claimed: set[str] = set()
     pending = 0
+    by_seq: dict[int, list[ToolCall]] = {}
     for call in ctx.server_calls:
         record = call.record
-        results = ctx.server_results.get(record["call_id"] or "")
-        if not results or record["call_id"] in claimed:
+        call_id = record["call_id"]
+        results = ctx.server_results.get(call_id)
+        tool_call = ToolCall(
+            call_id=call_id,
+            name=record["name"] if isinstance(record["name"], str) else "",
+            arguments=record["input"],
+        )
+        if not results or call_id in claimed:
             pending += 1
-            continue
-        claimed.add(record["call_id"])
-        seq, status, error_code = results[0]
-        record.update(status=status.value, result_seq=seq)
-        if error_code:
-            record["error_code"] = error_code
+        else:
+            claimed.add(call_id)
+            seq, status, source, content = results[0]
+            tool_call = dataclasses.replace(
+                tool_call,
+                result_content=content,
+                result_seq=seq,
+                status=status,
+                status_source=source,
+            )
+        by_seq.setdefault(call.message_seq, []).append(tool_call)
     if pending:
         ctx.warn(
             "server_tool_call_without_result",
@@ -598,14 +630,29 @@ def _resolve_server_calls(ctx: _Ctx) -> None:
             f"server tool result(s) for unknown call id(s): {', '.join(o[:40] for o in orphans)}",
             "",
         )
+    return [
+        dataclasses.replace(m, tool_calls=(*m.tool_calls, *by_seq[m.seq])) if m.seq in by_seq else m
+        for m in messages
+    ]
 
 
 # ------------------------------------------------------------------------------------ tokens
 
 
-def _usage(usage: dict[str, Any], path: str) -> TokenUsage:
-    input_tokens = token_count(usage.get("input_tokens"), pointer_join(path, "input_tokens"))
-    output_tokens = token_count(usage.get("output_tokens"), pointer_join(path, "output_tokens"))
+def _read_usage(value: Any, path: str, ctx: _Ctx) -> TokenUsage | None:
+    """An optional usage: an object, or a list of them (summed); unreadable -> a warning."""
+    usages = read_usages(value, path, ctx.warnings, lambda u, at: _usage(u, at, ctx.warnings))
+    if not usages:
+        return None
+    return usages[0] if len(usages) == 1 else sum_token_usages(usages, path)
+
+
+def _usage(usage: dict[str, Any], path: str, warnings: list[ParseWarning]) -> TokenUsage:
+    def count(key: str) -> int | None:
+        return usage_count(usage.get(key), pointer_join(path, key), warnings)
+
+    input_tokens = count("input_tokens")
+    output_tokens = count("output_tokens")
     total = None
     if input_tokens is not None and output_tokens is not None:
         total = input_tokens + output_tokens
@@ -613,13 +660,8 @@ def _usage(usage: dict[str, Any], path: str) -> TokenUsage:
         input=input_tokens,
         output=output_tokens,
         total=total,
-        cached=token_count(
-            usage.get("cache_read_input_tokens"), pointer_join(path, "cache_read_input_tokens")
-        ),
-        cache_write=token_count(
-            usage.get("cache_creation_input_tokens"),
-            pointer_join(path, "cache_creation_input_tokens"),
-        ),
+        cached=count("cache_read_input_tokens"),
+        cache_write=count("cache_creation_input_tokens"),
     )
 
 
@@ -645,7 +687,7 @@ def _apply_responses(envelope: dict[str, Any], ctx: _Ctx) -> list[TokenUsage]:
     position = 0
     for index, item, path in enumerate_array(responses, "/responses"):
         response = expect(item, dict, path)
-        fields = _message_fields(response, path)
+        fields = _message_fields(response, path, ctx)
         content = response.get("content")
         expect(content, list, pointer_join(path, "content"), nullable=True)
         wanted = _normalised(content)
@@ -686,11 +728,11 @@ def _apply_responses(envelope: dict[str, Any], ctx: _Ctx) -> list[TokenUsage]:
 
 
 def _session_tokens(
-    envelope: dict[str, Any], messages: Iterable[Message], unmatched: list[TokenUsage]
+    envelope: dict[str, Any], messages: Iterable[Message], unmatched: list[TokenUsage], ctx: _Ctx
 ) -> TokenUsage:
-    usage = optional(envelope, "usage", dict, "")
+    usage = _read_usage(envelope.get("usage"), "/usage", ctx)
     if usage is not None:
-        return _usage(usage, "/usage")
+        return usage
     usages = [m.tokens for m in messages if m.tokens is not None] + unmatched
     # This message never named the path (the others start with it): kept as it was.
     return sum_token_usages(usages, "/responses", path_in_message=False)
@@ -712,7 +754,7 @@ def _build_session(
             source_format=FORMAT_ID,
             format_variant=variant,
             external_id=messages[0].external_id if messages else None,
-            tokens=_session_tokens({}, messages, []),
+            tokens=_session_tokens({}, messages, [], ctx),
             messages=messages,
         )
     metadata = dict(optional(envelope, "metadata", dict, "") or {})
@@ -734,7 +776,7 @@ def _build_session(
         ),
         updated_at=parse_timestamp(envelope.get("updated_at"), "/updated_at", ctx.warnings),
         title=optional(envelope, "title", str, ""),
-        tokens=_session_tokens(envelope, messages, unmatched_usage),
+        tokens=_session_tokens(envelope, messages, unmatched_usage, ctx),
         messages=messages,
         metadata=metadata,
     )

@@ -37,8 +37,11 @@ Quirks of the format, and what this adapter does about them:
   ``<row id>/<i>``. A tool execution is a ``role: "agent"`` row whose ``event.data.tool_calls[]``
   = ``{tool_id, arguments, result{data, meta?}}``; each entry becomes one tool message, paired
   with the earliest unanswered preceding call whose ``toolName == tool_id``. That pairing is a
-  heuristic: such messages carry ``extra["tool_pairing"] = "heuristic"``, and a tool execution
-  with no matching call is shown as an unmatched result (with a warning). Other ``agent`` rows
+  heuristic: such messages carry ``extra["tool_pairing"] = "heuristic"``. A tool execution no
+  unanswered call of its name announced is a call of its own (id ``<row id>/call``, name
+  ``tool_id``, the execution's arguments) answered by that message (``extra["tool_pairing"] =
+  "own_call"``, a ``tool_execution_without_call`` warning): tool work is never dropped, and it
+  is counted (its ``result``, ``meta.error`` included, is the call's result). Other ``agent`` rows
   (``event.kind`` status/message) are ``other`` messages with the event in ``extra["event"]``.
 - Tool status is never recorded: a result is ``error`` when ``result.meta.error`` is set or its
   text reads like one ("Error: ..."), else ``success``, both with source ``heuristic``.
@@ -714,17 +717,31 @@ def _tool_messages(
         execution = expect(item, dict, item_path)
         tool_id = optional(execution, "tool_id", str, item_path)
         result = execution.get("result")
+        external_id = _execution_id(row_id, index, len(executions))
         call_id = _claim(pending, tool_id)
+        own_calls: tuple[ToolCall, ...] = ()
+        pairing = "heuristic"
         if call_id is None:
+            # Tool work no assistant toolCalls entry announced (or one of another name) is a
+            # call of its own, answered by this execution: never dropped, always counted.
+            call_id = f"{external_id or first_seq + index}/call"
+            arguments, error = _arguments(execution.get("arguments"), f"{item_path}/arguments", ctx)
+            own_calls = (
+                ToolCall(
+                    call_id=call_id, name=tool_id or "", arguments=arguments, arguments_error=error
+                ),
+            )
+            pairing = "own_call"
             ctx.warn(
-                "unmatched_tool_result",
-                f"tool execution {tool_id!r} follows no assistant toolCalls entry of that name",
+                "tool_execution_without_call",
+                f"tool execution {tool_id!r} follows no assistant toolCalls entry of that name; "
+                "shown as a call of its own",
                 item_path,
             )
         status = ToolStatus.ERROR if _result_looks_like_error(result) else ToolStatus.SUCCESS
         message_extra = {
             **extra,
-            "tool_pairing": "heuristic",
+            "tool_pairing": pairing,
             "tool_execution": {k: v for k, v in execution.items() if k != "result"},
             "event": {**event_rest, **({"data": data_rest} if data_rest else {})},
         }
@@ -737,8 +754,9 @@ def _tool_messages(
                 role=Role.TOOL,
                 content_text=result_text,
                 content_parts=result,
-                external_id=_execution_id(row_id, index, len(executions)),
+                external_id=external_id,
                 author=tool_id,
+                tool_calls=own_calls,
                 tool_call_id=call_id,
                 tool_status=status,
                 tool_status_source=StatusSource.HEURISTIC,

@@ -61,6 +61,7 @@ from sessions_api.domain import (
     LogLevel,
     Message,
     ParsedSession,
+    ParseWarning,
     Role,
     Session,
     SessionStatus,
@@ -81,9 +82,13 @@ from sessions_api.formats.base import (
     object_items,
     parse_timestamp,
     pointer_join,
-    token_count,
 )
-from sessions_api.formats.common import parse_embedded_json, sum_token_usages
+from sessions_api.formats.common import (
+    parse_embedded_json,
+    read_usages,
+    sum_token_usages,
+    usage_count,
+)
 from sessions_api.formats.pairing import pair_tool_calls
 
 FORMAT_ID = "google_adk"
@@ -530,7 +535,7 @@ def _event(event: Any, path: str, ctx: _Parse) -> None:
         )
         if not text and error_message:
             text = error_message
-    usage = _typed(event, "usage_metadata", dict, path)
+    usage = _event_usage(event, path, ctx)
     message = Message(
         seq=seq,
         role=role,
@@ -541,7 +546,7 @@ def _event(event: Any, path: str, ctx: _Parse) -> None:
         timestamp=timestamp,
         timestamp_source=TimestampSource.EXPLICIT if timestamp else TimestampSource.NONE,
         model=_typed(event, "model_version", str, path),
-        tokens=_usage(usage, pointer_join(path, _key(event, "usage_metadata"))) if usage else None,
+        tokens=usage,
         finish_reason=_typed(event, "finish_reason", str, path),
         is_error=is_error,
         error_code=str(error_code) if error_code is not None else None,
@@ -705,10 +710,28 @@ def _actions(
     return found
 
 
-def _usage(usage: dict[str, Any], path: str) -> TokenUsage:
+def _event_usage(event: dict[str, Any], path: str, ctx: _Parse) -> TokenUsage | None:
+    """``usage_metadata``: optional data, so an unreadable one is an ``unreadable_usage``
+    warning and no tokens for that event (``common.read_usages``); a list of them is summed."""
+    key = _key(event, "usage_metadata")
+    if event.get(key) is None:
+        return None
+    at = pointer_join(path, key)
+    usages = read_usages(
+        event[key],
+        at,
+        ctx.warnings,
+        lambda usage, usage_path: _usage(usage, usage_path, ctx.warnings),
+    )
+    if not usages:
+        return None
+    return usages[0] if len(usages) == 1 else sum_token_usages(usages, at)
+
+
+def _usage(usage: dict[str, Any], path: str, warnings: list[ParseWarning]) -> TokenUsage:
     def count(key: str) -> int | None:
         spelled = _key(usage, key)
-        return token_count(usage.get(spelled), pointer_join(path, spelled))
+        return usage_count(usage.get(spelled), pointer_join(path, spelled), warnings)
 
     return TokenUsage(
         input=count("prompt_token_count"),

@@ -1,8 +1,8 @@
 """How an editor changes a LangChain / LangGraph document in the framework's own shape.
 
 A LangGraph thread state keeps its state in ``values`` (its ``messages`` managed by the
-graph); other LangChain documents have only ``metadata``; a state history is a log and is not
-edited.
+graph); other LangChain documents have only ``metadata``; a state history (bare, or in an
+``{thread_id, history}`` envelope) is a log and is not edited.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ class LangchainEditor(Editor):
 
     @staticmethod
     def _history(doc: Any) -> bool:
+        if isinstance(doc, dict):  # a history saved in an envelope {thread_id, history|states}
+            doc = next(
+                (doc[k] for k in ("history", "states") if isinstance(doc.get(k), list)), None
+            )
         return (
             isinstance(doc, list) and bool(doc) and isinstance(doc[0], dict) and "values" in doc[0]
         )

@@ -87,6 +87,7 @@ from sessions_api.domain import (
     LogLevel,
     Message,
     ParsedSession,
+    ParseWarning,
     Role,
     Session,
     SessionStatus,
@@ -108,14 +109,15 @@ from sessions_api.formats.base import (
     optional,
     parse_timestamp,
     pointer_join,
-    token_count,
 )
 from sessions_api.formats.common import (
     first_id,
     first_string,
     parse_tool_arguments,
+    read_usages,
     sum_token_usages,
     tool_call_id,
+    usage_count,
 )
 from sessions_api.formats.pairing import pair_tool_calls
 
@@ -548,7 +550,7 @@ def _build_message(
         external_id=optional(body, "id", str, path),
         author=optional(body, "name", str, path),
         model=model,
-        tokens=_usage(body, path),
+        tokens=_usage(body, path, ctx.warnings),
         finish_reason=finish_reason,
         tool_calls=tool_calls,
         tool_call_id=tool_call_id,
@@ -611,22 +613,41 @@ def _response_metadata(
     return model, finish
 
 
-def _usage(body: dict[str, Any], path: str) -> TokenUsage | None:
-    usage = optional(body, "usage_metadata", dict, path)
-    if usage is None:
-        return None
+def _usage(body: dict[str, Any], path: str, warnings: list[ParseWarning]) -> TokenUsage | None:
+    """``usage_metadata``: optional data, so a list of them is summed and an unreadable one is a
+    warning (``common.read_usages``)."""
+    if body.get("usage_metadata") is None:
+        return None  # the common case (every non-AI message): no pointer built
     usage_path = pointer_join(path, "usage_metadata")
+    usages = read_usages(
+        body.get("usage_metadata"),
+        usage_path,
+        warnings,
+        lambda usage, at: _usage_metadata(usage, at, warnings),
+    )
+    if not usages:
+        return None
+    return usages[0] if len(usages) == 1 else sum_token_usages(usages, usage_path)
+
+
+def _usage_metadata(
+    usage: dict[str, Any], usage_path: str, warnings: list[ParseWarning]
+) -> TokenUsage:
     input_details = optional(usage, "input_token_details", dict, usage_path) or {}
     output_details = optional(usage, "output_token_details", dict, usage_path) or {}
     in_path = pointer_join(usage_path, "input_token_details")
     out_path = pointer_join(usage_path, "output_token_details")
+
+    def count(value: Any, at: str) -> int | None:
+        return usage_count(value, at, warnings)
+
     return TokenUsage(
-        input=token_count(usage.get("input_tokens"), pointer_join(usage_path, "input_tokens")),
-        output=token_count(usage.get("output_tokens"), pointer_join(usage_path, "output_tokens")),
-        total=token_count(usage.get("total_tokens"), pointer_join(usage_path, "total_tokens")),
-        reasoning=token_count(output_details.get("reasoning"), pointer_join(out_path, "reasoning")),
-        cached=token_count(input_details.get("cache_read"), pointer_join(in_path, "cache_read")),
-        cache_write=token_count(
+        input=count(usage.get("input_tokens"), pointer_join(usage_path, "input_tokens")),
+        output=count(usage.get("output_tokens"), pointer_join(usage_path, "output_tokens")),
+        total=count(usage.get("total_tokens"), pointer_join(usage_path, "total_tokens")),
+        reasoning=count(output_details.get("reasoning"), pointer_join(out_path, "reasoning")),
+        cached=count(input_details.get("cache_read"), pointer_join(in_path, "cache_read")),
+        cache_write=count(
             input_details.get("cache_creation"), pointer_join(in_path, "cache_creation")
         ),
     )

@@ -9,8 +9,8 @@ A session is an ordered list of Responses input items. Four shapes are read, eac
   ``message_structure``/``turn_usage`` tables come along;
 - ``run-state`` (rule 6): ``result.to_state().to_json()``, ``{"$schemaVersion",
   model_responses[], generated_items[], original_input, context.usage, current_agent, …}``;
-- ``items-envelope`` (rule 7): ``{session_id?, created_at?, updated_at?, items[]}`` (what
-  ``manage.py import_sessions`` writes per session of a ``SQLiteSession`` file; other keys are
+- ``items-envelope`` (rule 7): ``{session_id? (else id?), created_at?, updated_at?, items[]}``
+  (what ``manage.py import_sessions`` writes per session of a ``SQLiteSession`` file; other keys are
   kept in ``metadata["envelope_extra"]``);
 - ``session-items`` (rule 7): a bare list of items (``session.get_items()``).
 
@@ -66,11 +66,15 @@ Quirks of the format, and what this adapter does about them:
   steps; RunState ``context.usage`` as reported, else ``model_responses[].usage`` summed, and each
   response's usage on the first message it produced. In 0.24.0 the RunState token-detail fields
   are *lists* of objects (summed here); ``turn_usage`` details are JSON strings. A bare item list
-  has no usage (tokens null).
+  has no usage (tokens null). Usage is optional data: an unreadable usage is an
+  ``unreadable_usage`` warning and no tokens, a negative count is 0 with a warning.
 - RunState messages are ``original_input`` (a string is one user message) then
   ``generated_items`` (``extra["run_item_type"]``, ``extra["run_state_part"]``), then
   ``pending_input``; ``session_items`` repeats ``generated_items`` and is only counted in
-  metadata. It has no session id (the ingest derives one from the content).
+  metadata. A run paused for tool approval ends with a ``tool_approval_item`` whose raw item is
+  the call it waits on (same ``call_id``): it is an ``other`` message (``extra
+  ["awaiting_approval"]`` = the call id), not a second call; the call itself stays
+  ``pending``. A RunState has no session id (the ingest derives one from the content).
 """
 
 from __future__ import annotations
@@ -107,13 +111,14 @@ from sessions_api.formats.base import (
     optional,
     pointer_join,
     required,
-    token_count,
 )
 from sessions_api.formats.common import (
     parse_embedded_json,
     parse_tool_arguments,
+    read_usages,
     sum_token_usages,
     timestamp_field,
+    usage_count,
 )
 from sessions_api.formats.pairing import looks_like_error, pair_tool_calls
 
@@ -296,6 +301,10 @@ RULES: tuple[DetectionRule, ...] = (
 )
 
 
+# The run item a RunState paused for tool approval ends with; its raw_item is the pending call.
+APPROVAL_ITEM = "tool_approval_item"
+
+
 # ------------------------------------------------------------------------------ parse state
 
 
@@ -348,8 +357,10 @@ def _parse_envelope(doc: dict[str, Any]) -> ParsedSession:
         )
     raw_items = expect(doc["items"], list, "/items")
     ctx = _Parse()
-    session_id = _session_id(doc.get("session_id"), "/session_id", ctx)
-    consumed = {"items", "session_id", "created_at", "updated_at"}
+    # `id` names the session when there is no `session_id` (the envelope apps commonly use).
+    id_key = "session_id" if doc.get("session_id") is not None else "id"
+    session_id = _session_id(doc.get(id_key), f"/{id_key}", ctx)
+    consumed = {"items", id_key, "created_at", "updated_at"}
     extra = {k: v for k, v in doc.items() if k not in consumed and v is not None}
     items = [_Item(value, pointer_join("/items", index)) for index, value in enumerate(raw_items)]
     session = Session(
@@ -519,13 +530,13 @@ def _parse_run_state(doc: dict[str, Any]) -> ParsedSession:
         )
 
     usages = [
-        _response_usage(r, pointer_join("/model_responses", i)) for i, r in enumerate(responses)
+        _response_usage(r, pointer_join("/model_responses", i), ctx)
+        for i, r in enumerate(responses)
     ]
     context = optional(doc, "context", dict, "")
     reported = None
-    if context is not None and context.get("usage") is not None:
-        usage = expect(context["usage"], dict, "/context/usage")
-        reported = _usage(usage, "/context/usage", ctx)
+    if context is not None:
+        reported = _optional_usage(context.get("usage"), "/context/usage", ctx)
     tokens = reported or sum_token_usages(
         [u for _, u in usages if u is not None], "/model_responses"
     )
@@ -601,14 +612,22 @@ def _run_item(run_item: Any, path: str, ctx: _Parse) -> _Item:
     return _Item(raw_item, pointer_join(path, "raw_item"), author=author, extra=extra)
 
 
-def _response_usage(response: Any, path: str) -> tuple[str | None, TokenUsage | None]:
+def _response_usage(response: Any, path: str, ctx: _Parse) -> tuple[str | None, TokenUsage | None]:
     expect(response, dict, path)
     response_id = optional(response, "response_id", str, path)
-    usage = optional(response, "usage", dict, path)
-    return response_id, _usage(usage, pointer_join(path, "usage"), None) if usage else None
+    return response_id, _optional_usage(response.get("usage"), pointer_join(path, "usage"), ctx)
 
 
 # --- tokens -------------------------------------------------------------------------------------
+
+
+def _optional_usage(value: Any, path: str, ctx: _Parse) -> TokenUsage | None:
+    """A usage object (or a list of them, summed); optional data, so an unreadable one is an
+    ``unreadable_usage`` warning and no tokens (``common.read_usages``)."""
+    usages = read_usages(value, path, ctx.warnings, lambda usage, at: _usage(usage, at, ctx))
+    if not usages:
+        return None
+    return usages[0] if len(usages) == 1 else sum_token_usages(usages, path)
 
 
 def _usage(usage: dict[str, Any], path: str, ctx: _Parse | None) -> TokenUsage:
@@ -618,10 +637,13 @@ def _usage(usage: dict[str, Any], path: str, ctx: _Parse | None) -> TokenUsage:
     outputs = _details(
         usage.get("output_tokens_details"), pointer_join(path, "output_tokens_details"), ctx
     )
+    warnings = ctx.warnings if ctx is not None else []
     return TokenUsage(
-        input=token_count(usage.get("input_tokens"), pointer_join(path, "input_tokens")),
-        output=token_count(usage.get("output_tokens"), pointer_join(path, "output_tokens")),
-        total=token_count(usage.get("total_tokens"), pointer_join(path, "total_tokens")),
+        input=usage_count(usage.get("input_tokens"), pointer_join(path, "input_tokens"), warnings),
+        output=usage_count(
+            usage.get("output_tokens"), pointer_join(path, "output_tokens"), warnings
+        ),
+        total=usage_count(usage.get("total_tokens"), pointer_join(path, "total_tokens"), warnings),
         cached=inputs.get("cached_tokens"),
         cache_write=inputs.get("cache_write_tokens"),
         reasoning=outputs.get("reasoning_tokens"),
@@ -653,14 +675,20 @@ def _details(value: Any, path: str, ctx: _Parse | None) -> dict[str, int]:
     totals: dict[str, int] = {}
     for entry, entry_path in entries:
         for key in ("cached_tokens", "cache_write_tokens", "reasoning_tokens"):
-            count = token_count(entry.get(key), pointer_join(entry_path, key))
+            count = usage_count(
+                entry.get(key), pointer_join(entry_path, key), ctx.warnings if ctx else []
+            )
             if count is not None:
                 totals[key] = totals.get(key, 0) + count
     return totals
 
 
 def _turn_usage(doc: dict[str, Any], ctx: _Parse) -> list[tuple[dict[str, Any], str, TokenUsage]]:
-    return [(row, path, _usage(row, path, ctx)) for _, row, path in object_items(doc, "turn_usage")]
+    # A row is one turn's usage: an unreadable one is a warning and an empty usage.
+    return [
+        (row, path, _optional_usage(row, path, ctx) or TokenUsage())
+        for _, row, path in object_items(doc, "turn_usage")
+    ]
 
 
 # --- items --------------------------------------------------------------------------------------
@@ -918,6 +946,20 @@ def _call(raw: dict[str, Any], item_type: str, seq: int, item: _Item, ctx: _Pars
     call_id = _call_id(raw, item.path, seq, ctx)
     name = optional(raw, "name", str, item.path) or item_type
     arguments, error = _arguments(raw, item.path, ctx)
+    if item.extra.get("run_item_type") == APPROVAL_ITEM and call_id in ctx.call_names:
+        # A run paused for approval repeats the call it waits on: a marker, not a second call.
+        return _with_turn(
+            _item_message(
+                item,
+                seq=seq,
+                role=Role.OTHER,
+                content_text=f"awaiting approval: {name}",
+                external_id=_item_id(raw, item.path),
+                raw_role=APPROVAL_ITEM,
+                extra={**item.extra, "awaiting_approval": call_id, "item": raw},
+            ),
+            ctx,
+        )
     ctx.call_names[call_id] = name
     extra: dict[str, Any] = {
         **item.extra,

@@ -8,11 +8,14 @@ Shapes recognised (detection rule 16), each reported as ``format_variant``:
   "variables"}``): an ``agent`` role (the assistant) or a ``variables`` key (session state);
 - ``bare-list``: a top-level array of such message objects (no envelope, so no id).
 
-Detection needs at least one message with a known role and every string role known: an
-empty ``messages`` list is not evidence of anything, and an unknown role means some other
-format. (Forced with ``?format=openai_chat``, unknown roles parse as ``other`` with a warning.)
+Detection needs at least one message with a known role, and more than twice as many messages
+with a known role as with an unknown one: an empty ``messages`` list is not evidence of anything, a
+list of mostly unknown roles is some other format, but a stray unknown role (a ``wizard``)
+does not make a chat transcript unknown. Unknown roles parse as ``other`` with a
+warning.
 Rule 16 yields to rule 15 (Anthropic): a document with ``tool_use``/``tool_result``/
-``thinking`` content blocks, or a top-level ``system`` and no system-role message, never
+``thinking`` content blocks (or any ``*_tool_use``/``*_tool_result`` block, such as
+``mcp_tool_use``), or a top-level ``system`` and no system-role message, never
 matches here, even while no Anthropic adapter is installed. Overlaps with rules 7 and 12-14
 are left to the precedence: those rules come first.
 
@@ -21,12 +24,17 @@ Quirks of the format, and what this adapter does about them:
 - No session status field: the status is always ``unknown``.
 - No tool-result status: OpenAI tool messages carry only text, so a result is ``error`` when its
   text reads like one ("Error: ...") and ``success`` otherwise, both with source ``heuristic``.
+  A ``status`` some apps add to a tool message is read: ``success``/``error`` are explicit, any
+  other value is ``unknown`` with an ``unknown_tool_status`` warning (not guessed from text).
 - No per-message timestamps in the plain shape: messages keep document order (``seq``); a
   ``timestamp``/``created_at``/``created`` key that some apps add is used as an explicit time.
-- Usage is per model *response*, not per message: an envelope ``usage`` is reported as is; else
+- Usage is per model *response*, not per message: an envelope ``usage`` is reported as is (a
+  list of per-completion usages, as apps that log each completion keep it, is summed); else
   ``responses[].usage`` is summed; else per-message ``usage`` (added by some apps) is summed;
   else the tokens are unknown (all null). ``input_tokens``/``output_tokens`` (Responses-style
-  names) are read when the chat names are absent.
+  names) are read when the chat names are absent. Usage is optional data: one the adapter
+  cannot read is an ``unreadable_usage`` warning, a negative count is 0 with a warning
+  (``common.usage_count``).
 - The session ``model`` is put on every assistant message that names none, so that
   ``Session.models`` reports it.
 - Envelope ids: ``session_id`` wins over ``id`` (in a saved completion, ``id`` is the completion
@@ -57,13 +65,16 @@ from typing import Any
 from sessions_api.domain import (
     Message,
     ParsedSession,
+    ParseWarning,
     Role,
     Session,
     SessionStatus,
+    StatusSource,
     TimestampSource,
     TokenSource,
     TokenUsage,
     ToolCall,
+    ToolStatus,
 )
 from sessions_api.formats.base import (
     DetectionRule,
@@ -77,15 +88,16 @@ from sessions_api.formats.base import (
     parse_timestamp,
     pointer_join,
     required,
-    token_count,
 )
 from sessions_api.formats.common import (
     has_anthropic_blocks,
     map_role,
     parse_tool_arguments,
+    read_usages,
     result_looks_like_error,
     sum_token_usages,
     tool_call_objects,
+    usage_count,
 )
 from sessions_api.formats.pairing import pair_tool_calls
 
@@ -124,6 +136,8 @@ _MESSAGE_KEYS = frozenset(
         "function_call",
     }
 )
+# Read from tool messages only; on any other message it stays in extra.
+_TOOL_MESSAGE_KEYS = frozenset({"status"})
 _MESSAGE_TIMESTAMP_KEYS = ("timestamp", "created_at", "created")
 _LEGACY_CALL_PREFIX = "function_call:"
 
@@ -148,17 +162,22 @@ def sniff_variant(doc: Any) -> str | None:
         return None
     messages, variant = found
     roles: set[str] = set()
+    known = unknown = 0
     for message in messages:
         if not isinstance(message, dict):
             continue  # parse() reports it with its path; it is no evidence either way
         role = message.get("role")
         if isinstance(role, str):
-            if role not in _ROLES:
-                return None
-            roles.add(role)
+            if role in _ROLES:
+                known += 1
+                roles.add(role)
+            else:
+                unknown += 1
         if has_anthropic_blocks(message):
             return None  # rule 15 owns messages with Anthropic-only content blocks
-    if not roles:
+    # A stray unknown role (shown as "other") does not make a chat transcript something else;
+    # a list whose roles are mostly unknown is some other format's.
+    if not roles or unknown * 2 >= known:
         return None
     if isinstance(doc, dict) and doc.get("system") is not None and "system" not in roles:
         return None  # Anthropic keeps its system prompt at the top level (rule 15)
@@ -194,6 +213,9 @@ class _ParseState(ParseContext):
     session_model: str | None = None
     # Legacy function calls still waiting for their `role: "function"` result: (id, name).
     pending_legacy_calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def usage(self, usage: dict[str, Any], path: str) -> TokenUsage:
+        return _parse_usage(usage, path, self.warnings)
 
 
 def parse(doc: Any) -> ParsedSession:
@@ -269,7 +291,7 @@ def _build_session(
         updated_at=_envelope_time(envelope, "updated_at", state),
         title=optional(envelope, title_key, str, "") if title_key else None,
         state=optional(envelope, "variables", dict, ""),
-        tokens=_session_tokens(envelope, messages),
+        tokens=_session_tokens(envelope, messages, state),
         messages=messages,
         metadata=metadata,
     )
@@ -338,7 +360,13 @@ def _parse_message(item: Any, seq: int, path: str, state: _ParseState) -> Messag
     if legacy_call is not None:
         tool_calls = (*tool_calls, legacy_call)
 
-    usage = optional(raw, "usage", dict, path)
+    tool_status, tool_status_source = _result_status(raw, role, path, state)
+    raw_usage = raw.get("usage")
+    usages = (
+        read_usages(raw_usage, pointer_join(path, "usage"), state.warnings, state.usage)
+        if raw_usage is not None
+        else None
+    )
     return Message(
         seq=seq,
         role=role,
@@ -349,15 +377,20 @@ def _parse_message(item: Any, seq: int, path: str, state: _ParseState) -> Messag
         timestamp=timestamp,
         timestamp_source=TimestampSource.EXPLICIT if timestamp else TimestampSource.NONE,
         model=model,
-        tokens=_parse_usage(usage, pointer_join(path, "usage")) if usage is not None else None,
+        tokens=_one_usage(usages, path, "usage"),
         finish_reason=optional(raw, "finish_reason", str, path),
         tool_calls=tool_calls,
         tool_call_id=_result_call_id(raw, raw_role, path, state),
+        tool_status=tool_status,
+        tool_status_source=tool_status_source,
         raw_role=raw_role if raw_role != role.value else None,
         extra={
             k: v
             for k, v in raw.items()
-            if v is not None and k not in _MESSAGE_KEYS and k != timestamp_key
+            if v is not None
+            and k not in _MESSAGE_KEYS
+            and k != timestamp_key
+            and not (role is Role.TOOL and k in _TOOL_MESSAGE_KEYS)
         },
     )
 
@@ -390,6 +423,28 @@ def _message_id(value: Any, message_path: str) -> str | None:
         return value
     expect(value, (str, int), pointer_join(message_path, "id"))
     return str(value)
+
+
+_TOOL_STATUSES = {"success": ToolStatus.SUCCESS, "error": ToolStatus.ERROR}
+
+
+def _result_status(
+    raw: dict[str, Any], role: Role, path: str, state: _ParseState
+) -> tuple[ToolStatus | None, StatusSource]:
+    """A ``status`` some apps add to tool messages (OpenAI defines none): success/error are
+    explicit; any other value is ``unknown`` with a warning (never guessed from the text)."""
+    if role is not Role.TOOL or raw.get("status") is None:
+        return None, StatusSource.NONE
+    raw_status = raw["status"]
+    status = _TOOL_STATUSES.get(raw_status) if isinstance(raw_status, str) else None
+    if status is None:
+        state.warn(
+            "unknown_tool_status",
+            f"unknown tool status {str(raw_status)[:40]!r}; status unknown",
+            pointer_join(path, "status"),
+        )
+        return ToolStatus.UNKNOWN, StatusSource.NONE
+    return status, StatusSource.EXPLICIT
 
 
 def _result_call_id(
@@ -472,30 +527,45 @@ def _claim_legacy_call(name: str | None, path: str, state: _ParseState) -> str |
 # ------------------------------------------------------------------------------------ tokens
 
 
-def _session_tokens(envelope: dict[str, Any], messages: tuple[Message, ...]) -> TokenUsage:
-    """Envelope usage (reported), else responses[].usage, else per-message usage (summed)."""
-    # Both sources are validated even when one wins: a wrong type anywhere is a bad document.
-    usage = optional(envelope, "usage", dict, "")
+def _session_tokens(
+    envelope: dict[str, Any], messages: tuple[Message, ...], state: _ParseState
+) -> TokenUsage:
+    """Envelope usage (reported; a list of them summed), else responses[].usage, else
+    per-message usage (summed)."""
+    usages = read_usages(envelope.get("usage"), "/usage", state.warnings, state.usage)
     responses = optional(envelope, "responses", list, "")
-    response_usage = sum_token_usages(_response_usages(responses or []), "/responses")
-    if usage is not None:
-        return _parse_usage(usage, "/usage")
+    response_usage = sum_token_usages(_response_usages(responses or [], state), "/responses")
+    if usages:
+        return _one_usage(usages, "", "usage")  # type: ignore[return-value]
     if not response_usage.is_empty:
         return response_usage
     return sum_token_usages((m.tokens for m in messages if m.tokens is not None), "/messages")
 
 
-def _response_usages(responses: list[Any]) -> list[TokenUsage]:
+def _one_usage(usages: list[TokenUsage] | None, path: str, key: str) -> TokenUsage | None:
+    """One usage (at ``path/key``) as reported; several (a list of per-response usages)
+    summed."""
+    if not usages:
+        return None
+    if len(usages) == 1:
+        return usages[0]
+    return sum_token_usages(usages, pointer_join(path, key))
+
+
+def _response_usages(responses: list[Any], state: _ParseState) -> list[TokenUsage]:
     usages = []
     for _, item, item_path in enumerate_array(responses, "/responses"):
         response = expect(item, dict, item_path)
-        usage = optional(response, "usage", dict, item_path)
-        if usage is not None:
-            usages.append(_parse_usage(usage, pointer_join(item_path, "usage")))
+        usages.extend(
+            read_usages(
+                response.get("usage"), pointer_join(item_path, "usage"), state.warnings, state.usage
+            )
+            or ()
+        )
     return usages
 
 
-def _parse_usage(usage: dict[str, Any], path: str) -> TokenUsage:
+def _parse_usage(usage: dict[str, Any], path: str, warnings: list[ParseWarning]) -> TokenUsage:
     """Chat Completions usage (``prompt_tokens``...), or Responses-style (``input_tokens``...)."""
     input_key = _first_present(usage, ("prompt_tokens", "input_tokens")) or "prompt_tokens"
     output_key = (
@@ -506,11 +576,11 @@ def _parse_usage(usage: dict[str, Any], path: str) -> TokenUsage:
         usage, ("completion_tokens_details", "output_tokens_details"), path
     )
     return TokenUsage(
-        input=token_count(usage.get(input_key), pointer_join(path, input_key)),
-        output=token_count(usage.get(output_key), pointer_join(path, output_key)),
-        total=token_count(usage.get("total_tokens"), pointer_join(path, "total_tokens")),
-        cached=_detail_count(input_details, "cached_tokens"),
-        reasoning=_detail_count(output_details, "reasoning_tokens"),
+        input=usage_count(usage.get(input_key), pointer_join(path, input_key), warnings),
+        output=usage_count(usage.get(output_key), pointer_join(path, output_key), warnings),
+        total=usage_count(usage.get("total_tokens"), pointer_join(path, "total_tokens"), warnings),
+        cached=_detail_count(input_details, "cached_tokens", warnings),
+        reasoning=_detail_count(output_details, "reasoning_tokens", warnings),
         source=TokenSource.REPORTED,
     )
 
@@ -524,11 +594,13 @@ def _usage_details(
     return expect(usage[key], dict, pointer_join(path, key)), pointer_join(path, key)
 
 
-def _detail_count(details: tuple[dict[str, Any], str] | None, key: str) -> int | None:
+def _detail_count(
+    details: tuple[dict[str, Any], str] | None, key: str, warnings: list[ParseWarning]
+) -> int | None:
     if details is None:
         return None
     values, path = details
-    return token_count(values.get(key), pointer_join(path, key))
+    return usage_count(values.get(key), pointer_join(path, key), warnings)
 
 
 # ----------------------------------------------------------------------------------- adapter

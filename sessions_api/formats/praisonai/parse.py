@@ -42,7 +42,8 @@ Quirks of the format, and what this adapter does about them:
   ``total_tokens: 0`` (and ``cost: 0.0``) whatever they used, so a 0 means *not reported*: the
   tokens stay unknown (None) with a warning, the cost is not claimed either, and the recorded
   values are kept in ``metadata["recorded_usage"]``. ``cost`` (USD) otherwise lands in
-  ``metadata["cost"]``.
+  ``metadata["cost"]``. A ``total_tokens`` that is not an integer is an ``unreadable_usage``
+  warning (unknown tokens), a negative one is clamped to 0 with a warning.
 - ``model`` (top level or ``metadata.model``) is put on every assistant message, so that
   ``Session.models`` reports it. The system prompt is not stored by PraisonAI.
 - Forks: ``parent_id`` becomes ``parent_external_id``; ``forked_from_message_id``,
@@ -79,7 +80,6 @@ from sessions_api.formats.base import (
     expect,
     optional,
     required,
-    token_count,
 )
 from sessions_api.formats.common import (
     CHAT_ROLES,
@@ -88,6 +88,7 @@ from sessions_api.formats.common import (
     result_looks_like_error,
     timestamp_field,
     tool_call_objects,
+    usage_count,
 )
 from sessions_api.formats.pairing import pair_tool_calls
 
@@ -386,11 +387,24 @@ def _session_metadata(
     return metadata
 
 
+def _total_tokens(value: Any, path: str, ctx: _Parse) -> int | None:
+    """A session's ``total_tokens``: optional data, so one that is not an integer is an
+    ``unreadable_usage`` warning and unknown tokens (never coerced); a negative one is 0 with a
+    warning (``common.usage_count``)."""
+    try:
+        return usage_count(value, path, ctx.warnings)
+    except InvalidDocument as exc:
+        if exc.code != "wrong_type":
+            raise
+        ctx.warn("unreadable_usage", f"{exc.message}; its tokens are not counted", path)
+        return None
+
+
 def _tokens(
     doc: dict[str, Any], doc_metadata: dict[str, Any], metadata: dict[str, Any], ctx: _Parse
 ) -> TokenUsage:
-    top = token_count(doc.get("total_tokens"), "/total_tokens")
-    inner = token_count(doc_metadata.get("total_tokens"), "/metadata/total_tokens")
+    top = _total_tokens(doc.get("total_tokens"), "/total_tokens", ctx)
+    inner = _total_tokens(doc_metadata.get("total_tokens"), "/metadata/total_tokens", ctx)
     if top is not None and inner is not None and top != inner:
         ctx.warn(
             "mirrored_value_differs",

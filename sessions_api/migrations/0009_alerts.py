@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sessions_api", "0005_document_body_encoding"),
+        ("sessions_api", "0008_session_agent_errors_index"),
     ]
 
     operations = [

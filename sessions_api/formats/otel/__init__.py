@@ -1,0 +1,1 @@
+"""The otel format: OpenTelemetry spans of one session, its parser and its (read-only) editor."""
