@@ -1,4 +1,4 @@
-"""``bin/bench`` / ``python -m bench``: run B1-B11 with their same-run baselines.
+"""``bin/bench`` / ``python -m bench``: run B1-B12 with their same-run baselines.
 
     bin/bench                      the full run (about 20-30 minutes on 2 cores)
     bin/bench --smoke              every benchmark, tiny (seconds; CI); asserts nothing on time
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import datagen
+from bench.alerts import bench_b12
 from bench.common import (
     PYTHON,
     ROOT,
@@ -46,7 +47,7 @@ from bench.common import (
 )
 from bench.server import Server, production_like_env, request_once, run_load
 
-ALL = ("B1", "B2", "B3", "PG", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11")
+ALL = ("B1", "B2", "B3", "PG", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12")
 
 
 @dataclass
@@ -1830,6 +1831,7 @@ def main(argv: list[str] | None = None) -> int:
             ("B9", bench_b9),
             ("B10", bench_b10),
             ("B11", bench_b11),
+            ("B12", bench_b12),
         ]
         for key, fn in steps:
             if key == "PG" and ctx.database == "postgres":

@@ -208,6 +208,15 @@ def _b11(r: dict[str, Any]) -> tuple[str, str]:
     )
 
 
+def _b12(r: dict[str, Any]) -> tuple[str, str]:
+    parts = [
+        f"{backend}: median {fmt(point['median_s'], ' s', 2)}, p95 {fmt(point['p95_s'], ' s', 2)}, "
+        f"max {fmt(point['max_s'], ' s', 2)} ({point['delivered']}/{point['saves']} delivered)"
+        for backend, point in r["runs"].items()
+    ]
+    return "; ".join(parts), "-"
+
+
 _MEASURED: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "B1": _b1,
     "B2": _b2,
@@ -221,6 +230,7 @@ _MEASURED: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "B9": _b9,
     "B10": _b10,
     "B11": _b11,
+    "B12": _b12,
 }
 
 

@@ -37,3 +37,4 @@ install_error_handlers(api)
 api.add_router("", sessions_router)
 api.add_router("", "sessions_api.api.documents.router")  # agents load and save their session
 api.add_router("", "sessions_api.api.editing.router")  # audit, checkpoints, restore, branch
+api.add_router("", "sessions_api.api.alerts.router")  # alert rules and their notifications

@@ -286,6 +286,33 @@ if not DEBUG:
         if origin.strip()
     ]
 
+# --- Alerts (sessions_api/lifecycle/alerts) -----------------------------------------------------
+
+# The address users reach the dashboard at: links in notifications are built from it.
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://localhost:8000")
+# Where webhooks may point: host names or .suffixes, comma separated; empty allows any host.
+ALERT_WEBHOOK_ALLOWED_HOSTS = os.environ.get("ALERT_WEBHOOK_ALLOWED_HOSTS", "")
+ALERT_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("ALERT_WEBHOOK_TIMEOUT_SECONDS", "10"))
+ALERT_MAX_ATTEMPTS = int(os.environ.get("ALERT_MAX_ATTEMPTS", "8"))
+ALERT_RETRY_BASE_SECONDS = float(os.environ.get("ALERT_RETRY_BASE_SECONDS", "10"))
+ALERT_RETRY_MAX_SECONDS = float(os.environ.get("ALERT_RETRY_MAX_SECONDS", "600"))
+# A delivery claimed longer ago than this lost its worker and is taken over.
+ALERT_CLAIM_TIMEOUT_SECONDS = float(os.environ.get("ALERT_CLAIM_TIMEOUT_SECONDS", "120"))
+# Email through Django's backend: SMTP when EMAIL_HOST is set, else written to the log.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "observatory@localhost")
+
 # --- Logging ----------------------------------------------------------------------------------
 
 # JSON lines with the request's correlation id (config/logging.py) in production; plain text

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import audit, editing, errors, jobs, overview, prices, sessions
+from dashboard.views import alerts, audit, editing, errors, jobs, overview, prices, sessions
 
 app_name = "dashboard"
 urlpatterns = [
@@ -54,6 +54,12 @@ urlpatterns = [
     path("jobs/runs/<int:run_id>/retry/", jobs.retry, name="job_retry"),
     path("jobs/<str:name>/run/", jobs.run_now, name="job_run_now"),
     # Model prices.
+    # Alert rules and their notifications.
+    path("alerts/", alerts.alerts_page, name="alerts"),
+    path("alerts/<int:rule_id>/edit/", alerts.edit_alert, name="alert_edit"),
+    path("alerts/<int:rule_id>/mute/", alerts.mute_alert, name="alert_mute"),
+    path("alerts/<int:rule_id>/test/", alerts.test_alert, name="alert_test"),
+    path("alerts/<int:rule_id>/delete/", alerts.delete_alert, name="alert_delete"),
     path("prices/", prices.prices, name="prices"),
     path("prices/<int:price_id>/edit/", prices.edit_price, name="price_edit"),
 ]

@@ -3,7 +3,9 @@
 Sessions are edited here through the same editing services as the dashboard (reason and
 expected version required, new version in the framework's shape, audited); nothing is saved
 with a plain ``Model.save()``. The audit log and checkpoints are read-only; API keys can be
-revoked. Deleting sessions is done on the dashboard (it deletes the bodies too).
+revoked. Deleting sessions is done on the dashboard (it deletes the bodies too). Alert rules
+are saved through the same rules service as the API and the Alerts page; their notifications
+and delivery attempts are read-only.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sessions_api.editing.audit import MAX_REASON_CHARS
 from sessions_api.editing.values import EditRequest
 from sessions_api.errors import (
     EditError,
+    InvalidAlertRule,
     InvalidDocument,
     NotEditable,
     NotFound,
@@ -32,7 +35,16 @@ from sessions_api.errors import (
     RevisionConflict,
 )
 from sessions_api.formats.decoding import decode_document
-from sessions_api.models import ApiKey, AuditEntry, Checkpoint, Session
+from sessions_api.lifecycle.alerts import rules as alert_rules
+from sessions_api.models import (
+    AlertDeliveryAttempt,
+    AlertNotification,
+    AlertRule,
+    ApiKey,
+    AuditEntry,
+    Checkpoint,
+    Session,
+)
 
 
 def _is_admin(request: HttpRequest) -> bool:
@@ -268,3 +280,89 @@ class ApiKeyAdmin(AdminOnly):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Needed for the revoke action; every field stays read-only.
         return _is_admin(request)
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+class AlertRuleAdminForm(forms.ModelForm):
+    # The rules service checks the URL (http(s), ALERT_WEBHOOK_ALLOWED_HOSTS).
+    webhook_url = forms.CharField(required=False, max_length=2000)
+
+    class Meta:
+        model = AlertRule
+        fields = (
+            "name",
+            "event",
+            "params",
+            "filters",
+            "webhook_url",
+            "webhook_secret",
+            "emails",
+            "muted_until",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        try:
+            event = data.get("event") or ""
+            data["params"] = alert_rules.clean_params(event, data.get("params"))
+            data["filters"] = alert_rules.clean_filters(data.get("filters"))
+            data["webhook_url"] = alert_rules.clean_webhook_url(data.get("webhook_url"))
+            data["emails"] = alert_rules.clean_emails(data.get("emails"))
+        except InvalidAlertRule as exc:
+            raise forms.ValidationError(exc.message) from None
+        if not data["webhook_url"] and not data["emails"]:
+            raise forms.ValidationError("A rule needs a webhook URL or email addresses.")
+        return data
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(AdminOnly):
+    form = AlertRuleAdminForm
+    list_display = ("name", "event", "webhook_url", "muted_until", "updated_at")
+    list_filter = ("event",)
+    search_fields = ("name", "webhook_url")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _is_admin(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _is_admin(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _is_admin(request)
+
+    def save_model(self, request: HttpRequest, obj: AlertRule, form: Any, change: bool) -> None:
+        fields = {name: form.cleaned_data.get(name) for name in AlertRuleAdminForm.Meta.fields}
+        if change:
+            saved = alert_rules.update_rule(rule_id=obj.pk, **fields)
+        else:
+            saved = alert_rules.create_rule(**fields)
+        obj.pk = saved.id
+        obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: AlertRule) -> None:
+        alert_rules.delete_rule(rule_id=obj.pk)
+
+
+class AlertDeliveryAttemptInline(admin.TabularInline):
+    model = AlertDeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ("attempted_at", "channel", "ok", "http_status", "error", "duration_ms")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AlertNotification)
+class AlertNotificationAdmin(AdminOnly):
+    list_display = ("created_at", "rule", "kind", "status", "attempts", "session_external_id")
+    list_filter = ("status", "kind", "rule")
+    search_fields = ("session_external_id", "text")
+    inlines = (AlertDeliveryAttemptInline,)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in AlertNotification._meta.fields]

@@ -123,6 +123,12 @@ class RunNotFound(NotFound):
     code = "run_not_found"
 
 
+class AlertNotFound(NotFound):
+    """No alert rule with that id."""
+
+    code = "alert_not_found"
+
+
 class BodyNotFound(NotFound):
     """The store holds no body for that session and version (pruned, or lost by the store).
 
@@ -286,3 +292,9 @@ class SourceUnavailable(_FixedCodeError):
     """The source MongoDB of a sync cannot be reached right now; the run is retried later."""
 
     code = "source_unavailable"
+
+
+class InvalidAlertRule(_FixedCodeError):
+    """An alert rule whose event, params, filters or destinations do not hold together."""
+
+    code = "invalid_alert"

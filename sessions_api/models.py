@@ -522,3 +522,122 @@ class OtelSpan(models.Model):
 
     def __str__(self) -> str:
         return f"pending span {self.span_id} of trace {self.trace_id}"
+
+
+class AlertRule(models.Model):
+    """A rule that notifies a webhook and/or email addresses when its event happens."""
+
+    class Event(models.TextChoices):
+        SESSION_ENDED = "session_ended"
+        SESSION_STUCK = "session_stuck"
+        TOOL_ERROR_RATE = "tool_error_rate"
+        SESSION_COST = "session_cost"
+
+    name = models.CharField(max_length=200)
+    event = models.CharField(max_length=32, choices=Event.choices)
+    params = models.JSONField(default=dict, blank=True)
+    # agent, format, model, tool: exact values a session (or tool call) must have.
+    filters = models.JSONField(default=dict, blank=True)
+    webhook_url = models.URLField(max_length=2000, blank=True, default="")
+    webhook_secret = models.CharField(max_length=200, blank=True, default="")
+    emails = models.JSONField(default=list, blank=True)
+    muted_until = models.DateTimeField(null=True, blank=True)
+    # Rate rules: which windows are firing now ({key: since}), so each fires and resolves once.
+    state = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.event})"
+
+
+class AlertOutbox(models.Model):
+    """A session save that alert rules must look at, written in the save's own transaction.
+
+    The commit enqueues its check; rows a crash left unprocessed are picked up by the
+    evaluate_alerts sweep."""
+
+    session_id = models.UUIDField()
+    version = models.PositiveIntegerField()
+    created_at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                name="alertoutbox_pending_idx",
+                condition=models.Q(processed_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} v{self.version}"
+
+
+class AlertNotification(models.Model):
+    """One notification of one rule: unique per (rule, dedupe key), so a session event notifies
+    once per rule and session, and a rate window fires and resolves once."""
+
+    class Kind(models.TextChoices):
+        FIRED = "fired"
+        RESOLVED = "resolved"
+        TEST = "test"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        DELIVERED = "delivered"
+        FAILED = "failed"  # gave up after the last retry
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="notifications")
+    dedupe_key = models.CharField(max_length=300)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    session = models.ForeignKey(
+        Session, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    session_external_id = models.CharField(max_length=512, blank=True, default="")
+    text = models.TextField()
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "dedupe_key"], name="alertnotif_once_uniq")
+        ]
+        indexes = [
+            models.Index(fields=["rule", "-created_at"], name="alertnotif_rule_time_idx"),
+            models.Index(fields=["status", "next_attempt_at"], name="alertnotif_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}:{self.dedupe_key} {self.status}"
+
+
+class AlertDeliveryAttempt(models.Model):
+    """One try at delivering a notification to one channel."""
+
+    notification = models.ForeignKey(
+        AlertNotification, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    channel = models.CharField(max_length=16)  # webhook, email
+    ok = models.BooleanField()
+    http_status = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=1000, blank=True, default="")
+    attempted_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-attempted_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {'ok' if self.ok else 'failed'} {self.attempted_at:%H:%M:%S}"

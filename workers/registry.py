@@ -208,6 +208,29 @@ JOBS: dict[str, JobSpec] = {
             time_limit=timedelta(minutes=3),
             params={"batch_size": Param(int, 1000, minimum=1)},
         ),
+        JobSpec(
+            name="evaluate_alerts",
+            service="sessions_api.lifecycle.alerts.evaluate.evaluate_alerts",
+            summary="Checks alert rules that need a clock (stuck sessions, tool error rates) and "
+            "session saves whose alert check was lost.",
+            why_this_often="Every minute: a stall or an error-rate window is reported within a "
+            "minute of crossing its threshold; session ends are checked at commit, not here.",
+            every=timedelta(minutes=1),
+            soft_time_limit=timedelta(minutes=2),
+            time_limit=timedelta(minutes=3),
+        ),
+        JobSpec(
+            name="deliver_alerts",
+            service="sessions_api.lifecycle.alerts.delivery.deliver_alerts",
+            summary="Sends alert notifications that are due: retries after backoff, and any "
+            "whose worker or message was lost.",
+            why_this_often="Every minute: first attempts go out at once from their own task; "
+            "this only catches retries and losses, so a minute is soon enough.",
+            every=timedelta(minutes=1),
+            soft_time_limit=timedelta(minutes=4),
+            time_limit=timedelta(minutes=5),
+            params={"batch_size": Param(int, 100, minimum=1)},
+        ),
     )
 }
 JOB_NAMES = tuple(JOBS)

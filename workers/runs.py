@@ -9,7 +9,8 @@ and the reads the Jobs page and ``run_job`` show.
    records ``succeeded`` with counts and details, or ``failed`` with the error. A run that
    finds the lock held records ``skipped``; so do beat runs when the job already ran this
    period (two beat instances must not double a periodic side effect), and runs whose service
-   had nothing to do (its result's ``nothing_to_do``, the reason).
+   had nothing to do (its result's ``nothing_to_do``, the reason). Consecutive beat runs idle
+   for the same reason share one row that counts its ``repeats``.
 
 A worker killed mid-run stops renewing its lease; the redelivered task (acks_late) takes the
 job over once the lease runs out and reuses the same row. Rows left ``running`` by a dead
@@ -223,12 +224,39 @@ def _run_locked(
     finally:
         heartbeat.stop()
     idle = str(getattr(result, "nothing_to_do", "") or "")
+    if idle and row.triggered_by == "beat":
+        repeated = _repeat_of_previous_idle_run(row, reason=idle)
+        if repeated is not None:
+            return repeated
     return _finish(
         row,
         Status.SKIPPED if idle else Status.SUCCEEDED,
         counts=result.counts(),
         details={**result.details(), "attempt": attempt, **({"reason": idle} if idle else {})},
     )
+
+
+def _repeat_of_previous_idle_run(row: JobRun, *, reason: str) -> RunRecord | None:
+    """A beat run with nothing to do, folded into the job's previous run when that one was
+    idle for the same reason: it counts the repeat and moves its finish time, and this run's
+    row goes. A job polling every few seconds would otherwise fill the history with rows that
+    say nothing new. None (nothing folded) after any other outcome."""
+    previous = JobRun.objects.filter(job=row.job).exclude(pk=row.pk).order_by("-id").first()
+    details = (previous.details or {}) if previous is not None else {}
+    if (
+        previous is None
+        or previous.triggered_by != "beat"
+        or previous.status != Status.SKIPPED
+        or details.get("reason") != reason
+    ):
+        return None
+    repeats = int(details.get("repeats", 1)) + 1
+    JobRun.objects.filter(pk=previous.pk).update(
+        finished_at=timezone.now(), details={**details, "repeats": repeats}
+    )
+    row.delete()
+    previous.refresh_from_db()
+    return _record(previous)
 
 
 def note_retry(*, task_id: str, error: BaseException | str) -> None:

@@ -87,3 +87,57 @@ JOB_TASKS: dict[str, Task] = {name: _register(spec) for name, spec in JOBS.items
 def ping() -> str:
     """A canary: answers when a worker is consuming."""
     return "pong"
+
+
+# --- alert events: one small task per event, outside the job runs ----------------------------
+# Sent at commit time (workers/alert_events.py); a lost message is caught by the
+# evaluate_alerts and deliver_alerts jobs, and both tasks are idempotent (outbox rows are
+# processed once, notifications are claimed before they are sent).
+
+ALERT_EVENT_TASKS = ("alerts.session_event", "alerts.deliver")
+
+
+@app.task(
+    name="alerts.session_event",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    max_retries=5,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def alert_session_event(outbox_id: int) -> list[int]:
+    """Check one saved session against the session rules and send what fires at once."""
+    from sessions_api.lifecycle.alerts import delivery, evaluate
+
+    created = evaluate.process_outbox(outbox_id=outbox_id)
+    for notification_id in created:
+        _deliver_and_schedule(delivery, notification_id)
+    return created
+
+
+@app.task(
+    name="alerts.deliver",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    max_retries=5,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def alert_deliver(notification_id: int) -> str:
+    """One delivery attempt; a failure schedules the next one after its backoff."""
+    from sessions_api.lifecycle.alerts import delivery
+
+    return _deliver_and_schedule(delivery, notification_id)
+
+
+def _deliver_and_schedule(delivery: Any, notification_id: int) -> str:
+    outcome = delivery.deliver_notification(notification_id=notification_id)
+    if outcome.retry_in is not None:
+        alert_deliver.apply_async(args=[notification_id], countdown=outcome.retry_in)
+    return outcome.status or "not claimed"

@@ -66,6 +66,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_document": 422,
     "not_editable": 422,
     "invalid_edit": 422,
+    "invalid_alert": 422,
     "reason_required": 422,
     "version_conflict": 412,
     "ambiguous_session_id": 409,  # answered as precondition_failed, with the current ETag
@@ -75,6 +76,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "version_not_found": 404,
     "checkpoint_not_found": 404,
     "run_not_found": 404,
+    "alert_not_found": 404,
     # conflicts with what is stored
     "revision_conflict": 409,
     "checkpoint_exists": 409,

@@ -369,6 +369,13 @@ class FoldResult:
     def details(self) -> dict[str, Any]:
         return {"dropped_reasons": self.dropped_reasons}
 
+    @property
+    def nothing_to_do(self) -> str:
+        """Why the run had nothing to do ("" when it folded or dropped something)."""
+        if self.folded_spans or self.dropped_spans or self.pending_spans or self.sessions_changed:
+            return ""
+        return "no spans waiting to be folded"
+
 
 def fold_otel_spans(
     *,

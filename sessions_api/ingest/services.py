@@ -44,6 +44,7 @@ from sessions_api.formats.decoding import (
 from sessions_api.formats.growing import GROWING_FORMATS, GrowingFormat
 from sessions_api.ingest import ids, incremental
 from sessions_api.ingest.indexing import ModelUsageRow, SessionIndex, build_index
+from sessions_api.lifecycle.alerts.evaluate import note_session_saved
 from sessions_api.models import (
     DocumentVersion,
     ModelUsage,
@@ -389,6 +390,7 @@ def _store_prepared(
         _put_body(session_id=str(row.id), version=1, body=prepared.body)
         _insert_version(row, prepared, number=1, source=source, now=now)
         _insert_derived_rows(row, prepared.index)
+        note_session_saved(row, now=now)  # the alert outbox, in this transaction
         return _outcome(
             row, created=True, changed=True, warnings=warnings, detected_by=detection.rule
         )
@@ -484,6 +486,7 @@ def _store_new_version(
         _write_merged_index(
             row, merged, version=number, received_at=now, detection_rule=detection.rule
         )
+        note_session_saved(row, now=now)  # the alert outbox, in this transaction
         return _outcome(
             row, created=False, changed=True, warnings=warnings, detected_by=detection.rule
         )
@@ -495,6 +498,7 @@ def _store_new_version(
             session, warnings, first_received_at=row.first_received_at, received_at=now
         )
     _write_index(row, index, version=number, received_at=now, detection_rule=detection.rule)
+    note_session_saved(row, now=now)  # the alert outbox, in this transaction
     return _outcome(row, created=False, changed=True, warnings=warnings, detected_by=detection.rule)
 
 

@@ -49,6 +49,25 @@
     });
   });
 
+  // Forms marked data-confirm ask before they submit (deleting an alert rule).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
+  // The alert rule form shows only the fields of the chosen event.
+  var eventSelect = document.querySelector("#alert-form select[name=event]");
+  function showEventFields() {
+    document.querySelectorAll("#alert-form fieldset[data-event]").forEach(function (fieldset) {
+      fieldset.classList.toggle("js-hidden", fieldset.getAttribute("data-event") !== eventSelect.value);
+    });
+  }
+  if (eventSelect) {
+    eventSelect.addEventListener("change", showEventFields);
+    showEventFields();
+  }
+
   // Auto-refresh (overview): reload while the box is ticked and the tab is visible.
   var toggle = document.querySelector(".refresh-toggle input[name=refresh]");
   if (toggle && toggle.checked) {

@@ -19,7 +19,7 @@ from tests.support.sample_data import XSS_TEXT, Turn
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["/", "/sessions/", "/errors/", "/prices/"]
+PAGES = ["/", "/sessions/", "/errors/", "/prices/", "/alerts/"]
 
 
 def session_pages(known) -> list[str]:

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from sessions_api.ingest import services
+from sessions_api.lifecycle.alerts import rules
 from sessions_api.models import ModelUsage, SessionError, ToolCallRecord
 
 # A session that fills every derived table: two tool calls (one failing), a model with usage.
@@ -45,6 +47,16 @@ def chat_document(session_id: str, *, turns: int = 2) -> bytes:
         ]
     messages.append({"role": "assistant", "content": "Table 7 is yours.", "model": "gpt-4o-mini"})
     return json.dumps({"id": session_id, "messages": messages}).encode()
+
+
+@pytest.fixture(autouse=True)
+def _alert_rules_known(transactional_db):
+    """A running server has cached whether alert rules watch saves (a few seconds at a time);
+    the counts below are those of a save, not of that lookup."""
+    rules.forget_rule_events()
+    rules.session_rule_events(timezone.now())
+    yield
+    rules.forget_rule_events()
 
 
 def statements(captured: CaptureQueriesContext) -> list[str]:

@@ -133,9 +133,11 @@ def picoflow_doc(
     return doc
 
 
-def ingest(doc: dict[str, Any], *, now: datetime | None = None) -> Session:
+def ingest(
+    doc: dict[str, Any], *, now: datetime | None = None, format_id: str = "picoflow"
+) -> Session:
     outcome = services.ingest_document(
-        body=json.dumps(doc).encode(), format_id="picoflow", now=now or T0
+        body=json.dumps(doc).encode(), format_id=format_id, now=now or T0
     )
     return Session.objects.get(id=outcome.id)
 

@@ -22,7 +22,11 @@ CONTRACT_JOB_NAMES = {
     "detect_stuck_sessions",
     "close_idle_otel_sessions",
     "fold_otel_spans",
+    "evaluate_alerts",
+    "deliver_alerts",
 }
+#: Per-event alert tasks: sent at commit time, not jobs (no run rows, no schedule).
+ALERT_EVENT_TASKS = {"alerts.session_event", "alerts.deliver"}
 
 
 def registered_task_names() -> set[str]:
@@ -35,12 +39,13 @@ def test_registry_schedule_and_tasks_name_the_same_jobs(monkeypatch):
     assert set(registry.JOBS) == CONTRACT_JOB_NAMES
     assert set(schedule.beat_schedule()) == CONTRACT_JOB_NAMES
     assert set(tasks.JOB_TASKS) == CONTRACT_JOB_NAMES
-    assert registered_task_names() - {"workers.ping"} == CONTRACT_JOB_NAMES
+    assert registered_task_names() - {"workers.ping"} - ALERT_EVENT_TASKS == CONTRACT_JOB_NAMES
+    assert set(tasks.ALERT_EVENT_TASKS) == ALERT_EVENT_TASKS
 
 
 def test_celery_task_names_are_pinned():
     # Messages already queued and beat schedules already saved name tasks by these strings.
-    assert registered_task_names() == CONTRACT_JOB_NAMES | {"workers.ping"}
+    assert registered_task_names() == CONTRACT_JOB_NAMES | {"workers.ping"} | ALERT_EVENT_TASKS
     for job in CONTRACT_JOB_NAMES:
         assert tasks.JOB_TASKS[job].name == job
         assert schedule.beat_schedule()[job]["task"] == job

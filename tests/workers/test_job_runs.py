@@ -236,3 +236,25 @@ def test_a_job_with_nothing_to_do_is_recorded_skipped_with_the_reason(monkeypatc
         job="sync_mongo_source", triggered_by="beat", min_gap=timedelta(minutes=2)
     )
     assert again.status == "skipped" and "no source attached" in again.details["reason"]
+
+
+def test_idle_beat_runs_for_the_same_reason_share_one_row(monkeypatch):
+    for name in ("MONGO_SOURCE_URL", "MONGODB_URL", "MONGO_SOURCE_COLLECTION"):
+        monkeypatch.delenv(name, raising=False)
+    first = jobs.execute_run(job="sync_mongo_source", triggered_by="beat")
+    second = jobs.execute_run(job="sync_mongo_source", triggered_by="beat")
+    third = jobs.execute_run(job="sync_mongo_source", triggered_by="beat")
+    assert first.id == second.id == third.id
+    row = JobRun.objects.get(job="sync_mongo_source")
+    assert row.status == "skipped" and row.details["repeats"] == 3
+    # A run someone asked for keeps its own row, and the next idle beat run starts a new one.
+    manual = jobs.execute_run(job="sync_mongo_source", triggered_by="manual")
+    after = jobs.execute_run(job="sync_mongo_source", triggered_by="beat")
+    assert len({first.id, manual.id, after.id}) == 3
+    assert JobRun.objects.filter(job="sync_mongo_source").count() == 3
+
+
+def test_an_otel_fold_with_nothing_waiting_is_idle():
+    record = jobs.execute_run(job="fold_otel_spans", triggered_by="beat")
+    assert record.status == "skipped"
+    assert record.details["reason"] == "no spans waiting to be folded"

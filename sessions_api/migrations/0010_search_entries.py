@@ -50,7 +50,7 @@ def _run(statements_by_vendor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sessions_api", "0008_session_agent_errors_index"),
+        ("sessions_api", "0009_alerts"),
     ]
 
     operations = [
