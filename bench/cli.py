@@ -1,4 +1,4 @@
-"""``bin/bench`` / ``python -m bench``: run B1-B9, B11 and B12 with their same-run baselines.
+"""``bin/bench`` / ``python -m bench``: run B1-B12 with their same-run baselines.
 
     bin/bench                      the full run (about 20-30 minutes on 2 cores)
     bin/bench --smoke              every benchmark, tiny (seconds; CI); asserts nothing on time
@@ -47,7 +47,7 @@ from bench.common import (
 )
 from bench.server import Server, production_like_env, request_once, run_load
 
-ALL = ("B1", "B2", "B3", "PG", "B4", "B5", "B6", "B7", "B8", "B9", "B11", "B12")
+ALL = ("B1", "B2", "B3", "PG", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12")
 
 
 @dataclass
@@ -74,6 +74,12 @@ class Scale:
     list_repeat: int = 15
     b9_messages: int = 2_000
     b9_save_every: int = 20
+    b10_sessions: tuple[int, ...] = (100_000, 1_000_000)
+    b10_http_sessions: int = 5_000
+    b10_http_requests: int = 60
+    b10_ingest_documents: int = 300
+    b10_growing_messages: int = 2_000
+    b10_growing_every: int = 20
     b11_sessions: int = 1_024
     b11_turns: int = 8
     b11_group: int = 64
@@ -101,6 +107,12 @@ SMOKE = Scale(
     list_repeat=3,
     b9_messages=200,
     b9_save_every=20,
+    b10_sessions=(300, 600),
+    b10_http_sessions=300,
+    b10_http_requests=5,
+    b10_ingest_documents=20,
+    b10_growing_messages=200,
+    b10_growing_every=20,
     b11_sessions=64,
     b11_turns=4,
     b11_group=32,
@@ -1398,6 +1410,168 @@ def bench_b9(ctx: Context) -> None:
     )
 
 
+# --- B10 ---------------------------------------------------------------------------------------
+
+# Rare texts planted into every Nth cloned session (the templates say none of them).
+B10_PLANTS = {"quokka ledger mismatch": 25_000, "注文番号の照合に失敗しました": 5_000}
+B10_QUERIES = {
+    "miss": {"q": "zebra quantum nowhere"},
+    "rare_phrase": {"q": '"quokka ledger mismatch"'},
+    "common_word": {"q": "order"},
+    "cjk_substring": {"q": "照合に失"},
+    "phrase_status_since": {"q": '"order number"', "status": ["completed"], "since_days": 7},
+}
+
+
+def bench_b10(ctx: Context) -> None:
+    """Full-text search: in-process server time of a page of results with snippets at each
+    scale point; over HTTP at a few thousand sessions against a plain first page; and the
+    ingest CPU the index adds (the same documents into two fresh databases)."""
+    s = ctx.scale
+    data_dir = ctx.fresh_dir("b10")
+    seeded = seed_templates(ctx, data_dir, s.templates)
+    have = seeded["created"]
+    now = datetime.now(UTC)
+    points = []
+    for target in sorted(s.b10_sessions):
+        loaded = None
+        if target > have:
+            loaded = ctx.task(
+                "bulk",
+                data_dir,
+                {
+                    "count": target - have,
+                    "start_index": have,
+                    "now": now.isoformat(),
+                    "days": s.days,
+                    "with_search": True,
+                    "plants": B10_PLANTS,
+                },
+            )
+            log(f"B10: bulk-loaded {loaded['rows']} in {loaded['total_s']} s")
+            have = target
+        measured = ctx.task("search", data_dir, {"queries": B10_QUERIES, "repeat": s.list_repeat})
+        measured["bulk_load"] = loaded
+        points.append(measured)
+        log(f"B10: {measured['sessions']:,} sessions measured")
+
+    http_dir = ctx.fresh_dir("b10-http")
+    seed_templates(ctx, http_dir, s.templates)
+    ctx.task(
+        "bulk",
+        http_dir,
+        {
+            "count": max(0, s.b10_http_sessions - s.templates),
+            "start_index": s.templates,
+            "now": now.isoformat(),
+            "days": s.days,
+            "with_search": True,
+            "plants": B10_PLANTS,
+        },
+    )
+    http = b10_http(ctx, http_dir)
+
+    items = []
+    for i in range(s.b10_ingest_documents):
+        body, query = ctx.pool[i % len(ctx.pool)].unique(next(ctx.unique))
+        items.append((body, query.split("=", 1)[1] if query else None))
+    pickled = ctx.work / "b10-ingest.pkl"
+    pickled.write_bytes(pickle.dumps(items))
+    cpu_runs = []
+    for _ in range(max(1, min(s.runs, 3))):
+        cpu_runs.append(
+            {
+                flag: ctx.task(
+                    "ingest_cpu",
+                    ctx.fresh_dir(f"b10-cpu-{flag}"),
+                    {"pickle": str(pickled), "search": flag == "with"},
+                )
+                for flag in ("without", "with")
+            }
+        )
+    cpu_with = median(r["with"]["cpu_s"] for r in cpu_runs)
+    cpu_without = median(r["without"]["cpu_s"] for r in cpu_runs)
+    cpu_added = ratio(cpu_with - cpu_without, cpu_without)
+    # A session that grows (saved whole after every turn, as B9): appended saves are merged and
+    # index only their new events.
+    growing = {"messages": s.b10_growing_messages, "every": s.b10_growing_every}
+    growing_runs = []
+    for _ in range(max(1, min(s.runs, 3))):
+        growing_runs.append(
+            {
+                flag: ctx.task(
+                    "ingest_cpu",
+                    ctx.fresh_dir(f"b10-grow-{flag}"),
+                    {"growing": growing, "search": flag == "with"},
+                )
+                for flag in ("without", "with")
+            }
+        )
+    grow_with = median(r["with"]["cpu_s"] for r in growing_runs)
+    grow_without = median(r["without"]["cpu_s"] for r in growing_runs)
+    grow_added = ratio(grow_with - grow_without, grow_without)
+
+    top = points[-1]
+    queries = {k: v for k, v in top["inproc"].items() if k != "plain_first_page"}
+    worst_p95 = max(v["p95"] for v in queries.values())
+    http_ratios = {
+        name: ratio(http[name]["p95"], http["plain_first_page"]["p95"]) for name in ("miss", "hit")
+    }
+    ctx.record(
+        "B10",
+        f"search at {top['sessions']:,} sessions (SQLite FTS5 trigram), in-process; over HTTP at "
+        f"{s.b10_http_sessions:,}",
+        "every query p95 <= 100 ms server time; search p95 / plain first page p95 <= 2 over HTTP "
+        "(miss and hit); the index adds <= 25 % ingest CPU",
+        {
+            "params": {
+                "sessions": [p["sessions"] for p in points],
+                "queries": B10_QUERIES,
+                "plants": B10_PLANTS,
+                "http_sessions": s.b10_http_sessions,
+                "ingest_documents": s.b10_ingest_documents,
+                "growing_session": growing,
+            },
+            "runs": {
+                "points": points,
+                "http": http,
+                "ingest_cpu": cpu_runs,
+                "growing_ingest_cpu": growing_runs,
+            },
+            "median": {name: v["p50"] for name, v in queries.items()},
+            "p50": {name: v["p50"] for name, v in queries.items()},
+            "p95": {name: v["p95"] for name, v in queries.items()},
+            "p99": None,
+            "peak_rss_mb": max(p["peak_rss_mb"] for p in points),
+            "baselines": {
+                "plain_first_page_p95_ms": top["inproc"]["plain_first_page"]["p95"],
+                "ingest_cpu_without_search_s": cpu_without,
+                "growing_ingest_cpu_without_search_s": grow_without,
+            },
+            "ratios": {
+                **{f"http_{k}_over_plain_p95": v for k, v in http_ratios.items()},
+                "ingest_cpu_added": cpu_added,
+                "growing_ingest_cpu_added": grow_added,
+            },
+            "target_met": {
+                "every query p95<=100ms": worst_p95 <= 100,
+                "http miss/plain p95<=2": http_ratios["miss"] is not None
+                and http_ratios["miss"] <= 2,
+                "http hit/plain p95<=2": http_ratios["hit"] is not None and http_ratios["hit"] <= 2,
+                "ingest CPU added<=25%": cpu_added is not None and cpu_added <= 0.25,
+            },
+            "headline": {
+                "sessions": top["sessions"],
+                "worst_p95_ms": worst_p95,
+                "index_mb": round(sum(top["index_bytes"].values()) / 1e6, 1),
+                "http_ratios": http_ratios,
+                "ingest_cpu_added": cpu_added,
+                "growing_ingest_cpu_added": grow_added,
+            },
+        },
+    )
+
+
 # --- B11 ---------------------------------------------------------------------------------------
 
 OTLP_BATCH = 512
@@ -1537,6 +1711,33 @@ def bench_b11(ctx: Context) -> None:
     )
 
 
+def b10_http(ctx: Context, data_dir: Path) -> dict[str, Any]:
+    """GET /api/v1/sessions (limit 50) one request at a time: the plain first page, a miss and
+    a hit (a common word), interleaved so each sees the same machine."""
+    import http.client
+    from urllib.parse import urlencode
+
+    paths = {
+        "plain_first_page": "/api/v1/sessions?limit=50",
+        "miss": "/api/v1/sessions?" + urlencode({"q": B10_QUERIES["miss"]["q"], "limit": 50}),
+        "hit": "/api/v1/sessions?" + urlencode({"q": B10_QUERIES["common_word"]["q"], "limit": 50}),
+    }
+    latencies: dict[str, list[float]] = {name: [] for name in paths}
+    errors = 0
+    with Server(data_dir) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        for _ in range(ctx.scale.b10_http_requests):
+            for name, path in paths.items():
+                t0 = time.perf_counter()
+                conn.request("GET", path, headers=ctx.json_headers)
+                response = conn.getresponse()
+                response.read()
+                latencies[name].append(time.perf_counter() - t0)
+                errors += response.status != 200
+        conn.close()
+    return {**{name: summary_ms(values) for name, values in latencies.items()}, "errors": errors}
+
+
 # --- main --------------------------------------------------------------------------------------
 
 
@@ -1557,6 +1758,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sessions", help="B4/B6 scale points, e.g. 100000,1000000")
     parser.add_argument("--b7-expired", type=int, help="B7: expired sessions (default 100000)")
     parser.add_argument("--b5-messages", type=int, help="B5: messages (default 10000)")
+    parser.add_argument("--b10-sessions", help="B10 scale points, e.g. 100000,1000000")
     parser.add_argument("--out", help="result directory (default bench/results)")
     parser.add_argument("--workdir", help="scratch directory (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
@@ -1611,6 +1813,8 @@ def main(argv: list[str] | None = None) -> int:
         scale.b7_expired = args.b7_expired
     if args.b5_messages:
         scale.b5_messages = args.b5_messages
+    if args.b10_sessions:
+        scale.b10_sessions = tuple(int(x) for x in args.b10_sessions.split(","))
     only = {x.strip().upper() for x in args.only.split(",") if x.strip()} or set(ALL)
     ctx = Context(args, scale)
     started = time.perf_counter()
@@ -1625,6 +1829,7 @@ def main(argv: list[str] | None = None) -> int:
             ("B5", bench_b5),
             ("B7", bench_b7),
             ("B9", bench_b9),
+            ("B10", bench_b10),
             ("B11", bench_b11),
             ("B12", bench_b12),
         ]

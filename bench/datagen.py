@@ -31,7 +31,7 @@ import random
 import sqlite3
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -221,6 +221,7 @@ def chat_document_of_size(*, target_bytes: int, session_id: str, seed: int = 1) 
 
 SESSION = "sessions_api_session"
 DERIVED = ("sessions_api_toolcallrecord", "sessions_api_sessionerror", "sessions_api_modelusage")
+SEARCH = "sessions_api_searchentry"
 TIME_COLUMNS = (
     "expired_at",
     "stuck_since",
@@ -265,8 +266,10 @@ class Source:
     session_cols: list[str]
     templates: list[list[Any]]
     derived_cols: dict[str, list[str]]
-    derived: dict[str, dict[Any, list[list[Any]]]]
+    derived: dict[str, dict[Any, list[list[Any]]]]  # by table: the tables cloned
     version_cols: list[str]
+    #: A text to N: every Nth clone gets one more search entry holding it (rare phrases for B10).
+    plants: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -294,7 +297,8 @@ def _clone_chunks(
 ):
     """The clones, ``chunk`` sessions at a time, whatever database they go to: ``new_id`` makes
     a session id from 128 random bits, ``out_time`` turns a datetime into the stored value, and
-    ``now`` is naive or aware as the template times are."""
+    ``now`` is naive or aware as the template times are. Search entries, when cloned, name the
+    clone's own id in its session-fields entry."""
     rng = random.Random(seed + start_index)
     col = {name: i for i, name in enumerate(source.session_cols)}
     templates = source.templates
@@ -302,7 +306,7 @@ def _clone_chunks(
     window = timedelta(days=days).total_seconds()
     for chunk_start in range(start_index, start_index + count, chunk):
         chunk_end = min(chunk_start + chunk, start_index + count)
-        out = Chunk([], {t: [] for t in DERIVED}, [], [])
+        out = Chunk([], {t: [] for t in source.derived}, [], [])
         for i in range(chunk_start, chunk_end):
             k = rng.randrange(len(templates))
             template, times = templates[k], parsed[k]
@@ -335,16 +339,33 @@ def _clone_chunks(
             elif expire is False:
                 row[col["expires_at"]] = out_time(now + timedelta(days=30))
             out.sessions.append(row)
-            for table in DERIVED:
+            for table in source.derived:
                 cols = source.derived_cols[table]
                 sid_at = cols.index("session_id")
                 at = cols.index("occurred_at") if "occurred_at" in cols else None
+                own_at = None
+                if table == SEARCH:  # the session-fields entry names the session's own id
+                    own_at = (cols.index("event_index"), cols.index("text"))
                 for template_row in source.derived[table].get(template[col["id"]], ()):
                     copy = list(template_row)
                     copy[sid_at] = sid
                     if at is not None:
                         copy[at] = out_time(_parse(copy[at]) + delta)
+                    if own_at is not None and copy[own_at[0]] == -1:
+                        copy[own_at[1]] = copy[own_at[1]].replace(
+                            template[col["external_id"]], row[col["external_id"]], 1
+                        )
                     out.derived[table].append(copy)
+            if SEARCH in source.derived:
+                cols = source.derived_cols[SEARCH]
+                for planted, every in source.plants.items():
+                    if i % every == every // 2:
+                        extra: list[Any] = [None] * len(cols)
+                        extra[cols.index("session_id")] = sid
+                        extra[cols.index("event_index")] = 100_000
+                        extra[cols.index("kind")] = "message"
+                        extra[cols.index("text")] = f"Customer wrote: {planted} (ticket {i})."
+                        out.derived[SEARCH].append(extra)
             if with_bodies:
                 hexed = f"{bits:032x}"
                 dashed = f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
@@ -379,12 +400,16 @@ def bulk_clone(
     expire: bool | None = None,
     with_bodies: bool = False,
     body_bytes: int = 2048,
+    with_search: bool = False,
+    plants: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Add ``count`` sessions cloned from the sessions already in the SQLite database (the
     templates ingested through the real path). ``expire``: True gives every clone an expiry in
     the past, False one in the future, None keeps the template's. ``with_bodies`` adds a
     DocumentVersion and a DocumentBody (a ``body_bytes`` stand-in: purge never reads bodies)
-    per clone."""
+    per clone. ``with_search`` clones the template's full-text search entries too (the FTS
+    table follows by its triggers); ``plants`` maps a text to N: every Nth clone gets one more
+    entry holding it (rare phrases for B10)."""
     started = time.perf_counter()
     now = now.astimezone(UTC).replace(tzinfo=None)  # stored times are naive UTC
     db = sqlite3.connect(str(db_path), isolation_level=None)
@@ -400,9 +425,10 @@ def bulk_clone(
     ]
     if not templates:
         raise RuntimeError("no template sessions to clone: ingest some documents first")
-    derived_cols = {table: _columns(db, table) for table in DERIVED}
-    derived: dict[str, dict[Any, list[list[Any]]]] = {t: defaultdict(list) for t in DERIVED}
-    for table in DERIVED:
+    derived_tables = (*DERIVED, SEARCH) if with_search else DERIVED
+    derived_cols = {table: _columns(db, table) for table in derived_tables}
+    derived: dict[str, dict[Any, list[list[Any]]]] = {t: defaultdict(list) for t in derived_tables}
+    for table in derived_tables:
         cols = derived_cols[table]
         sid = cols.index("session_id")
         for row in db.execute(f'SELECT * FROM "{table}"'):
@@ -415,14 +441,15 @@ def bulk_clone(
         derived_cols,
         derived,
         _columns(db, "sessions_api_documentversion") if with_bodies else [],
+        plants or {},
     )
-    tables = (SESSION, *DERIVED) + (
+    tables = (SESSION, *derived_tables) + (
         ("sessions_api_documentversion", "sessions_api_documentbody") if with_bodies else ()
     )
     indexes = _secondary_indexes(db, tables)
     for name, _ in indexes:
         db.execute(f'DROP INDEX "{name}"')
-    counts = {"sessions": 0, **{t: 0 for t in DERIVED}}
+    counts = {"sessions": 0, **{t: 0 for t in derived_tables}}
     for chunk in _clone_chunks(
         source,
         count=count,
@@ -439,7 +466,7 @@ def bulk_clone(
         db.execute("BEGIN")
         marks = ",".join("?" * len(session_cols))
         db.executemany(f'INSERT INTO "{SESSION}" VALUES ({marks})', chunk.sessions)
-        for table in DERIVED:
+        for table in derived_tables:
             marks = ",".join("?" * len(derived_cols[table]))
             db.executemany(f'INSERT INTO "{table}" VALUES ({marks})', chunk.derived[table])
             counts[table] += len(chunk.derived[table])
@@ -480,6 +507,8 @@ def bulk_clone_postgres(
     expire: bool | None = None,
     with_bodies: bool = False,
     body_bytes: int = 2048,
+    with_search: bool = False,
+    plants: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """:func:`bulk_clone` for PostgreSQL: the same clones, written with COPY. Secondary indexes
     (not the primary keys and unique constraints) are dropped for the load and rebuilt after
@@ -518,9 +547,12 @@ def bulk_clone_postgres(
         for row in templates:
             for i in json_at:
                 row[i] = Jsonb(row[i])
+        derived_tables = (*DERIVED, SEARCH) if with_search else DERIVED
         derived_cols: dict[str, list[str]] = {}
-        derived: dict[str, dict[Any, list[list[Any]]]] = {t: defaultdict(list) for t in DERIVED}
-        for table in DERIVED:
+        derived: dict[str, dict[Any, list[list[Any]]]] = {
+            t: defaultdict(list) for t in derived_tables
+        }
+        for table in derived_tables:
             cols, _ = columns(table)
             cols = [c for c in cols if c != "id"]  # the sequence numbers the copies
             derived_cols[table] = cols
@@ -531,8 +563,8 @@ def bulk_clone_postgres(
         version_cols: list[str] = []
         if with_bodies:
             version_cols = [c for c in columns("sessions_api_documentversion")[0] if c != "id"]
-        source = Source(session_cols, templates, derived_cols, derived, version_cols)
-        tables = [SESSION, *DERIVED] + (
+        source = Source(session_cols, templates, derived_cols, derived, version_cols, plants or {})
+        tables = [SESSION, *derived_tables] + (
             ["sessions_api_documentversion", "sessions_api_documentbody"] if with_bodies else []
         )
         indexes = db.execute(
@@ -543,7 +575,7 @@ def bulk_clone_postgres(
         ).fetchall()
         for name, _ in indexes:
             db.execute(f'DROP INDEX "{name}"')
-        counts = {"sessions": 0, **{t: 0 for t in DERIVED}}
+        counts = {"sessions": 0, **{t: 0 for t in derived_tables}}
 
         def copy_rows(table: str, cols: list[str], rows: list[Any]) -> None:
             quoted = ", ".join(f'"{c}"' for c in cols)
@@ -567,7 +599,7 @@ def bulk_clone_postgres(
             with db.transaction():
                 db.execute("SET LOCAL session_replication_role = replica")
                 copy_rows(SESSION, session_cols, chunk.sessions)
-                for table in DERIVED:
+                for table in derived_tables:
                     copy_rows(table, derived_cols[table], chunk.derived[table])
                     counts[table] += len(chunk.derived[table])
                 if with_bodies:

@@ -179,6 +179,18 @@ def _b9(r: dict[str, Any]) -> tuple[str, str]:
     )
 
 
+def _b10(r: dict[str, Any]) -> tuple[str, str]:
+    h = r["headline"]
+    p95 = ", ".join(f"{name} {fmt(ms, ' ms')}" for name, ms in r["p95"].items())
+    http = h["http_ratios"]
+    return (
+        f"at {h['sessions']:,} sessions, server p95: {p95}; index {fmt(h['index_mb'], ' MB')}",
+        f"HTTP p95 / plain first page: miss {fmt(http['miss'], '', 2)}, hit "
+        f"{fmt(http['hit'], '', 2)}; ingest CPU added {fmt(h['ingest_cpu_added'], '', 2)} "
+        f"(a growing session's saves: {fmt(h.get('growing_ingest_cpu_added'), '', 2)})",
+    )
+
+
 def _b11(r: dict[str, Any]) -> tuple[str, str]:
     m = r["median"]
     per_cpu = [
@@ -216,6 +228,7 @@ _MEASURED: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "PG": _pg,
     "B8": _b8,
     "B9": _b9,
+    "B10": _b10,
     "B11": _b11,
     "B12": _b12,
 }

@@ -104,6 +104,8 @@ def task_bulk(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
         seed=params.get("seed", 11),
         expire=params.get("expire"),
         with_bodies=params.get("with_bodies", False),
+        with_search=params.get("with_search", False),
+        plants=params.get("plants"),
     )
 
 
@@ -550,6 +552,65 @@ def task_growing_session(data_dir: str, params: dict[str, Any]) -> dict[str, Any
     }
 
 
+# --- B10: search ----------------------------------------------------------------------------------
+
+
+def task_search(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Search queries in-process (server time without HTTP): a page of 50 results and their
+    snippets, per query; the size of the search index."""
+    from django.db import connection
+
+    from sessions_api.models import SearchEntry, Session
+    from sessions_api.search import matching
+    from sessions_api.search.query import parse_query
+    from sessions_api.sessions import selectors
+
+    now = datetime.now(UTC)
+    repeat = params.get("repeat", 15)
+    results: dict[str, Any] = {}
+    for name, spec in params["queries"].items():
+        since = spec.get("since_days")
+        flt = selectors.SessionFilters(
+            q=spec["q"],
+            status=spec.get("status", []),
+            since=now - timedelta(days=since) if since else None,
+        )
+
+        def search(f=flt) -> int:
+            page = selectors.list_sessions(filters=f, limit=50)
+            found = matching.first_matches([r.id for r in page.items], parse_query(f.q))
+            return len(page.items) + 0 * len(found)
+
+        hits = search()  # warm
+        timings = summary_ms(timed(search, repeat))
+        results[name] = {"query": spec, "results_on_page": hits, **timings}
+    plain = selectors.SessionFilters()
+    selectors.list_sessions(filters=plain, limit=50)
+    results["plain_first_page"] = summary_ms(
+        timed(lambda: selectors.list_sessions(filters=plain, limit=50), repeat)
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "SELECT name, SUM(pgsize) FROM dbstat WHERE name LIKE 'search_entry_fts%' "
+                "OR name IN ('sessions_api_searchentry', 'search_session_event_idx') GROUP BY name"
+            )
+        else:
+            cursor.execute(
+                "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname IN "
+                "('sessions_api_searchentry', 'search_entry_text_trgm', 'search_session_event_idx')"
+            )
+        sizes = {name: int(size) for name, size in cursor.fetchall()}
+    return {
+        "vendor": connection.vendor,
+        "sessions": Session.objects.count(),
+        "entries": SearchEntry.objects.count(),
+        "index_bytes": sizes,
+        "inproc": results,
+        "peak_rss_mb": self_peak_rss_mb(),
+    }
+
+
 def _otel_stored() -> dict[str, int]:
     """Sessions of format otel, and the spans their latest documents hold."""
     from sessions_api.models import Session
@@ -587,6 +648,58 @@ def task_otlp_fold(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def task_ingest_cpu(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """CPU seconds to ingest documents, with the search index or without it (``search``: false
+    leaves the entries out: what ingest cost before search). The documents: the pickled ones
+    (``pickle``, new sessions), or one chat session saved every ``every`` messages up to
+    ``messages`` (``growing``, as B9 saves it: every save after the first is merged, so only
+    its appended events are indexed)."""
+    from bench.datagen import chat_document
+    from sessions_api.ingest import incremental, indexing, services
+    from sessions_api.search import index
+
+    if not params.get("search", True):
+        indexing.build_entries = lambda session, events=None: []
+        index.write_entries = lambda *args, **kwargs: None
+        index.remove_from = lambda *args, **kwargs: None
+        index.events_before = lambda session_pk, seq: 0  # as if numbered: the merge still runs
+        incremental.session_entry = lambda *args, **kwargs: None
+    growing = params.get("growing")
+    if growing:
+        every, key = growing["every"], "conv_b10_growing_0001"
+        items = [
+            (chat_document(messages=n, session_id=key), None)
+            for n in range(every, growing["messages"] + 1, every)
+        ]
+        # One untimed save of another session: the timed ones must not pay first-call costs.
+        services.ingest_document(
+            body=chat_document(messages=every, session_id=key + "-warm-up", seed=2),
+            now=datetime.now(UTC),
+        )
+    else:
+        items = pickle.loads(Path(params["pickle"]).read_bytes())
+    now = datetime.now(UTC)
+    merges = 0
+    real_merge = incremental.merge
+
+    def counting_merge(*args, **kwargs):
+        nonlocal merges
+        merged = real_merge(*args, **kwargs)
+        merges += merged is not None
+        return merged
+
+    incremental.merge = counting_merge
+    cpu, wall = time.process_time(), time.perf_counter()
+    for body, external_id in items:
+        services.ingest_document(body=body, external_id=external_id, now=now)
+    return {
+        "documents": len(items),
+        "merged": merges,
+        "cpu_s": round(time.process_time() - cpu, 3),
+        "wall_s": round(time.perf_counter() - wall, 3),
+    }
+
+
 TASKS = {
     "prepare": task_prepare,
     "ingest": task_ingest,
@@ -597,6 +710,8 @@ TASKS = {
     "cleanup": task_cleanup,
     "raw_ceiling": task_raw_ceiling,
     "growing_session": task_growing_session,
+    "search": task_search,
+    "ingest_cpu": task_ingest_cpu,
     "otlp_fold": task_otlp_fold,
 }
 

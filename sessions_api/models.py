@@ -218,6 +218,26 @@ class ModelUsage(models.Model):
         return f"{self.model or '(unattributed)'} in {self.session_id}"
 
 
+class SearchEntry(models.Model):
+    """What full-text search reads: one row per timeline event of the latest version (and one
+    for the session's own fields), derived by sessions_api/search/entries.py. On SQLite an FTS5
+    table over ``text`` is kept in step by triggers; on PostgreSQL a trigram index covers it
+    (both made by the migration that adds this table)."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="search_entries")
+    # The timeline event this text belongs to (-1: the session's own ids, title, agent, user).
+    event_index = models.IntegerField()
+    seq = models.IntegerField(null=True, blank=True)
+    kind = models.CharField(max_length=16)
+    text = models.TextField()
+
+    class Meta:
+        indexes = [models.Index(fields=["session", "event_index"], name="search_session_event_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} #{self.event_index}"
+
+
 class DocumentBody(models.Model):
     """Bodies for the `orm` DocumentStore (independent of the index on purpose).
 

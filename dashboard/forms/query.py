@@ -167,6 +167,9 @@ class SessionPageForm(forms.Form):
     version = BoundedIntegerField(required=False, min_value=0)
     start = BoundedIntegerField(required=False, min_value=0)
     around = BoundedIntegerField(required=False, min_value=0)
+    # A timeline event to open the page at (a search result's link), and the find box's text.
+    event = BoundedIntegerField(required=False, min_value=0)
+    find = forms.CharField(required=False, max_length=200)
     limit = BoundedIntegerField(required=False, min_value=0)
     a = BoundedIntegerField(required=False, min_value=0)
     b = BoundedIntegerField(required=False, min_value=0)

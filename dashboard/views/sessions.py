@@ -45,6 +45,8 @@ from sessions_api.analytics import pricing
 from sessions_api.editing import selectors as editing_selectors
 from sessions_api.errors import AmbiguousSessionId, BodyNotFound, InvalidDocument, InvalidQuery
 from sessions_api.formats import FORMAT_IDS
+from sessions_api.search import finding, matching
+from sessions_api.search.query import parse_query
 from sessions_api.sessions import selectors
 from sessions_api.sessions.detail import (
     diff_versions,
@@ -105,7 +107,8 @@ def explorer(request: HttpRequest) -> HttpResponse:
         problem = exc.message
         page = ExplorerPage(items=[], next_cursor=None, prev_cursor=None)
     costs = pricing.session_costs(sessions={r.id: r.summary.started_at for r in page.items})
-    rows = [{"record": r, "cost": costs.get(r.id)} for r in page.items]
+    found = matching.first_matches([r.id for r in page.items], parse_query(filters.q))
+    rows = [{"record": r, "cost": costs.get(r.id), "match": found.get(r.id)} for r in page.items]
     active_filters = _active_filters(form, filters, preset)
     context = {
         "nav": "sessions",
@@ -403,8 +406,10 @@ def detail(request: HttpRequest, session_id: str) -> HttpResponse:
     version = params.version_of(record.version)
     start = params.number("start") or 0
     around = params.number("around")
+    event = params.number("event")
+    find_text = (params.cleaned_data.get("find") or "").strip()
     problem = ""
-    window = panels = None
+    window = panels = found = None
     try:
         # Panels first: on the first view of a version they parse it, and that parse also
         # caches the timeline's pages, which the window then reads (one parse, not two).
@@ -413,6 +418,10 @@ def detail(request: HttpRequest, session_id: str) -> HttpResponse:
             index = event_index_of_seq(record=record, seq=around, version=version)
             if index is not None:
                 start = max(0, index - 20)
+        if event is not None:
+            start = max(0, event - 20)
+        if find_text:
+            found = finding.find_in_version(record=record, version=version, text=find_text)
         window = selectors.get_timeline_window(
             record=record, version=version, start=start, limit=TIMELINE_PAGE
         )
@@ -432,6 +441,9 @@ def detail(request: HttpRequest, session_id: str) -> HttpResponse:
             "panels": panels,
             "cost": _cost(record),
             "around": around,
+            "event": event,
+            "find": find_text,
+            "found": found,
             "versions_count": record.version,
             "problem": problem,
             "page_size": TIMELINE_PAGE,

@@ -70,6 +70,18 @@ class BatchOut(Schema):
     results: list[BatchItemOut]
 
 
+class SearchMatchOut(Schema):
+    """Where a session matched ``q``: the first timeline event holding a term (``event_index``
+    as in the timeline; null when it was the session's own ids, title, agent or user), and a
+    plain-text snippet of it with the matched spans as [start, end) offsets."""
+
+    event_index: int | None
+    seq: int | None
+    kind: str
+    snippet: str
+    highlights: list[tuple[int, int]]
+
+
 class SessionListItem(Schema):
     id: str
     external_id: str
@@ -78,6 +90,7 @@ class SessionListItem(Schema):
     title: str
     has_errors: bool
     summary: SummaryOut
+    match: SearchMatchOut | None = None
 
 
 class SessionListOut(Schema):

@@ -29,6 +29,8 @@ from sessions_api.editing.values import EditRequest
 from sessions_api.errors import BodyNotFound, InvalidRequest, NotFound
 from sessions_api.formats import FORMAT_IDS
 from sessions_api.ingest import services
+from sessions_api.search import matching
+from sessions_api.search.query import parse_query
 from sessions_api.sessions import selectors
 from sessions_api.sessions.records import SessionRecord
 
@@ -217,8 +219,9 @@ def list_sessions(
         q=q,
     )
     page = selectors.list_sessions(filters=filters, order=order, cursor=cursor, limit=limit)
+    found = matching.first_matches([r.id for r in page.items], parse_query(q)) if q else {}
     return {
-        "items": [_list_item(record) for record in page.items],
+        "items": [_list_item(record, found.get(record.id)) for record in page.items],
         "next_cursor": page.next_cursor,
     }
 
@@ -365,7 +368,7 @@ def require_session(session_id: str) -> SessionRecord:
     return record
 
 
-def _list_item(record: SessionRecord) -> dict[str, Any]:
+def _list_item(record: SessionRecord, match: matching.SearchMatch | None) -> dict[str, Any]:
     return {
         "id": record.id,
         "external_id": record.external_id,
@@ -374,6 +377,15 @@ def _list_item(record: SessionRecord) -> dict[str, Any]:
         "title": record.title,
         "has_errors": record.has_errors,
         "summary": record.summary,
+        "match": None
+        if match is None
+        else {
+            "event_index": match.event_index,
+            "seq": match.seq,
+            "kind": match.kind,
+            "snippet": match.snippet.text,
+            "highlights": list(match.snippet.highlights),
+        },
     }
 
 

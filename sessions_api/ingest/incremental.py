@@ -13,7 +13,11 @@ sure of that; the caller then parses the document whole. It is sure only when:
   result appended later pairs as a whole parse would pair it;
 - the re-derived messages raise no parse warning but that same one, answer no call before
   ``start``, and reuse no call id from before ``start``;
-- the session has no logs and no steps (their rows and model names are not per message).
+- the session has no logs and no steps (their rows and model names are not per message);
+- the stored search entries number the timeline events of the messages before ``start`` (one
+  entry per event): the re-derived messages' entries follow them. Those earlier events are
+  the same in the new version (no re-derived message answers a call before ``start``), so only
+  the entries from ``start`` on and the session's own entry are written anew.
 
 tests/ingest/test_incremental_properties.py checks the merge against whole parses.
 """
@@ -36,6 +40,7 @@ from sessions_api.ingest.indexing import (
     build_index,
     search_text,
 )
+from sessions_api.search.entries import SESSION_FIELDS, SearchEntryRow, session_entry
 
 #: The only parse warning a latest version may have for a merge: its calls still waiting for a
 #: result are re-derived with the appended messages.
@@ -58,6 +63,9 @@ class StoredDerivation:
     replaced_tool_calls: list[tuple[str, str]]
     #: (kind, heuristic) of the stored error rows of messages from ``start`` on.
     replaced_errors: list[tuple[str, bool]]
+    #: Timeline events of the messages before ``start``, from the stored search entries; None
+    #: when they do not tell (a session not indexed for search yet).
+    events_before_start: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,9 @@ class MergedIndex:
     errors: list[ErrorRow]
     #: Every row: counts and tokens per model change with each version.
     model_usage: list[ModelUsageRow]
+    #: The session's own entry and those of the events of messages from ``start`` on; the
+    #: stored ones of those are replaced.
+    search_entries: list[SearchEntryRow]
     start: int
     warnings: list[ParseWarning]
 
@@ -108,7 +119,7 @@ def merge(
             return None
         if message.tokens is not None and not message.tokens.is_empty:
             return None
-    if start > previous.message_count:
+    if start > previous.message_count or previous.events_before_start is None:
         return None
 
     index = build_index(
@@ -134,11 +145,19 @@ def merge(
     names.update(dict.fromkeys(columns["model_names"]))
     columns["model_names"] = list(names)
     columns["search_text"] = search_text(dataclasses.replace(rederived, messages=head))
+    own = session_entry(rederived, models=columns["model_names"])
+    offset = previous.events_before_start
+    entries = [
+        dataclasses.replace(entry, event_index=entry.event_index + offset)
+        for entry in index.search_entries
+        if entry.event_index != SESSION_FIELDS
+    ]
     return MergedIndex(
         columns=columns,
         tool_calls=index.tool_calls,
         errors=index.errors,
         model_usage=_merged_model_usage(previous, rederived, start=start),
+        search_entries=([own] if own is not None else []) + entries,
         start=start,
         warnings=warnings,
     )

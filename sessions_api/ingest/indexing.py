@@ -22,6 +22,7 @@ from sessions_api.domain import (
     ToolStatus,
 )
 from sessions_api.formats.pairing import count_recorded_tool_errors
+from sessions_api.search.entries import SearchEntryRow, build_entries
 
 SEARCH_TEXT_CHARS = 4000
 PREVIEW_CHARS = 500
@@ -72,6 +73,7 @@ class SessionIndex:
     tool_calls: list[ToolCallRow] = field(default_factory=list)
     errors: list[ErrorRow] = field(default_factory=list)
     model_usage: list[ModelUsageRow] = field(default_factory=list)
+    search_entries: list[SearchEntryRow] = field(default_factory=list)
     #: True when the document has no time of its own (no creation time, no message times), so
     #: ``started_at`` fell back to ``first_received_at``: an index built before the session's
     #: first receipt was known must then be built again (services.py builds it before taking
@@ -159,6 +161,7 @@ def build_index(
         tool_calls=tool_calls,
         errors=errors,
         model_usage=_model_usage_rows(session),
+        search_entries=build_entries(session),
         uses_first_received_at=uses_first_received_at,
     )
 

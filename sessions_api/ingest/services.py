@@ -52,6 +52,7 @@ from sessions_api.models import (
     SessionError,
     ToolCallRecord,
 )
+from sessions_api.search import index as search_index
 from sessions_api.sessions.records import SessionSummary, summary_from_row
 from sessions_api.storage import get_document_store
 
@@ -747,7 +748,13 @@ def _derive_incrementally(
             break
         head_stop *= 4
     return incremental.merge(
-        _stored_derivation(row, usage, replaced_calls, replaced_errors),
+        _stored_derivation(
+            row,
+            usage,
+            replaced_calls,
+            replaced_errors,
+            events_before_start=search_index.events_before(row.pk, start),
+        ),
         parsed.session,
         list(parsed.warnings),
         start=start,
@@ -763,6 +770,8 @@ def _stored_derivation(
     usage: list[ModelUsageRow],
     replaced_calls: list[tuple[str, str]],
     replaced_errors: list[tuple[str, bool]],
+    *,
+    events_before_start: int | None = None,
 ) -> incremental.StoredDerivation:
     return incremental.StoredDerivation(
         message_count=row.message_count,
@@ -775,6 +784,7 @@ def _stored_derivation(
         model_usage=usage,
         replaced_tool_calls=replaced_calls,
         replaced_errors=replaced_errors,
+        events_before_start=events_before_start,
     )
 
 
@@ -786,9 +796,10 @@ def _write_merged_index(
     received_at: datetime,
     detection_rule: str,
 ) -> None:
-    """The merge's rows written: those of the re-derived messages replace the stored ones from
-    ``merged.start`` on, the rest stay (with the session's new end as their time, which is
-    every row's time when no message has one: a merge's condition)."""
+    """The merge's rows written: those of the re-derived messages (search entries among them)
+    replace the stored ones from ``merged.start`` on, the rest stay (with the session's new
+    end as their time, which is every row's time when no message has one: a merge's
+    condition)."""
     previous_updated_at = row.updated_at
     _update_session_row(
         row, merged.columns, version=version, received_at=received_at, detection_rule=detection_rule
@@ -796,6 +807,7 @@ def _write_merged_index(
     if merged.start < merged.columns["message_count"]:
         ToolCallRecord.objects.filter(session=row, message_seq__gte=merged.start).delete()
         SessionError.objects.filter(session=row, message_seq__gte=merged.start).delete()
+    search_index.remove_from(row.pk, merged.start)
     # Rows of logs: the merged document has none (a merge's condition).
     SessionError.objects.filter(session=row, message_seq__isnull=True).delete()
     if row.updated_at != previous_updated_at:
@@ -809,6 +821,7 @@ def _write_merged_index(
             tool_calls=merged.tool_calls,
             errors=merged.errors,
             model_usage=merged.model_usage,
+            search_entries=merged.search_entries,
         ),
     )
 
@@ -822,6 +835,7 @@ def _write_index(
     ToolCallRecord.objects.filter(session=row).delete()
     SessionError.objects.filter(session=row).delete()
     ModelUsage.objects.filter(session=row).delete()
+    search_index.write_entries(row.pk, [], replace=True)
     _insert_derived_rows(row, index)
 
 
@@ -858,6 +872,7 @@ def _insert_derived_rows(row: Session, index: SessionIndex) -> None:
             names = ("session", *rows[0].__dataclass_fields__)
             values = [(row.pk, *(getattr(r, name) for name in names[1:])) for r in rows]
             db.insert_rows(model, names, values)
+    search_index.write_entries(row.pk, index.search_entries)
 
 
 def _outcome(

@@ -25,6 +25,8 @@ from sessions_api.domain import Session as CanonicalSession
 from sessions_api.errors import AmbiguousSessionId, InvalidQuery
 from sessions_api.formats import FORMAT_IDS, parse_document
 from sessions_api.models import DocumentVersion, ModelUsage, Session, ToolCallRecord
+from sessions_api.search import matching
+from sessions_api.search.query import parse_query
 from sessions_api.sessions import cursors
 from sessions_api.sessions.records import (
     SessionRecord,
@@ -104,12 +106,7 @@ def filtered_sessions(filters: SessionFilters) -> QuerySet[Session]:
     if filters.has_errors is not None:
         rows = rows.filter(has_errors=filters.has_errors)
     if filters.q:
-        text = filters.q.strip()[:200]
-        rows = rows.filter(
-            Q(external_id__icontains=text)
-            | Q(search_text__icontains=text)
-            | Q(title__icontains=text)
-        )
+        rows = matching.filter_matching(rows, parse_query(filters.q))
     return rows
 
 

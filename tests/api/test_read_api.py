@@ -420,7 +420,8 @@ INJECTIONS: list[tuple[str, list[str]]] = [
     ("model[$in][]=gpt-4.1", ["list-d", "list-c", "list-b", "list-a"]),
     ("user=ana&user[$ne]=ana", ["list-d"]),
     ("q=%25", []),  # a literal percent, not a LIKE wildcard
-    ("q=_", []),  # a literal underscore
+    # A literal underscore, not a LIKE wildcard: only list-d has one (its tool call id, call_1).
+    ("q=_", ["list-d"]),
 ]
 
 

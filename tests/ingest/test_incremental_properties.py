@@ -1,7 +1,7 @@
 """Incremental derivation gives what a whole parse gives: after every save of every sequence
-below (fixtures, the demo data, random edits), the stored index row, derived rows and
-warnings equal build_index over a whole parse of the stored version, and the stored bytes come
-back byte for byte (the timeline is built from them when read)."""
+below (fixtures, the demo data, random edits), the stored index row, derived rows, search
+entries and warnings equal build_index over a whole parse of the stored version, and the stored
+bytes come back byte for byte (the timeline is built from them when read)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from sessions_api.formats import parse_document
 from sessions_api.formats.decoding import decode_document
 from sessions_api.ingest import incremental, services
 from sessions_api.ingest.indexing import build_index
-from sessions_api.models import ModelUsage, Session, SessionError, ToolCallRecord
+from sessions_api.models import ModelUsage, SearchEntry, Session, SessionError, ToolCallRecord
 from sessions_api.sessions.timeline import build_timeline
 from sessions_api.storage import get_document_store
 
@@ -93,6 +93,10 @@ def assert_matches_whole_parse(session_id: str, body: bytes) -> None:
         )
         for u in index.model_usage
     }
+    entries = SearchEntry.objects.filter(session=row).order_by("event_index")
+    assert list(entries.values_list("event_index", "seq", "kind", "text")) == [
+        (e.event_index, e.seq, e.kind, e.text) for e in index.search_entries
+    ]
     assert build_timeline(parsed.session) is not None
 
 
@@ -387,3 +391,54 @@ def test_a_growth_read_before_another_save_is_parsed_whole(merges):
 
     assert stored.version == 3 and merges["merged"] == merged_before
     assert_matches_whole_parse(outcome.id, late)
+
+
+# --- search entries ----------------------------------------------------------------------------
+
+
+def entry_ids(session_id: str) -> dict[int, int]:
+    return dict(SearchEntry.objects.filter(session_id=session_id).values_list("event_index", "id"))
+
+
+@pytest.mark.django_db
+def test_a_merged_save_keeps_the_earlier_entries_and_adds_those_of_its_events(merges):
+    messages = turn(0, calls=1)
+    outcome = save(chat("grow-search", messages), at=T0)
+    before = entry_ids(outcome.id)
+    body = chat("grow-search", [*messages, *turn(1, calls=2)])
+    save(body, at=T0 + timedelta(minutes=1))
+    assert merges["merged"] == 1
+    assert_matches_whole_parse(outcome.id, body)
+    after = entry_ids(outcome.id)
+    kept = {index: pk for index, pk in before.items() if index >= 0}
+    assert {index: after[index] for index in kept} == kept  # the same rows, not rewritten
+    assert len(after) > len(before)
+
+
+@pytest.mark.django_db
+def test_an_event_that_says_nothing_keeps_its_place_in_the_numbering(merges):
+    messages = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": ""},  # no text, no model: an event saying nothing
+    ]
+    body = json.dumps({"id": "grow-quiet", "messages": messages}).encode()
+    outcome = save(body, at=T0)
+    assert SearchEntry.objects.filter(session_id=outcome.id, text="").count() == 1
+    body = json.dumps(
+        {"id": "grow-quiet", "messages": [*messages, {"role": "user", "content": "second"}]}
+    ).encode()
+    save(body, at=T0 + timedelta(minutes=1))
+    assert merges["merged"] == 1
+    assert_matches_whole_parse(outcome.id, body)
+    assert SearchEntry.objects.get(session_id=outcome.id, text="second").event_index == 2
+
+
+@pytest.mark.django_db
+def test_a_session_without_search_entries_is_parsed_whole_when_it_grows(merges):
+    messages = turn(0, calls=1)
+    outcome = save(chat("grow-unindexed", messages), at=T0)
+    SearchEntry.objects.filter(session_id=outcome.id).delete()  # stored before search existed
+    body = chat("grow-unindexed", [*messages, *turn(1, calls=1)])
+    save(body, at=T0 + timedelta(minutes=1))
+    assert merges["merged"] == 0
+    assert_matches_whole_parse(outcome.id, body)

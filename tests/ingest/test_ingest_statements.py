@@ -78,12 +78,13 @@ def test_a_new_session_is_one_insert_per_table_in_one_transaction():
         outcome = services.ingest_document(body=chat_document("stmt-new"))
 
     assert outcome.created and outcome.changed
-    # The document fills every derived table, so all six inserts are there.
+    # The document fills every derived table, so all seven inserts are there.
     assert ToolCallRecord.objects.count() == 2
     assert SessionError.objects.filter(kind="tool_error").count() == 1
     assert ModelUsage.objects.count() == 1
     data = data_statements(captured)
-    assert len(data) == 6, data  # session, body, version, tool calls, errors, model usage
+    # Session, body, version, tool calls, errors, model usage, search entries.
+    assert len(data) == 7, data
     assert all(sql.startswith("INSERT") for sql in data), data
     assert commits(captured) == 1
 
@@ -96,8 +97,8 @@ def test_a_new_version_is_bounded_and_an_unchanged_document_writes_nothing():
         outcome = services.ingest_document(body=chat_document("stmt-version", turns=2))
     assert outcome.version == 2
     # The no-op insert, lock, latest version, body (the version before's links and payloads,
-    # then the insert of the delta), version, update, 3 deletes, 3 inserts.
-    assert len(data_statements(captured)) <= 14, data_statements(captured)
+    # then the insert of the delta), version, update, 4 deletes, 4 inserts.
+    assert len(data_statements(captured)) <= 16, data_statements(captured)
     assert commits(captured) == 1
 
     with CaptureQueriesContext(connection) as captured:
@@ -117,6 +118,6 @@ def test_a_batch_is_one_transaction_with_a_bounded_number_of_statements_per_item
 
     assert [item.outcome is not None for item in batch.results] == [True] * 10 + [False]
     assert commits(captured) == 1
-    # Per stored item: a savepoint and its release around the six inserts of a new session.
-    assert len(statements(captured)) <= 10 * 8 + 2, statements(captured)
-    assert len(data_statements(captured)) == 10 * 6
+    # Per stored item: a savepoint and its release around the seven inserts of a new session.
+    assert len(statements(captured)) <= 10 * 9 + 2, statements(captured)
+    assert len(data_statements(captured)) == 10 * 7
