@@ -3,7 +3,8 @@
 A module that drives a browser calls :func:`require_playwright` at import (it skips the module
 with the reason when Chromium or Playwright is absent) and imports the ``browser`` fixture.
 The screenshot script and the benchmark's browser timing launch it with :func:`launch` too;
-:func:`watched_page` is a signed-in page that fails the test on any script problem.
+:func:`watched_page` is a signed-in page that fails the test on any script problem, and
+:func:`signed_in_page` one for a new user of a group.
 """
 
 from __future__ import annotations
@@ -68,6 +69,35 @@ def watched_page(
     yield page
     context.close()
     assert problems == [], problems
+
+
+@contextmanager
+def signed_in_page(
+    browser: Any,
+    live_server: Any,
+    *,
+    username: str,
+    group: str,
+    height: int = 900,
+    expected_console_errors: tuple[str, ...] = (),
+) -> Iterator[Any]:
+    """A :func:`watched_page` on ``live_server`` signed in as a new user of ``group`` (viewer,
+    editor or admin), 1440 pixels wide."""
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+
+    user = User.objects.create_user(username, f"{username}@example.com", "pw-for-tests-123")
+    user.groups.add(Group.objects.get_or_create(name=group)[0])
+    client = Client()
+    client.force_login(user)
+    with watched_page(
+        browser,
+        base_url=live_server.url,
+        session_cookie=client.cookies["sessionid"].value,
+        viewport={"width": 1440, "height": height},
+        expected_console_errors=expected_console_errors,
+    ) as page:
+        yield page
 
 
 def require_playwright() -> ModuleType:

@@ -14,15 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.test import Client
 from django.utils import timezone
 
 from sessions_api.ingest import services
 from sessions_api.lifecycle.alerts import delivery, evaluate, rules
 from sessions_api.models import AlertNotification
 from tests.support import sample_data
-from tests.support.chromium import require_playwright, watched_page
+from tests.support.chromium import require_playwright, signed_in_page
 from tests.support.sample_data import Turn
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -40,15 +38,8 @@ def shot(page, name: str) -> None:
 
 @pytest.fixture
 def page(browser, live_server, transactional_db):
-    user = User.objects.create_user("alerts-admin", "a@example.com", "pw-for-tests-123")
-    user.groups.add(Group.objects.get_or_create(name="admin")[0])
-    client = Client()
-    client.force_login(user)
-    with watched_page(
-        browser,
-        base_url=live_server.url,
-        session_cookie=client.cookies["sessionid"].value,
-        viewport={"width": 1440, "height": 1000},
+    with signed_in_page(
+        browser, live_server, username="alerts-admin", group="admin", height=1000
     ) as page:
         yield page
 

@@ -10,13 +10,12 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.test import Client
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from sessions_api.ingest import services
 from tests.support import sample_data
-from tests.support.chromium import require_playwright, watched_page
+from tests.support.chromium import require_playwright, signed_in_page
 from tests.support.sample_data import XSS_TEXT, ToolSpec, Turn
 
 pytestmark = [pytest.mark.browser]
@@ -28,16 +27,7 @@ expect = playwright_sync.expect
 @pytest.fixture
 def page(browser, live_server, transactional_db):
     """A logged-in page (a viewer) that fails the test on any dialog or page error."""
-    user = User.objects.create_user("browser", "b@example.com", "pw-for-tests-123")
-    user.groups.add(Group.objects.get_or_create(name="viewer")[0])
-    client = Client()
-    client.force_login(user)
-    with watched_page(
-        browser,
-        base_url=live_server.url,
-        session_cookie=client.cookies["sessionid"].value,
-        viewport={"width": 1440, "height": 900},
-    ) as page:
+    with signed_in_page(browser, live_server, username="browser", group="viewer") as page:
         yield page
 
 

@@ -11,14 +11,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.test import Client
 from django.utils import timezone
 
 from sessions_api.demo.load import load_demo
 from sessions_api.models import Session
 from sessions_api.sessions import selectors
-from tests.support.chromium import require_playwright, watched_page
+from tests.support.chromium import require_playwright, signed_in_page
 
 pytestmark = [pytest.mark.browser]
 
@@ -28,16 +26,7 @@ expect = playwright_sync.expect
 
 @pytest.fixture
 def page(browser, live_server, transactional_db):
-    user = User.objects.create_user("searcher", "s@example.com", "pw-for-tests-123")
-    user.groups.add(Group.objects.get_or_create(name="viewer")[0])
-    client = Client()
-    client.force_login(user)
-    with watched_page(
-        browser,
-        base_url=live_server.url,
-        session_cookie=client.cookies["sessionid"].value,
-        viewport={"width": 1440, "height": 900},
-    ) as page:
+    with signed_in_page(browser, live_server, username="searcher", group="viewer") as page:
         yield page
 
 
