@@ -238,7 +238,7 @@ def _run_locked(
 
 def _repeat_of_previous_idle_run(row: JobRun, *, reason: str) -> RunRecord | None:
     """A beat run with nothing to do, folded into the job's previous run when that one was
-    idle for the same reason: it counts the repeat and moves its finish time, and this run's
+    idle for the same reason: it counts the repeat and takes this run's times, and this run's
     row goes. A job polling every few seconds would otherwise fill the history with rows that
     say nothing new. None (nothing folded) after any other outcome."""
     previous = JobRun.objects.filter(job=row.job).exclude(pk=row.pk).order_by("-id").first()
@@ -251,8 +251,14 @@ def _repeat_of_previous_idle_run(row: JobRun, *, reason: str) -> RunRecord | Non
     ):
         return None
     repeats = int(details.get("repeats", 1)) + 1
+    idle_since = details.get("idle_since") or previous.queued_at.isoformat()
+    # The row now stands for the latest run (its times drive "last run" and the next-run
+    # estimate); when the idling began stays in its details.
     JobRun.objects.filter(pk=previous.pk).update(
-        finished_at=timezone.now(), details={**details, "repeats": repeats}
+        queued_at=row.queued_at,
+        started_at=row.started_at,
+        finished_at=timezone.now(),
+        details={**details, "repeats": repeats, "idle_since": idle_since},
     )
     row.delete()
     previous.refresh_from_db()

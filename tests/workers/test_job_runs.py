@@ -247,6 +247,9 @@ def test_idle_beat_runs_for_the_same_reason_share_one_row(monkeypatch):
     assert first.id == second.id == third.id
     row = JobRun.objects.get(job="sync_mongo_source")
     assert row.status == "skipped" and row.details["repeats"] == 3
+    # The row stands for the latest of the three: "last run" is now, not the first idle run.
+    assert row.details["idle_since"] == first.queued_at.isoformat()
+    assert row.queued_at > first.queued_at and row.started_at > first.started_at
     # A run someone asked for keeps its own row, and the next idle beat run starts a new one.
     manual = jobs.execute_run(job="sync_mongo_source", triggered_by="manual")
     after = jobs.execute_run(job="sync_mongo_source", triggered_by="beat")
