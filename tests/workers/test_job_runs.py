@@ -261,3 +261,15 @@ def test_an_otel_fold_with_nothing_waiting_is_idle():
     record = jobs.execute_run(job="fold_otel_spans", triggered_by="beat")
     assert record.status == "skipped"
     assert record.details["reason"] == "no spans waiting to be folded"
+
+
+@pytest.mark.parametrize(
+    ("job", "reason"),
+    [
+        ("evaluate_alerts", "no alert rules and no saves waiting for a check"),
+        ("deliver_alerts", "no notifications due"),
+    ],
+)
+def test_alert_jobs_with_nothing_to_do_are_idle(job, reason):
+    record = jobs.execute_run(job=job, triggered_by="beat")
+    assert record.status == "skipped" and record.details["reason"] == reason

@@ -238,6 +238,11 @@ class DeliverResult:
     def details(self) -> dict[str, Any]:
         return {"notifications": self.notification_ids[:100]}
 
+    @property
+    def nothing_to_do(self) -> str:
+        """Why the run had nothing to do ("" when a notification was due)."""
+        return "" if self.due else "no notifications due"
+
 
 def deliver_alerts(
     *,

@@ -167,6 +167,13 @@ class EvaluateResult:
     def details(self) -> dict[str, Any]:
         return {"notifications": self.notification_ids[:100]}
 
+    @property
+    def nothing_to_do(self) -> str:
+        """Why the run had nothing to do ("" when there were rules or outbox rows)."""
+        if self.rules or self.outbox_recovered or self.outbox_cleared:
+            return ""
+        return "no alert rules and no saves waiting for a check"
+
 
 def evaluate_alerts(
     *, now: datetime, dry_run: bool = False, checkpoint: Checkpoint = no_checkpoint
