@@ -71,7 +71,6 @@ class Session(models.Model):
     revision = models.BigIntegerField(null=True, blank=True)
 
     # Bounded text for ?q= (ids, names and the start of the conversation).
-    search_text = models.TextField(blank=True, default="")
     warnings = models.JSONField(default=list, blank=True)
 
     # Editing: written only by sessions_api/editing/, every change audited.

@@ -29,16 +29,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sessions_api.domain import Message, ParseWarning, Role, StatusSource, ToolStatus
+from sessions_api.domain import ParseWarning, Role, StatusSource, ToolStatus
 from sessions_api.domain import Session as CanonicalSession
 from sessions_api.ingest.indexing import (
     MODEL_NAME_CHARS,
-    SEARCH_TEXT_CHARS,
     ErrorRow,
     ModelUsageRow,
     ToolCallRow,
     build_index,
-    search_text,
 )
 from sessions_api.search.entries import SESSION_FIELDS, SearchEntryRow, session_entry
 
@@ -96,15 +94,12 @@ def merge(
     warnings: list[ParseWarning],
     *,
     start: int,
-    head: tuple[Message, ...],
     earlier_call_ids_reused: bool,
     first_received_at: datetime,
     received_at: datetime,
 ) -> MergedIndex | None:
     """The index of the whole new version, from the stored derivation of the latest version and
     ``rederived``: the new document's session with only its messages from ``start`` on.
-    ``head`` is the document's first messages, enough of them to decide the search text
-    (:func:`head_is_enough`).
     ``earlier_call_ids_reused``: whether a re-derived call has the id of a call before
     ``start``. None when the merge could differ from a whole parse (module docstring)."""
     if not may_merge(previous):
@@ -144,7 +139,6 @@ def merge(
     names = dict.fromkeys(previous.model_names)
     names.update(dict.fromkeys(columns["model_names"]))
     columns["model_names"] = list(names)
-    columns["search_text"] = search_text(dataclasses.replace(rederived, messages=head))
     own = session_entry(rederived, models=columns["model_names"])
     offset = previous.events_before_start
     entries = [
@@ -161,11 +155,6 @@ def merge(
         start=start,
         warnings=warnings,
     )
-
-
-def head_is_enough(head: tuple[Message, ...], *, total: int) -> bool:
-    """Whether ``head`` (the first messages) decides the search text of the whole document."""
-    return len(head) >= total or sum(len(m.content_text) for m in head) >= SEARCH_TEXT_CHARS
 
 
 def _merged_model_usage(

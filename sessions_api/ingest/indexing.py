@@ -24,7 +24,6 @@ from sessions_api.domain import (
 from sessions_api.formats.pairing import count_recorded_tool_errors
 from sessions_api.search.entries import SearchEntryRow, build_entries
 
-SEARCH_TEXT_CHARS = 4000
 PREVIEW_CHARS = 500
 # How far ahead of its receipt a document's own times may run (an agent's clock a little fast).
 # Beyond that they are clamped to the receipt time for ordering and for the lifecycle policies
@@ -151,7 +150,6 @@ def build_index(
         "expires_at": expires_at,
         "expire_after_s": session.expire_after_s,
         "revision": session.revision,
-        "search_text": search_text(session),
         "warnings": [
             {"code": w.code, "message": w.message, "path": w.path} for w in warnings[:100]
         ],
@@ -295,24 +293,6 @@ def _model_usage_rows(session: Session) -> list[ModelUsageRow]:
         )
         for model, entry in per_model.items()
     ]
-
-
-def search_text(session: Session) -> str:
-    """The header fields, then message texts up to SEARCH_TEXT_CHARS of them in all."""
-    parts = [
-        session.external_id or "",
-        session.title or "",
-        session.agent_name or "",
-        session.user_id or "",
-    ]
-    budget = SEARCH_TEXT_CHARS
-    for message in session.messages:
-        if budget <= 0:
-            break
-        text = message.content_text[:budget]
-        parts.append(text)
-        budget -= len(text)
-    return "\n".join(p for p in parts if p)[:SEARCH_TEXT_CHARS]
 
 
 def _preview(content: Any) -> str:

@@ -686,11 +686,6 @@ def _insert_version(
     db.insert_rows(DocumentVersion, names, [(*values, source)])
 
 
-# The first messages parsed at a time for the search text, which needs only its first
-# SEARCH_TEXT_CHARS of message text.
-_HEAD_MESSAGES = 16
-
-
 def _derive_incrementally(
     row: Session, growth: _Growth, *, now: datetime
 ) -> incremental.MergedIndex | None:
@@ -741,12 +736,6 @@ def _derive_incrementally(
             "model", "message_count"
         )
     ]
-    head_stop = _HEAD_MESSAGES
-    while True:
-        head = hook.parse_range(doc, 0, head_stop, variant=variant).session.messages
-        if incremental.head_is_enough(head, total=growth.total):
-            break
-        head_stop *= 4
     return incremental.merge(
         _stored_derivation(
             row,
@@ -758,7 +747,6 @@ def _derive_incrementally(
         parsed.session,
         list(parsed.warnings),
         start=start,
-        head=head,
         earlier_call_ids_reused=reused,
         first_received_at=row.first_received_at,
         received_at=now,
