@@ -24,6 +24,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from sessions_api import db
+from sessions_api.analytics import rollups
 from sessions_api.domain import ParsedSession, ParseWarning, ToolStatus
 from sessions_api.domain import Session as CanonicalSession
 from sessions_api.errors import (
@@ -479,6 +480,12 @@ def _store_new_version(
         )
     detection, session, warnings = prepared.detection, prepared.session, prepared.warnings
     number = row.latest_version + 1
+    # Where the session counted in the analytics rollups before this version: a merge moves
+    # every derived row to the session's end, so its start and end say it; a whole parse
+    # replaces the rows, so they are read.
+    counted_at = [row.started_at, row.updated_at]
+    if merged is None:
+        counted_at = [row.started_at, *rollups.event_times_of(session_id=row.pk)]
     _put_body(session_id=str(row.id), version=number, body=prepared.body, previous=previous)
     _insert_version(row, prepared, number=number, source=source, now=now)
     if merged is not None:
@@ -486,6 +493,7 @@ def _store_new_version(
         _write_merged_index(
             row, merged, version=number, received_at=now, detection_rule=detection.rule
         )
+        rollups.note_session_moved(before=counted_at, after=[row.started_at, row.updated_at])
         note_session_saved(row, now=now)  # the alert outbox, in this transaction
         return _outcome(
             row, created=False, changed=True, warnings=warnings, detected_by=detection.rule
@@ -498,6 +506,14 @@ def _store_new_version(
             session, warnings, first_received_at=row.first_received_at, received_at=now
         )
     _write_index(row, index, version=number, received_at=now, detection_rule=detection.rule)
+    rollups.note_session_moved(
+        before=counted_at,
+        after=[
+            row.started_at,
+            *(call.occurred_at for call in index.tool_calls),
+            *(error.occurred_at for error in index.errors),
+        ],
+    )
     note_session_saved(row, now=now)  # the alert outbox, in this transaction
     return _outcome(row, created=False, changed=True, warnings=warnings, detected_by=detection.rule)
 
