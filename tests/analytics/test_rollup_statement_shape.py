@@ -133,7 +133,7 @@ def test_an_incremental_run_aggregates_its_hours_through_the_time_indexes(change
         for sql in statements
         if f"INSERT INTO {rollups.STAGE}" in sql and "GROUP BY" in sql and buckets not in sql
     ]
-    assert len(aggregations) == 4  # sessions, usage, tool calls, errors
+    assert len(aggregations) == 5  # sessions, usage, all and failed tool calls, errors
     sources = [m._meta.db_table for m in (Session, ModelUsage, ToolCallRecord, SessionError)]
     for sql in aggregations:
         with connection.cursor() as cursor:
