@@ -21,10 +21,13 @@ session's start (``started_at``), event series by when the event happened (``occ
 Buckets are always rewritten whole from the sessions in the index, so running twice gives the
 same rows (idempotent) and a full rebuild equals the sum of incremental runs. An incremental run
 recomputes only the hours touched by sessions received or expired since the watermark (minus an
-overlap for ingests that committed late), plus hours that purges marked dirty; days are summed
-from their hours. Every chunk commits on its own (a long rollup never holds the SQLite
-write lock for long). Once a day (ROLLUP_FULL_REBUILD_EVERY) a run rebuilds everything,
-which also catches sessions deleted outside the purge job.
+overlap for ingests that committed late), plus the hours marked dirty (RollupDirtyHour: purged
+sessions' hours, and hours a session left when a new version moved it); days are summed from
+their hours. The database does the aggregating (INSERT … SELECT … GROUP BY into a temporary
+stage, :class:`_Stage`), and short transactions copy the stage over the stored buckets, so a
+long rollup never holds the SQLite write lock for long and no bucket passes through Python.
+Once a day (ROLLUP_FULL_REBUILD_EVERY) a run rebuilds everything, which also catches sessions
+deleted outside the purge job.
 
 Readers (``analytics``) take whole hours before the watermark's hour from here and the rest
 from the index with :func:`aggregate_index`, the same queries that fill the buckets.
