@@ -27,7 +27,7 @@ their hours. The database does the aggregating (INSERT … SELECT … GROUP BY i
 stage, :class:`_Stage`), and short transactions copy the stage over the stored buckets, so a
 long rollup never holds the SQLite write lock for long and no bucket passes through Python.
 Once a day (ROLLUP_FULL_REBUILD_EVERY) a run rebuilds everything, which also catches sessions
-deleted outside the purge job.
+deleted some other way (the admin, a shell).
 
 Readers (``analytics``) take whole hours before the watermark's hour from here and the rest
 from the index with :func:`aggregate_index`, the same queries that fill the buckets.

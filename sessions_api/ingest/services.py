@@ -609,6 +609,8 @@ def delete_session(*, session_id: str) -> bool:
         if row is None:
             return False
         key = str(row.id)
+        # Its analytics hours shrink without any session in them changing.
+        rollups.mark_hours_dirty(hours=rollups.hours_touched_by(session_ids=[row.pk]))
         row.delete()
         if store.transactional_with_index:
             store.delete_session(session_id=key)

@@ -183,6 +183,20 @@ def test_a_session_whose_new_version_moves_it_leaves_its_old_hours(make_session)
     assert stored() == incremental
 
 
+def test_a_deleted_session_drops_out_at_the_next_incremental_run(make_session):
+    from sessions_api.ingest import services
+
+    gone = make_session(session_id="gone", created=T0, flow="GoneFlow")
+    make_session(session_id="stays", created=T0 + timedelta(hours=3))
+    rollups.rollup_analytics(now=NOW)
+    assert services.delete_session(session_id=str(gone.id))
+    rollups.rollup_analytics(now=NOW + timedelta(minutes=5))
+    assert not RollupBucket.objects.filter(key="GoneFlow").exists()
+    incremental = stored()
+    rollups.rebuild_rollups(now=NOW + timedelta(minutes=6))
+    assert stored() == incremental
+
+
 def test_a_new_version_in_the_same_hours_marks_nothing(make_session):
     make_session(session_id="same", created=T0)
     ingest(picoflow_doc(session_id="same", created=T0, extra_message="more"), now=NOW)
