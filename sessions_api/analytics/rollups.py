@@ -945,9 +945,13 @@ def _series_statements(vendor: str, *, bounded: bool) -> list[tuple[tuple[str, .
     # Read in table order when unbounded: otherwise SQLite without statistics walks an index
     # and fetches every session in that index's order, a random read per session.
     not_indexed = " NOT INDEXED" if vendor == "sqlite" and not bounded else ""
-    # Sessions first, then their usage rows: the session side is then read from the
-    # (started_at, id) index alone. SQLite keeps a CROSS JOIN's order as written.
+    # Over all time, usage rows in table order and each session's start by its primary key
+    # (SQLite keeps a CROSS JOIN's order as written): at 1M sessions 5.6 s of CPU against
+    # 8.8 s the other way round. Usage rows are written with their session, so the lookups
+    # mostly follow the table. Over a range, the sessions in it first, then their usage.
     join = "CROSS JOIN" if vendor == "sqlite" else "JOIN"
+    pair = ("s", "u") if bounded else ("u", "s")
+    joined = {"s": f"{table(Session)} s", "u": f"{table(ModelUsage)} u"}
 
     def named(column: str, none: str) -> str:
         return f"substr(COALESCE(NULLIF({column}, ''), '{none}'), 1, 255)"
@@ -985,7 +989,7 @@ def _series_statements(vendor: str, *, bounded: bool) -> list[tuple[tuple[str, .
         "COALESCE(SUM(u.output_tokens), 0), COALESCE(SUM(COALESCE(u.total_tokens, "
         "COALESCE(u.input_tokens, 0) + COALESCE(u.output_tokens, 0))), 0), "
         "COALESCE(SUM(u.cached_input_tokens), 0) "
-        f"FROM {table(Session)} s {join} {table(ModelUsage)} u ON u.session_id = s.id "
+        f"FROM {joined[pair[0]]} {join} {joined[pair[1]]} ON s.id = u.session_id "
         f"WHERE {within('s.started_at')} GROUP BY {started}, 4"
     )
     occurred = _hour_key("occurred_at", vendor)
