@@ -825,14 +825,16 @@ class _Stage:
 
     def swap(self, granularity: str, ranges: list[tuple[datetime, datetime]], series) -> int:
         """In one transaction: the stored buckets of ``series`` in ``ranges`` replaced by the
-        staged ones. One DELETE and one INSERT … SELECT per (series, range), each a seek of
-        the bucket key's index (an OR of the ranges read the whole table)."""
-        bounds = [
+        staged ones, which are exactly those (the stage was filled for them). One DELETE per
+        (series, range), each a seek of the bucket key's index (an OR of the ranges read the
+        whole table), then one INSERT of the whole stage: a statement per range was a round
+        trip each on PostgreSQL."""
+        doomed = [
             (granularity, name, self.adapt(lo), self.adapt(hi))
             for name in series
             for lo, hi in ranges
         ]
-        return self._replace(bounds)
+        return self._replace(doomed, "WHERE granularity = %s", [granularity])
 
     def swap_all(
         self, granularity: str, starts: list[tuple[Any, int]], checkpoint: Checkpoint
@@ -850,26 +852,33 @@ class _Stage:
         edges = [self.adapt(_EARLIEST), *windows, self.adapt(_LATEST)]
         written = 0
         for lo, hi in itertools.pairwise(edges):
-            written += self._replace([(granularity, name, lo, hi) for name in SERIES])
+            written += self._replace(
+                [(granularity, name, lo, hi) for name in SERIES],
+                "WHERE granularity = %s AND bucket_start >= %s AND bucket_start < %s",
+                [granularity, lo, hi],
+            )
             checkpoint()
         return written
 
-    def _replace(self, bounds: list[tuple[str, str, Any, Any]]) -> int:
-        where = (
-            "WHERE granularity = %s AND series = %s AND bucket_start >= %s AND bucket_start < %s"
-        )
+    def _replace(
+        self, doomed: list[tuple[str, str, Any, Any]], staged: str, params: list[Any]
+    ) -> int:
+        """Delete the stored buckets in ``doomed`` (granularity, series, lo, hi) and insert
+        the staged ones ``staged`` selects, their parts summed; returns the rows inserted."""
+        key = _quote("key")
         with transaction.atomic(), self.connection.cursor() as cursor:
-            cursor.executemany(f"DELETE FROM {self.buckets} {where}", bounds)
-            written = 0
-            for bound in bounds:  # rowcount of an executemany INSERT differs by driver
-                cursor.execute(
-                    f"INSERT INTO {self.buckets} ({self.columns}) SELECT granularity, "
-                    f"bucket_start, series, {_quote('key')}, {self.sums} FROM {STAGE} {where} "
-                    f"GROUP BY granularity, bucket_start, series, {_quote('key')}",
-                    bound,
-                )
-                written += max(cursor.rowcount, 0)
-            return written
+            cursor.executemany(
+                f"DELETE FROM {self.buckets} WHERE granularity = %s AND series = %s "
+                "AND bucket_start >= %s AND bucket_start < %s",
+                doomed,
+            )
+            cursor.execute(
+                f"INSERT INTO {self.buckets} ({self.columns}) SELECT granularity, bucket_start, "
+                f"series, {key}, {self.sums} FROM {STAGE} {staged} "
+                f"GROUP BY granularity, bucket_start, series, {key}",
+                params,
+            )
+            return max(cursor.rowcount, 0)
 
 
 def _quote(column: str) -> str:
