@@ -1,13 +1,15 @@
 """Writing the search entries: what ingest calls at its derived-row write points, and the
-rebuild behind ``manage.py reindex``."""
+rebuild behind ``manage.py reindex``. One entry per event in, fewer rows stored: consecutive
+events share a row, one line each (``pack``), and ``unpack`` gives the entries back."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Q
 
 from sessions_api import db
 from sessions_api.formats import parse_document
@@ -15,7 +17,82 @@ from sessions_api.models import SearchEntry, Session
 from sessions_api.search.entries import SESSION_FIELDS, SearchEntryRow, build_entries
 from sessions_api.storage import load_stored_document
 
-_COLUMNS = ("session", "event_index", "seq", "kind", "text")
+_COLUMNS = ("session", "event_index", "seq", "last_seq", "events", "text")
+#: Consecutive events share a stored row up to about this many characters of text. The index
+#: costs per distinct trigram per row, so one row per event (46 for a 17 KB document) cost
+#: three times the trigram tokenizing itself; a longer row makes a common word's candidate
+#: rows longer to check again and to cut a snippet from.
+PACK_CHARS = 32_000
+#: What separates the events of a row: never inside an event's text (entries.normalise folds
+#: every line break to a space), nor inside a term, so no term matches across two events.
+EVENT_SEPARATOR = "\n"
+
+
+@dataclass(frozen=True)
+class PackedRow:
+    event_index: int
+    seq: int | None
+    last_seq: int | None
+    events: list[list[Any]]  # per line: [seq, kind]
+    text: str
+
+
+def pack(entries: Sequence[SearchEntryRow]) -> list[PackedRow]:
+    """The rows that store ``entries``: the session's own entry alone, and runs of
+    consecutive events of up to about ``PACK_CHARS`` characters, one line per event."""
+    rows: list[PackedRow] = []
+    run: list[SearchEntryRow] = []
+    size = 0
+
+    def close() -> None:
+        seqs = [e.seq for e in run if e.seq is not None]
+        rows.append(
+            PackedRow(
+                event_index=run[0].event_index,
+                seq=min(seqs) if seqs else None,
+                last_seq=max(seqs) if seqs else None,
+                events=[[e.seq, e.kind] for e in run],
+                text=EVENT_SEPARATOR.join(e.text for e in run),
+            )
+        )
+        run.clear()
+
+    for entry in entries:
+        if entry.event_index == SESSION_FIELDS:
+            rows.append(
+                PackedRow(
+                    SESSION_FIELDS, entry.seq, entry.seq, [[entry.seq, entry.kind]], entry.text
+                )
+            )
+            continue
+        if run and (
+            entry.event_index != run[-1].event_index + 1 or size + len(entry.text) > PACK_CHARS
+        ):
+            close()
+            size = 0
+        run.append(entry)
+        size += len(entry.text) + 1
+    if run:
+        close()
+    return rows
+
+
+def unpack(event_index: int, events: list[list[Any]], text: str) -> list[SearchEntryRow]:
+    """The entries one stored row holds, one per line."""
+    return [
+        SearchEntryRow(event_index=event_index + i, seq=seq, kind=kind, text=line)
+        for i, ((seq, kind), line) in enumerate(
+            zip(events, text.split(EVENT_SEPARATOR), strict=True)
+        )
+    ]
+
+
+def stored_entries(session_pk: Any) -> list[SearchEntryRow]:
+    """A session's entries as stored, one per event (the session's own first), in order."""
+    rows = SearchEntry.objects.filter(session_id=session_pk).order_by("event_index")
+    return [
+        entry for row in rows.values_list("event_index", "events", "text") for entry in unpack(*row)
+    ]
 
 
 def write_entries(
@@ -29,30 +106,48 @@ def write_entries(
         db.insert_rows(
             SearchEntry,
             _COLUMNS,
-            [(session_pk, e.event_index, e.seq, e.kind, e.text) for e in entries],
+            [
+                (session_pk, r.event_index, r.seq, r.last_seq, r.events, r.text)
+                for r in pack(entries)
+            ],
         )
 
 
 def events_before(session_pk: Any, seq: int) -> int | None:
     """How many timeline events the messages before ``seq`` make, counted from the stored
-    entries (one per event, numbered from 0 in message order); None when the entries do not
-    number them (a session stored before it was indexed)."""
+    entries (one line per event, numbered from 0 in message order); None when the entries do
+    not number them (a session stored before it was indexed)."""
     if seq <= 0:
         return 0
-    found = SearchEntry.objects.filter(
+    rows = SearchEntry.objects.filter(
         session_id=session_pk, event_index__gte=0, seq__lt=seq
-    ).aggregate(count=Count("pk"), last=Max("event_index"))
-    if not found["count"] or found["last"] != found["count"] - 1:
+    ).values_list("event_index", "events")
+    before = [
+        first + i
+        for first, events in rows
+        for i, (event_seq, _) in enumerate(events)
+        if event_seq is not None and event_seq < seq
+    ]
+    if not before or max(before) != len(before) - 1:
         return None
-    return found["count"]
+    return len(before)
 
 
 def remove_from(session_pk: Any, seq: int) -> None:
     """Remove the entries of the events of messages from ``seq`` on and of the session's own
-    fields: what a save that re-derives only those messages writes anew."""
-    SearchEntry.objects.filter(session_id=session_pk).filter(
-        Q(event_index=SESSION_FIELDS) | Q(seq__gte=seq)
-    ).delete()
+    fields: what a save that re-derives only those messages writes anew. A row that holds
+    events from both sides of ``seq`` is written again with the earlier ones only."""
+    own = SearchEntry.objects.filter(session_id=session_pk)
+    own.filter(Q(event_index=SESSION_FIELDS) | Q(seq__gte=seq)).delete()
+    straddling = own.filter(seq__lt=seq, last_seq__gte=seq)
+    kept = [
+        entry
+        for row in straddling.values_list("event_index", "events", "text")
+        for entry in unpack(*row)
+        if entry.seq is None or entry.seq < seq
+    ]
+    if straddling.delete()[0]:
+        write_entries(session_pk, kept)
 
 
 def reindex(

@@ -27,7 +27,8 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from sessions_api.models import SearchEntry, Session
-from sessions_api.search.entries import SESSION_FIELDS
+from sessions_api.search.entries import SESSION_FIELDS, SearchEntryRow
+from sessions_api.search.index import unpack
 from sessions_api.search.query import SearchQuery
 from sessions_api.search.snippets import Snippet, make_snippet
 
@@ -94,8 +95,9 @@ def _sqlite_sessions_holding(term: str, limit: int) -> list[Any]:
 
 
 def first_matches(session_ids: Sequence[Any], query: SearchQuery) -> dict[str, SearchMatch]:
-    """For the sessions of one page, the first entry holding any term, as a match (by session
-    id as a string). Looked up among those sessions' entries only, whatever the data size."""
+    """For the sessions of one page, the first event holding any term, as a match (by session
+    id as a string). Looked up among those sessions' entries only, whatever the data size:
+    the first stored row holding a term, then the first of its events that does."""
     if not query or not session_ids:
         return {}
     any_term = Q()
@@ -110,11 +112,26 @@ def first_matches(session_ids: Sequence[Any], query: SearchQuery) -> dict[str, S
         .filter(rank=1)
     )
     found: dict[str, SearchMatch] = {}
-    for entry in firsts.values("session_id", "event_index", "seq", "kind", "text"):
-        found[str(entry["session_id"])] = SearchMatch(
-            event_index=None if entry["event_index"] == SESSION_FIELDS else entry["event_index"],
-            seq=entry["seq"],
-            kind=entry["kind"],
-            snippet=make_snippet(entry["text"], query),
+    for session_id, first, events, text in firsts.values_list(
+        "session_id", "event_index", "events", "text"
+    ):
+        entry = _first_holding(unpack(first, events, text), query)
+        found[str(session_id)] = SearchMatch(
+            event_index=None if entry.event_index == SESSION_FIELDS else entry.event_index,
+            seq=entry.seq,
+            kind=entry.kind,
+            snippet=make_snippet(entry.text, query),
         )
     return found
+
+
+def _first_holding(entries: list[SearchEntryRow], query: SearchQuery) -> SearchEntryRow:
+    """The first entry holding any term. The database found one; should its case folding
+    differ from Python's (a letter PostgreSQL's UPPER folds and casefold does not), the row's
+    first entry stands in."""
+    folded = query.folded
+    for entry in entries:
+        text = entry.text.casefold()
+        if any(term in text for term in folded):
+            return entry
+    return entries[0]

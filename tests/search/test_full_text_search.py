@@ -14,6 +14,7 @@ from sessions_api import db
 from sessions_api.demo.load import load_demo
 from sessions_api.ingest import services
 from sessions_api.models import SearchEntry, Session
+from sessions_api.search import index as search_index
 from sessions_api.search import matching
 from sessions_api.search.finding import find_in_version
 from sessions_api.search.query import parse_query
@@ -172,13 +173,9 @@ def test_a_new_version_replaces_what_the_old_one_said(corpus):
     assert found("lisbon") == []
     assert found("porto") == ["s-weather"]
     record = selectors.get_session(session_id=corpus["s-weather"])
-    indexed = set(
-        SearchEntry.objects.filter(session_id=record.id, event_index__gte=0).values_list(
-            "event_index", flat=True
-        )
-    )
+    indexed = [e.event_index for e in search_index.stored_entries(record.id) if e.event_index >= 0]
     events = selectors.get_parsed_version(record=record).events
-    assert indexed == {e["index"] for e in events}
+    assert indexed == [e["index"] for e in events]
 
 
 def test_delete_and_purge_remove_the_entries(corpus):
