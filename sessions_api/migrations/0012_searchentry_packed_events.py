@@ -5,9 +5,10 @@ trigram per row, so one row per event cost about three times the tokenizing itse
 
 Existing entries are converted session by session. On SQLite the FTS5 table and its triggers
 are dropped first (so the conversion does not re-tokenize every row twice) and made again
-after, now with ``columnsize=0`` (nothing reads the per-row token counts), then rebuilt from
-the packed rows once. Self-contained: the packing is repeated here, and the raw SQL names only
-this app's own tables.
+after, filled from the packed rows once, with ``columnsize=0`` (nothing reads the per-row
+token counts) and indexing in batches: a flush of FTS5's pending terms costs per distinct
+term, so one per saved document cost about as much as tokenizing it. Self-contained: the
+packing is repeated here, and the raw SQL names only this app's own tables.
 """
 
 from django.db import migrations, models
@@ -21,24 +22,58 @@ FTS_DROP = [
     "DROP TRIGGER IF EXISTS search_entry_fts_insert",
     "DROP TABLE IF EXISTS search_entry_fts",
 ]
-
-
-def _fts_create(options):
-    return [
-        "CREATE VIRTUAL TABLE search_entry_fts USING fts5("
-        "text, content='sessions_api_searchentry', content_rowid='id', tokenize='trigram', "
-        f"{options})",
-        "CREATE TRIGGER search_entry_fts_insert AFTER INSERT ON sessions_api_searchentry BEGIN "
-        "INSERT INTO search_entry_fts(rowid, text) VALUES (new.id, new.text); END",
-        "CREATE TRIGGER search_entry_fts_delete AFTER DELETE ON sessions_api_searchentry BEGIN "
-        "INSERT INTO search_entry_fts(search_entry_fts, rowid, text) "
-        "VALUES ('delete', old.id, old.text); END",
-        "CREATE TRIGGER search_entry_fts_update AFTER UPDATE ON sessions_api_searchentry BEGIN "
-        "INSERT INTO search_entry_fts(search_entry_fts, rowid, text) "
-        "VALUES ('delete', old.id, old.text); "
-        "INSERT INTO search_entry_fts(rowid, text) VALUES (new.id, new.text); END",
-        "INSERT INTO search_entry_fts(search_entry_fts) VALUES ('rebuild')",
-    ]
+# As migration 0010 made it: every insert indexed at once (what reversing this one restores).
+FTS_AT_ONCE = [
+    "CREATE VIRTUAL TABLE search_entry_fts USING fts5("
+    "text, content='sessions_api_searchentry', content_rowid='id', tokenize='trigram', "
+    "detail=none)",
+    "CREATE TRIGGER search_entry_fts_insert AFTER INSERT ON sessions_api_searchentry BEGIN "
+    "INSERT INTO search_entry_fts(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER search_entry_fts_delete AFTER DELETE ON sessions_api_searchentry BEGIN "
+    "INSERT INTO search_entry_fts(search_entry_fts, rowid, text) "
+    "VALUES ('delete', old.id, old.text); END",
+    "CREATE TRIGGER search_entry_fts_update AFTER UPDATE ON sessions_api_searchentry BEGIN "
+    "INSERT INTO search_entry_fts(search_entry_fts, rowid, text) "
+    "VALUES ('delete', old.id, old.text); "
+    "INSERT INTO search_entry_fts(rowid, text) VALUES (new.id, new.text); END",
+    "INSERT INTO search_entry_fts(search_entry_fts) VALUES ('rebuild')",
+]
+# Rows are indexed in batches: the FTS table holds the rows up to ``indexed_upto`` (ids only
+# grow: AUTOINCREMENT), search reads the rows after it directly (search/matching.py), and the
+# insert that leaves more than PENDING_ROWS waiting indexes them all, in the writer's
+# transaction. The other triggers touch the index only for rows it holds: a 'delete' of a row
+# never indexed would corrupt it.
+PENDING_ROWS = 64
+_INDEXED = "(SELECT indexed_upto FROM search_entry_fts_progress)"
+FTS_IN_BATCHES = [
+    "CREATE TABLE search_entry_fts_progress ("
+    "id INTEGER PRIMARY KEY CHECK (id = 1), indexed_upto INTEGER NOT NULL)",
+    "CREATE VIRTUAL TABLE search_entry_fts USING fts5("
+    "text, content='sessions_api_searchentry', content_rowid='id', tokenize='trigram', "
+    "detail=none, columnsize=0)",
+    "CREATE TRIGGER search_entry_fts_catch_up AFTER INSERT ON sessions_api_searchentry "
+    f"WHEN new.id - {_INDEXED} > {PENDING_ROWS} BEGIN "
+    "INSERT INTO search_entry_fts(rowid, text) SELECT id, text FROM sessions_api_searchentry "
+    f"WHERE id > {_INDEXED} AND id <= new.id; "
+    "UPDATE search_entry_fts_progress SET indexed_upto = new.id; END",
+    "CREATE TRIGGER search_entry_fts_delete AFTER DELETE ON sessions_api_searchentry "
+    f"WHEN old.id <= {_INDEXED} BEGIN "
+    "INSERT INTO search_entry_fts(search_entry_fts, rowid, text) "
+    "VALUES ('delete', old.id, old.text); END",
+    "CREATE TRIGGER search_entry_fts_update AFTER UPDATE OF text ON sessions_api_searchentry "
+    f"WHEN old.id <= {_INDEXED} BEGIN "
+    "INSERT INTO search_entry_fts(search_entry_fts, rowid, text) "
+    "VALUES ('delete', old.id, old.text); "
+    "INSERT INTO search_entry_fts(rowid, text) VALUES (new.id, new.text); END",
+    "INSERT INTO search_entry_fts(rowid, text) SELECT id, text FROM sessions_api_searchentry",
+    "INSERT INTO search_entry_fts_progress (id, indexed_upto) "
+    "SELECT 1, coalesce(max(id), 0) FROM sessions_api_searchentry",
+]
+FTS_IN_BATCHES_DROP = [
+    "DROP TRIGGER IF EXISTS search_entry_fts_catch_up",
+    *FTS_DROP,
+    "DROP TABLE IF EXISTS search_entry_fts_progress",
+]
 
 
 def _sqlite(statements):
@@ -135,7 +170,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(_sqlite(FTS_DROP), _sqlite(_fts_create("detail=none"))),
+        migrations.RunPython(_sqlite(FTS_DROP), _sqlite(FTS_AT_ONCE)),
         migrations.AddField(
             model_name="searchentry",
             name="last_seq",
@@ -147,6 +182,12 @@ class Migration(migrations.Migration):
             field=models.JSONField(default=list),
         ),
         migrations.RunPython(pack_entries, unpack_entries),
+        # A default, so that reversing the removal can add the column back to stored rows.
+        migrations.AlterField(
+            model_name="searchentry",
+            name="kind",
+            field=models.CharField(default="", max_length=16),
+        ),
         migrations.RemoveField(model_name="searchentry", name="kind"),
-        migrations.RunPython(_sqlite(_fts_create("detail=none, columnsize=0")), _sqlite(FTS_DROP)),
+        migrations.RunPython(_sqlite(FTS_IN_BATCHES), _sqlite(FTS_IN_BATCHES_DROP)),
     ]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from sessions_api import db
@@ -113,6 +113,27 @@ def write_entries(
         )
 
 
+def catch_up_fts() -> None:
+    """On SQLite, index every row the FTS table does not hold yet. Writes leave up to a few
+    dozen rows waiting (FTS5 flushes its pending terms at each commit, at a cost per distinct
+    term: indexing one document per commit cost about as much again as tokenizing it); the
+    insert that leaves more indexes them all (a trigger, migration
+    0012_searchentry_packed_events), and search reads the waiting ones directly. Call it
+    within a transaction: the write lock keeps two from indexing the same rows."""
+    if connection.vendor != "sqlite":
+        return  # PostgreSQL's GIN index batches its own inserts (its pending list)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO search_entry_fts(rowid, text) SELECT id, text "
+            "FROM sessions_api_searchentry "
+            "WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress)"
+        )
+        cursor.execute(
+            "UPDATE search_entry_fts_progress SET indexed_upto = "
+            "coalesce((SELECT max(id) FROM sessions_api_searchentry), indexed_upto)"
+        )
+
+
 def events_before(session_pk: Any, seq: int) -> int | None:
     """How many timeline events the messages before ``seq`` make, counted from the stored
     entries (one line per event, numbered from 0 in message order); None when the entries do
@@ -182,4 +203,6 @@ def reindex(
         else:
             done += 1
             on_session(pk, None)
+    with transaction.atomic():
+        catch_up_fts()
     return done, failed

@@ -77,20 +77,30 @@ def sessions_holding(term: str, *, limit: int) -> list[Any] | None:
 
 
 def _sqlite_sessions_holding(term: str, limit: int) -> list[Any]:
-    """Read from the FTS5 trigram table, which answers ``LIKE`` from its index only without an
+    """Read from the FTS5 trigram table and, directly, from the few rows written since it last
+    caught up (search/index.py). The table answers ``LIKE`` from its index only without an
     ESCAPE clause: ``%`` and ``_`` in the term then act as wildcards there, so such a term is
     checked again, escaped, against the entry itself."""
-    sql = (
-        "SELECT DISTINCT e.session_id FROM search_entry_fts f "
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    indexed = (
+        "SELECT e.session_id FROM search_entry_fts f "
         "JOIN sessions_api_searchentry e ON e.id = f.rowid WHERE f.text LIKE %s"
     )
     params: list[Any] = [f"%{term}%"]
     if "%" in term or "_" in term:
-        escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        sql += " AND e.text LIKE %s ESCAPE '\\'"
+        indexed += " AND e.text LIKE %s ESCAPE '\\'"
         params.append(f"%{escaped}%")
+    waiting = (
+        "SELECT session_id FROM sessions_api_searchentry "
+        "WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress) "
+        "AND text LIKE %s ESCAPE '\\'"
+    )
+    params.append(f"%{escaped}%")
     with connection.cursor() as cursor:
-        cursor.execute(sql + " LIMIT %s", [*params, limit])
+        cursor.execute(
+            f"SELECT DISTINCT session_id FROM ({indexed} UNION ALL {waiting}) LIMIT %s",
+            [*params, limit],
+        )
         return [row[0] for row in cursor.fetchall()]
 
 

@@ -4,9 +4,12 @@ row keeps the events before it."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from sessions_api.ingest import services
 from sessions_api.models import SearchEntry
@@ -94,3 +97,74 @@ def test_a_cut_through_a_row_keeps_the_events_before_it():
     index.remove_from(outcome.id, 2)
     assert index.stored_entries(outcome.id) == entries[:3]
     assert index.events_before(outcome.id, 2) == 3
+
+
+def fts_check() -> None:
+    """FTS5's own check that its index holds exactly the content table's rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO search_entry_fts(search_entry_fts, rank) VALUES ('integrity-check', 1)"
+        )
+
+
+def waiting_rows() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM sessions_api_searchentry "
+            "WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress)"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the FTS5 table is SQLite's")
+def test_rows_waiting_for_the_fts_table_are_found_and_indexed_in_batches():
+    def found(q: str) -> list[str]:
+        page = selectors.list_sessions(filters=SessionFilters(q=q), limit=100)
+        return sorted(record.external_id for record in page.items)
+
+    waiting = ingest_turns("s-waiting", [Turn(user="a pelican order", reply="noted")])
+    assert waiting_rows() == 2 and found("pelican") == ["s-waiting"]
+    index.catch_up_fts()
+    assert waiting_rows() == 0 and found("pelican") == ["s-waiting"]
+    for n in range(40):  # two rows each: the insert past 64 waiting indexes them all
+        ingest_turns(f"s-batch-{n}", [Turn(user=f"pelican number {n}", reply="ok")])
+    assert 0 <= waiting_rows() < 64
+    assert len(found("pelican")) == 41
+    # Deleting rows indexed and rows waiting keeps the index exact.
+    services.delete_session(session_id=waiting.id)
+    services.delete_session(
+        session_id=selectors.list_sessions(filters=SessionFilters(q='"number 39"'), limit=1)
+        .items[0]
+        .id
+    )
+    assert found('"pelican order"') == [] and found('"number 39"') == []
+    index.catch_up_fts()
+    fts_check()
+    assert len(found("pelican")) == 39
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_packs_the_entries_stored_one_per_event():
+    outcome = ingest_turns("s-migrated", [Turn(user="a walrus asks", reply="a kiwi answers")])
+    expected = index.stored_entries(outcome.id)
+    executor = MigrationExecutor(connection)
+    executor.migrate([("sessions_api", "0011_drop_session_search_text")])
+    try:
+        with connection.cursor() as cursor:  # as that schema stores them: one row per event
+            cursor.execute(
+                "SELECT event_index, seq, kind, text FROM sessions_api_searchentry "
+                "WHERE session_id = %s ORDER BY event_index",
+                [uuid.UUID(outcome.id).hex if connection.vendor == "sqlite" else outcome.id],
+            )
+            assert cursor.fetchall() == [(e.event_index, e.seq, e.kind, e.text) for e in expected]
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    assert index.stored_entries(outcome.id) == expected
+    assert SearchEntry.objects.filter(session_id=outcome.id).count() == 2
+    found = selectors.list_sessions(filters=SessionFilters(q='"kiwi answers"'), limit=5).items
+    assert [record.external_id for record in found] == ["s-migrated"]
+    if connection.vendor == "sqlite":
+        fts_check()
