@@ -363,7 +363,7 @@ def _clone_chunks(
                         extra: list[Any] = [None] * len(cols)
                         extra[cols.index("session_id")] = sid
                         extra[cols.index("event_index")] = 100_000
-                        extra[cols.index("events")] = '[[null, "message"]]'
+                        extra[cols.index("events")] = ":message"
                         extra[cols.index("text")] = f"Customer wrote: {planted} (ticket {i})."
                         out.derived[SEARCH].append(extra)
             if with_bodies:

@@ -231,8 +231,8 @@ class SearchEntry(models.Model):
     # The smallest and largest message seq of the row's events (None: none has one).
     seq = models.IntegerField(null=True, blank=True)
     last_seq = models.IntegerField(null=True, blank=True)
-    # Per line of ``text``, the event's [seq, kind].
-    events = models.JSONField(default=list)
+    # Per line of ``text``, its event's "seq:kind" (no seq: ":kind"), one per line.
+    events = models.TextField()
     # The events' texts, one per line (an event's text never holds a line break).
     text = models.TextField()
 

@@ -1,5 +1,5 @@
 """Search entries packed: a stored row holds a run of consecutive timeline events, one line of
-text per event, with each line's [seq, kind] in ``events`` and the run's smallest and largest
+text per event, with each line's "seq:kind" in ``events`` and the run's smallest and largest
 seq; the session's own fields keep a row of their own. The trigram index costs per distinct
 trigram per row, so one row per event cost about three times the tokenizing itself.
 
@@ -85,6 +85,10 @@ def _sqlite(statements):
     return run
 
 
+def _event(seq, kind):
+    return f"{'' if seq is None else seq}:{kind}"
+
+
 def _pack(entries):
     """(event_index, seq, kind, text) per event, in order -> packed rows' field values."""
     rows, run, size = [], [], 0
@@ -96,7 +100,7 @@ def _pack(entries):
                 "event_index": run[0][0],
                 "seq": min(seqs) if seqs else None,
                 "last_seq": max(seqs) if seqs else None,
-                "events": [[seq, kind] for _, seq, kind, _ in run],
+                "events": SEPARATOR.join(_event(seq, kind) for _, seq, kind, _ in run),
                 "text": SEPARATOR.join(text for _, _, _, text in run),
             }
         )
@@ -110,7 +114,7 @@ def _pack(entries):
                     "event_index": -1,
                     "seq": seq,
                     "last_seq": seq,
-                    "events": [[seq, kind]],
+                    "events": _event(seq, kind),
                     "text": text,
                 }
             )
@@ -153,14 +157,20 @@ def unpack_entries(apps, schema_editor):
             SearchEntry(
                 session_id=session_id,
                 event_index=first + i,
-                seq=seq,
-                last_seq=seq,
+                seq=int(seq) if seq else None,
+                last_seq=int(seq) if seq else None,
                 kind=kind,
-                events=[[seq, kind]],
+                events=_event(seq, kind),
                 text=line,
             )
             for first, events, text in packed
-            for i, ((seq, kind), line) in enumerate(zip(events, text.split(SEPARATOR), strict=True))
+            for i, ((seq, _, kind), line) in enumerate(
+                zip(
+                    (event.partition(":") for event in events.split(SEPARATOR)),
+                    text.split(SEPARATOR),
+                    strict=True,
+                )
+            )
         )
 
 
@@ -179,7 +189,8 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="searchentry",
             name="events",
-            field=models.JSONField(default=list),
+            field=models.TextField(default=""),
+            preserve_default=False,
         ),
         migrations.RunPython(pack_entries, unpack_entries),
         # A default, so that reversing the removal can add the column back to stored rows.

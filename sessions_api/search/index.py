@@ -33,7 +33,7 @@ class PackedRow:
     event_index: int
     seq: int | None
     last_seq: int | None
-    events: list[list[Any]]  # per line: [seq, kind]
+    events: str  # per line of ``text``: "seq:kind"
     text: str
 
 
@@ -51,7 +51,7 @@ def pack(entries: Sequence[SearchEntryRow]) -> list[PackedRow]:
                 event_index=run[0].event_index,
                 seq=min(seqs) if seqs else None,
                 last_seq=max(seqs) if seqs else None,
-                events=[[e.seq, e.kind] for e in run],
+                events=_events_column(run),
                 text=EVENT_SEPARATOR.join(e.text for e in run),
             )
         )
@@ -60,9 +60,7 @@ def pack(entries: Sequence[SearchEntryRow]) -> list[PackedRow]:
     for entry in entries:
         if entry.event_index == SESSION_FIELDS:
             rows.append(
-                PackedRow(
-                    SESSION_FIELDS, entry.seq, entry.seq, [[entry.seq, entry.kind]], entry.text
-                )
+                PackedRow(SESSION_FIELDS, entry.seq, entry.seq, _events_column([entry]), entry.text)
             )
             continue
         if run and (
@@ -77,14 +75,34 @@ def pack(entries: Sequence[SearchEntryRow]) -> list[PackedRow]:
     return rows
 
 
-def unpack(event_index: int, events: list[list[Any]], text: str) -> list[SearchEntryRow]:
+def _events_column(entries: Sequence[SearchEntryRow]) -> str:
+    return EVENT_SEPARATOR.join(f"{'' if e.seq is None else e.seq}:{e.kind}" for e in entries)
+
+
+def event_at(events: str, line: int) -> tuple[int | None, str]:
+    """(seq, kind) of the event of one line of a stored row, from its ``events``."""
+    seq, _, kind = events.split(EVENT_SEPARATOR)[line].partition(":")
+    return (int(seq) if seq else None), kind
+
+
+def _seqs(events: str) -> list[int | None]:
+    seqs = (line.partition(":")[0] for line in events.split(EVENT_SEPARATOR))
+    return [int(seq) if seq else None for seq in seqs]
+
+
+def unpack(event_index: int, events: str, text: str) -> list[SearchEntryRow]:
     """The entries one stored row holds, one per line."""
-    return [
-        SearchEntryRow(event_index=event_index + i, seq=seq, kind=kind, text=line)
-        for i, ((seq, kind), line) in enumerate(
-            zip(events, text.split(EVENT_SEPARATOR), strict=True)
+    entries = []
+    for i, (event, line) in enumerate(
+        zip(events.split(EVENT_SEPARATOR), text.split(EVENT_SEPARATOR), strict=True)
+    ):
+        seq, _, kind = event.partition(":")
+        entries.append(
+            SearchEntryRow(
+                event_index=event_index + i, seq=int(seq) if seq else None, kind=kind, text=line
+            )
         )
-    ]
+    return entries
 
 
 def stored_entries(session_pk: Any) -> list[SearchEntryRow]:
@@ -146,7 +164,7 @@ def events_before(session_pk: Any, seq: int) -> int | None:
     before = [
         first + i
         for first, events in rows
-        for i, (event_seq, _) in enumerate(events)
+        for i, event_seq in enumerate(_seqs(events))
         if event_seq is not None and event_seq < seq
     ]
     if not before or max(before) != len(before) - 1:

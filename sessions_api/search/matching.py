@@ -27,8 +27,8 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from sessions_api.models import SearchEntry, Session
-from sessions_api.search.entries import SESSION_FIELDS, SearchEntryRow
-from sessions_api.search.index import unpack
+from sessions_api.search.entries import SESSION_FIELDS
+from sessions_api.search.index import EVENT_SEPARATOR, event_at
 from sessions_api.search.query import SearchQuery
 from sessions_api.search.snippets import Snippet, make_snippet
 
@@ -125,23 +125,22 @@ def first_matches(session_ids: Sequence[Any], query: SearchQuery) -> dict[str, S
     for session_id, first, events, text in firsts.values_list(
         "session_id", "event_index", "events", "text"
     ):
-        entry = _first_holding(unpack(first, events, text), query)
+        line = _first_line_holding(text, query)
+        seq, kind = event_at(events, line)
         found[str(session_id)] = SearchMatch(
-            event_index=None if entry.event_index == SESSION_FIELDS else entry.event_index,
-            seq=entry.seq,
-            kind=entry.kind,
-            snippet=make_snippet(entry.text, query),
+            event_index=None if first == SESSION_FIELDS else first + line,
+            seq=seq,
+            kind=kind,
+            snippet=make_snippet(text.split(EVENT_SEPARATOR)[line], query),
         )
     return found
 
 
-def _first_holding(entries: list[SearchEntryRow], query: SearchQuery) -> SearchEntryRow:
-    """The first entry holding any term. The database found one; should its case folding
-    differ from Python's (a letter PostgreSQL's UPPER folds and casefold does not), the row's
-    first entry stands in."""
-    folded = query.folded
-    for entry in entries:
-        text = entry.text.casefold()
-        if any(term in text for term in folded):
-            return entry
-    return entries[0]
+def _first_line_holding(text: str, query: SearchQuery) -> int:
+    """The line (event) of a stored row where a term first occurs. Casefolding never makes
+    a line break, so the folded text's lines are the text's. The database found a term;
+    should its case folding differ from Python's (a letter PostgreSQL's UPPER folds and
+    casefold does not), the first line stands in."""
+    folded = text.casefold()
+    found = [at for at in (folded.find(term) for term in query.folded) if at >= 0]
+    return folded.count(EVENT_SEPARATOR, 0, min(found)) if found else 0
