@@ -29,7 +29,7 @@ from django.db.models.functions import RowNumber
 from sessions_api.models import SearchEntry, Session
 from sessions_api.search.entries import SESSION_FIELDS
 from sessions_api.search.index import EVENT_SEPARATOR, event_at
-from sessions_api.search.query import SearchQuery
+from sessions_api.search.query import SearchQuery, term_pattern
 from sessions_api.search.snippets import Snippet, make_snippet
 
 # The trigram tokenizer answers a pattern from its index only with 3 or more characters.
@@ -122,10 +122,14 @@ def first_matches(session_ids: Sequence[Any], query: SearchQuery) -> dict[str, S
         .filter(rank=1)
     )
     found: dict[str, SearchMatch] = {}
+    pattern = term_pattern(query)
     for session_id, first, events, text in firsts.values_list(
         "session_id", "event_index", "events", "text"
     ):
-        line = _first_line_holding(text, query)
+        # The line (event) of the first occurrence; should the database's case folding have
+        # matched where Python's does not (a letter PostgreSQL's UPPER folds), the first line.
+        at = pattern.search(text)
+        line = text.count(EVENT_SEPARATOR, 0, at.start()) if at else 0
         seq, kind = event_at(events, line)
         found[str(session_id)] = SearchMatch(
             event_index=None if first == SESSION_FIELDS else first + line,
@@ -134,13 +138,3 @@ def first_matches(session_ids: Sequence[Any], query: SearchQuery) -> dict[str, S
             snippet=make_snippet(text.split(EVENT_SEPARATOR)[line], query),
         )
     return found
-
-
-def _first_line_holding(text: str, query: SearchQuery) -> int:
-    """The line (event) of a stored row where a term first occurs. Casefolding never makes
-    a line break, so the folded text's lines are the text's. The database found a term;
-    should its case folding differ from Python's (a letter PostgreSQL's UPPER folds and
-    casefold does not), the first line stands in."""
-    folded = text.casefold()
-    found = [at for at in (folded.find(term) for term in query.folded) if at >= 0]
-    return folded.count(EVENT_SEPARATOR, 0, min(found)) if found else 0
