@@ -208,3 +208,27 @@ def test_the_find_box_searches_the_version_shown(corpus):
     older = find_in_version(record=record, version=1, text="lisbon")
     assert older.total == 2  # the question and the tool call's arguments
     assert [hit.kind for hit in older.hits] == ["message", "tool_call"]
+
+
+@pytest.mark.parametrize("walk_pages", [1, 100])
+def test_pages_are_the_same_whether_the_first_sessions_fill_them_or_the_index_narrows(
+    corpus, monkeypatch, walk_pages
+):
+    # One page's worth checked first: with pages of one session, two are looked at, so a term
+    # the third session holds is left to the index; a hundred pages' worth sees them all.
+    monkeypatch.setattr(matching, "WALK_PAGES", walk_pages)
+
+    def paged(q: str) -> list[str]:
+        names, cursor = [], None
+        while True:
+            page = selectors.list_sessions(filters=SessionFilters(q=q), limit=1, cursor=cursor)
+            names += [record.external_id for record in page.items]
+            if page.next_cursor is None:
+                return names
+            cursor = page.next_cursor
+
+    every = paged("SearchFlow")  # newest first: the two of an hour ago (in id order), then
+    assert sorted(every[:2]) == ["s-refund", "s-weather"] and every[2:] == ["s-cjk"]
+    assert paged("处理失败") == ["s-cjk"]  # the oldest: beyond the first two
+    assert paged("refund 4417") == ["s-refund"]
+    assert paged("nothing-like-this-anywhere") == []
