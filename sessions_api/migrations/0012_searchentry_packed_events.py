@@ -134,6 +134,13 @@ def _each_session(SearchEntry):
     yield from ids.iterator(chunk_size=2000)
 
 
+def _check_now(schema_editor):
+    """PostgreSQL alters no table with foreign-key checks still pending from rows written in
+    the same transaction: run them now."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
 def pack_entries(apps, schema_editor):
     SearchEntry = apps.get_model("sessions_api", "SearchEntry")
     for session_id in _each_session(SearchEntry):
@@ -145,6 +152,7 @@ def pack_entries(apps, schema_editor):
         SearchEntry.objects.bulk_create(
             SearchEntry(session_id=session_id, kind="", **row) for row in _pack(entries)
         )
+    _check_now(schema_editor)
 
 
 def unpack_entries(apps, schema_editor):
@@ -172,6 +180,7 @@ def unpack_entries(apps, schema_editor):
                 )
             )
         )
+    _check_now(schema_editor)
 
 
 class Migration(migrations.Migration):

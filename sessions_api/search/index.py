@@ -19,7 +19,7 @@ from sessions_api.storage import load_stored_document
 
 _COLUMNS = ("session", "event_index", "seq", "last_seq", "events", "text")
 #: Consecutive events share a stored row up to about this many characters of text. The index
-#: costs per distinct trigram per row, so one row per event (46 for a 17 KB document) cost
+#: costs per distinct trigram per row, so one row per event (44 for a 17 KB document) cost
 #: three times the trigram tokenizing itself; a longer row makes a common word's candidate
 #: rows longer to check again and to cut a snippet from.
 PACK_CHARS = 32_000
