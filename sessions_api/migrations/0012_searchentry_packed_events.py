@@ -13,7 +13,7 @@ packing is repeated here, and the raw SQL names only this app's own tables.
 
 from django.db import migrations, models
 
-PACK_CHARS = 32_000
+PACK_CHARS = 2_000
 SEPARATOR = "\n"
 
 FTS_DROP = [
