@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value, Window
+from django.db.models.functions import RowNumber, StrIndex, Upper
+from django.db.models.lookups import GreaterThan
 
 from sessions_api.models import SearchEntry, Session
 from sessions_api.search.entries import SESSION_FIELDS
@@ -87,7 +88,18 @@ def worth_walking(query: SearchQuery) -> bool:
 
 
 def _holds(term: str) -> Exists:
-    return Exists(SearchEntry.objects.filter(session_id=OuterRef("pk"), text__icontains=term))
+    return Exists(SearchEntry.objects.filter(_in_text(term), session_id=OuterRef("pk")))
+
+
+def _in_text(term: str) -> Q | GreaterThan:
+    """An entry's text holds ``term``, as checked among one session's entries. On PostgreSQL
+    as ``strpos`` on ``UPPER(text)`` (what ``icontains`` compares), which the trigram index
+    cannot answer: given ``LIKE``, the planner read every entry holding a common word's
+    trigrams through that index instead of the few sessions' own (seconds at 20,000
+    sessions)."""
+    if connection.vendor == "postgresql":
+        return GreaterThan(StrIndex(Upper("text"), Upper(Value(term))), 0)
+    return Q(text__icontains=term)
 
 
 def filter_matching(rows: QuerySet[Session], query: SearchQuery) -> QuerySet[Session]:
@@ -147,7 +159,7 @@ def first_matches(session_ids: Sequence[Any], query: SearchQuery) -> dict[str, S
         return {}
     any_term = Q()
     for term in query.terms:
-        any_term |= Q(text__icontains=term)
+        any_term |= Q(_in_text(term))
     firsts = (
         SearchEntry.objects.filter(session_id__in=list(session_ids))
         .filter(any_term)
