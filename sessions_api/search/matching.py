@@ -44,6 +44,9 @@ FEW_SESSIONS = 500
 # FEW_SESSIONS sessions hold it would have cost more (3.4 of a common word's 8.3 ms at 5,000
 # sessions). A rarer query then costs these checks more than before.
 WALK_PAGES = 5
+# Whether those first sessions are checked a page at a time rather than in one query (None:
+# on PostgreSQL, whose planner checked all of them before sorting; see holding_in_order).
+WALK_IN_PAGES: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,32 @@ class SearchMatch:
     seq: int | None
     kind: str
     snippet: Snippet
+
+
+def walks_in_pages() -> bool:
+    return connection.vendor == "postgresql" if WALK_IN_PAGES is None else WALK_IN_PAGES
+
+
+def holding_in_order(session_ids: Sequence[Any], query: SearchQuery, count: int) -> list[Any]:
+    """The first ``count`` of ``session_ids`` whose entries hold every term, checked a page
+    (``count``) at a time in their order: on PostgreSQL, given the walk as one query, the
+    planner checked every session of the bound before sorting (7.5 ms for 255 at 5,000)."""
+    found: list[Any] = []
+    for start in range(0, len(session_ids), count):
+        chunk = list(session_ids[start : start + count])
+        holding = set(chunk)
+        for term in query.terms:
+            holding &= set(
+                SearchEntry.objects.filter(_in_text(term), session_id__in=list(holding))
+                .values_list("session_id", flat=True)
+                .distinct()
+            )
+            if not holding:
+                break
+        found += [pk for pk in chunk if pk in holding]
+        if len(found) >= count:
+            return found[:count]
+    return found
 
 
 def filter_walking(rows: QuerySet[Session], query: SearchQuery) -> QuerySet[Session]:

@@ -186,6 +186,12 @@ def _first_holding(
     ``matching.WALK_PAGES`` pages' worth (bounded by keyset, so the walk stops there); None
     when fewer hold it there, and the index narrows the list instead."""
     window = count * matching.WALK_PAGES
+    if matching.walks_in_pages():
+        ids = list(rows.order_by(*ordering).values_list("id", flat=True)[:window])
+        holders = matching.holding_in_order(ids, query, count)
+        if len(holders) < count and len(ids) == window:
+            return None
+        return list(rows.filter(id__in=holders).order_by(*ordering))
     edge = list(rows.order_by(*ordering).values_list("sort_key", "id")[window - 1 : window])
     bounded = rows
     if edge:

@@ -210,13 +210,15 @@ def test_the_find_box_searches_the_version_shown(corpus):
     assert [hit.kind for hit in older.hits] == ["message", "tool_call"]
 
 
+@pytest.mark.parametrize("in_pages", [False, True], ids=["one-query", "a-page-at-a-time"])
 @pytest.mark.parametrize("walk_pages", [1, 100])
 def test_pages_are_the_same_whether_the_first_sessions_fill_them_or_the_index_narrows(
-    corpus, monkeypatch, walk_pages
+    corpus, monkeypatch, walk_pages, in_pages
 ):
     # One page's worth checked first: with pages of one session, two are looked at, so a term
     # the third session holds is left to the index; a hundred pages' worth sees them all.
     monkeypatch.setattr(matching, "WALK_PAGES", walk_pages)
+    monkeypatch.setattr(matching, "WALK_IN_PAGES", in_pages)
 
     def paged(q: str) -> list[str]:
         names, cursor = [], None
