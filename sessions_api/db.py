@@ -90,6 +90,51 @@ def insert_rows(
     return inserted
 
 
+def update_row(
+    model: type[models.Model],
+    pk: Any,
+    fields: Sequence[str],
+    values: Sequence[Any],
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+) -> int:
+    """UPDATE ``fields`` (names) of the row of ``model`` whose primary key is ``pk`` to
+    ``values``, prepared as :func:`insert_rows` prepares them; returns the rows updated (0 or 1).
+
+    ``Model.save()`` writes every column and builds its statement anew on each call; a save of
+    a session changes a few columns, so this writes those with a statement built once."""
+    db = connections[using]
+    sql, resolved = _update_statement(model, tuple(fields), using, db.vendor)
+    params = [
+        v if p is None else p(v)
+        for p, v in zip([_preparer(f, db, repeats=False) for f in resolved], values, strict=True)
+    ]
+    params.append(prepare(model._meta.pk, pk, using=using))
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def prepare(field: models.Field, value: Any, *, using: str = DEFAULT_DB_ALIAS) -> Any:
+    """``value`` as the database driver takes it for ``field`` (a parameter of hand-written SQL:
+    a UUID, a datetime)."""
+    return field.get_db_prep_save(value, connection=connections[using])
+
+
+@functools.lru_cache(maxsize=256)
+def _update_statement(
+    model: type[models.Model], fields: tuple[str, ...], using: str, vendor: str
+) -> tuple[str, list[models.Field]]:
+    resolved = [model._meta.get_field(f) for f in fields]
+    quote = connections[using].ops.quote_name
+    sql = (
+        f"UPDATE {quote(model._meta.db_table)}"
+        f" SET {', '.join(f'{quote(f.column)} = %s' for f in resolved)}"
+        f" WHERE {quote(model._meta.pk.column)} = %s"
+    )
+    return sql, resolved
+
+
 @functools.lru_cache(maxsize=256)
 def _insert_statement(
     model: type[models.Model],

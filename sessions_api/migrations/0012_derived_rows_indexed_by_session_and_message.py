@@ -1,0 +1,99 @@
+"""Tool-call and error rows indexed by (session, message_seq), tool calls also by
+(session, call_id) and, for those still pending, by (session, message_seq) alone: a save that
+appends to a session then reads and replaces its rows from one message on at the cost of what it
+finds. The composite index leads with the session, so the foreign key's own index on the
+session alone goes: dropped by name, since altering the field would make SQLite copy both
+tables."""
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+_TABLES = ("sessions_api_toolcallrecord", "sessions_api_sessionerror")
+
+
+def _session_only_indexes(schema_editor, table):
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    return [
+        name
+        for name, info in constraints.items()
+        if info["index"]
+        and not info["primary_key"]
+        and not info["unique"]
+        and info["columns"] == ["session_id"]
+    ]
+
+
+def drop_session_only_indexes(apps, schema_editor):
+    for table in _TABLES:
+        for name in _session_only_indexes(schema_editor, table):
+            schema_editor.execute(f"DROP INDEX {schema_editor.quote_name(name)}")
+
+
+def create_session_only_indexes(apps, schema_editor):
+    for table in _TABLES:
+        if not _session_only_indexes(schema_editor, table):
+            name = schema_editor.quote_name(f"{table}_session_id_only")
+            schema_editor.execute(
+                f"CREATE INDEX {name} ON {schema_editor.quote_name(table)} ("
+                f"{schema_editor.quote_name('session_id')})"
+            )
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("sessions_api", "0011_drop_session_search_text"),
+    ]
+
+    operations = [
+        migrations.AddIndex(
+            model_name="sessionerror",
+            index=models.Index(
+                fields=["session", "message_seq"], name="sessionerror_session_seq_idx"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="toolcallrecord",
+            index=models.Index(fields=["session", "message_seq"], name="toolcall_session_seq_idx"),
+        ),
+        migrations.AddIndex(
+            model_name="toolcallrecord",
+            index=models.Index(fields=["session", "call_id"], name="toolcall_session_call_idx"),
+        ),
+        migrations.AddIndex(
+            model_name="toolcallrecord",
+            index=models.Index(
+                condition=models.Q(("status", "pending")),
+                fields=["session", "message_seq"],
+                name="toolcall_pending_idx",
+            ),
+        ),
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name="sessionerror",
+                    name="session",
+                    field=models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="errors",
+                        to="sessions_api.session",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="toolcallrecord",
+                    name="session",
+                    field=models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tool_calls",
+                        to="sessions_api.session",
+                    ),
+                ),
+            ],
+            database_operations=[
+                migrations.RunPython(drop_session_only_indexes, create_session_only_indexes),
+            ],
+        ),
+    ]
