@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import operator
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -369,11 +370,7 @@ def _store_prepared(
     """Inside the caller's transaction: insert a new session, or lock the existing one and
     store the next version."""
     if prepared.growth is not None:
-        row = (
-            Session.objects.select_for_update()
-            .filter(format=prepared.detection.format_id, external_id=prepared.key)
-            .first()
-        )
+        row = _lock_session(prepared.detection.format_id, prepared.key)
         if row is not None:
             return _store_in_locked_session(
                 row,
@@ -393,12 +390,21 @@ def _store_prepared(
         return _outcome(
             row, created=True, changed=True, warnings=warnings, detected_by=detection.rule
         )
-    row = Session.objects.select_for_update().get(
-        format=detection.format_id, external_id=prepared.key
-    )
+    row = _lock_session(detection.format_id, prepared.key)
+    if row is None:  # deleted between the insert that found it and this lock: new after all
+        return _store_prepared(
+            prepared, source=source, now=now, unchanged_if_stored_before=unchanged_if_stored_before
+        )
     return _store_in_locked_session(
         row, prepared, source=source, now=now, unchanged_if_stored_before=unchanged_if_stored_before
     )
+
+
+def _lock_session(format_id: str, key: str) -> Session | None:
+    """The session with that format and key, locked until the transaction ends; None when
+    there is none."""
+    rows = db.select_rows(Session, ("format", "external_id"), (format_id, key), for_update=True)
+    return rows[0] if rows else None
 
 
 def _store_in_locked_session(
@@ -437,13 +443,23 @@ def _insert_new_session(prepared: _PreparedDocument, *, now: datetime) -> Sessio
         "latest_version": 1,
         **prepared.index.columns,
     }
-    fields = Session._meta.concrete_fields
+    names, attnames, fields = _session_fields()
     # What Session(**given) would hold, without building the instance first: its defaults
     # (a new id among them) for the fields the index does not set.
-    values = [given[f.attname] if f.attname in given else f.get_default() for f in fields]
-    if not db.insert_rows(Session, fields, [values], if_absent=True):
+    values = [
+        given[a] if a in given else f.get_default() for a, f in zip(attnames, fields, strict=True)
+    ]
+    if not db.insert_rows(Session, names, [values], if_absent=True):
         return None
-    return Session.from_db(DEFAULT_DB_ALIAS, [f.attname for f in fields], values)
+    return Session.from_db(DEFAULT_DB_ALIAS, attnames, values)
+
+
+@functools.cache
+def _session_fields() -> tuple[tuple[str, ...], list[str], list[Any]]:
+    """(names, attribute names, fields) of the session's columns: the insert's statement is
+    cached by the names, which hash faster than the fields themselves."""
+    fields = Session._meta.concrete_fields
+    return tuple(f.name for f in fields), [f.attname for f in fields], list(fields)
 
 
 def _store_new_version(
@@ -842,7 +858,8 @@ def _insert_derived_rows(row: Session, index: SessionIndex) -> None:
     ):
         if rows:
             names = ("session", *rows[0].__dataclass_fields__)
-            values = [(row.pk, *(getattr(r, name) for name in names[1:])) for r in rows]
+            values_of = operator.attrgetter(*names[1:])
+            values = [(row.pk, *values_of(r)) for r in rows]
             db.insert_rows(model, names, values)
     search_index.write_entries(row.pk, index.search_entries)
 
