@@ -2,16 +2,22 @@
 (session, call_id) and, for those still pending, by (session, message_seq) alone: a save that
 appends to a session then reads and replaces its rows from one message on at the cost of what it
 finds. The composite index leads with the session, so the foreign key's own index on the
-session alone goes: dropped by name, since altering the field would make SQLite copy both
-tables."""
+session alone goes, and so does the index on a tool call's name alone, which (name, occurred_at)
+leads with: each only cost every insert. Both are dropped by name, since altering the fields
+would make SQLite copy both tables."""
 
 import django.db.models.deletion
 from django.db import migrations, models
 
-_TABLES = ("sessions_api_toolcallrecord", "sessions_api_sessionerror")
+# (table, column) of the single-column indexes that go.
+_DROPPED = (
+    ("sessions_api_toolcallrecord", "session_id"),
+    ("sessions_api_sessionerror", "session_id"),
+    ("sessions_api_toolcallrecord", "name"),
+)
 
 
-def _session_only_indexes(schema_editor, table):
+def _single_column_indexes(schema_editor, table, column):
     connection = schema_editor.connection
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, table)
@@ -21,24 +27,22 @@ def _session_only_indexes(schema_editor, table):
         if info["index"]
         and not info["primary_key"]
         and not info["unique"]
-        and info["columns"] == ["session_id"]
+        and info["columns"] == [column]
     ]
 
 
-def drop_session_only_indexes(apps, schema_editor):
-    for table in _TABLES:
-        for name in _session_only_indexes(schema_editor, table):
+def drop_single_column_indexes(apps, schema_editor):
+    for table, column in _DROPPED:
+        for name in _single_column_indexes(schema_editor, table, column):
             schema_editor.execute(f"DROP INDEX {schema_editor.quote_name(name)}")
 
 
-def create_session_only_indexes(apps, schema_editor):
-    for table in _TABLES:
-        if not _session_only_indexes(schema_editor, table):
-            name = schema_editor.quote_name(f"{table}_session_id_only")
-            schema_editor.execute(
-                f"CREATE INDEX {name} ON {schema_editor.quote_name(table)} ("
-                f"{schema_editor.quote_name('session_id')})"
-            )
+def create_single_column_indexes(apps, schema_editor):
+    quote = schema_editor.quote_name
+    for table, column in _DROPPED:
+        if not _single_column_indexes(schema_editor, table, column):
+            name = quote(f"{table}_{column}_only")
+            schema_editor.execute(f"CREATE INDEX {name} ON {quote(table)} ({quote(column)})")
 
 
 class Migration(migrations.Migration):
@@ -83,6 +87,11 @@ class Migration(migrations.Migration):
                 ),
                 migrations.AlterField(
                     model_name="toolcallrecord",
+                    name="name",
+                    field=models.CharField(max_length=255),
+                ),
+                migrations.AlterField(
+                    model_name="toolcallrecord",
                     name="session",
                     field=models.ForeignKey(
                         db_index=False,
@@ -93,7 +102,7 @@ class Migration(migrations.Migration):
                 ),
             ],
             database_operations=[
-                migrations.RunPython(drop_session_only_indexes, create_session_only_indexes),
+                migrations.RunPython(drop_single_column_indexes, create_single_column_indexes),
             ],
         ),
     ]
