@@ -77,6 +77,16 @@ def delete_from(key: Any, start: int) -> None:
         cursor.execute(_sql("delete_errors_of_no_message"), [key])
 
 
+def delete_all(key: Any) -> None:
+    """Delete every tool call, error and usage row of the session (a whole parse writes them
+    anew)."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    statements = _statements(connection.vendor)
+    with connection.cursor() as cursor:
+        for name in ("delete_calls", "delete_errors", "delete_usage"):
+            cursor.execute(statements[name], [key])
+
+
 def move_to_session_end(key: Any, updated_at: datetime, *, before: int) -> None:
     """Give the tool calls and errors of the messages before ``before`` the session's new end
     as their time: a merge's condition is that no message has a time of its own, and a row
@@ -132,6 +142,8 @@ def _statements(vendor: str) -> dict[str, str]:  # a test may point the alias at
         f" WHERE {session} = %s AND {seq} >= %s",
         "model_usage": f"SELECT {q('model')}, {q('message_count')} FROM {usage}"
         f" WHERE {session} = %s",
+        "delete_calls": f"DELETE FROM {calls} WHERE {session} = %s",
+        "delete_errors": f"DELETE FROM {errors} WHERE {session} = %s",
         "delete_calls_from": f"DELETE FROM {calls} WHERE {session} = %s AND {seq} >= %s",
         # Apart, not joined by OR: SQLite would then read every row of the session.
         "delete_errors_from": f"DELETE FROM {errors} WHERE {session} = %s AND {seq} >= %s",

@@ -814,9 +814,7 @@ def _write_index(
     _update_session_row(
         row, index.columns, version=version, received_at=received_at, detection_rule=detection_rule
     )
-    ToolCallRecord.objects.filter(session=row).delete()
-    SessionError.objects.filter(session=row).delete()
-    ModelUsage.objects.filter(session=row).delete()
+    derived_rows.delete_all(derived_rows.session_key(row))
     search_index.write_entries(row.pk, [], replace=True)
     _insert_derived_rows(row, index)
 

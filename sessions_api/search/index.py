@@ -24,7 +24,12 @@ def write_entries(
     """Add a version's entries for one session; ``replace`` first removes what the session
     had (a new version that rewrites rather than appends, an edit, a revert)."""
     if replace:
-        SearchEntry.objects.filter(session_id=session_pk).delete()
+        connection = connections[DEFAULT_DB_ALIAS]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _statements(connection.vendor)["remove_all"],
+                [db.prepare(SearchEntry._meta.get_field("session"), session_pk)],
+            )
     if entries:
         db.insert_rows(
             SearchEntry,
@@ -75,6 +80,7 @@ def _statements(vendor: str) -> dict[str, str]:  # a test may point the alias at
         # Apart, not joined by OR: SQLite would then read every entry of the session.
         "remove_from": f"DELETE FROM {table} WHERE {session} = %s AND {event} >= %s",
         "remove_event": f"DELETE FROM {table} WHERE {session} = %s AND {event} = %s",
+        "remove_all": f"DELETE FROM {table} WHERE {session} = %s",
     }
 
 
