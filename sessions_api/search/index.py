@@ -43,20 +43,18 @@ def events_before(session_pk: Any, seq: int) -> int | None:
     entries (one per event, numbered from 0 in message order); None when the entries do not
     number them (a session stored before it was indexed).
 
-    Read from the last event backwards, through the (session, event) index, until an event of
-    an earlier message: it costs the events of the messages from ``seq`` on, not the session's.
+    The last event of an earlier message, found by reading the (session, event) index back
+    from the session's last event: it costs the events of the messages from ``seq`` on, not
+    the session's.
     """
     if seq <= 0:
         return 0
     connection = connections[DEFAULT_DB_ALIAS]
     key = db.prepare(SearchEntry._meta.get_field("session"), session_pk)
     with connection.cursor() as cursor:
-        cursor.execute(_statements(connection.vendor)["events_from_last"], [key])
-        while rows := cursor.fetchmany(64):
-            for event_index, event_seq in rows:
-                if event_seq is not None and event_seq < seq:
-                    return event_index + 1
-    return None
+        cursor.execute(_statements(connection.vendor)["last_event_before"], [key, seq])
+        found = cursor.fetchone()
+    return None if found is None else found[0] + 1
 
 
 def remove_from(session_pk: Any, event_index: int) -> None:
@@ -75,8 +73,9 @@ def _statements(vendor: str) -> dict[str, str]:  # a test may point the alias at
     q = connections[DEFAULT_DB_ALIAS].ops.quote_name
     table, session, event = q(SearchEntry._meta.db_table), q("session_id"), q("event_index")
     return {
-        "events_from_last": f"SELECT {event}, {q('seq')} FROM {table}"
-        f" WHERE {session} = %s AND {event} >= 0 ORDER BY {event} DESC",
+        "last_event_before": f"SELECT {event} FROM {table}"
+        f" WHERE {session} = %s AND {event} >= 0 AND {q('seq')} < %s"
+        f" ORDER BY {event} DESC LIMIT 1",
         # Apart, not joined by OR: SQLite would then read every entry of the session.
         "remove_from": f"DELETE FROM {table} WHERE {session} = %s AND {event} >= %s",
         "remove_event": f"DELETE FROM {table} WHERE {session} = %s AND {event} = %s",
