@@ -1,9 +1,11 @@
-"""The statements a save that appends to a session runs on its stored rows, written once per
-database as SQL: building them through the ORM on every save cost more than running them.
+"""The statements a save runs on a session's stored rows (mostly those of a save that appends
+to it), written once per database as SQL: building them through the ORM on every save cost
+more than running them.
 
 Each reaches the rows it needs through an index that leads with the session (models.py), so
-its cost follows what it reads or writes, not the session's size; the one exception is
-:func:`move_to_session_end`, whose rows are every row of the session (see its docstring).
+its cost follows what it reads or writes, not the session's size; the exceptions are
+:func:`delete_all` (a whole re-derivation) and :func:`move_to_session_end`, whose rows are
+every row of the session (see its docstring).
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def move_to_session_end(key: Any, updated_at: datetime, *, before: int) -> None:
         cursor.execute(_sql("move_errors"), [when, key, before, when])
 
 
-def replace_model_usage(key: Any) -> None:
+def delete_model_usage(key: Any) -> None:
     """Delete the session's usage rows (the caller inserts the merged ones)."""
     connection = connections[DEFAULT_DB_ALIAS]
     with connection.cursor() as cursor:

@@ -795,7 +795,7 @@ def _write_merged_index(
         if row.updated_at != previous_updated_at:
             derived_rows.move_to_session_end(key, row.updated_at, before=merged.start)
     search_index.remove_from(row.pk, merged.first_event)
-    derived_rows.replace_model_usage(key)
+    derived_rows.delete_model_usage(key)
     _insert_derived_rows(
         row,
         SessionIndex(
