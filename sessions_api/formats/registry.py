@@ -177,6 +177,15 @@ def _detection(rule: DetectionRule, inside: str | None = None) -> Detection:
     )
 
 
+def detection_if_no_earlier_rule(doc: Any, format_id: str, variant: str) -> Detection | None:
+    """What detection gives ``doc`` when it is known to match the rule of ``format_id`` that
+    gives ``variant``, provided no rule before that one matches ``doc``; None when one does."""
+    rule = next(r for r in RULES if r.format_id == format_id and r.variant == variant)
+    if _first_match(doc, tuple(r for r in RULES if r.number < rule.number)) is not None:
+        return None
+    return _detection(rule)
+
+
 def detect_format(doc: Any) -> Detection:
     """The first matching rule in the documented order (looking one level into an envelope when
     nothing matches the document itself); UnknownFormat when none matches."""
