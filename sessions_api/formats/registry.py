@@ -112,6 +112,10 @@ RULES: tuple[DetectionRule, ...] = tuple(
 )
 
 
+#: Detection.rule of a format forced by the caller (no rule was tried).
+FORCED_RULE = "forced by ?format="
+
+
 @dataclass(frozen=True)
 class Detection:
     format_id: str
@@ -211,7 +215,7 @@ def resolve_format(doc: Any, *, format_id: str | None = None) -> tuple[Detection
     Raises UnknownFormat."""
     if format_id:
         adapter = get_adapter(format_id)
-        detection = Detection(format_id=format_id, rule="forced by ?format=")
+        detection = Detection(format_id=format_id, rule=FORCED_RULE)
         return detection, _forced_envelope_content(doc, adapter)
     found = _detect(doc)
     if found is None:

@@ -41,7 +41,7 @@ from sessions_api.formats.decoding import (
     value_weight,
 )
 from sessions_api.formats.growing import GrowingFormat
-from sessions_api.formats.registry import detection_if_no_earlier_rule
+from sessions_api.formats.registry import FORCED_RULE, detection_if_no_earlier_rule
 
 _WHITESPACE = " \t\n\r"
 # Smaller documents take the whole path, which decodes them in well under a millisecond: the
@@ -327,7 +327,7 @@ def continue_from(
     if variant is None:
         return None
     if format_id:
-        detection = Detection(format_id=format_id, rule="forced by ?format=")
+        detection = Detection(format_id=format_id, rule=FORCED_RULE)
     else:
         # Detection over the whole document. The version before was detected by the format's
         # own rule: no earlier rule matched it, and a rule that needs every message to pass a

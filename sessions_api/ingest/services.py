@@ -42,6 +42,7 @@ from sessions_api.formats.decoding import (
     split_batch_documents,
 )
 from sessions_api.formats.growing import GROWING_FORMATS, GrowingFormat
+from sessions_api.formats.registry import FORCED_RULE
 from sessions_api.ingest import appending, ids, incremental
 from sessions_api.ingest.indexing import ModelUsageRow, SessionIndex, build_index
 from sessions_api.lifecycle.alerts.evaluate import note_session_saved
@@ -183,6 +184,7 @@ def _prepare_document(
     received_at: datetime,
     first_received_at: datetime | None = None,
     incremental_allowed: bool = True,
+    format_detected: bool = False,
 ) -> _PreparedDocument:
     """Decode, detect (or force), parse and index: everything that needs no database, so none
     of it runs under the write lock. The index assumes a new session (first received now)
@@ -191,7 +193,8 @@ def _prepare_document(
     A document that extends the latest version of its session (formats/growing.py) is parsed
     only as far as its id here: the rest waits for the session's lock (_store_new_version).
     When it repeats that version's bytes up to its last message (its append point), only what
-    follows is even decoded (appending.py)."""
+    follows is even decoded (appending.py). ``format_detected``: ``format_id`` is what
+    detection gave this very document (its whole parse after a growth)."""
     growth_allowed = incremental_allowed and first_received_at is None
     looked_up: dict[tuple[str, str], _Latest | None] = {}
     if growth_allowed:
@@ -215,7 +218,7 @@ def _prepare_document(
     digest, append_point = None, None
     if hook is not None and envelope is None:
         digest, append_point = appending.digest_and_point(
-            body, laid_out, hook, detected=not format_id
+            body, laid_out, hook, detected=format_detected or not format_id
         )
     if hook is not None and envelope is None and growth_allowed:
         prepared = _prepare_growth(
@@ -497,6 +500,7 @@ def _parsed_whole(prepared: _PreparedDocument) -> _PreparedDocument:
         external_id=prepared.growth.external_id,
         received_at=prepared.growth.received_at,
         incremental_allowed=False,
+        format_detected=prepared.detection.rule != FORCED_RULE,
     )
     return dataclasses.replace(whole, detection=prepared.detection)
 
