@@ -115,9 +115,16 @@ class LaidOutDocument:
     #: ``text``. None for any other root.
     members: tuple[tuple[str, int, int], ...] | None
 
+    #: The body's length in bytes.
+    size: int
+
     def byte_offset(self, text_offset: int) -> int:
+        """The body's byte offset of a character offset of ``text``, encoding the shorter side
+        of it again (an append point sits near the end)."""
         if self.text.isascii():
             return self.text_start + text_offset
+        if text_offset > len(self.text) // 2:
+            return self.size - len(self.text[text_offset:].encode("utf-8"))
         return self.text_start + len(self.text[:text_offset].encode("utf-8"))
 
 
@@ -140,6 +147,7 @@ def decode_document_laid_out(body: bytes, limits: DecodeLimits | None = None) ->
         text_start=len(UTF8_BOM) if body.startswith(UTF8_BOM) else 0,
         nodes=nodes,
         members=members,
+        size=len(body),
     )
 
 
