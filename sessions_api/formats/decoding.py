@@ -314,6 +314,8 @@ class Continuation:
     items: list[Any]
     #: Characters of the rest's text up to the end of its last element (0: none).
     items_end: int
+    #: Characters of the rest's text before each element.
+    item_starts: list[int]
     #: The text of the rest (its length in bytes may differ).
     text: str
     #: The root object's members after the array, in document order.
@@ -359,10 +361,12 @@ def _read_continuation(
 ) -> Continuation | None:
     items: list[Any] = []
     items_end = 0
+    item_starts: list[int] = []
     nodes_before = nodes
     position = _skip_whitespace(text, 0)
     while text.startswith(",", position):
-        item, position = _DECODER.raw_decode(text, _skip_whitespace(text, position + 1))
+        item_starts.append(_skip_whitespace(text, position + 1))
+        item, position = _DECODER.raw_decode(text, item_starts[-1])
         # An element of the array under the root: its containers start three levels deep.
         weight = value_weight(item, depth_above=2, limits=limits)
         if weight is None:
@@ -401,7 +405,12 @@ def _read_continuation(
     if position != len(text) or nodes > limits.max_nodes:
         return None
     return Continuation(
-        items=items, items_end=items_end, text=text, members=members, item_nodes=item_nodes
+        items=items,
+        items_end=items_end,
+        item_starts=item_starts,
+        text=text,
+        members=members,
+        item_nodes=item_nodes,
     )
 
 

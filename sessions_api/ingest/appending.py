@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
@@ -48,6 +48,9 @@ _WHITESPACE = " \t\n\r"
 # look-up of an append point would cost a new session more than it saves (a new session needs
 # no look-up on the whole path).
 MIN_BYTES = 32 * 1024
+# Message offsets kept with a point: a merge re-derives from the first call still waiting for
+# its result, almost always one of the last few messages.
+RECENT = 32
 # The root members before the message array are read from at most this many bytes of a new
 # document (an id, a model, a little metadata); a longer head takes the whole path.
 HEAD_BYTES = 64 * 1024
@@ -77,6 +80,10 @@ class AppendPoint:
     #: Whether the format's own rule detected the version (not a forced format): only then is
     #: no earlier rule known to miss its messages.
     detected: bool
+    #: Byte offsets where the last few messages before ``offset`` start (up to RECENT), so a
+    #: merge that re-derives from one of them decodes only those; empty when unknown (a version
+    #: stored whole).
+    recent: list[int] = field(default_factory=list)
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()
@@ -212,6 +219,11 @@ def read_head(body: bytes, hook: GrowingFormat) -> Head | None:
     return None
 
 
+def _byte_length(text: str, end: int) -> int:
+    """Bytes of ``text[:end]`` in UTF-8."""
+    return end if text.isascii() else len(text[:end].encode("utf-8"))
+
+
 def _skip(text: str, position: int) -> int:
     while position < len(text) and text[position] in _WHITESPACE:
         position += 1
@@ -220,25 +232,35 @@ def _skip(text: str, position: int) -> int:
 
 class EarlierOnDemand(list):
     """A message array read from an append point: the appended messages are at hand, the
-    earlier ones (placeholders until then) are decoded from the body the first time one of
-    them, or the whole list, is asked for. The earlier bytes are a stored version's, which
-    passed the strict decoder, so orjson reads them to the same values."""
+    earlier ones (placeholders until then) are decoded from the body when asked for: from the
+    one asked for on when the point knows where it starts, else all of them (and all of them
+    for an iteration or a slice). The earlier bytes are a stored version's, which passed the
+    strict decoder, so orjson reads them to the same values."""
 
     def __init__(self, body: bytes, point: AppendPoint, appended: list[Any]) -> None:
         super().__init__([None] * point.messages)
         self.extend(appended)
-        self._source: tuple[bytes, int, int] | None = (body, point.array_offset, point.offset)
-        self._earlier = point.messages
+        self._body = body
+        self._point = point
+        self._loaded_from = point.messages  # the earlier messages from here on are decoded
 
-    def _load(self) -> None:
-        if self._source is not None:
-            body, start, end = self._source
-            self._source = None
-            earlier = orjson.loads(body[start:end] + b"]")
-            list.__setitem__(self, slice(0, self._earlier), earlier)
+    def _load(self, index: int = 0) -> None:
+        if index >= self._loaded_from:
+            return
+        point = self._point
+        recent_first = point.messages - len(point.recent)
+        if index >= recent_first:
+            start = point.recent[index - recent_first]
+            window = b"[" + self._body[start : point.offset] + b"]"
+        else:
+            index, window = 0, self._body[point.array_offset : point.offset] + b"]"
+        list.__setitem__(self, slice(index, point.messages), orjson.loads(window))
+        self._loaded_from = index
 
     def __getitem__(self, index: Any) -> Any:
-        if self._source is not None and not (isinstance(index, int) and index >= self._earlier):
+        if isinstance(index, int) and index >= 0:
+            self._load(index)
+        else:
             self._load()
         return list.__getitem__(self, index)
 
@@ -339,9 +361,8 @@ def continue_from(
         if found is None:
             return None
         detection = found
-    added_text = rest.text[: rest.items_end]
-    added_bytes = len(added_text) if added_text.isascii() else len(added_text.encode("utf-8"))
-    offset = point.offset + added_bytes
+    offset = point.offset + _byte_length(rest.text, rest.items_end)
+    starts = [point.offset + _byte_length(rest.text, start) for start in rest.item_starts]
     hasher.update(view[point.offset : offset])
     new_point = AppendPoint(
         offset=offset,
@@ -353,6 +374,7 @@ def continue_from(
         evidence=hook.evidence_to_json(evidence),
         context=point.context,
         detected=format_id is None,
+        recent=[*point.recent, *starts][-RECENT:],
     )
     hasher.update(view[offset:])
     return Continued(

@@ -62,12 +62,13 @@ def save(body: bytes, minute: int, **kwargs: Any):
     return services.ingest_document(body=body, now=T0 + timedelta(minutes=minute), **kwargs)
 
 
-def whole_point(body: bytes, *, detected: bool = True) -> str | None:
-    """The append point the whole path records for ``body``."""
+def whole_point(body: bytes, *, detected: bool = True) -> dict[str, Any] | None:
+    """The append point the whole path records for ``body`` (which knows no message offsets)."""
     laid_out = decode_document_laid_out(body, services.decode_limits())
-    return appending.digest_and_point(
+    point = appending.digest_and_point(
         body, laid_out, GROWING_FORMATS["openai_chat"], detected=detected
     )[1]
+    return None if point is None else json.loads(point)
 
 
 def prepare_whole(body: bytes) -> None:
@@ -76,9 +77,21 @@ def prepare_whole(body: bytes) -> None:
     )
 
 
-def stored_point(session_id: str) -> str | None:
+def stored_point(session_id: str, body: bytes) -> dict[str, Any] | None:
+    """The latest version's append point, its message offsets checked against ``body`` (each
+    starts the message it names) and then left out, as the whole path cannot know them."""
     row = Session.objects.get(id=session_id)
-    return DocumentVersion.objects.get(session=row, number=row.latest_version).append_point
+    text = DocumentVersion.objects.get(session=row, number=row.latest_version).append_point
+    if text is None:
+        return None
+    point = json.loads(text)
+    doc = json.loads(body)
+    messages = doc if isinstance(doc, list) else doc["messages"]
+    first = point["messages"] - len(point["recent"])
+    for index, offset in enumerate(point["recent"], start=first):
+        value, _ = json.JSONDecoder().raw_decode(body[offset:].decode())
+        assert value == messages[index], f"message {index} at byte {offset}"
+    return {**point, "recent": []}
 
 
 def assert_reads_back(session_id: str, bodies: list[bytes]) -> None:
@@ -97,7 +110,7 @@ def test_a_growing_chat_is_read_from_its_append_points_and_matches_the_whole_pat
         outcome = save(body, number)
         bodies.append(body)
         assert_matches_whole_parse(outcome.id, body)
-        assert stored_point(outcome.id) == whole_point(body)
+        assert stored_point(outcome.id, body) == whole_point(body)
     assert appended == {"tried": 7, "read": 7}
     assert_reads_back(outcome.id, bodies)
 
@@ -125,12 +138,28 @@ def test_a_save_read_from_an_append_point_does_not_read_the_version_before(appen
 
 
 @pytest.mark.django_db
-def test_a_call_answered_by_an_appended_message_reads_the_earlier_messages_it_needs(appended):
+@pytest.mark.parametrize("offsets_known", [True, False])
+def test_a_call_answered_by_an_appended_message_reads_the_earlier_messages_it_needs(
+    appended, monkeypatch, offsets_known
+):
     messages = turn(0, calls=1)
     outcome = save(chat_body("point-pending", messages), 0)
     pending = turn(1, calls=2, answered=False)[:2]
     body = chat_body("point-pending", messages + pending)
     save(body, 1)
+    if not offsets_known:  # a version stored whole, or another release's point
+        DocumentVersion.objects.filter(session_id=outcome.id, number=2).update(
+            append_point=json.dumps(whole_point(body))
+        )
+    decoded = []
+    real_load = appending.EarlierOnDemand._load
+
+    def load(self, index=0):
+        before = self._loaded_from
+        real_load(self, index)
+        decoded.append(before - self._loaded_from)
+
+    monkeypatch.setattr(appending.EarlierOnDemand, "_load", load)
     answers = [
         {"role": "tool", "tool_call_id": "call_1_0", "content": "Error: no"},
         {"role": "tool", "tool_call_id": "call_1_1", "content": "{}"},
@@ -139,6 +168,8 @@ def test_a_call_answered_by_an_appended_message_reads_the_earlier_messages_it_ne
     save(body, 2)
 
     assert appended == {"tried": 2, "read": 2}
+    # From the message with the pending calls on, or every earlier message.
+    assert sum(decoded) == (1 if offsets_known else len(messages + pending))
     assert_matches_whole_parse(outcome.id, body)
 
 
@@ -152,7 +183,7 @@ def test_an_edited_earlier_message_takes_the_whole_path(appended):
 
     assert appended == {"tried": 1, "read": 0}
     assert_matches_whole_parse(outcome.id, body)
-    assert stored_point(outcome.id) == whole_point(body)
+    assert stored_point(outcome.id, body) == whole_point(body)
 
 
 @pytest.mark.django_db
@@ -166,7 +197,7 @@ def test_a_forced_format_reads_from_the_point_and_records_it_as_not_detected(app
 
     assert appended == {"tried": 2, "read": 1}
     assert_matches_whole_parse(outcome.id, auto)
-    assert stored_point(outcome.id) == whole_point(auto)
+    assert stored_point(outcome.id, auto) == whole_point(auto)
 
 
 @pytest.mark.django_db
@@ -178,7 +209,7 @@ def test_a_bare_list_with_an_external_id_reads_from_its_point(appended):
 
     assert appended == {"tried": 1, "read": 1}
     assert_matches_whole_parse(outcome.id, body)
-    assert stored_point(outcome.id) == whole_point(body)
+    assert stored_point(outcome.id, body) == whole_point(body)
 
 
 @pytest.mark.django_db
@@ -363,5 +394,5 @@ def test_random_growth_reads_as_the_whole_path_reads(steps):
         if outcome.changed:
             bodies.append(body)
         assert_matches_whole_parse(outcome.id, body)
-        assert stored_point(outcome.id) == whole_point(body)
+        assert stored_point(outcome.id, body) == whole_point(body)
     assert_reads_back(session_id, bodies)
