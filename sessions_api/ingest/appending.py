@@ -24,8 +24,9 @@ decodes, detects and refuses exactly as before.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -86,7 +87,7 @@ class AppendPoint:
     recent: list[int] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return orjson.dumps(asdict(self)).decode()
+        return orjson.dumps(self).decode()
 
     @classmethod
     def from_json(cls, text: str | None) -> AppendPoint | None:
@@ -113,7 +114,7 @@ def digest_and_point(
 
 
 def _with_digest(point: AppendPoint, hasher: Any) -> AppendPoint:
-    return AppendPoint(**{**asdict(point), "sha256": hasher.copy().hexdigest()})
+    return dataclasses.replace(point, sha256=hasher.copy().hexdigest())
 
 
 def _point_of(

@@ -283,9 +283,32 @@ def _prepare_appended(
     """The document prepared as a growth read from the append point of its session's latest
     version, or None when it is not one (appending.py): decoding only what follows the point.
     Sessions looked up are noted in ``looked_up`` for the whole path."""
-    hook = GROWING_FORMATS.get(format_id) if format_id else GROWING_FORMATS.get("openai_chat")
-    if hook is None or len(body) < appending.MIN_BYTES:
+    if len(body) < appending.MIN_BYTES:
         return None
+    hooks = [GROWING_FORMATS[format_id]] if format_id in GROWING_FORMATS else []
+    for hook in hooks if format_id else GROWING_FORMATS.values():
+        prepared = _prepare_appended_as(
+            body,
+            hook,
+            format_id=format_id,
+            external_id=external_id,
+            received_at=received_at,
+            looked_up=looked_up,
+        )
+        if prepared is not None:
+            return prepared
+    return None
+
+
+def _prepare_appended_as(
+    body: bytes,
+    hook: GrowingFormat,
+    *,
+    format_id: str | None,
+    external_id: str | None,
+    received_at: datetime,
+    looked_up: dict[tuple[str, str], _Latest | None],
+) -> _PreparedDocument | None:
     head = appending.read_head(body, hook)
     if head is None:
         return None
