@@ -9,7 +9,9 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import mongomock
 import pytest
+from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -135,6 +137,25 @@ def test_a_save_read_from_an_append_point_does_not_read_the_version_before(appen
 
     assert appended["read"] == 1 and reads == []
     assert_reads_back(outcome.id, [first, second])
+
+
+@pytest.mark.django_db
+def test_with_the_mongo_store_a_save_read_from_a_point_is_kept_as_a_delta(appended):
+    options = {"url": "mongodb://127.0.0.1:1", "database": "t", "client": mongomock.MongoClient()}
+    backend = {"BACKEND": "sessions_api.storage.mongo.MongoDocumentStore", "OPTIONS": options}
+    with override_settings(DOCUMENT_STORE=backend):
+        store = get_document_store()
+        messages: list[dict[str, Any]] = []
+        bodies = []
+        for number in range(3):
+            messages += turn(number, calls=1)
+            bodies.append(chat_body("point-mongo", messages, after={"usage": {"n": number}}))
+            outcome = save(bodies[-1], number)
+
+        assert appended == {"tried": 2, "read": 2}
+        links = store._read_links(outcome.id, low=1, high=3)
+        assert [links[n].encoding for n in (1, 2, 3)] == ["zstd", "delta", "delta"]
+        assert_reads_back(outcome.id, bodies)
 
 
 @pytest.mark.django_db
