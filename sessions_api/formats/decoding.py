@@ -367,8 +367,8 @@ def _read_continuation(
     while text.startswith(",", position):
         item_starts.append(_skip_whitespace(text, position + 1))
         item, position = _DECODER.raw_decode(text, item_starts[-1])
-        # An element of the array under the root: its containers start three levels deep.
-        weight = value_weight(item, depth_above=2, limits=limits)
+        # An element of the root array, or of the array in the root object.
+        weight = value_weight(item, depth_above=2 if in_object else 1, limits=limits)
         if weight is None:
             return None
         nodes += 1 + weight

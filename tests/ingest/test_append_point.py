@@ -308,6 +308,34 @@ def test_a_hostile_tail_is_refused_as_the_whole_decode_refuses_it(tail, appended
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("bare_list", [False, True])
+def test_an_appended_message_as_deep_as_the_limit_allows_is_read_from_the_point(
+    settings_override, appended, bare_list
+):
+    settings_override(INGEST_MAX_DEPTH=8)
+    messages = turn(0, calls=1)
+    # Messages sit two levels deep in an object's array, one in a bare list.
+    nested: Any = "deepest"
+    for _ in range(8 - (3 if not bare_list else 2)):
+        nested = [nested]
+    deep = {"role": "user", "content": "x", "nested": nested}
+
+    def body_of(items: list[dict[str, Any]]) -> bytes:
+        return json.dumps(items).encode() if bare_list else chat_body("point-deep", items)
+
+    outcome = save(body_of(messages), 0, external_id="point-deep")
+    body = body_of([*messages, deep])
+    save(body, 1, external_id="point-deep")
+    too_deep = body_of([*messages, deep, {**deep, "nested": [nested]}])
+    with pytest.raises(DomainError) as refused:
+        save(too_deep, 2, external_id="point-deep")
+
+    assert appended == {"tried": 2, "read": 1}
+    assert refused.value.code == "too_deep"
+    assert_matches_whole_parse(outcome.id, body)
+
+
+@pytest.mark.django_db
 def test_appended_messages_over_the_value_limit_are_refused_as_a_whole_decode_refuses_them(
     settings_override, appended
 ):
