@@ -132,6 +132,10 @@ class DocumentVersion(models.Model):
     received_at = models.DateTimeField()
     revision = models.BigIntegerField(null=True, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
+    # Where a later version may append to this one (ingest/appending.py), as JSON.
+    append_point = models.TextField(  # noqa: DJ001 - NULL is "none": not extendable, or older
+        null=True, blank=True
+    )
 
     class Meta:
         constraints = [

@@ -47,7 +47,7 @@ def create_single_column_indexes(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sessions_api", "0011_drop_session_search_text"),
+        ("sessions_api", "0012_documentversion_append_point"),
     ]
 
     operations = [
