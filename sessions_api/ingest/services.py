@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import operator
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -20,11 +21,10 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import Min
 from django.utils import timezone
 
 from sessions_api import db
-from sessions_api.domain import ParsedSession, ParseWarning, ToolStatus
+from sessions_api.domain import ParsedSession, ParseWarning
 from sessions_api.domain import Session as CanonicalSession
 from sessions_api.errors import (
     BodyNotFound,
@@ -43,7 +43,7 @@ from sessions_api.formats.decoding import (
 )
 from sessions_api.formats.growing import GROWING_FORMATS, GrowingFormat
 from sessions_api.formats.registry import FORCED_RULE
-from sessions_api.ingest import appending, ids, incremental
+from sessions_api.ingest import appending, derived_rows, ids, incremental
 from sessions_api.ingest.indexing import ModelUsageRow, SessionIndex, build_index
 from sessions_api.lifecycle.alerts.evaluate import note_session_saved
 from sessions_api.models import (
@@ -538,11 +538,7 @@ def _store_prepared(
     """Inside the caller's transaction: insert a new session, or lock the existing one and
     store the next version."""
     if prepared.growth is not None:
-        row = (
-            Session.objects.select_for_update()
-            .filter(format=prepared.detection.format_id, external_id=prepared.key)
-            .first()
-        )
+        row = _lock_session(prepared.detection.format_id, prepared.key)
         if row is not None:
             return _store_in_locked_session(
                 row,
@@ -562,12 +558,21 @@ def _store_prepared(
         return _outcome(
             row, created=True, changed=True, warnings=warnings, detected_by=detection.rule
         )
-    row = Session.objects.select_for_update().get(
-        format=detection.format_id, external_id=prepared.key
-    )
+    row = _lock_session(detection.format_id, prepared.key)
+    if row is None:  # deleted between the insert that found it and this lock: new after all
+        return _store_prepared(
+            prepared, source=source, now=now, unchanged_if_stored_before=unchanged_if_stored_before
+        )
     return _store_in_locked_session(
         row, prepared, source=source, now=now, unchanged_if_stored_before=unchanged_if_stored_before
     )
+
+
+def _lock_session(format_id: str, key: str) -> Session | None:
+    """The session with that format and key, locked until the transaction ends; None when
+    there is none."""
+    rows = db.select_rows(Session, ("format", "external_id"), (format_id, key), for_update=True)
+    return rows[0] if rows else None
 
 
 def _store_in_locked_session(
@@ -606,13 +611,23 @@ def _insert_new_session(prepared: _PreparedDocument, *, now: datetime) -> Sessio
         "latest_version": 1,
         **prepared.index.columns,
     }
-    fields = Session._meta.concrete_fields
+    names, attnames, fields = _session_fields()
     # What Session(**given) would hold, without building the instance first: its defaults
     # (a new id among them) for the fields the index does not set.
-    values = [given[f.attname] if f.attname in given else f.get_default() for f in fields]
-    if not db.insert_rows(Session, fields, [values], if_absent=True):
+    values = [
+        given[a] if a in given else f.get_default() for a, f in zip(attnames, fields, strict=True)
+    ]
+    if not db.insert_rows(Session, names, [values], if_absent=True):
         return None
-    return Session.from_db(DEFAULT_DB_ALIAS, [f.attname for f in fields], values)
+    return Session.from_db(DEFAULT_DB_ALIAS, attnames, values)
+
+
+@functools.cache
+def _session_fields() -> tuple[tuple[str, ...], list[str], list[Any]]:
+    """(names, attribute names, fields) of the session's columns: the insert's statement is
+    cached by the names, which hash faster than the fields themselves."""
+    fields = Session._meta.concrete_fields
+    return tuple(f.name for f in fields), [f.attname for f in fields], list(fields)
 
 
 def _store_new_version(
@@ -620,8 +635,8 @@ def _store_new_version(
 ) -> IngestOutcome:
     """Under ``row``'s lock: store the body as the next version unless it equals the latest,
     and replace the index row and its derived rows."""
-    latest = row.versions.order_by("-number").first()
-    if latest is not None and latest.sha256 == prepared.digest:
+    key = derived_rows.session_key(row)
+    if derived_rows.latest_digest(key, row.latest_version) == prepared.digest:
         prepared = _parsed_whole(prepared)  # for its warnings
         return _outcome(
             row,
@@ -634,7 +649,7 @@ def _store_new_version(
     merged = previous = None
     growth = prepared.growth
     if growth is not None and growth.version == row.latest_version:
-        merged = _derive_incrementally(row, growth, now=now)
+        merged = _derive_incrementally(row, key, growth, now=now)
         previous = growth.previous  # spares the store reading that version again
     if merged is None:
         prepared = _parsed_whole(prepared)
@@ -652,7 +667,7 @@ def _store_new_version(
     if merged is not None:
         warnings = [*warnings, *merged.warnings]
         _write_merged_index(
-            row, merged, version=number, received_at=now, detection_rule=detection.rule
+            row, key, merged, version=number, received_at=now, detection_rule=detection.rule
         )
         note_session_saved(row, now=now)  # the alert outbox, in this transaction
         return _outcome(
@@ -868,7 +883,7 @@ def _insert_version(
 
 
 def _derive_incrementally(
-    row: Session, growth: _Growth, *, now: datetime
+    row: Session, key: Any, growth: _Growth, *, now: datetime
 ) -> incremental.MergedIndex | None:
     """Under ``row``'s lock, with ``growth`` based on its latest version: the new version's
     index merged with the stored one, or None when only a whole parse is sure to be right."""
@@ -879,9 +894,7 @@ def _derive_incrementally(
     if stored_warnings:
         if not incremental.may_merge(_stored_derivation(row, [], [], [])):
             return None
-        first_pending = ToolCallRecord.objects.filter(
-            session=row, status=ToolStatus.PENDING.value
-        ).aggregate(first=Min("message_seq"))["first"]
+        first_pending = derived_rows.first_pending_call(key)
         if first_pending is None:
             return None
     start = min(growth.earlier, first_pending if first_pending is not None else growth.earlier)
@@ -893,34 +906,15 @@ def _derive_incrementally(
         else hook.parse_range(doc, start, growth.total, variant=variant)
     )
     call_ids = [call.call_id[:255] for m in parsed.session.messages for call in m.tool_calls]
-    reused = bool(call_ids) and (
-        ToolCallRecord.objects.filter(
-            session=row, message_seq__lt=start, call_id__in=call_ids
-        ).exists()
-    )
+    reused = derived_rows.reuses_call_id(key, call_ids, before=start)
     replaced_calls: list[tuple[str, str]] = []
     replaced_errors: list[tuple[str, bool]] = []
     if start < row.message_count:
-        replaced_calls = list(
-            ToolCallRecord.objects.filter(session=row, message_seq__gte=start).values_list(
-                "status", "status_source"
-            )
-        )
-        replaced_errors = list(
-            SessionError.objects.filter(session=row, message_seq__gte=start).values_list(
-                "kind", "heuristic"
-            )
-        )
-    usage = [
-        ModelUsageRow(model=model, message_count=count)
-        for model, count in ModelUsage.objects.filter(session=row).values_list(
-            "model", "message_count"
-        )
-    ]
+        replaced_calls, replaced_errors = derived_rows.replaced_rows(key, start)
     return incremental.merge(
         _stored_derivation(
             row,
-            usage,
+            derived_rows.model_usage(key),
             replaced_calls,
             replaced_errors,
             events_before_start=search_index.events_before(row.pk, start),
@@ -959,6 +953,7 @@ def _stored_derivation(
 
 def _write_merged_index(
     row: Session,
+    key: Any,
     merged: incremental.MergedIndex,
     *,
     version: int,
@@ -969,20 +964,19 @@ def _write_merged_index(
     replace the stored ones from ``merged.start`` on, the rest stay (with the session's new
     end as their time, which is every row's time when no message has one: a merge's
     condition)."""
+    stored_rows = row.tool_call_count + row.error_count + row.warning_count > 0
     previous_updated_at = row.updated_at
     _update_session_row(
         row, merged.columns, version=version, received_at=received_at, detection_rule=detection_rule
     )
-    if merged.start < merged.columns["message_count"]:
-        ToolCallRecord.objects.filter(session=row, message_seq__gte=merged.start).delete()
-        SessionError.objects.filter(session=row, message_seq__gte=merged.start).delete()
-    search_index.remove_from(row.pk, merged.start)
-    # Rows of logs: the merged document has none (a merge's condition).
-    SessionError.objects.filter(session=row, message_seq__isnull=True).delete()
-    if row.updated_at != previous_updated_at:
-        ToolCallRecord.objects.filter(session=row).update(occurred_at=row.updated_at)
-        SessionError.objects.filter(session=row).update(occurred_at=row.updated_at)
-    ModelUsage.objects.filter(session=row).delete()
+    if stored_rows:
+        # The stored rows of the re-derived messages, and those of logs (a merged document
+        # has none); both are written anew below.
+        derived_rows.delete_from(key, merged.start)
+        if row.updated_at != previous_updated_at:
+            derived_rows.move_to_session_end(key, row.updated_at, before=merged.start)
+    search_index.remove_from(row.pk, merged.first_event)
+    derived_rows.delete_model_usage(key)
     _insert_derived_rows(
         row,
         SessionIndex(
@@ -1001,9 +995,7 @@ def _write_index(
     _update_session_row(
         row, index.columns, version=version, received_at=received_at, detection_rule=detection_rule
     )
-    ToolCallRecord.objects.filter(session=row).delete()
-    SessionError.objects.filter(session=row).delete()
-    ModelUsage.objects.filter(session=row).delete()
+    derived_rows.delete_all(derived_rows.session_key(row))
     search_index.write_entries(row.pk, [], replace=True)
     _insert_derived_rows(row, index)
 
@@ -1016,19 +1008,25 @@ def _update_session_row(
     received_at: datetime,
     detection_rule: str,
 ) -> None:
-    for column, value in columns.items():
-        setattr(row, column, value)
+    values = {
+        **columns,
+        # A new document is new life: it supersedes earlier expiry and stuck marks.
+        "status_before_expiry": "",
+        "expired_at": None,
+        "stuck_since": None,
+        "latest_version": version,
+        "last_received_at": received_at,
+        "detection_rule": detection_rule[:200],
+    }
     if row.expires_at_override is not None:
         # An editor's expiry for a format whose document records none (editing.document.set_expiry).
-        row.expires_at = row.expires_at_override
-    # A new document is new life: it supersedes earlier expiry and stuck marks.
-    row.status_before_expiry = ""
-    row.expired_at = None
-    row.stuck_since = None
-    row.latest_version = version
-    row.last_received_at = received_at
-    row.detection_rule = detection_rule[:200]
-    row.save()
+        values["expires_at"] = row.expires_at_override
+    # Only the columns that change are written: a save of a growing session changes a few.
+    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    for name in changed:
+        setattr(row, name, values[name])
+    if changed:
+        db.update_row(Session, row.pk, changed, [values[name] for name in changed])
 
 
 def _insert_derived_rows(row: Session, index: SessionIndex) -> None:
@@ -1039,7 +1037,8 @@ def _insert_derived_rows(row: Session, index: SessionIndex) -> None:
     ):
         if rows:
             names = ("session", *rows[0].__dataclass_fields__)
-            values = [(row.pk, *(getattr(r, name) for name in names[1:])) for r in rows]
+            values_of = operator.attrgetter(*names[1:])
+            values = [(row.pk, *values_of(r)) for r in rows]
             db.insert_rows(model, names, values)
     search_index.write_entries(row.pk, index.search_entries)
 

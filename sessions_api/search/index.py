@@ -3,11 +3,11 @@ rebuild behind ``manage.py reindex``."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Count, Max, Q
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from sessions_api import db
 from sessions_api.formats import parse_document
@@ -24,7 +24,12 @@ def write_entries(
     """Add a version's entries for one session; ``replace`` first removes what the session
     had (a new version that rewrites rather than appends, an edit, a revert)."""
     if replace:
-        SearchEntry.objects.filter(session_id=session_pk).delete()
+        connection = connections[DEFAULT_DB_ALIAS]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _statements(connection.vendor)["remove_all"],
+                [db.prepare(SearchEntry._meta.get_field("session"), session_pk)],
+            )
     if entries:
         db.insert_rows(
             SearchEntry,
@@ -36,23 +41,46 @@ def write_entries(
 def events_before(session_pk: Any, seq: int) -> int | None:
     """How many timeline events the messages before ``seq`` make, counted from the stored
     entries (one per event, numbered from 0 in message order); None when the entries do not
-    number them (a session stored before it was indexed)."""
+    number them (a session stored before it was indexed).
+
+    The last event of an earlier message, found by reading the (session, event) index back
+    from the session's last event: it costs the events of the messages from ``seq`` on, not
+    the session's.
+    """
     if seq <= 0:
         return 0
-    found = SearchEntry.objects.filter(
-        session_id=session_pk, event_index__gte=0, seq__lt=seq
-    ).aggregate(count=Count("pk"), last=Max("event_index"))
-    if not found["count"] or found["last"] != found["count"] - 1:
-        return None
-    return found["count"]
+    connection = connections[DEFAULT_DB_ALIAS]
+    key = db.prepare(SearchEntry._meta.get_field("session"), session_pk)
+    with connection.cursor() as cursor:
+        cursor.execute(_statements(connection.vendor)["last_event_before"], [key, seq])
+        found = cursor.fetchone()
+    return None if found is None else found[0] + 1
 
 
-def remove_from(session_pk: Any, seq: int) -> None:
-    """Remove the entries of the events of messages from ``seq`` on and of the session's own
-    fields: what a save that re-derives only those messages writes anew."""
-    SearchEntry.objects.filter(session_id=session_pk).filter(
-        Q(event_index=SESSION_FIELDS) | Q(seq__gte=seq)
-    ).delete()
+def remove_from(session_pk: Any, event_index: int) -> None:
+    """Remove the entries of the events from ``event_index`` on and of the session's own
+    fields: what a save that re-derives only the messages of those events writes anew."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    key = db.prepare(SearchEntry._meta.get_field("session"), session_pk)
+    statements = _statements(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(statements["remove_from"], [key, event_index])
+        cursor.execute(statements["remove_event"], [key, SESSION_FIELDS])
+
+
+@functools.cache
+def _statements(vendor: str) -> dict[str, str]:  # a test may point the alias at another vendor
+    q = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    table, session, event = q(SearchEntry._meta.db_table), q("session_id"), q("event_index")
+    return {
+        "last_event_before": f"SELECT {event} FROM {table}"
+        f" WHERE {session} = %s AND {event} >= 0 AND {q('seq')} < %s"
+        f" ORDER BY {event} DESC LIMIT 1",
+        # Apart, not joined by OR: SQLite would then read every entry of the session.
+        "remove_from": f"DELETE FROM {table} WHERE {session} = %s AND {event} >= %s",
+        "remove_event": f"DELETE FROM {table} WHERE {session} = %s AND {event} = %s",
+        "remove_all": f"DELETE FROM {table} WHERE {session} = %s",
+    }
 
 
 def reindex(
