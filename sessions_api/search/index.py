@@ -4,12 +4,12 @@ events share a row, one line each (``pack``), and ``unpack`` gives the entries b
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from sessions_api import db
 from sessions_api.formats import parse_document
@@ -120,7 +120,9 @@ def write_entries(
     """Add a version's entries for one session; ``replace`` first removes what the session
     had (a new version that rewrites rather than appends, an edit, a revert)."""
     if replace:
-        SearchEntry.objects.filter(session_id=session_pk).delete()
+        connection = connections[DEFAULT_DB_ALIAS]
+        with connection.cursor() as cursor:
+            cursor.execute(_statements(connection.vendor)["remove_all"], [_session_key(session_pk)])
     if entries:
         db.insert_rows(
             SearchEntry,
@@ -137,8 +139,9 @@ def catch_up_fts() -> None:
     dozen rows waiting (FTS5 flushes its pending terms at each commit, at a cost per distinct
     term: indexing one document per commit cost about as much again as tokenizing it); the
     insert that leaves more indexes them all (a trigger, migration
-    0012_searchentry_packed_events), and search reads the waiting ones directly. Call it
+    0014_searchentry_packed_events), and search reads the waiting ones directly. Call it
     within a transaction: the write lock keeps two from indexing the same rows."""
+    connection = connections[DEFAULT_DB_ALIAS]
     if connection.vendor != "sqlite":
         return  # PostgreSQL's GIN index batches its own inserts (its pending list)
     with connection.cursor() as cursor:
@@ -156,38 +159,75 @@ def catch_up_fts() -> None:
 def events_before(session_pk: Any, seq: int) -> int | None:
     """How many timeline events the messages before ``seq`` make, counted from the stored
     entries (one line per event, numbered from 0 in message order); None when the entries do
-    not number them (a session stored before it was indexed)."""
+    not number them (a session stored before it was indexed).
+
+    Read from the last stored row that starts before ``seq``, found by reading the (session,
+    event) index back from the session's last row: it costs the rows of the messages from
+    ``seq`` on, not the session's.
+    """
     if seq <= 0:
         return 0
-    rows = SearchEntry.objects.filter(
-        session_id=session_pk, event_index__gte=0, seq__lt=seq
-    ).values_list("event_index", "events")
-    before = [
-        first + i
-        for first, events in rows
-        for i, event_seq in enumerate(_seqs(events))
-        if event_seq is not None and event_seq < seq
-    ]
-    if not before or max(before) != len(before) - 1:
+    connection = connections[DEFAULT_DB_ALIAS]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _statements(connection.vendor)["last_row_before_seq"], [_session_key(session_pk), seq]
+        )
+        found = cursor.fetchone()
+    if found is None:
         return None
-    return len(before)
+    first, events = found
+    seqs = _seqs(events)
+    earlier = sum(1 for event_seq in seqs if event_seq is not None and event_seq < seq)
+    if any(event_seq is None or event_seq >= seq for event_seq in seqs[:earlier]):
+        return None  # the row's events are not in message order: only a whole parse knows
+    return first + earlier
 
 
-def remove_from(session_pk: Any, seq: int) -> None:
-    """Remove the entries of the events of messages from ``seq`` on and of the session's own
-    fields: what a save that re-derives only those messages writes anew. A row that holds
-    events from both sides of ``seq`` is written again with the earlier ones only."""
-    own = SearchEntry.objects.filter(session_id=session_pk)
-    own.filter(Q(event_index=SESSION_FIELDS) | Q(seq__gte=seq)).delete()
-    straddling = own.filter(seq__lt=seq, last_seq__gte=seq)
-    kept = [
-        entry
-        for row in straddling.values_list("event_index", "events", "text")
-        for entry in unpack(*row)
-        if entry.seq is None or entry.seq < seq
-    ]
-    if straddling.delete()[0]:
-        write_entries(session_pk, kept)
+def remove_from(session_pk: Any, event_index: int) -> None:
+    """Remove the entries of the events from ``event_index`` on and of the session's own
+    fields: what a save that re-derives only the messages of those events writes anew. The row
+    that holds events from both sides of ``event_index`` is written again with the earlier
+    ones only."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    key = _session_key(session_pk)
+    statements = _statements(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(statements["remove_from"], [key, event_index])
+        cursor.execute(statements["remove_event"], [key, SESSION_FIELDS])
+        cursor.execute(statements["last_row_before_event"], [key, event_index])
+        straddling = cursor.fetchone()
+    if straddling is None:
+        return
+    row_id, first, events, text = straddling
+    kept = unpack(first, events, text)[: event_index - first]
+    if len(kept) == len(events.split(EVENT_SEPARATOR)):
+        return  # it ends before ``event_index``
+    with connection.cursor() as cursor:
+        cursor.execute(statements["remove_row"], [row_id])
+    write_entries(session_pk, kept)
+
+
+def _session_key(session_pk: Any) -> Any:
+    return db.prepare(SearchEntry._meta.get_field("session"), session_pk)
+
+
+@functools.cache
+def _statements(vendor: str) -> dict[str, str]:  # a test may point the alias at another vendor
+    q = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    table, session, event = q(SearchEntry._meta.db_table), q("session_id"), q("event_index")
+    return {
+        "last_row_before_seq": f"SELECT {event}, {q('events')} FROM {table}"
+        f" WHERE {session} = %s AND {event} >= 0 AND {q('seq')} < %s"
+        f" ORDER BY {event} DESC LIMIT 1",
+        "last_row_before_event": f"SELECT {q('id')}, {event}, {q('events')}, {q('text')}"
+        f" FROM {table} WHERE {session} = %s AND {event} >= 0 AND {event} < %s"
+        f" ORDER BY {event} DESC LIMIT 1",
+        # Apart, not joined by OR: SQLite would then read every entry of the session.
+        "remove_from": f"DELETE FROM {table} WHERE {session} = %s AND {event} >= %s",
+        "remove_event": f"DELETE FROM {table} WHERE {session} = %s AND {event} = %s",
+        "remove_row": f"DELETE FROM {table} WHERE {q('id')} = %s",
+        "remove_all": f"DELETE FROM {table} WHERE {session} = %s",
+    }
 
 
 def reindex(

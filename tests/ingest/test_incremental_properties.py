@@ -441,3 +441,32 @@ def test_a_session_without_search_entries_is_parsed_whole_when_it_grows(merges):
     save(body, at=T0 + timedelta(minutes=1))
     assert merges["merged"] == 0
     assert_matches_whole_parse(outcome.id, body)
+
+
+# --- times of rows whose message has none ----------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_rows_without_a_time_of_their_own_follow_the_session_end_over_merged_saves(merges):
+    transcript: list[dict[str, Any]] = []
+    for number in range(5):
+        transcript += turn(number, calls=2, failing=number == 1)
+    # Each turn is a user message, the calls, two results and an answer: every other cut
+    # falls between the calls and their results.
+    cuts = [5, 7, 12, 15, 17, 22, 25]
+    first_ids: set[int] = set()
+    for step, cut in enumerate(cuts):
+        body = chat("grow-times", transcript[:cut])
+        outcome = save(body, at=T0 + timedelta(minutes=3 * step))
+        assert_matches_whole_parse(outcome.id, body)
+        row = Session.objects.get(id=outcome.id)
+        assert row.updated_at == T0 + timedelta(minutes=3 * step)
+        times = {r.occurred_at for r in ToolCallRecord.objects.filter(session=row)}
+        times |= {r.occurred_at for r in SessionError.objects.filter(session=row)}
+        assert times == {row.updated_at}
+        if step == 0:
+            first_ids = set(ToolCallRecord.objects.filter(session=row).values_list("id", flat=True))
+    assert merges["merged"] == len(cuts) - 1
+    # The first turn's calls were moved in place, not deleted and written again.
+    assert len(first_ids) == 2
+    assert ToolCallRecord.objects.filter(id__in=first_ids).count() == 2

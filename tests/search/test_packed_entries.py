@@ -94,7 +94,7 @@ def test_a_cut_through_a_row_keeps_the_events_before_it():
     assert index.events_before(outcome.id, 0) == 0
     assert index.events_before(outcome.id, 2) == 3
     assert index.events_before(outcome.id, 9) == 5
-    index.remove_from(outcome.id, 2)
+    index.remove_from(outcome.id, 3)  # the events of message 2 on
     assert index.stored_entries(outcome.id) == entries[:3]
     assert index.events_before(outcome.id, 2) == 3
 
@@ -149,7 +149,7 @@ def test_the_migration_packs_the_entries_stored_one_per_event():
     outcome = ingest_turns("s-migrated", [Turn(user="a walrus asks", reply="a kiwi answers")])
     expected = index.stored_entries(outcome.id)
     executor = MigrationExecutor(connection)
-    executor.migrate([("sessions_api", "0011_drop_session_search_text")])
+    executor.migrate([("sessions_api", "0013_derived_rows_indexed_by_session_and_message")])
     try:
         with connection.cursor() as cursor:  # as that schema stores them: one row per event
             cursor.execute(

@@ -185,7 +185,7 @@ def unpack_entries(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sessions_api", "0011_drop_session_search_text"),
+        ("sessions_api", "0013_derived_rows_indexed_by_session_and_message"),
     ]
 
     operations = [
