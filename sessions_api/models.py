@@ -242,16 +242,22 @@ class ModelUsage(models.Model):
 
 
 class SearchEntry(models.Model):
-    """What full-text search reads: one row per timeline event of the latest version (and one
-    for the session's own fields), derived by sessions_api/search/entries.py. On SQLite an FTS5
-    table over ``text`` is kept in step by triggers; on PostgreSQL a trigram index covers it
-    (both made by the migration that adds this table)."""
+    """What full-text search reads: the text of a run of consecutive timeline events of the
+    latest version, one line per event (or of the session's own fields), derived by
+    sessions_api/search/entries.py and packed by search/index.py. Fewer, longer rows are what
+    keeps the index cheap to write: its cost is per distinct trigram per row. On SQLite an
+    FTS5 table over ``text`` is kept in step by triggers; on PostgreSQL a trigram index covers
+    it (both made by the migrations)."""
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="search_entries")
-    # The timeline event this text belongs to (-1: the session's own ids, title, agent, user).
+    # The timeline event of the first line (-1: the session's own ids, title, agent, user).
     event_index = models.IntegerField()
+    # The smallest and largest message seq of the row's events (None: none has one).
     seq = models.IntegerField(null=True, blank=True)
-    kind = models.CharField(max_length=16)
+    last_seq = models.IntegerField(null=True, blank=True)
+    # Per line of ``text``, its event's "seq:kind" (no seq: ":kind"), one per line.
+    events = models.TextField()
+    # The events' texts, one per line (an event's text never holds a line break).
     text = models.TextField()
 
     class Meta:
