@@ -363,7 +363,7 @@ def _clone_chunks(
                         extra: list[Any] = [None] * len(cols)
                         extra[cols.index("session_id")] = sid
                         extra[cols.index("event_index")] = 100_000
-                        extra[cols.index("kind")] = "message"
+                        extra[cols.index("events")] = ":message"
                         extra[cols.index("text")] = f"Customer wrote: {planted} (ticket {i})."
                         out.derived[SEARCH].append(extra)
             if with_bodies:
@@ -408,8 +408,8 @@ def bulk_clone(
     the past, False one in the future, None keeps the template's. ``with_bodies`` adds a
     DocumentVersion and a DocumentBody (a ``body_bytes`` stand-in: purge never reads bodies)
     per clone. ``with_search`` clones the template's full-text search entries too (the FTS
-    table follows by its triggers); ``plants`` maps a text to N: every Nth clone gets one more
-    entry holding it (rare phrases for B10)."""
+    table catches up with them at the end); ``plants`` maps a text to N: every Nth clone gets
+    one more entry holding it (rare phrases for B10)."""
     started = time.perf_counter()
     now = now.astimezone(UTC).replace(tzinfo=None)  # stored times are naive UTC
     db = sqlite3.connect(str(db_path), isolation_level=None)
@@ -485,6 +485,16 @@ def bulk_clone(
     load_s = time.perf_counter() - started
     for _, sql in indexes:
         db.execute(sql)
+    if with_search:  # the FTS table catches up as a write would (search/index.py), at once
+        db.execute("BEGIN")
+        db.execute(
+            "INSERT INTO search_entry_fts(rowid, text) SELECT id, text FROM "
+            f'"{SEARCH}" WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress)'
+        )
+        db.execute(
+            f'UPDATE search_entry_fts_progress SET indexed_upto = (SELECT max(id) FROM "{SEARCH}")'
+        )
+        db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     return {

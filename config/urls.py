@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from config.api import api
 from dashboard.forms.accounts import (
@@ -10,6 +10,7 @@ from dashboard.forms.accounts import (
     ThrottledAuthenticationForm,
 )
 from sessions_api.api import health, otlp
+from sessions_api.api.errors import unknown_api_path
 
 # The admin's sign-in goes through the same throttle, with the same plain refusal.
 admin.site.login_form = ThrottledAdminAuthenticationForm
@@ -57,6 +58,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", api.urls),
+    re_path(r"^api/", unknown_api_path),
     # OTLP/HTTP at the path OpenTelemetry SDKs append to OTEL_EXPORTER_OTLP_ENDPOINT.
     path("v1/traces", otlp.traces, name="otlp-traces"),
     path("admin/", admin.site.urls),

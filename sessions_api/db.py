@@ -73,9 +73,11 @@ def insert_rows(
     if not rows:
         return 0
     db = connections[using]  # the connection itself: each use of the proxy costs
-    sql, resolved = _insert_statement(model, tuple(fields), if_absent, using, db.vendor)
+    sql, resolved, kinds = _insert_statement(model, tuple(fields), if_absent, using, db.vendor)
     repeats = len(rows) > 1
-    prepare = [_preparer(f, db, repeats=repeats) for f in resolved]
+    prepare = [
+        _preparer(f, kind, db, repeats=repeats) for f, kind in zip(resolved, kinds, strict=True)
+    ]
     params = [[v if p is None else p(v) for p, v in zip(prepare, row, strict=True)] for row in rows]
     step = batch_size or len(params)
     inserted = 0
@@ -90,6 +92,115 @@ def insert_rows(
     return inserted
 
 
+def update_row(
+    model: type[models.Model],
+    pk: Any,
+    fields: Sequence[str],
+    values: Sequence[Any],
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+) -> int:
+    """UPDATE ``fields`` (names) of the row of ``model`` whose primary key is ``pk`` to
+    ``values``, prepared as :func:`insert_rows` prepares them; returns the rows updated (0 or 1).
+
+    ``Model.save()`` writes every column and builds its statement anew on each call; a save of
+    a session changes a few columns, so this writes those with a statement built once."""
+    db = connections[using]
+    sql, resolved, kinds = _update_statement(model, tuple(fields), using, db.vendor)
+    preparers = [
+        _preparer(f, kind, db, repeats=False) for f, kind in zip(resolved, kinds, strict=True)
+    ]
+    params = [v if p is None else p(v) for p, v in zip(preparers, values, strict=True)]
+    params.append(prepare(model._meta.pk, pk, using=using))
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def select_rows(
+    model: type[models.Model],
+    where: Sequence[str],
+    values: Sequence[Any],
+    *,
+    for_update: bool = False,
+    using: str = DEFAULT_DB_ALIAS,
+) -> list[models.Model]:
+    """The rows of ``model`` whose fields named in ``where`` equal ``values``, as instances
+    (``SELECT ... FOR UPDATE`` with ``for_update`` where the database has it).
+
+    What ``model.objects.filter(...)`` gives, with the statement and the converters from
+    database values built once: the ORM compiles both on every query, which cost a save more
+    than its lock itself."""
+    db = connections[using]
+    sql, where_fields = _select_statement(model, tuple(where), for_update, using, db.vendor)
+    params = [prepare(f, v, using=using) for f, v in zip(where_fields, values, strict=True)]
+    attnames, converters = _row_converters(model, using, db.vendor)
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
+    rows = []
+    for raw in found:
+        row = list(raw)
+        for position, expression, convert in converters:
+            row[position] = convert(row[position], expression, db)
+        rows.append(model.from_db(using, attnames, row))
+    return rows
+
+
+@functools.lru_cache(maxsize=64)
+def _select_statement(
+    model: type[models.Model], where: tuple[str, ...], for_update: bool, using: str, vendor: str
+) -> tuple[str, list[models.Field]]:
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    where_fields = [model._meta.get_field(name) for name in where]
+    sql = (
+        f"SELECT {', '.join(quote(f.column) for f in model._meta.concrete_fields)}"
+        f" FROM {quote(model._meta.db_table)}"
+        f" WHERE {' AND '.join(f'{quote(f.column)} = %s' for f in where_fields)}"
+    )
+    if for_update and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    return sql, where_fields
+
+
+@functools.lru_cache(maxsize=64)
+def _row_converters(
+    model: type[models.Model], using: str, vendor: str
+) -> tuple[list[str], list[tuple[int, Any, Callable[..., Any]]]]:
+    """(attribute names, [(position, column expression, converter)]): the conversions the
+    ORM's compiler applies to each column of ``model`` read from this database."""
+    connection = connections[using]
+    converters = []
+    for position, field in enumerate(model._meta.concrete_fields):
+        expression = field.get_col(model._meta.db_table)
+        for convert in connection.ops.get_db_converters(expression) + expression.get_db_converters(
+            connection
+        ):
+            converters.append((position, expression, convert))
+    return [f.attname for f in model._meta.concrete_fields], converters
+
+
+def prepare(field: models.Field, value: Any, *, using: str = DEFAULT_DB_ALIAS) -> Any:
+    """``value`` as the database driver takes it for ``field`` (a parameter of hand-written SQL:
+    a UUID, a datetime)."""
+    return field.get_db_prep_save(value, connection=connections[using])
+
+
+@functools.lru_cache(maxsize=256)
+def _update_statement(
+    model: type[models.Model], fields: tuple[str, ...], using: str, vendor: str
+) -> tuple[str, list[models.Field], list[tuple[str, type | None]]]:
+    resolved = [model._meta.get_field(f) for f in fields]
+    quote = connections[using].ops.quote_name
+    sql = (
+        f"UPDATE {quote(model._meta.db_table)}"
+        f" SET {', '.join(f'{quote(f.column)} = %s' for f in resolved)}"
+        f" WHERE {quote(model._meta.pk.column)} = %s"
+    )
+    return sql, resolved, [_field_kind(f) for f in resolved]
+
+
 @functools.lru_cache(maxsize=256)
 def _insert_statement(
     model: type[models.Model],
@@ -97,7 +208,7 @@ def _insert_statement(
     if_absent: bool,
     using: str,
     vendor: str,  # a test may point an alias at another database
-) -> tuple[str, list[models.Field]]:
+) -> tuple[str, list[models.Field], list[tuple[str, type | None]]]:
     """The INSERT of ``fields`` into ``model``'s table, and the fields resolved: the same few
     statements run for every document ingested, and building one costs a field look-up and a
     quoted name per column."""
@@ -110,13 +221,17 @@ def _insert_statement(
     )
     if if_absent:
         sql += " ON CONFLICT DO NOTHING"
-    return sql, resolved
+    return sql, resolved, [_field_kind(f) for f in resolved]
 
 
 def _preparer(
-    field: models.Field, db: BaseDatabaseWrapper, *, repeats: bool
+    field: models.Field,
+    field_kind: tuple[str, type | None],
+    db: BaseDatabaseWrapper,
+    *,
+    repeats: bool,
 ) -> Callable[[Any], Any] | None:
-    kind, native = _field_kind(field)
+    kind, native = field_kind
     if kind == "str":
         return None  # the index holds only str in its text fields
     prepare = partial(field.get_db_prep_save, connection=db)
@@ -127,10 +242,9 @@ def _preparer(
     return prepare
 
 
-@functools.lru_cache(maxsize=1024)
 def _field_kind(field: models.Field) -> tuple[str, type | None]:
     """How a field's values are prepared ("str", "native", "repeating" or "other"), worked out
-    once per field rather than once per insert."""
+    once per statement (it is cached with it) rather than once per insert."""
     for field_class, native in _NATIVE:
         if isinstance(field, field_class):
             return ("str" if native is str else "native"), native

@@ -132,6 +132,10 @@ class DocumentVersion(models.Model):
     received_at = models.DateTimeField()
     revision = models.BigIntegerField(null=True, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
+    # Where a later version may append to this one (ingest/appending.py), as JSON.
+    append_point = models.TextField(  # noqa: DJ001 - NULL is "none": not extendable, or older
+        null=True, blank=True
+    )
 
     class Meta:
         constraints = [
@@ -144,10 +148,15 @@ class DocumentVersion(models.Model):
 
 
 class ToolCallRecord(models.Model):
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="tool_calls")
+    # Indexed by (session, message_seq) below, which also serves every look-up by session.
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="tool_calls", db_index=False
+    )
     message_seq = models.PositiveIntegerField()
     call_id = models.CharField(max_length=255)
-    name = models.CharField(max_length=255, db_index=True)
+    # Looked up through toolcall_name_time_idx, which leads with it (an index of its own would
+    # only cost every insert).
+    name = models.CharField(max_length=255)
     status = models.CharField(max_length=16, choices=[(s.value, s.value) for s in ToolStatus])
     status_source = models.CharField(
         max_length=16, choices=[(s.value, s.value) for s in StatusSource]
@@ -163,6 +172,17 @@ class ToolCallRecord(models.Model):
             models.Index(fields=["status", "-occurred_at"], name="toolcall_status_time_idx"),
             # Rollups and the errors page scan tool calls by time range.
             models.Index(fields=["occurred_at"], name="toolcall_time_idx"),
+            # A save that appends to a session reads and replaces its rows from one message
+            # on, and asks whether an appended call reuses an earlier id: each look-up then
+            # costs what it finds, not the session's size.
+            models.Index(fields=["session", "message_seq"], name="toolcall_session_seq_idx"),
+            models.Index(fields=["session", "call_id"], name="toolcall_session_call_idx"),
+            # The first call still waiting for its result (few per session, often none).
+            models.Index(
+                fields=["session", "message_seq"],
+                condition=models.Q(status="pending"),
+                name="toolcall_pending_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -178,7 +198,10 @@ class SessionError(models.Model):
         LOG_ERROR = "log_error"
         LOG_WARNING = "log_warning"
 
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="errors")
+    # Indexed by (session, message_seq) below, which also serves every look-up by session.
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="errors", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     message = models.CharField(max_length=1000)
     occurred_at = models.DateTimeField()
@@ -190,6 +213,7 @@ class SessionError(models.Model):
         indexes = [
             models.Index(fields=["-occurred_at"], name="sessionerror_time_idx"),
             models.Index(fields=["kind", "-occurred_at"], name="sessionerror_kind_time_idx"),
+            models.Index(fields=["session", "message_seq"], name="sessionerror_session_seq_idx"),
         ]
 
     def __str__(self) -> str:
@@ -218,16 +242,22 @@ class ModelUsage(models.Model):
 
 
 class SearchEntry(models.Model):
-    """What full-text search reads: one row per timeline event of the latest version (and one
-    for the session's own fields), derived by sessions_api/search/entries.py. On SQLite an FTS5
-    table over ``text`` is kept in step by triggers; on PostgreSQL a trigram index covers it
-    (both made by the migration that adds this table)."""
+    """What full-text search reads: the text of a run of consecutive timeline events of the
+    latest version, one line per event (or of the session's own fields), derived by
+    sessions_api/search/entries.py and packed by search/index.py. Fewer, longer rows are what
+    keeps the index cheap to write: its cost is per distinct trigram per row. On SQLite an
+    FTS5 table over ``text`` is kept in step by triggers; on PostgreSQL a trigram index covers
+    it (both made by the migrations)."""
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="search_entries")
-    # The timeline event this text belongs to (-1: the session's own ids, title, agent, user).
+    # The timeline event of the first line (-1: the session's own ids, title, agent, user).
     event_index = models.IntegerField()
+    # The smallest and largest message seq of the row's events (None: none has one).
     seq = models.IntegerField(null=True, blank=True)
-    kind = models.CharField(max_length=16)
+    last_seq = models.IntegerField(null=True, blank=True)
+    # Per line of ``text``, its event's "seq:kind" (no seq: ":kind"), one per line.
+    events = models.TextField()
+    # The events' texts, one per line (an event's text never holds a line break).
     text = models.TextField()
 
     class Meta:

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 
@@ -175,6 +175,15 @@ def database_failure(exc: DatabaseError) -> tuple[int, str, str, str] | None:
     else:
         return None
     return status_for(code), code, message, _RETRY_AFTER[code]
+
+
+def unknown_api_path(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """Any path under /api/ that no operation serves: the API's JSON 404, not the dashboard's
+    HTML page, so a client with a typo in a path reads an error it can parse."""
+    return JsonResponse(
+        error_body("not_found", f"no API operation at {request.path}"),
+        status=status_for("not_found"),
+    )
 
 
 def install_error_handlers(api: NinjaAPI) -> None:

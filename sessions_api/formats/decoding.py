@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +93,65 @@ _DECODER = json.JSONDecoder(
 def decode_document(body: bytes, limits: DecodeLimits | None = None) -> Any:
     """Bytes to a JSON value under the policy above; raises RejectedDocument."""
     limits = limits or DecodeLimits()
+    text = _checked_text(body, limits)
+    value = parse_json_text(text)
+    if _certain_node_count(text, value, limits) is None:
+        check_content(value, limits)
+    return value
+
+
+@dataclass(frozen=True)
+class LaidOutDocument:
+    """A decoded document with where its parts sit, for a later version that appends to it
+    (ingest/appending.py)."""
+
+    value: Any
+    text: str
+    #: Bytes of the body before ``text`` (a BOM), so a text offset maps back to a byte offset.
+    text_start: int
+    #: Values in the document as the ``max_nodes`` limit counts them.
+    nodes: int
+    #: A root object's members, in document order: key, and where its value starts and ends in
+    #: ``text``. None for any other root.
+    members: tuple[tuple[str, int, int], ...] | None
+
+    #: The body's length in bytes.
+    size: int
+
+    def byte_offset(self, text_offset: int) -> int:
+        """The body's byte offset of a character offset of ``text``, encoding the shorter side
+        of it again (an append point sits near the end)."""
+        if self.text.isascii():
+            return self.text_start + text_offset
+        if text_offset > len(self.text) // 2:
+            return self.size - len(self.text[text_offset:].encode("utf-8"))
+        return self.text_start + len(self.text[:text_offset].encode("utf-8"))
+
+
+def decode_document_laid_out(body: bytes, limits: DecodeLimits | None = None) -> LaidOutDocument:
+    """decode_document, and where the root object's members sit: the same value, and the same
+    refusal (code and message) for a document it refuses."""
+    limits = limits or DecodeLimits()
+    text = _checked_text(body, limits)
+    laid_out = _parse_root_object(text)
+    if laid_out is None:
+        value, members = parse_json_text(text), None
+    else:
+        value, members = laid_out
+    nodes = _certain_node_count(text, value, limits)
+    if nodes is None:
+        nodes = check_content(value, limits)
+    return LaidOutDocument(
+        value=value,
+        text=text,
+        text_start=len(UTF8_BOM) if body.startswith(UTF8_BOM) else 0,
+        nodes=nodes,
+        members=members,
+        size=len(body),
+    )
+
+
+def _checked_text(body: bytes, limits: DecodeLimits) -> str:
     if len(body) > limits.max_bytes:
         raise RejectedDocument(
             "too_large", f"document is {len(body)} bytes; the limit is {limits.max_bytes}"
@@ -101,10 +160,47 @@ def decode_document(body: bytes, limits: DecodeLimits | None = None) -> Any:
     if not text.strip():
         raise RejectedDocument("empty_document", "empty document")
     _check_breadth_before_parsing(text, limits)
-    value = parse_json_text(text)
-    if not _content_certainly_fine(text, value, limits):
-        check_content(value, limits)
-    return value
+    return text
+
+
+def _parse_root_object(text: str) -> tuple[Any, tuple[tuple[str, int, int], ...]] | None:
+    """A root object parsed member by member with the strict decoder (so each value's extent
+    is known), or None when the text is not an object. Any failure is left to parse_json_text,
+    which then raises the refusal a whole parse gives."""
+    position = _skip_whitespace(text, 0)
+    if not text.startswith("{", position):
+        return None
+    pairs: list[tuple[str, Any]] = []
+    members: list[tuple[str, int, int]] = []
+    try:
+        position = _skip_whitespace(text, position + 1)
+        if text.startswith("}", position):
+            position += 1
+        else:
+            while True:
+                if not text.startswith('"', position):
+                    return None
+                key, position = _DECODER.raw_decode(text, position)
+                position = _skip_whitespace(text, position)
+                if not text.startswith(":", position):
+                    return None
+                start = _skip_whitespace(text, position + 1)
+                value, position = _DECODER.raw_decode(text, start)
+                pairs.append((key, value))
+                members.append((key, start, position))
+                position = _skip_whitespace(text, position)
+                if text.startswith(",", position):
+                    position = _skip_whitespace(text, position + 1)
+                    continue
+                if not text.startswith("}", position):
+                    return None
+                position += 1
+                break
+        if _skip_whitespace(text, position) != len(text):
+            return None
+        return _reject_duplicates(pairs), tuple(members)
+    except (ValueError, RecursionError, RejectedDocument):
+        return None  # parse_json_text names it exactly
 
 
 def decode_utf8(body: bytes) -> str:
@@ -171,34 +267,158 @@ def _check_breadth_before_parsing(text: str, limits: DecodeLimits) -> None:
 _RISKY_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
-def _content_certainly_fine(text: str, value: Any, limits: DecodeLimits) -> bool:
-    """True when check_content would accept ``value`` (parsed from ``text``), found faster
-    than its full walk, which runs a regex on every string and key (for a 4 MB document that
-    walk costs more than parsing). False means "maybe not": check_content then walks the value
-    and names the exact error and its JSON pointer.
+def _certain_node_count(text: str, value: Any, limits: DecodeLimits) -> int | None:
+    """The number of values check_content counts when it would accept ``value`` (parsed from
+    ``text``), found faster than its full walk, which runs a regex on every string and key (for
+    a 4 MB document that walk costs more than parsing). None means "maybe not": check_content
+    then walks the value and names the exact error and its JSON pointer.
 
     Without a risky escape in the text no string needs looking at, so what is left is depth
     and the number of values: one list comprehension per nesting level over the containers."""
     if _RISKY_ESCAPE.search(text):
-        return False
+        return None
+    weight = value_weight(value, depth_above=0, limits=limits)
+    return None if weight is None else 1 + weight
+
+
+def value_weight(value: Any, *, depth_above: int, limits: DecodeLimits) -> int | None:
+    """The values inside ``value`` (itself not counted), as check_content counts them, for a
+    value nested ``depth_above`` containers deep; None when it nests deeper than the limit or
+    holds more values than the limit."""
     if not isinstance(value, dict | list):
-        return True
+        return 0
     level: list[Any] = [value]
-    depth, nodes = 0, 1
+    depth, nodes = depth_above, 0
     while level:
         depth += 1
         if depth > limits.max_depth:
-            return False
+            return None
         nodes += sum(map(len, level))
-        if nodes > limits.max_nodes:
-            return False
+        if nodes >= limits.max_nodes:
+            return None
         level = [
             child
             for node in level
             for child in (node.values() if isinstance(node, dict) else node)
             if isinstance(child, dict | list)
         ]
-    return True
+    return nodes
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """The rest of a document after the last element of an array that was the root or a member
+    of the root object, as decode_continuation reads it."""
+
+    #: The array's further elements.
+    items: list[Any]
+    #: Characters of the rest's text up to the end of its last element (0: none).
+    items_end: int
+    #: Characters of the rest's text before each element.
+    item_starts: list[int]
+    #: The text of the rest (its length in bytes may differ).
+    text: str
+    #: The root object's members after the array, in document order.
+    members: list[tuple[str, Any]]
+    #: Values in ``items`` as the ``max_nodes`` limit counts them (each item and everything
+    #: inside it).
+    item_nodes: int
+
+
+def decode_continuation(
+    rest: bytes,
+    *,
+    in_object: bool,
+    taken_keys: Collection[str],
+    nodes_before: int,
+    limits: DecodeLimits,
+) -> Continuation | None:
+    """The rest of a document whose bytes before ``rest`` are those of a document decode_document
+    accepted, up to just after an element of an array that is the root (``in_object`` False) or
+    the value of a member of the root object, the other members before it keyed ``taken_keys``.
+    ``nodes_before``: the values before ``rest`` as the limit counts them.
+
+    The rest is read under decode_document's rules: strict UTF-8, further elements each after a
+    comma, the array's end, then (in an object) further members, no key among ``taken_keys`` or
+    repeated, and the object's end; every value read with the same strict decoder, within the
+    depth and value limits, with no string a store cannot keep. None whenever the rest is not
+    certainly fine, so that the whole document is decoded and refused as decode_document refuses
+    it; never raises."""
+    try:
+        text = rest.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if _RISKY_ESCAPE.search(text):
+        return None  # a string to look at: the whole decode names it
+    try:
+        return _read_continuation(text, in_object, set(taken_keys), nodes_before, limits)
+    except (ValueError, RecursionError, RejectedDocument):
+        return None
+
+
+def _read_continuation(
+    text: str, in_object: bool, taken_keys: set[str], nodes: int, limits: DecodeLimits
+) -> Continuation | None:
+    items: list[Any] = []
+    items_end = 0
+    item_starts: list[int] = []
+    nodes_before = nodes
+    position = _skip_whitespace(text, 0)
+    while text.startswith(",", position):
+        item_starts.append(_skip_whitespace(text, position + 1))
+        item, position = _DECODER.raw_decode(text, item_starts[-1])
+        # An element of the root array, or of the array in the root object.
+        weight = value_weight(item, depth_above=2 if in_object else 1, limits=limits)
+        if weight is None:
+            return None
+        nodes += 1 + weight
+        items.append(item)
+        items_end = position
+        position = _skip_whitespace(text, position)
+    item_nodes = nodes - nodes_before
+    if not text.startswith("]", position):
+        return None
+    position = _skip_whitespace(text, position + 1)
+    members: list[tuple[str, Any]] = []
+    if in_object:
+        while text.startswith(",", position):
+            position = _skip_whitespace(text, position + 1)
+            if not text.startswith('"', position):
+                return None
+            key, position = _DECODER.raw_decode(text, position)
+            if key in taken_keys:
+                return None
+            taken_keys.add(key)
+            position = _skip_whitespace(text, position)
+            if not text.startswith(":", position):
+                return None
+            value, position = _DECODER.raw_decode(text, _skip_whitespace(text, position + 1))
+            weight = value_weight(value, depth_above=1, limits=limits)
+            if weight is None:
+                return None
+            nodes += 1 + weight
+            members.append((key, value))
+            position = _skip_whitespace(text, position)
+        if not text.startswith("}", position):
+            return None
+        position = _skip_whitespace(text, position + 1)
+    if position != len(text) or nodes > limits.max_nodes:
+        return None
+    return Continuation(
+        items=items,
+        items_end=items_end,
+        item_starts=item_starts,
+        text=text,
+        members=members,
+        item_nodes=item_nodes,
+    )
+
+
+def read_value(text: str, position: int) -> tuple[Any, int]:
+    """The JSON value starting exactly at ``position`` of ``text``, read by decode_document's
+    strict decoder, and where it ends. Raises ValueError (malformed), RecursionError or
+    RejectedDocument, as that decoder does."""
+    return _DECODER.raw_decode(text, position)
 
 
 # Where a value sits, built only when something is wrong: (parent location, key or index).
@@ -216,16 +436,16 @@ def _pointer_of(location: _Location) -> str:
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def check_content(value: Any, limits: DecodeLimits) -> None:
+def check_content(value: Any, limits: DecodeLimits) -> int:
     """Walk the value once (iteratively: no recursion to exhaust) checking depth, the number of
-    values and strings (keys too) that no store can hold.
+    values and strings (keys too) that no store can hold; returns the number of values.
 
     Hot path: a 10 MB document has millions of values, so scalars are checked inline, never
     pushed, and JSON pointers are only built for the one value that is refused."""
     if isinstance(value, str):
         _check_string(value, None)
     if not isinstance(value, dict | list):
-        return
+        return 1
     nodes = 1
     stack: list[tuple[dict[str, Any] | list[Any], int, _Location]] = [(value, 1, None)]
     while stack:
@@ -248,6 +468,7 @@ def check_content(value: Any, limits: DecodeLimits) -> None:
                     _check_string(child, (location, key))
             elif isinstance(child, dict | list):
                 stack.append((child, depth + 1, (location, key)))
+    return nodes
 
 
 def _check_string(text: str, location: _Location) -> None:

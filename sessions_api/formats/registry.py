@@ -112,6 +112,10 @@ RULES: tuple[DetectionRule, ...] = tuple(
 )
 
 
+#: Detection.rule of a format forced by the caller (no rule was tried).
+FORCED_RULE = "forced by ?format="
+
+
 @dataclass(frozen=True)
 class Detection:
     format_id: str
@@ -177,6 +181,15 @@ def _detection(rule: DetectionRule, inside: str | None = None) -> Detection:
     )
 
 
+def detection_if_no_earlier_rule(doc: Any, format_id: str, variant: str) -> Detection | None:
+    """What detection gives ``doc`` when it is known to match the rule of ``format_id`` that
+    gives ``variant``, provided no rule before that one matches ``doc``; None when one does."""
+    rule = next(r for r in RULES if r.format_id == format_id and r.variant == variant)
+    if _first_match(doc, tuple(r for r in RULES if r.number < rule.number)) is not None:
+        return None
+    return _detection(rule)
+
+
 def detect_format(doc: Any) -> Detection:
     """The first matching rule in the documented order (looking one level into an envelope when
     nothing matches the document itself); UnknownFormat when none matches."""
@@ -202,7 +215,7 @@ def resolve_format(doc: Any, *, format_id: str | None = None) -> tuple[Detection
     Raises UnknownFormat."""
     if format_id:
         adapter = get_adapter(format_id)
-        detection = Detection(format_id=format_id, rule="forced by ?format=")
+        detection = Detection(format_id=format_id, rule=FORCED_RULE)
         return detection, _forced_envelope_content(doc, adapter)
     found = _detect(doc)
     if found is None:

@@ -78,6 +78,8 @@ class MergedIndex:
     #: stored ones of those are replaced.
     search_entries: list[SearchEntryRow]
     start: int
+    #: The first event of the message ``start``: the stored entries from it on are replaced.
+    first_event: int
     warnings: list[ParseWarning]
 
 
@@ -153,6 +155,7 @@ def merge(
         model_usage=_merged_model_usage(previous, rederived, start=start),
         search_entries=([own] if own is not None else []) + entries,
         start=start,
+        first_event=offset,
         warnings=warnings,
     )
 

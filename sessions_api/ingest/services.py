@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import operator
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -20,12 +21,11 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import Min
 from django.utils import timezone
 
 from sessions_api import db
 from sessions_api.analytics import rollups
-from sessions_api.domain import ParsedSession, ParseWarning, ToolStatus
+from sessions_api.domain import ParsedSession, ParseWarning
 from sessions_api.domain import Session as CanonicalSession
 from sessions_api.errors import (
     BodyNotFound,
@@ -38,12 +38,13 @@ from sessions_api.formats import Detection, parse_resolved, resolve_format
 from sessions_api.formats.base import json_type_name
 from sessions_api.formats.decoding import (
     DecodeLimits,
-    decode_document,
+    decode_document_laid_out,
     decode_utf8,
     split_batch_documents,
 )
 from sessions_api.formats.growing import GROWING_FORMATS, GrowingFormat
-from sessions_api.ingest import ids, incremental
+from sessions_api.formats.registry import FORCED_RULE
+from sessions_api.ingest import appending, derived_rows, ids, incremental
 from sessions_api.ingest.indexing import ModelUsageRow, SessionIndex, build_index
 from sessions_api.lifecycle.alerts.evaluate import note_session_saved
 from sessions_api.models import (
@@ -56,6 +57,7 @@ from sessions_api.models import (
 from sessions_api.search import index as search_index
 from sessions_api.sessions.records import SessionSummary, summary_from_row
 from sessions_api.storage import get_document_store
+from sessions_api.storage.base import SharedPrefix
 
 _EXTERNAL_ID_MAX = 512
 
@@ -152,7 +154,9 @@ class _Growth:
     hook: GrowingFormat
     doc: Any
     version: int  # the latest version when it was read
-    previous_body: bytes
+    # What the store needs to keep the body as a delta of that version without reading it:
+    # its bytes, or (read from its append point) the length of the prefix the two share.
+    previous: tuple[int, bytes] | SharedPrefix
     earlier: int  # raw messages of that version
     total: int  # raw messages of this document
     appended: ParsedSession  # the messages after those of that version, parsed
@@ -170,6 +174,7 @@ class _PreparedDocument:
     digest: str
     index: SessionIndex | None  # for a new session unless told first_received_at; None: growth
     growth: _Growth | None = None
+    append_point: str | None = None  # where a later version may append to this one (JSON)
 
 
 def _prepare_document(
@@ -180,26 +185,55 @@ def _prepare_document(
     received_at: datetime,
     first_received_at: datetime | None = None,
     incremental_allowed: bool = True,
+    format_detected: bool = False,
 ) -> _PreparedDocument:
     """Decode, detect (or force), parse and index: everything that needs no database, so none
     of it runs under the write lock. The index assumes a new session (first received now)
     unless ``first_received_at`` is given.
 
     A document that extends the latest version of its session (formats/growing.py) is parsed
-    only as far as its id here: the rest waits for the session's lock (_store_new_version)."""
-    doc = decode_document(body, decode_limits())
+    only as far as its id here: the rest waits for the session's lock (_store_new_version).
+    When it repeats that version's bytes up to its last message (its append point), only what
+    follows is even decoded (appending.py). ``format_detected``: ``format_id`` is what
+    detection gave this very document (its whole parse after a growth)."""
+    growth_allowed = incremental_allowed and first_received_at is None
+    looked_up: dict[tuple[str, str], _Latest | None] = {}
+    if growth_allowed:
+        prepared = _prepare_appended(
+            body,
+            format_id=format_id,
+            external_id=external_id,
+            received_at=received_at,
+            looked_up=looked_up,
+        )
+        if prepared is not None:
+            return prepared
+    laid_out = decode_document_laid_out(body, decode_limits())
+    doc = laid_out.value
     if not isinstance(doc, dict | list):
         raise InvalidDocument(
             f"expected a JSON object or array, got {json_type_name(doc)}", code="not_a_document"
         )
     detection, envelope = resolve_format(doc, format_id=format_id)
     hook = GROWING_FORMATS.get(detection.format_id)
-    if hook is not None and envelope is None and incremental_allowed and first_received_at is None:
+    digest, append_point = None, None
+    if hook is not None and envelope is None:
+        digest, append_point = appending.digest_and_point(
+            body, laid_out, hook, detected=format_detected or not format_id
+        )
+    if hook is not None and envelope is None and growth_allowed:
         prepared = _prepare_growth(
-            doc, body, detection, hook, external_id=external_id, received_at=received_at
+            doc,
+            body,
+            detection,
+            hook,
+            external_id=external_id,
+            received_at=received_at,
+            looked_up=looked_up,
+            digest=digest,
         )
         if prepared is not None:
-            return prepared
+            return dataclasses.replace(prepared, append_point=append_point)
     parsed = parse_resolved(doc, detection, envelope)
     session = parsed.session
     warnings = list(parsed.warnings)
@@ -233,9 +267,130 @@ def _prepare_document(
         session=session,
         warnings=warnings,
         key=key,
-        digest=hashlib.sha256(body).hexdigest(),
+        digest=digest or hashlib.sha256(body).hexdigest(),
         index=index,
+        append_point=append_point,
     )
+
+
+def _prepare_appended(
+    body: bytes,
+    *,
+    format_id: str | None,
+    external_id: str | None,
+    received_at: datetime,
+    looked_up: dict[tuple[str, str], _Latest | None],
+) -> _PreparedDocument | None:
+    """The document prepared as a growth read from the append point of its session's latest
+    version, or None when it is not one (appending.py): decoding only what follows the point.
+    Sessions looked up are noted in ``looked_up`` for the whole path."""
+    if len(body) < appending.MIN_BYTES:
+        return None
+    hooks = [GROWING_FORMATS[format_id]] if format_id in GROWING_FORMATS else []
+    for hook in hooks if format_id else GROWING_FORMATS.values():
+        prepared = _prepare_appended_as(
+            body,
+            hook,
+            format_id=format_id,
+            external_id=external_id,
+            received_at=received_at,
+            looked_up=looked_up,
+        )
+        if prepared is not None:
+            return prepared
+    return None
+
+
+def _prepare_appended_as(
+    body: bytes,
+    hook: GrowingFormat,
+    *,
+    format_id: str | None,
+    external_id: str | None,
+    received_at: datetime,
+    looked_up: dict[tuple[str, str], _Latest | None],
+) -> _PreparedDocument | None:
+    head = appending.read_head(body, hook)
+    if head is None:
+        return None
+    # The session's key as the head tells it; checked again on the whole document below.
+    found = _growth_header(hook, head.document(hook), 0, "", external_id, body)
+    if found is None:
+        return None
+    key = found[1]
+    latest = looked_up[(hook.format_id, key)] = _latest_version_of(hook.format_id, key)
+    point = appending.AppendPoint.from_json(latest.append_point) if latest else None
+    if latest is None or point is None:
+        return None
+    continued = appending.continue_from(
+        body,
+        hook,
+        head,
+        point,
+        format_id=format_id,
+        limits=decode_limits(),
+        max_messages=settings.INGEST_MAX_MESSAGES,
+    )
+    if continued is None:
+        return None
+    total = point.messages + len(continued.appended)
+    found = _growth_header(hook, continued.doc, total, continued.variant, external_id, body)
+    if found is None or found[1] != key:
+        return None
+    header = found[0]
+    try:
+        appended = hook.parse_range(continued.doc, point.messages, total, variant=continued.variant)
+    except InvalidDocument:
+        return None  # the whole parse refuses it, with the error it would give anyway
+    return _PreparedDocument(
+        body=body,
+        detection=continued.detection,
+        session=header.session,
+        warnings=[],
+        key=key,
+        digest=continued.digest,
+        index=None,
+        growth=_Growth(
+            hook=hook,
+            doc=continued.doc,
+            version=latest.version,
+            previous=SharedPrefix(version=latest.version, length=point.offset),
+            earlier=point.messages,
+            total=total,
+            appended=appended,
+            external_id=external_id,
+            received_at=received_at,
+        ),
+        append_point=continued.point,
+    )
+
+
+def _growth_header(
+    hook: GrowingFormat,
+    doc: Any,
+    total: int,
+    variant: str,
+    external_id: str | None,
+    body: bytes,
+) -> tuple[ParsedSession, str] | None:
+    """The session-level fields of a growing document (no messages) and its session's key,
+    or None when a whole parse is needed to be sure of them (a warning, no id of its own, an
+    id the key normalises)."""
+    warnings: list[ParseWarning] = []
+    try:
+        header = hook.parse_range(doc, total, total, variant=variant)
+        if header.warnings or (header.session.external_id is None and external_id is None):
+            return None
+        key = ids.normalized_session_key(
+            _session_key(header.session.external_id, external_id, body, warnings),
+            from_request=external_id is not None,
+            warnings=warnings,
+        )
+    except InvalidDocument:
+        return None  # the whole parse refuses it, with the error it would give anyway
+    if warnings:
+        return None  # a normalised id: the whole parse reports it
+    return header, key
 
 
 def _prepare_growth(
@@ -246,31 +401,26 @@ def _prepare_growth(
     *,
     external_id: str | None,
     received_at: datetime,
+    looked_up: dict[tuple[str, str], _Latest | None],
+    digest: str | None,
 ) -> _PreparedDocument | None:
     """The document prepared as a growth of its session's latest version, or None when it is
-    not one (a new session, an edited or shortened message list, no id of its own)."""
+    not one (a new session, an edited or shortened message list, no id of its own).
+    ``looked_up``: sessions already looked up for this document; ``digest``: the body's, if
+    known."""
     messages = hook.message_list(doc)
     # Checked on the whole document, before any look-up: it holds the earlier messages.
     if messages is None or len(messages) > settings.INGEST_MAX_MESSAGES or not hook.plain(messages):
         return None
-    warnings: list[ParseWarning] = []
-    try:
-        header = hook.parse_range(doc, len(messages), len(messages), variant=detection.variant)
-        if header.warnings or (header.session.external_id is None and external_id is None):
-            return None
-        key = ids.normalized_session_key(
-            _session_key(header.session.external_id, external_id, body, warnings),
-            from_request=external_id is not None,
-            warnings=warnings,
-        )
-        if warnings:
-            return None  # a normalised id: the whole parse reports it
-    except InvalidDocument:
-        return None  # the whole parse refuses it, with the error it would give anyway
-    found = _latest_version_of(detection.format_id, key)
+    found = _growth_header(hook, doc, len(messages), detection.variant, external_id, body)
     if found is None:
         return None
-    session_id, version = found
+    header, key = found
+    lookup = (detection.format_id, key)
+    latest = looked_up[lookup] if lookup in looked_up else _latest_version_of(*lookup)
+    if latest is None:
+        return None
+    session_id, version = latest.session_id, latest.version
     try:
         previous_body = get_document_store().get(session_id=str(session_id), version=version)
     except BodyNotFound:
@@ -303,15 +453,15 @@ def _prepare_growth(
         body=body,
         detection=detection,
         session=header.session,
-        warnings=warnings,
+        warnings=[],
         key=key,
-        digest=hashlib.sha256(body).hexdigest(),
+        digest=digest or hashlib.sha256(body).hexdigest(),
         index=None,
         growth=_Growth(
             hook=hook,
             doc=doc,
             version=version,
-            previous_body=previous_body,
+            previous=(version, previous_body),
             earlier=len(earlier_messages),
             total=len(messages),
             appended=appended,
@@ -321,29 +471,46 @@ def _prepare_growth(
     )
 
 
-def _latest_version_of(format_id: str, external_id: str) -> tuple[str, int] | None:
-    """(id, latest version) of the session with that key, or None: one indexed SELECT without
-    the ORM's query building, which cost a fresh document a fifth of its ingest."""
+@dataclass(frozen=True)
+class _Latest:
+    """A session's latest version as the growth paths look it up."""
+
+    session_id: str
+    version: int
+    append_point: str | None  # of that version (JSON)
+
+
+def _latest_version_of(format_id: str, external_id: str) -> _Latest | None:
+    """The latest version of the session with that key and its append point, or None: one
+    indexed SELECT without the ORM's query building, which cost a fresh document a fifth of its
+    ingest."""
     connection = connections[DEFAULT_DB_ALIAS]
     with connection.cursor() as cursor:
         cursor.execute(_latest_version_sql(connection.vendor), [format_id, external_id])
         found = cursor.fetchone()
     if found is None:
         return None
-    return str(uuid.UUID(str(found[0]))), found[1]
+    return _Latest(str(uuid.UUID(str(found[0]))), found[1], found[2])
 
 
 @functools.cache
 def _latest_version_sql(vendor: str) -> str:
     quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
-    meta = Session._meta
+    meta, version_meta = Session._meta, DocumentVersion._meta
     column = {
         name: quote(meta.get_field(name).column)
         for name in ("id", "latest_version", "format", "external_id")
     }
+    version_column = {
+        name: quote(version_meta.get_field(name).column)
+        for name in ("session", "number", "append_point")
+    }
     return (
-        f"SELECT {column['id']}, {column['latest_version']} FROM {quote(meta.db_table)}"
-        f" WHERE {column['format']} = %s AND {column['external_id']} = %s"
+        f"SELECT s.{column['id']}, s.{column['latest_version']}, v.{version_column['append_point']}"
+        f" FROM {quote(meta.db_table)} s LEFT JOIN {quote(version_meta.db_table)} v"
+        f" ON v.{version_column['session']} = s.{column['id']}"
+        f" AND v.{version_column['number']} = s.{column['latest_version']}"
+        f" WHERE s.{column['format']} = %s AND s.{column['external_id']} = %s"
     )
 
 
@@ -357,6 +524,7 @@ def _parsed_whole(prepared: _PreparedDocument) -> _PreparedDocument:
         external_id=prepared.growth.external_id,
         received_at=prepared.growth.received_at,
         incremental_allowed=False,
+        format_detected=prepared.detection.rule != FORCED_RULE,
     )
     return dataclasses.replace(whole, detection=prepared.detection)
 
@@ -371,11 +539,7 @@ def _store_prepared(
     """Inside the caller's transaction: insert a new session, or lock the existing one and
     store the next version."""
     if prepared.growth is not None:
-        row = (
-            Session.objects.select_for_update()
-            .filter(format=prepared.detection.format_id, external_id=prepared.key)
-            .first()
-        )
+        row = _lock_session(prepared.detection.format_id, prepared.key)
         if row is not None:
             return _store_in_locked_session(
                 row,
@@ -395,12 +559,21 @@ def _store_prepared(
         return _outcome(
             row, created=True, changed=True, warnings=warnings, detected_by=detection.rule
         )
-    row = Session.objects.select_for_update().get(
-        format=detection.format_id, external_id=prepared.key
-    )
+    row = _lock_session(detection.format_id, prepared.key)
+    if row is None:  # deleted between the insert that found it and this lock: new after all
+        return _store_prepared(
+            prepared, source=source, now=now, unchanged_if_stored_before=unchanged_if_stored_before
+        )
     return _store_in_locked_session(
         row, prepared, source=source, now=now, unchanged_if_stored_before=unchanged_if_stored_before
     )
+
+
+def _lock_session(format_id: str, key: str) -> Session | None:
+    """The session with that format and key, locked until the transaction ends; None when
+    there is none."""
+    rows = db.select_rows(Session, ("format", "external_id"), (format_id, key), for_update=True)
+    return rows[0] if rows else None
 
 
 def _store_in_locked_session(
@@ -439,13 +612,23 @@ def _insert_new_session(prepared: _PreparedDocument, *, now: datetime) -> Sessio
         "latest_version": 1,
         **prepared.index.columns,
     }
-    fields = Session._meta.concrete_fields
+    names, attnames, fields = _session_fields()
     # What Session(**given) would hold, without building the instance first: its defaults
     # (a new id among them) for the fields the index does not set.
-    values = [given[f.attname] if f.attname in given else f.get_default() for f in fields]
-    if not db.insert_rows(Session, fields, [values], if_absent=True):
+    values = [
+        given[a] if a in given else f.get_default() for a, f in zip(attnames, fields, strict=True)
+    ]
+    if not db.insert_rows(Session, names, [values], if_absent=True):
         return None
-    return Session.from_db(DEFAULT_DB_ALIAS, [f.attname for f in fields], values)
+    return Session.from_db(DEFAULT_DB_ALIAS, attnames, values)
+
+
+@functools.cache
+def _session_fields() -> tuple[tuple[str, ...], list[str], list[Any]]:
+    """(names, attribute names, fields) of the session's columns: the insert's statement is
+    cached by the names, which hash faster than the fields themselves."""
+    fields = Session._meta.concrete_fields
+    return tuple(f.name for f in fields), [f.attname for f in fields], list(fields)
 
 
 def _store_new_version(
@@ -453,8 +636,8 @@ def _store_new_version(
 ) -> IngestOutcome:
     """Under ``row``'s lock: store the body as the next version unless it equals the latest,
     and replace the index row and its derived rows."""
-    latest = row.versions.order_by("-number").first()
-    if latest is not None and latest.sha256 == prepared.digest:
+    key = derived_rows.session_key(row)
+    if derived_rows.latest_digest(key, row.latest_version) == prepared.digest:
         prepared = _parsed_whole(prepared)  # for its warnings
         return _outcome(
             row,
@@ -467,8 +650,8 @@ def _store_new_version(
     merged = previous = None
     growth = prepared.growth
     if growth is not None and growth.version == row.latest_version:
-        merged = _derive_incrementally(row, growth, now=now)
-        previous = (growth.version, growth.previous_body)  # spares the store reading it again
+        merged = _derive_incrementally(row, key, growth, now=now)
+        previous = growth.previous  # spares the store reading that version again
     if merged is None:
         prepared = _parsed_whole(prepared)
     elif merged.columns["tool_call_count"] > settings.INGEST_MAX_TOOL_CALLS:
@@ -491,7 +674,7 @@ def _store_new_version(
     if merged is not None:
         warnings = [*warnings, *merged.warnings]
         _write_merged_index(
-            row, merged, version=number, received_at=now, detection_rule=detection.rule
+            row, key, merged, version=number, received_at=now, detection_rule=detection.rule
         )
         rollups.note_session_moved(before=counted_at, after=[row.started_at, row.updated_at])
         note_session_saved(row, now=now)  # the alert outbox, in this transaction
@@ -620,7 +803,11 @@ def delete_session(*, session_id: str) -> bool:
 
 
 def _put_body(
-    *, session_id: str, version: int, body: bytes, previous: tuple[int, bytes] | None = None
+    *,
+    session_id: str,
+    version: int,
+    body: bytes,
+    previous: tuple[int, bytes] | SharedPrefix | None = None,
 ) -> None:
     store = get_document_store()
     try:
@@ -699,13 +886,22 @@ def _check_revision(row: Session, revision: int | None, digest: str) -> None:
 def _insert_version(
     row: Session, prepared: _PreparedDocument, *, number: int, source: str, now: datetime
 ) -> None:
-    names = ("session", "number", "sha256", "size_bytes", "received_at", "revision", "source")
+    names = (
+        "session",
+        "number",
+        "sha256",
+        "size_bytes",
+        "received_at",
+        "revision",
+        "source",
+        "append_point",
+    )
     values = (row.pk, number, prepared.digest, len(prepared.body), now, prepared.session.revision)
-    db.insert_rows(DocumentVersion, names, [(*values, source)])
+    db.insert_rows(DocumentVersion, names, [(*values, source, prepared.append_point)])
 
 
 def _derive_incrementally(
-    row: Session, growth: _Growth, *, now: datetime
+    row: Session, key: Any, growth: _Growth, *, now: datetime
 ) -> incremental.MergedIndex | None:
     """Under ``row``'s lock, with ``growth`` based on its latest version: the new version's
     index merged with the stored one, or None when only a whole parse is sure to be right."""
@@ -716,9 +912,7 @@ def _derive_incrementally(
     if stored_warnings:
         if not incremental.may_merge(_stored_derivation(row, [], [], [])):
             return None
-        first_pending = ToolCallRecord.objects.filter(
-            session=row, status=ToolStatus.PENDING.value
-        ).aggregate(first=Min("message_seq"))["first"]
+        first_pending = derived_rows.first_pending_call(key)
         if first_pending is None:
             return None
     start = min(growth.earlier, first_pending if first_pending is not None else growth.earlier)
@@ -730,34 +924,15 @@ def _derive_incrementally(
         else hook.parse_range(doc, start, growth.total, variant=variant)
     )
     call_ids = [call.call_id[:255] for m in parsed.session.messages for call in m.tool_calls]
-    reused = bool(call_ids) and (
-        ToolCallRecord.objects.filter(
-            session=row, message_seq__lt=start, call_id__in=call_ids
-        ).exists()
-    )
+    reused = derived_rows.reuses_call_id(key, call_ids, before=start)
     replaced_calls: list[tuple[str, str]] = []
     replaced_errors: list[tuple[str, bool]] = []
     if start < row.message_count:
-        replaced_calls = list(
-            ToolCallRecord.objects.filter(session=row, message_seq__gte=start).values_list(
-                "status", "status_source"
-            )
-        )
-        replaced_errors = list(
-            SessionError.objects.filter(session=row, message_seq__gte=start).values_list(
-                "kind", "heuristic"
-            )
-        )
-    usage = [
-        ModelUsageRow(model=model, message_count=count)
-        for model, count in ModelUsage.objects.filter(session=row).values_list(
-            "model", "message_count"
-        )
-    ]
+        replaced_calls, replaced_errors = derived_rows.replaced_rows(key, start)
     return incremental.merge(
         _stored_derivation(
             row,
-            usage,
+            derived_rows.model_usage(key),
             replaced_calls,
             replaced_errors,
             events_before_start=search_index.events_before(row.pk, start),
@@ -796,6 +971,7 @@ def _stored_derivation(
 
 def _write_merged_index(
     row: Session,
+    key: Any,
     merged: incremental.MergedIndex,
     *,
     version: int,
@@ -806,20 +982,19 @@ def _write_merged_index(
     replace the stored ones from ``merged.start`` on, the rest stay (with the session's new
     end as their time, which is every row's time when no message has one: a merge's
     condition)."""
+    stored_rows = row.tool_call_count + row.error_count + row.warning_count > 0
     previous_updated_at = row.updated_at
     _update_session_row(
         row, merged.columns, version=version, received_at=received_at, detection_rule=detection_rule
     )
-    if merged.start < merged.columns["message_count"]:
-        ToolCallRecord.objects.filter(session=row, message_seq__gte=merged.start).delete()
-        SessionError.objects.filter(session=row, message_seq__gte=merged.start).delete()
-    search_index.remove_from(row.pk, merged.start)
-    # Rows of logs: the merged document has none (a merge's condition).
-    SessionError.objects.filter(session=row, message_seq__isnull=True).delete()
-    if row.updated_at != previous_updated_at:
-        ToolCallRecord.objects.filter(session=row).update(occurred_at=row.updated_at)
-        SessionError.objects.filter(session=row).update(occurred_at=row.updated_at)
-    ModelUsage.objects.filter(session=row).delete()
+    if stored_rows:
+        # The stored rows of the re-derived messages, and those of logs (a merged document
+        # has none); both are written anew below.
+        derived_rows.delete_from(key, merged.start)
+        if row.updated_at != previous_updated_at:
+            derived_rows.move_to_session_end(key, row.updated_at, before=merged.start)
+    search_index.remove_from(row.pk, merged.first_event)
+    derived_rows.delete_model_usage(key)
     _insert_derived_rows(
         row,
         SessionIndex(
@@ -838,9 +1013,7 @@ def _write_index(
     _update_session_row(
         row, index.columns, version=version, received_at=received_at, detection_rule=detection_rule
     )
-    ToolCallRecord.objects.filter(session=row).delete()
-    SessionError.objects.filter(session=row).delete()
-    ModelUsage.objects.filter(session=row).delete()
+    derived_rows.delete_all(derived_rows.session_key(row))
     search_index.write_entries(row.pk, [], replace=True)
     _insert_derived_rows(row, index)
 
@@ -853,19 +1026,25 @@ def _update_session_row(
     received_at: datetime,
     detection_rule: str,
 ) -> None:
-    for column, value in columns.items():
-        setattr(row, column, value)
+    values = {
+        **columns,
+        # A new document is new life: it supersedes earlier expiry and stuck marks.
+        "status_before_expiry": "",
+        "expired_at": None,
+        "stuck_since": None,
+        "latest_version": version,
+        "last_received_at": received_at,
+        "detection_rule": detection_rule[:200],
+    }
     if row.expires_at_override is not None:
         # An editor's expiry for a format whose document records none (editing.document.set_expiry).
-        row.expires_at = row.expires_at_override
-    # A new document is new life: it supersedes earlier expiry and stuck marks.
-    row.status_before_expiry = ""
-    row.expired_at = None
-    row.stuck_since = None
-    row.latest_version = version
-    row.last_received_at = received_at
-    row.detection_rule = detection_rule[:200]
-    row.save()
+        values["expires_at"] = row.expires_at_override
+    # Only the columns that change are written: a save of a growing session changes a few.
+    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    for name in changed:
+        setattr(row, name, values[name])
+    if changed:
+        db.update_row(Session, row.pk, changed, [values[name] for name in changed])
 
 
 def _insert_derived_rows(row: Session, index: SessionIndex) -> None:
@@ -876,7 +1055,8 @@ def _insert_derived_rows(row: Session, index: SessionIndex) -> None:
     ):
         if rows:
             names = ("session", *rows[0].__dataclass_fields__)
-            values = [(row.pk, *(getattr(r, name) for name in names[1:])) for r in rows]
+            values_of = operator.attrgetter(*names[1:])
+            values = [(row.pk, *values_of(r)) for r in rows]
             db.insert_rows(model, names, values)
     search_index.write_entries(row.pk, index.search_entries)
 

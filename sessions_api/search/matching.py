@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value, Window
+from django.db.models.functions import RowNumber, StrIndex, Upper
+from django.db.models.lookups import GreaterThan
 
 from sessions_api.models import SearchEntry, Session
 from sessions_api.search.entries import SESSION_FIELDS
-from sessions_api.search.query import SearchQuery
+from sessions_api.search.index import EVENT_SEPARATOR, event_at
+from sessions_api.search.query import SearchQuery, term_pattern
 from sessions_api.search.snippets import Snippet, make_snippet
 
 # The trigram tokenizer answers a pattern from its index only with 3 or more characters.
@@ -37,6 +39,14 @@ TRIGRAM_CHARS = 3
 # the index costs about this many matches, a walk about 50 / (share of sessions matching)
 # sessions: at 20,000 sessions 5,000 made a common word's page 0.8 s (B10), 500 about 0.1 s.
 FEW_SESSIONS = 500
+# A list page first checks the list's first sessions itself, this many pages' worth: a word
+# one session in five holds fills the page there, and asking the index whether more than
+# FEW_SESSIONS sessions hold it would have cost more (3.4 of a common word's 8.3 ms at 5,000
+# sessions). A rarer query then costs these checks more than before.
+WALK_PAGES = 5
+# Whether those first sessions are checked a page at a time rather than in one query (None:
+# on PostgreSQL, whose planner checked all of them before sorting; see holding_in_order).
+WALK_IN_PAGES: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -49,16 +59,83 @@ class SearchMatch:
     snippet: Snippet
 
 
+def walks_in_pages() -> bool:
+    return connection.vendor == "postgresql" if WALK_IN_PAGES is None else WALK_IN_PAGES
+
+
+def holding_in_order(session_ids: Sequence[Any], query: SearchQuery, count: int) -> list[Any]:
+    """The first ``count`` of ``session_ids`` whose entries hold every term, checked a page
+    (``count``) at a time in their order: on PostgreSQL, given the walk as one query, the
+    planner checked every session of the bound before sorting (7.5 ms for 255 at 5,000)."""
+    found: list[Any] = []
+    for start in range(0, len(session_ids), count):
+        chunk = list(session_ids[start : start + count])
+        holding = set(chunk)
+        for term in query.terms:
+            holding &= set(
+                SearchEntry.objects.filter(_in_text(term), session_id__in=list(holding))
+                .values_list("session_id", flat=True)
+                .distinct()
+            )
+            if not holding:
+                break
+        found += [pk for pk in chunk if pk in holding]
+        if len(found) >= count:
+            return found[:count]
+    return found
+
+
+def filter_walking(rows: QuerySet[Session], query: SearchQuery) -> QuerySet[Session]:
+    """``rows`` narrowed by checking each session's own entries for every term, in the list's
+    order: what a page of a common word costs least (``WALK_PAGES``)."""
+    for term in query.terms:
+        rows = rows.filter(_holds(term))
+    return rows
+
+
+def worth_walking(query: SearchQuery) -> bool:
+    """Whether a page is likely to fill from the list's first sessions: not when the index
+    says at a glance that a term is rare. On SQLite that glance counts the rows holding all of
+    the term's trigrams, without reading any text (a superset of the rows holding the term:
+    0.1 to 0.3 ms, where reading the text to be exact cost 3 ms for a common word)."""
+    if connection.vendor != "sqlite":
+        return True
+    for term in query.terms:
+        if len(term) < TRIGRAM_CHARS:
+            continue
+        trigrams = {term[i : i + TRIGRAM_CHARS] for i in range(len(term) - TRIGRAM_CHARS + 1)}
+        expression = " AND ".join('"' + t.replace('"', '""') + '"' for t in sorted(trigrams))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM search_entry_fts "
+                "WHERE search_entry_fts MATCH %s LIMIT %s)",
+                [expression, FEW_SESSIONS + 1],
+            )
+            if cursor.fetchone()[0] <= FEW_SESSIONS:
+                return False
+    return True
+
+
+def _holds(term: str) -> Exists:
+    return Exists(SearchEntry.objects.filter(_in_text(term), session_id=OuterRef("pk")))
+
+
+def _in_text(term: str) -> Q | GreaterThan:
+    """An entry's text holds ``term``, as checked among one session's entries. On PostgreSQL
+    as ``strpos`` on ``UPPER(text)`` (what ``icontains`` compares), which the trigram index
+    cannot answer: given ``LIKE``, the planner read every entry holding a common word's
+    trigrams through that index instead of the few sessions' own (seconds at 20,000
+    sessions)."""
+    if connection.vendor == "postgresql":
+        return GreaterThan(StrIndex(Upper("text"), Upper(Value(term))), 0)
+    return Q(text__icontains=term)
+
+
 def filter_matching(rows: QuerySet[Session], query: SearchQuery) -> QuerySet[Session]:
     """``rows`` narrowed to the sessions that hold every term of ``query``."""
     for term in query.terms:
         few = sessions_holding(term, limit=FEW_SESSIONS)
-        if few is not None:
-            rows = rows.filter(pk__in=few)
-        else:
-            rows = rows.filter(
-                Exists(SearchEntry.objects.filter(session_id=OuterRef("pk"), text__icontains=term))
-            )
+        rows = rows.filter(pk__in=few) if few is not None else rows.filter(_holds(term))
     return rows
 
 
@@ -76,31 +153,42 @@ def sessions_holding(term: str, *, limit: int) -> list[Any] | None:
 
 
 def _sqlite_sessions_holding(term: str, limit: int) -> list[Any]:
-    """Read from the FTS5 trigram table, which answers ``LIKE`` from its index only without an
+    """Read from the FTS5 trigram table and, directly, from the few rows written since it last
+    caught up (search/index.py). The table answers ``LIKE`` from its index only without an
     ESCAPE clause: ``%`` and ``_`` in the term then act as wildcards there, so such a term is
     checked again, escaped, against the entry itself."""
-    sql = (
-        "SELECT DISTINCT e.session_id FROM search_entry_fts f "
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    indexed = (
+        "SELECT e.session_id FROM search_entry_fts f "
         "JOIN sessions_api_searchentry e ON e.id = f.rowid WHERE f.text LIKE %s"
     )
     params: list[Any] = [f"%{term}%"]
     if "%" in term or "_" in term:
-        escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        sql += " AND e.text LIKE %s ESCAPE '\\'"
+        indexed += " AND e.text LIKE %s ESCAPE '\\'"
         params.append(f"%{escaped}%")
+    waiting = (
+        "SELECT session_id FROM sessions_api_searchentry "
+        "WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress) "
+        "AND text LIKE %s ESCAPE '\\'"
+    )
+    params.append(f"%{escaped}%")
     with connection.cursor() as cursor:
-        cursor.execute(sql + " LIMIT %s", [*params, limit])
+        cursor.execute(
+            f"SELECT DISTINCT session_id FROM ({indexed} UNION ALL {waiting}) LIMIT %s",
+            [*params, limit],
+        )
         return [row[0] for row in cursor.fetchall()]
 
 
 def first_matches(session_ids: Sequence[Any], query: SearchQuery) -> dict[str, SearchMatch]:
-    """For the sessions of one page, the first entry holding any term, as a match (by session
-    id as a string). Looked up among those sessions' entries only, whatever the data size."""
+    """For the sessions of one page, the first event holding any term, as a match (by session
+    id as a string). Looked up among those sessions' entries only, whatever the data size:
+    the first stored row holding a term, then the first of its events that does."""
     if not query or not session_ids:
         return {}
     any_term = Q()
     for term in query.terms:
-        any_term |= Q(text__icontains=term)
+        any_term |= Q(_in_text(term))
     firsts = (
         SearchEntry.objects.filter(session_id__in=list(session_ids))
         .filter(any_term)
@@ -110,11 +198,19 @@ def first_matches(session_ids: Sequence[Any], query: SearchQuery) -> dict[str, S
         .filter(rank=1)
     )
     found: dict[str, SearchMatch] = {}
-    for entry in firsts.values("session_id", "event_index", "seq", "kind", "text"):
-        found[str(entry["session_id"])] = SearchMatch(
-            event_index=None if entry["event_index"] == SESSION_FIELDS else entry["event_index"],
-            seq=entry["seq"],
-            kind=entry["kind"],
-            snippet=make_snippet(entry["text"], query),
+    pattern = term_pattern(query)
+    for session_id, first, events, text in firsts.values_list(
+        "session_id", "event_index", "events", "text"
+    ):
+        # The line (event) of the first occurrence; should the database's case folding have
+        # matched where Python's does not (a letter PostgreSQL's UPPER folds), the first line.
+        at = pattern.search(text)
+        line = text.count(EVENT_SEPARATOR, 0, at.start()) if at else 0
+        seq, kind = event_at(events, line)
+        found[str(session_id)] = SearchMatch(
+            event_index=None if first == SESSION_FIELDS else first + line,
+            seq=seq,
+            kind=kind,
+            snippet=make_snippet(text.split(EVENT_SEPARATOR)[line], query),
         )
     return found

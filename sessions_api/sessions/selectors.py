@@ -26,7 +26,7 @@ from sessions_api.errors import AmbiguousSessionId, InvalidQuery
 from sessions_api.formats import FORMAT_IDS, parse_document
 from sessions_api.models import DocumentVersion, ModelUsage, Session, ToolCallRecord
 from sessions_api.search import matching
-from sessions_api.search.query import parse_query
+from sessions_api.search.query import SearchQuery, parse_query
 from sessions_api.sessions import cursors
 from sessions_api.sessions.records import (
     SessionRecord,
@@ -87,8 +87,9 @@ _COLUMN_FILTERS = {
 }
 
 
-def filtered_sessions(filters: SessionFilters) -> QuerySet[Session]:
-    """The index rows a filter selects (shared by the list, exports and charts)."""
+def filtered_sessions(filters: SessionFilters, *, search: bool = True) -> QuerySet[Session]:
+    """The index rows a filter selects (shared by the list, exports and charts); ``search``
+    False leaves ``q`` to the caller."""
     _refuse_nul(filters)
     rows = Session.objects.all()
     for name, lookup in _COLUMN_FILTERS.items():
@@ -105,7 +106,7 @@ def filtered_sessions(filters: SessionFilters) -> QuerySet[Session]:
         )
     if filters.has_errors is not None:
         rows = rows.filter(has_errors=filters.has_errors)
-    if filters.q:
+    if filters.q and search:
         rows = matching.filter_matching(rows, parse_query(filters.q))
     return rows
 
@@ -139,7 +140,7 @@ def list_sessions(
         )
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     sort_expr = Coalesce(F(field_name), Value(-1)) if ORDER_FIELDS[field_name] else F(field_name)
-    rows = filtered_sessions(filters).annotate(sort_key=sort_expr)
+    rows = filtered_sessions(filters, search=False).annotate(sort_key=sort_expr)
     if cursor:
         try:
             value, last_id = cursors.decode_cursor(
@@ -161,13 +162,50 @@ def list_sessions(
                 Q(sort_key__gt=value) | Q(sort_key=value, id__gt=last_id)
             )
     direction = "-" if descending else ""
-    page = list(rows.order_by(f"{direction}sort_key", f"{direction}id")[: limit + 1])
+    ordering = (f"{direction}sort_key", f"{direction}id")
+    query = parse_query(filters.q)
+    page = None
+    if query and matching.worth_walking(query):
+        page = _first_holding(rows, ordering, query, limit + 1)
+    if page is None:
+        if query:
+            rows = matching.filter_matching(rows, query)
+        page = list(rows.order_by(*ordering)[: limit + 1])
     next_cursor = None
     if len(page) > limit:
         page = page[:limit]
         last = page[-1]
         next_cursor = cursors.encode_cursor(order, last.sort_key, str(last.id))
     return Page(items=[record_from_row(row) for row in page], next_cursor=next_cursor)
+
+
+def _first_holding(
+    rows: QuerySet[Session], ordering: tuple[str, str], query: SearchQuery, count: int
+) -> list[Session] | None:
+    """The first ``count`` of ``rows`` that hold ``query``, when they are among the first
+    ``matching.WALK_PAGES`` pages' worth (bounded by keyset, so the walk stops there); None
+    when fewer hold it there, and the index narrows the list instead."""
+    window = count * matching.WALK_PAGES
+    if matching.walks_in_pages():
+        ids = list(rows.order_by(*ordering).values_list("id", flat=True)[:window])
+        holders = matching.holding_in_order(ids, query, count)
+        if len(holders) < count and len(ids) == window:
+            return None
+        return list(rows.filter(id__in=holders).order_by(*ordering))
+    edge = list(rows.order_by(*ordering).values_list("sort_key", "id")[window - 1 : window])
+    bounded = rows
+    if edge:
+        value, last_id = edge[0]
+        if ordering[0].startswith("-"):
+            bounded = rows.filter(sort_key__gte=value).filter(
+                Q(sort_key__gt=value) | Q(sort_key=value, id__gte=last_id)
+            )
+        else:
+            bounded = rows.filter(sort_key__lte=value).filter(
+                Q(sort_key__lt=value) | Q(sort_key=value, id__lte=last_id)
+            )
+    found = list(matching.filter_walking(bounded, query).order_by(*ordering)[:count])
+    return found if len(found) == count or not edge else None
 
 
 # --- one session ------------------------------------------------------------------------------

@@ -35,6 +35,15 @@ class StoredBody:
 
 
 @dataclass(frozen=True)
+class SharedPrefix:
+    """What a caller knows of a new body without reading a stored one: its first ``length``
+    bytes are those of ``version`` of the same session (checked against a digest of them)."""
+
+    version: int
+    length: int
+
+
+@dataclass(frozen=True)
 class Compaction:
     """What :meth:`DocumentStore.compact_session` did (or, on a dry run, would do) for one
     session: how many bodies it holds, how many were rewritten, and their stored sizes before
@@ -69,7 +78,7 @@ class DocumentStore(ABC):
         session_id: str,
         version: int,
         body: bytes,
-        previous: tuple[int, bytes] | None = None,
+        previous: tuple[int, bytes] | SharedPrefix | None = None,
     ) -> None:
         """Store ``body`` for (session_id, version).
 
@@ -77,8 +86,11 @@ class DocumentStore(ABC):
         stored bytes stay unchanged (versions are immutable).
 
         ``previous``: (version, bytes) of a stored version of the session that the caller has
-        already read, so a backend keeping deltas (compact.py) need not read it again. Passing
-        bytes that are not that version's is the caller's error; a backend may ignore it.
+        already read, so a backend keeping deltas (compact.py) need not read it again; or a
+        :class:`SharedPrefix`, so it can keep ``body`` as a delta of that version without reading
+        it at all. Passing bytes, or a prefix length, that are not that version's is the
+        caller's error (every read is still checked against the body's SHA-256); a backend may
+        ignore it.
         """
 
     @abstractmethod

@@ -131,6 +131,10 @@ def encode_version(
     if base_version is None or base_raw is None or base_chain_length + 1 >= SNAPSHOT_INTERVAL:
         return encode_snapshot(raw, sha256=sha256)
     delta = _make_delta(base_raw, raw)
+    return _smaller_of(delta, raw, base_version=base_version, sha256=sha256)
+
+
+def _smaller_of(delta: bytes, raw: bytes, *, base_version: int, sha256: str) -> EncodedBody:
     # A delta within a few percent of the raw size cannot beat a snapshot worth comparing;
     # one much smaller than that is taken without compressing the whole body to check.
     if len(delta) * 8 < len(raw):
@@ -139,6 +143,25 @@ def encode_version(
     if len(delta) < len(snapshot.payload):
         return EncodedBody(DELTA, delta, sha256, len(raw), base_version)
     return snapshot
+
+
+def encode_after_prefix(
+    raw: bytes,
+    *,
+    base_version: int,
+    prefix_length: int,
+    base_chain_length: int,
+    sha256: str | None = None,
+) -> EncodedBody:
+    """``raw`` as a delta against ``base_version`` whose first ``prefix_length`` bytes are
+    known to be those of ``raw`` (the caller checked a digest of them), so the base is never
+    read: the delta replaces everything after that prefix. The same rules as encode_version
+    choose between that delta and a snapshot."""
+    sha256 = sha256 or digest(raw)
+    if base_chain_length + 1 >= SNAPSHOT_INTERVAL or not 0 <= prefix_length <= len(raw):
+        return encode_snapshot(raw, sha256=sha256)
+    delta = _DELTA_HEADER.pack(prefix_length, 0) + _compressor().compress(raw[prefix_length:])
+    return _smaller_of(delta, raw, base_version=base_version, sha256=sha256)
 
 
 def decode_chain(chain: Sequence[EncodedBody]) -> bytes:

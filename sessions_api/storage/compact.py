@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sessions_api.errors import BodyNotFound
 from sessions_api.storage import codec
-from sessions_api.storage.base import BodyKey, Compaction, DocumentStore
+from sessions_api.storage.base import BodyKey, Compaction, DocumentStore, SharedPrefix
 from sessions_api.storage.codec import CorruptBody, EncodedBody
 
 
@@ -76,7 +76,7 @@ class CompactDocumentStore(DocumentStore):
         session_id: str,
         version: int,
         body: bytes,
-        previous: tuple[int, bytes] | None = None,
+        previous: tuple[int, bytes] | SharedPrefix | None = None,
     ) -> None:
         if not isinstance(body, bytes):
             raise TypeError(f"body must be bytes, not {type(body).__name__}")
@@ -185,11 +185,25 @@ class CompactDocumentStore(DocumentStore):
         version: int,
         body: bytes,
         sha256: str,
-        previous: tuple[int, bytes] | None = None,
+        previous: tuple[int, bytes] | SharedPrefix | None = None,
     ) -> EncodedBody:
         """``body`` as a delta of the version before when there is one and that is smaller.
-        ``previous`` (that version and its bytes, read by the caller) spares reading its chain:
-        only its links are read, for the chain's length."""
+        ``previous`` (that version and its bytes, read by the caller, or the length of the
+        prefix the two share) spares reading its chain: only its links are read, for the
+        chain's length."""
+        if isinstance(previous, SharedPrefix):
+            if previous.version == version - 1 and version > 1:
+                path = self._chain_path(session_id, version - 1)
+                if path is None:
+                    return codec.encode_snapshot(body, sha256=sha256)
+                return codec.encode_after_prefix(
+                    body,
+                    base_version=version - 1,
+                    prefix_length=previous.length,
+                    base_chain_length=len(path) - 1,
+                    sha256=sha256,
+                )
+            previous = None
         if previous is not None and previous[0] == version - 1 and version > 1:
             path = self._chain_path(session_id, version - 1)
             if path is None:

@@ -27,7 +27,7 @@ from pymongo.write_concern import WriteConcern
 
 from sessions_api.errors import StoreUnavailable
 from sessions_api.storage import codec
-from sessions_api.storage.base import BodyKey, Compaction, StoredBody
+from sessions_api.storage.base import BodyKey, Compaction, SharedPrefix, StoredBody
 from sessions_api.storage.codec import EncodedBody
 from sessions_api.storage.compact import CompactDocumentStore, Link
 
@@ -94,7 +94,7 @@ class MongoDocumentStore(CompactDocumentStore):
         session_id: str,
         version: int,
         body: bytes,
-        previous: tuple[int, bytes] | None = None,
+        previous: tuple[int, bytes] | SharedPrefix | None = None,
     ) -> None:
         _key(session_id, version)
         with _unavailable_on_network_errors():

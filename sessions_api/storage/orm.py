@@ -12,7 +12,7 @@ from sessions_api import db
 from sessions_api.errors import StoreUnavailable
 from sessions_api.models import DocumentBody
 from sessions_api.storage import codec
-from sessions_api.storage.base import BodyKey, Compaction, StoredBody
+from sessions_api.storage.base import BodyKey, Compaction, SharedPrefix, StoredBody
 from sessions_api.storage.codec import EncodedBody
 from sessions_api.storage.compact import CompactDocumentStore, Link
 
@@ -29,7 +29,7 @@ class OrmDocumentStore(CompactDocumentStore):
         session_id: str,
         version: int,
         body: bytes,
-        previous: tuple[int, bytes] | None = None,
+        previous: tuple[int, bytes] | SharedPrefix | None = None,
     ) -> None:
         try:
             super().put(session_id=session_id, version=version, body=body, previous=previous)

@@ -53,3 +53,12 @@ def test_internal_detail_stays_out_of_the_answer():
 
 def test_codes_named_by_no_class_default_to_422():
     assert status_for("missing_field") == 422
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/no-such-thing", "/api/v2/sessions", "/api/"])
+def test_a_path_no_operation_serves_answers_json_not_the_dashboard_page(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json() == {"code": "not_found", "message": f"no API operation at {path}"}

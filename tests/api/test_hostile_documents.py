@@ -147,7 +147,7 @@ def _forbid_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("an oversize body reached the parser")
 
     monkeypatch.setattr(services, "ingest_document", parsed)
-    monkeypatch.setattr(services, "decode_document", parsed)
+    monkeypatch.setattr(services, "decode_document_laid_out", parsed)
 
 
 def test_twenty_megabytes_is_413_from_content_length_before_parsing(reject, monkeypatch):

@@ -23,6 +23,7 @@ from sessions_api.formats.decoding import decode_document
 from sessions_api.ingest import incremental, services
 from sessions_api.ingest.indexing import build_index
 from sessions_api.models import ModelUsage, SearchEntry, Session, SessionError, ToolCallRecord
+from sessions_api.search import index as search_index
 from sessions_api.sessions.timeline import build_timeline
 from sessions_api.storage import get_document_store
 
@@ -93,10 +94,7 @@ def assert_matches_whole_parse(session_id: str, body: bytes) -> None:
         )
         for u in index.model_usage
     }
-    entries = SearchEntry.objects.filter(session=row).order_by("event_index")
-    assert list(entries.values_list("event_index", "seq", "kind", "text")) == [
-        (e.event_index, e.seq, e.kind, e.text) for e in index.search_entries
-    ]
+    assert search_index.stored_entries(row.pk) == index.search_entries
     assert build_timeline(parsed.session) is not None
 
 
@@ -423,14 +421,15 @@ def test_an_event_that_says_nothing_keeps_its_place_in_the_numbering(merges):
     ]
     body = json.dumps({"id": "grow-quiet", "messages": messages}).encode()
     outcome = save(body, at=T0)
-    assert SearchEntry.objects.filter(session_id=outcome.id, text="").count() == 1
+    assert [e.text for e in search_index.stored_entries(outcome.id)][1:] == ["first", ""]
     body = json.dumps(
         {"id": "grow-quiet", "messages": [*messages, {"role": "user", "content": "second"}]}
     ).encode()
     save(body, at=T0 + timedelta(minutes=1))
     assert merges["merged"] == 1
     assert_matches_whole_parse(outcome.id, body)
-    assert SearchEntry.objects.get(session_id=outcome.id, text="second").event_index == 2
+    stored = search_index.stored_entries(outcome.id)
+    assert [(e.event_index, e.text) for e in stored][1:] == [(0, "first"), (1, ""), (2, "second")]
 
 
 @pytest.mark.django_db
@@ -442,3 +441,32 @@ def test_a_session_without_search_entries_is_parsed_whole_when_it_grows(merges):
     save(body, at=T0 + timedelta(minutes=1))
     assert merges["merged"] == 0
     assert_matches_whole_parse(outcome.id, body)
+
+
+# --- times of rows whose message has none ----------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_rows_without_a_time_of_their_own_follow_the_session_end_over_merged_saves(merges):
+    transcript: list[dict[str, Any]] = []
+    for number in range(5):
+        transcript += turn(number, calls=2, failing=number == 1)
+    # Each turn is a user message, the calls, two results and an answer: every other cut
+    # falls between the calls and their results.
+    cuts = [5, 7, 12, 15, 17, 22, 25]
+    first_ids: set[int] = set()
+    for step, cut in enumerate(cuts):
+        body = chat("grow-times", transcript[:cut])
+        outcome = save(body, at=T0 + timedelta(minutes=3 * step))
+        assert_matches_whole_parse(outcome.id, body)
+        row = Session.objects.get(id=outcome.id)
+        assert row.updated_at == T0 + timedelta(minutes=3 * step)
+        times = {r.occurred_at for r in ToolCallRecord.objects.filter(session=row)}
+        times |= {r.occurred_at for r in SessionError.objects.filter(session=row)}
+        assert times == {row.updated_at}
+        if step == 0:
+            first_ids = set(ToolCallRecord.objects.filter(session=row).values_list("id", flat=True))
+    assert merges["merged"] == len(cuts) - 1
+    # The first turn's calls were moved in place, not deleted and written again.
+    assert len(first_ids) == 2
+    assert ToolCallRecord.objects.filter(id__in=first_ids).count() == 2

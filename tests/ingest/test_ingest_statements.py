@@ -122,3 +122,19 @@ def test_a_batch_is_one_transaction_with_a_bounded_number_of_statements_per_item
     # Per stored item: a savepoint and its release around the seven inserts of a new session.
     assert len(statements(captured)) <= 10 * 9 + 2, statements(captured)
     assert len(data_statements(captured)) == 10 * 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_merged_save_writes_only_the_session_columns_it_changes():
+    services.ingest_document(body=chat_document("stmt-merge", turns=1))
+    with CaptureQueriesContext(connection) as captured:
+        outcome = services.ingest_document(body=chat_document("stmt-merge", turns=3))
+    assert outcome.version == 2
+    updates = [sql for sql in data_statements(captured) if sql.startswith("UPDATE")]
+    session_update = [sql for sql in updates if '"sessions_api_session"' in sql]
+    assert len(session_update) == 1
+    assert '"message_count"' in session_update[0]
+    # Columns a save leaves as they were are not written back.
+    assert '"external_id"' not in session_update[0]
+    assert '"first_received_at"' not in session_update[0]
+    assert len(data_statements(captured)) <= 22, data_statements(captured)

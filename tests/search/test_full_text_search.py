@@ -14,6 +14,7 @@ from sessions_api import db
 from sessions_api.demo.load import load_demo
 from sessions_api.ingest import services
 from sessions_api.models import SearchEntry, Session
+from sessions_api.search import index as search_index
 from sessions_api.search import matching
 from sessions_api.search.finding import find_in_version
 from sessions_api.search.query import parse_query
@@ -172,13 +173,9 @@ def test_a_new_version_replaces_what_the_old_one_said(corpus):
     assert found("lisbon") == []
     assert found("porto") == ["s-weather"]
     record = selectors.get_session(session_id=corpus["s-weather"])
-    indexed = set(
-        SearchEntry.objects.filter(session_id=record.id, event_index__gte=0).values_list(
-            "event_index", flat=True
-        )
-    )
+    indexed = [e.event_index for e in search_index.stored_entries(record.id) if e.event_index >= 0]
     events = selectors.get_parsed_version(record=record).events
-    assert indexed == {e["index"] for e in events}
+    assert indexed == [e["index"] for e in events]
 
 
 def test_delete_and_purge_remove_the_entries(corpus):
@@ -211,3 +208,29 @@ def test_the_find_box_searches_the_version_shown(corpus):
     older = find_in_version(record=record, version=1, text="lisbon")
     assert older.total == 2  # the question and the tool call's arguments
     assert [hit.kind for hit in older.hits] == ["message", "tool_call"]
+
+
+@pytest.mark.parametrize("in_pages", [False, True], ids=["one-query", "a-page-at-a-time"])
+@pytest.mark.parametrize("walk_pages", [1, 100])
+def test_pages_are_the_same_whether_the_first_sessions_fill_them_or_the_index_narrows(
+    corpus, monkeypatch, walk_pages, in_pages
+):
+    # One page's worth checked first: with pages of one session, two are looked at, so a term
+    # the third session holds is left to the index; a hundred pages' worth sees them all.
+    monkeypatch.setattr(matching, "WALK_PAGES", walk_pages)
+    monkeypatch.setattr(matching, "WALK_IN_PAGES", in_pages)
+
+    def paged(q: str) -> list[str]:
+        names, cursor = [], None
+        while True:
+            page = selectors.list_sessions(filters=SessionFilters(q=q), limit=1, cursor=cursor)
+            names += [record.external_id for record in page.items]
+            if page.next_cursor is None:
+                return names
+            cursor = page.next_cursor
+
+    every = paged("SearchFlow")  # newest first: the two of an hour ago (in id order), then
+    assert sorted(every[:2]) == ["s-refund", "s-weather"] and every[2:] == ["s-cjk"]
+    assert paged("处理失败") == ["s-cjk"]  # the oldest: beyond the first two
+    assert paged("refund 4417") == ["s-refund"]
+    assert paged("nothing-like-this-anywhere") == []

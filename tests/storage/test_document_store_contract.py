@@ -35,7 +35,7 @@ from pymongo import errors as mongo_errors
 from sessions_api.errors import BodyNotFound, StoreUnavailable
 from sessions_api.models import DocumentBody
 from sessions_api.storage import codec
-from sessions_api.storage.base import BodyKey, DocumentStore
+from sessions_api.storage.base import BodyKey, DocumentStore, SharedPrefix
 from sessions_api.storage.codec import CorruptBody, EncodedBody
 from sessions_api.storage.compact import CompactDocumentStore, Link
 from sessions_api.storage.mongo import MongoDocumentStore
@@ -531,6 +531,52 @@ def test_put_given_the_previous_bytes_stores_the_same_chain_as_reading_them(
     other = session_id + "-read"
     _put_versions(store, other, versions)
     assert _links(store, session_id) == _links(store, other)
+    _assert_reads_back(store, session_id, dict(enumerate(versions, start=1)))
+
+
+def test_put_given_a_shared_prefix_keeps_a_delta_without_reading_the_version_before(
+    store: DocumentStore, session_id: str, small_interval: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(store, CompactDocumentStore)
+    versions = _growing(3 * small_interval + 2)
+    read = []
+    real_read = store._read_records
+
+    def counting_read(sid: str, numbers: Collection[int]) -> dict[int, EncodedBody]:
+        read.append(sorted(numbers))
+        return real_read(sid, numbers)
+
+    monkeypatch.setattr(store, "_read_records", counting_read)
+    for number, body in enumerate(versions, start=1):
+        previous = None
+        if number > 1:
+            # What an ingest that checked a digest of the shared bytes knows: no suffix.
+            shared = codec.common_prefix_length(versions[number - 2], body)
+            previous = SharedPrefix(version=number - 1, length=shared)
+        store.put(session_id=session_id, version=number, body=body, previous=previous)
+    monkeypatch.undo()
+
+    assert read == []
+    links = _links(store, session_id)
+    assert [v for v, link in sorted(links.items()) if link.encoding == codec.ZSTD] == [1, 9, 17, 25]
+    assert all(link.base_version == v - 1 for v, link in links.items() if link.base_version)
+    assert max(_chain_lengths(links).values()) == small_interval - 1
+    _assert_reads_back(store, session_id, dict(enumerate(versions, start=1)))
+
+
+def test_a_shared_prefix_of_another_version_than_the_one_before_is_not_used(
+    store: DocumentStore, session_id: str
+) -> None:
+    versions = _growing(3)
+    store.put(session_id=session_id, version=1, body=versions[0])
+    store.put(session_id=session_id, version=2, body=versions[1])
+    store.put(
+        session_id=session_id,
+        version=3,
+        body=versions[2],
+        previous=SharedPrefix(version=1, length=len(versions[2])),  # not the version before
+    )
+
     _assert_reads_back(store, session_id, dict(enumerate(versions, start=1)))
 
 

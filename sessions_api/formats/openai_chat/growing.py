@@ -18,6 +18,7 @@ _CROSS_MESSAGE_KEYS = ("usage", *chat._MESSAGE_TIMESTAMP_KEYS)
 
 class GrowingChat:
     format_id = chat.FORMAT_ID
+    array_key = "messages"
 
     def message_list(self, doc: Any) -> list[Any] | None:
         found = chat._message_list(doc)
@@ -33,6 +34,31 @@ class GrowingChat:
             type(message) is dict and all(message.get(key) is None for key in keys)
             for message in messages
         )
+
+    def evidence(self, messages: list[Any]) -> chat.RoleEvidence | None:
+        return chat.role_evidence(messages)
+
+    def appended_evidence(self, messages: list[Any]) -> chat.RoleEvidence | None:
+        # Only messages of a known role: then no rule before this format's can come to match
+        # by what they add (an AgentFlow "tool_result" role would, or Anthropic blocks).
+        found = chat.role_evidence(messages)
+        if found is None or found.unknown or found.known != len(messages):
+            return None
+        return found
+
+    def variant(self, doc: Any, evidence: chat.RoleEvidence) -> str | None:
+        found = chat._message_list(doc)
+        return None if found is None else chat.variant_of_evidence(doc, found[1], evidence)
+
+    def evidence_to_json(self, evidence: chat.RoleEvidence) -> Any:
+        return {
+            "roles": sorted(evidence.roles),
+            "known": evidence.known,
+            "unknown": evidence.unknown,
+        }
+
+    def evidence_from_json(self, value: Any) -> chat.RoleEvidence:
+        return chat.RoleEvidence(frozenset(value["roles"]), value["known"], value["unknown"])
 
     def parse_range(self, doc: Any, start: int, stop: int, *, variant: str = "") -> ParsedSession:
         envelope, raw_messages, messages_path = chat._split_document(doc)

@@ -161,6 +161,28 @@ def sniff_variant(doc: Any) -> str | None:
     if found is None:
         return None
     messages, variant = found
+    evidence = role_evidence(messages)
+    return None if evidence is None else variant_of_evidence(doc, variant, evidence)
+
+
+@dataclass(frozen=True)
+class RoleEvidence:
+    """What detection reads from a list of messages: the known roles seen, and how many messages
+    have a known and an unknown role."""
+
+    roles: frozenset[str]
+    known: int
+    unknown: int
+
+    def __add__(self, other: RoleEvidence) -> RoleEvidence:
+        return RoleEvidence(
+            self.roles | other.roles, self.known + other.known, self.unknown + other.unknown
+        )
+
+
+def role_evidence(messages: list[Any]) -> RoleEvidence | None:
+    """The roles of ``messages``; None when one has Anthropic-only content blocks (rule 15
+    owns those)."""
     roles: set[str] = set()
     known = unknown = 0
     for message in messages:
@@ -174,10 +196,17 @@ def sniff_variant(doc: Any) -> str | None:
             else:
                 unknown += 1
         if has_anthropic_blocks(message):
-            return None  # rule 15 owns messages with Anthropic-only content blocks
+            return None
+    return RoleEvidence(frozenset(roles), known, unknown)
+
+
+def variant_of_evidence(doc: Any, variant: str, evidence: RoleEvidence) -> str | None:
+    """sniff_variant's answer for ``doc``, whose messages gave ``evidence`` and whose container
+    implies ``variant`` (_message_list)."""
+    roles = evidence.roles
     # A stray unknown role (shown as "other") does not make a chat transcript something else;
     # a list whose roles are mostly unknown is some other format's.
-    if not roles or unknown * 2 >= known:
+    if not roles or evidence.unknown * 2 >= evidence.known:
         return None
     if isinstance(doc, dict) and doc.get("system") is not None and "system" not in roles:
         return None  # Anthropic keeps its system prompt at the top level (rule 15)

@@ -30,7 +30,7 @@ def move_dirty_hours_to_their_table(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sessions_api", "0011_drop_session_search_text"),
+        ("sessions_api", "0014_searchentry_packed_events"),
     ]
 
     operations = [

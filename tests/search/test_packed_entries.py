@@ -1,0 +1,170 @@
+"""Search entries are stored packed, consecutive events sharing a row one line each: what goes
+in comes back out, a term never matches across two events, and a merged save's cut through a
+row keeps the events before it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from sessions_api.ingest import services
+from sessions_api.models import SearchEntry
+from sessions_api.search import index, matching
+from sessions_api.search.entries import SearchEntryRow
+from sessions_api.search.query import parse_query
+from sessions_api.sessions import selectors
+from sessions_api.sessions.selectors import SessionFilters
+from tests.support import sample_data
+from tests.support.sample_data import Turn
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def entry(event_index: int, seq: int | None, text: str, kind: str = "message") -> SearchEntryRow:
+    return SearchEntryRow(event_index=event_index, seq=seq, kind=kind, text=text)
+
+
+def test_packing_keeps_every_entry_and_cuts_long_runs_and_gaps(monkeypatch):
+    monkeypatch.setattr(index, "PACK_CHARS", 10)
+    own = SearchEntryRow(event_index=-1, seq=None, kind="session", text="s-1 agent")
+    entries = [own, entry(0, 0, "abcd"), entry(1, 0, "", "tool_call"), entry(2, 1, "efgh")]
+    entries += [entry(3, 2, "ijklmnop"), entry(7, 5, "after a gap")]
+    rows = index.pack(entries)
+    assert [(r.event_index, r.seq, r.last_seq) for r in rows] == [
+        (-1, None, None),
+        (0, 0, 1),  # "abcd", "", "efgh": 11 characters with the separators
+        (3, 2, 2),
+        (7, 5, 5),
+    ]
+    assert rows[1].text == "abcd\n\nefgh"
+    unpacked = [e for r in rows for e in index.unpack(r.event_index, r.events, r.text)]
+    assert unpacked == entries
+
+
+def ingest_turns(session_id: str, turns: list[Turn]):
+    body = sample_data.picoflow_document(
+        session_id=session_id,
+        flow="PackFlow",
+        status="completed",
+        model="gpt-4o",
+        started=NOW,
+        turns=turns,
+    )
+    return services.ingest_document(body=body, now=NOW)
+
+
+@pytest.mark.django_db
+def test_a_phrase_does_not_match_across_two_events_of_one_row():
+    outcome = ingest_turns("s-pack", [Turn(user="ends with alpha", reply="beta begins here")])
+    assert SearchEntry.objects.filter(session_id=outcome.id, event_index__gte=0).count() == 1
+
+    def found(q: str) -> int:
+        return len(selectors.list_sessions(filters=SessionFilters(q=q), limit=10).items)
+
+    assert found("alpha beta") == 1  # words may sit in different events
+    assert found('"alpha beta"') == 0
+    assert found('"beta begins"') == 1
+
+
+@pytest.mark.django_db
+def test_a_match_names_the_event_inside_its_row():
+    outcome = ingest_turns(
+        "s-pack-match", [Turn(user="first question", reply="an answer about kiwis")]
+    )
+    match = matching.first_matches([outcome.id], parse_query("kiwis"))[outcome.id]
+    events = selectors.get_parsed_version(
+        record=selectors.get_session(session_id=outcome.id)
+    ).events
+    assert match.event_index is not None and match.event_index > 0
+    assert "kiwis" in events[match.event_index]["text"]
+    assert match.snippet.text.startswith("an answer about kiwis")
+
+
+@pytest.mark.django_db
+def test_a_cut_through_a_row_keeps_the_events_before_it():
+    outcome = ingest_turns("s-pack-cut", [Turn(user="one", reply="two")])
+    entries = [entry(0, 0, "zero"), entry(1, 1, "one"), entry(2, 1, "", "tool_call")]
+    entries += [entry(3, 2, "two"), entry(4, 3, "three")]
+    index.write_entries(outcome.id, entries, replace=True)
+    assert SearchEntry.objects.filter(session_id=outcome.id).count() == 1
+    assert index.events_before(outcome.id, 0) == 0
+    assert index.events_before(outcome.id, 2) == 3
+    assert index.events_before(outcome.id, 9) == 5
+    index.remove_from(outcome.id, 3)  # the events of message 2 on
+    assert index.stored_entries(outcome.id) == entries[:3]
+    assert index.events_before(outcome.id, 2) == 3
+
+
+def fts_check() -> None:
+    """FTS5's own check that its index holds exactly the content table's rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO search_entry_fts(search_entry_fts, rank) VALUES ('integrity-check', 1)"
+        )
+
+
+def waiting_rows() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM sessions_api_searchentry "
+            "WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress)"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the FTS5 table is SQLite's")
+def test_rows_waiting_for_the_fts_table_are_found_and_indexed_in_batches():
+    def found(q: str) -> list[str]:
+        page = selectors.list_sessions(filters=SessionFilters(q=q), limit=100)
+        return sorted(record.external_id for record in page.items)
+
+    waiting = ingest_turns("s-waiting", [Turn(user="a pelican order", reply="noted")])
+    assert waiting_rows() == 2 and found("pelican") == ["s-waiting"]
+    index.catch_up_fts()
+    assert waiting_rows() == 0 and found("pelican") == ["s-waiting"]
+    for n in range(40):  # two rows each: the insert past 64 waiting indexes them all
+        ingest_turns(f"s-batch-{n}", [Turn(user=f"pelican number {n}", reply="ok")])
+    assert 0 <= waiting_rows() < 64
+    assert len(found("pelican")) == 41
+    # Deleting rows indexed and rows waiting keeps the index exact.
+    services.delete_session(session_id=waiting.id)
+    services.delete_session(
+        session_id=selectors.list_sessions(filters=SessionFilters(q='"number 39"'), limit=1)
+        .items[0]
+        .id
+    )
+    assert found('"pelican order"') == [] and found('"number 39"') == []
+    index.catch_up_fts()
+    fts_check()
+    assert len(found("pelican")) == 39
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_packs_the_entries_stored_one_per_event():
+    outcome = ingest_turns("s-migrated", [Turn(user="a walrus asks", reply="a kiwi answers")])
+    expected = index.stored_entries(outcome.id)
+    executor = MigrationExecutor(connection)
+    executor.migrate([("sessions_api", "0013_derived_rows_indexed_by_session_and_message")])
+    try:
+        with connection.cursor() as cursor:  # as that schema stores them: one row per event
+            cursor.execute(
+                "SELECT event_index, seq, kind, text FROM sessions_api_searchentry "
+                "WHERE session_id = %s ORDER BY event_index",
+                [uuid.UUID(outcome.id).hex if connection.vendor == "sqlite" else outcome.id],
+            )
+            assert cursor.fetchall() == [(e.event_index, e.seq, e.kind, e.text) for e in expected]
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    assert index.stored_entries(outcome.id) == expected
+    assert SearchEntry.objects.filter(session_id=outcome.id).count() == 2
+    found = selectors.list_sessions(filters=SessionFilters(q='"kiwi answers"'), limit=5).items
+    assert [record.external_id for record in found] == ["s-migrated"]
+    if connection.vendor == "sqlite":
+        fts_check()
