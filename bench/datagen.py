@@ -378,6 +378,7 @@ def _clone_chunks(
                     "received_at": row[col["last_received_at"]],
                     "revision": None,
                     "source": "import",
+                    "append_point": None,  # a stand-in body: nothing to append to
                 }
                 out.versions.append(tuple(version[c] for c in source.version_cols))
                 out.bodies.append((dashed, 1, body))
