@@ -419,6 +419,18 @@ class RollupBucket(models.Model):
         return f"{self.series}[{self.key}] {self.granularity} {self.bucket_start:%Y-%m-%d %H:%M}"
 
 
+class RollupDirtyHour(models.Model):
+    """An hour the next rollup run must recompute although no session in it changed: a session
+    left it (a new version moved its start or its events) or was deleted from it. Appended by
+    the writers, never updated, so marking is one INSERT that waits on no shared row; the run
+    deletes the rows it read (analytics/rollups.py)."""
+
+    hour = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"dirty {self.hour:%Y-%m-%d %H:00}"
+
+
 class JobState(models.Model):
     """Small durable state for jobs: watermarks, resume points (e.g. the Mongo source sync)."""
 

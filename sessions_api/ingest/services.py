@@ -24,6 +24,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from sessions_api import db
+from sessions_api.analytics import rollups
 from sessions_api.domain import ParsedSession, ParseWarning
 from sessions_api.domain import Session as CanonicalSession
 from sessions_api.errors import (
@@ -662,6 +663,12 @@ def _store_new_version(
         )
     detection, session, warnings = prepared.detection, prepared.session, prepared.warnings
     number = row.latest_version + 1
+    # Where the session counted in the analytics rollups before this version: a merge moves
+    # every derived row to the session's end, so its start and end say it; a whole parse
+    # replaces the rows, so they are read.
+    counted_at = [row.started_at, row.updated_at]
+    if merged is None:
+        counted_at = [row.started_at, *rollups.event_times_of(session_id=row.pk)]
     _put_body(session_id=str(row.id), version=number, body=prepared.body, previous=previous)
     _insert_version(row, prepared, number=number, source=source, now=now)
     if merged is not None:
@@ -669,6 +676,7 @@ def _store_new_version(
         _write_merged_index(
             row, key, merged, version=number, received_at=now, detection_rule=detection.rule
         )
+        rollups.note_session_moved(before=counted_at, after=[row.started_at, row.updated_at])
         note_session_saved(row, now=now)  # the alert outbox, in this transaction
         return _outcome(
             row, created=False, changed=True, warnings=warnings, detected_by=detection.rule
@@ -681,6 +689,14 @@ def _store_new_version(
             session, warnings, first_received_at=row.first_received_at, received_at=now
         )
     _write_index(row, index, version=number, received_at=now, detection_rule=detection.rule)
+    rollups.note_session_moved(
+        before=counted_at,
+        after=[
+            row.started_at,
+            *(call.occurred_at for call in index.tool_calls),
+            *(error.occurred_at for error in index.errors),
+        ],
+    )
     note_session_saved(row, now=now)  # the alert outbox, in this transaction
     return _outcome(row, created=False, changed=True, warnings=warnings, detected_by=detection.rule)
 
@@ -776,6 +792,8 @@ def delete_session(*, session_id: str) -> bool:
         if row is None:
             return False
         key = str(row.id)
+        # Its analytics hours shrink without any session in them changing.
+        rollups.mark_hours_dirty(hours=rollups.hours_touched_by(session_ids=[row.pk]))
         row.delete()
         if store.transactional_with_index:
             store.delete_session(session_id=key)

@@ -18,6 +18,7 @@ from django.db.models import F, Q
 from sessions_api import conf, db
 from sessions_api.domain import SessionStatus
 from sessions_api.lifecycle.batches import (
+    FIRST_BATCH,
     LOCK_TARGET_S,
     AdaptiveBatch,
     Checkpoint,
@@ -90,16 +91,16 @@ def expire_sessions(
     its status (counted as ``skipped_changed``) and is looked at again next run, as is one
     whose own expiry, already past, arrives during the run behind the batches' position.
 
-    ``batch_size`` is the first and the largest batch; a batch whose lock ran longer than
-    ``lock_target_ms`` makes the next ones smaller, and they grow back as they run faster
-    (:class:`AdaptiveBatch`).
+    ``batch_size`` is the largest batch (the first is at most FIRST_BATCH); a batch whose
+    lock ran longer than ``lock_target_ms`` makes the next ones smaller, and they grow back
+    as they run faster (:class:`AdaptiveBatch`).
     """
     check_aware(now)
     listing = Listing()
     expired = {"own_expiry": 0, "idle": 0}
     skipped = 0
     batch = AdaptiveBatch(
-        size=batch_size,
+        size=min(batch_size, FIRST_BATCH),
         maximum=batch_size,
         target_s=lock_target_ms / 1000,
         rest_ratio=rest_ratio_for_database(),

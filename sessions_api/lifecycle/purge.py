@@ -18,6 +18,7 @@ from sessions_api import conf, db
 from sessions_api.analytics import rollups
 from sessions_api.domain import SessionStatus
 from sessions_api.lifecycle.batches import (
+    FIRST_BATCH,
     LOCK_TARGET_S,
     ROW_FIELDS,
     AdaptiveBatch,
@@ -103,9 +104,9 @@ def purge_sessions(
     in between leaves orphan bodies, which ``reconcile_store`` removes, never an index row
     whose body is gone. ``pause_s`` yields to ingestion between batches (at least; on SQLite
     each batch is followed by a pause as long as its lock); ``limit`` bounds one run (the rest
-    is counted in ``remaining`` and goes next run). ``batch_size`` is the first and the largest
-    batch; a batch whose lock ran longer than ``lock_target_ms`` makes the next ones smaller,
-    and they grow back as they run faster (:class:`AdaptiveBatch`).
+    is counted in ``remaining`` and goes next run). ``batch_size`` is the largest batch (the
+    first is at most FIRST_BATCH); a batch whose lock ran longer than ``lock_target_ms`` makes
+    the next ones smaller, and they grow back as they run faster (:class:`AdaptiveBatch`).
     """
     check_aware(now)
     store = store or get_document_store()
@@ -114,7 +115,7 @@ def purge_sessions(
     versions_deleted = bodies_deleted = skipped = remaining = 0
     conditions = purge_conditions(now=now)
     batch = AdaptiveBatch(
-        size=batch_size,
+        size=min(batch_size, FIRST_BATCH),
         maximum=batch_size,
         target_s=lock_target_ms / 1000,
         rest_ratio=rest_ratio_for_database(),

@@ -6,6 +6,8 @@ find them and the hours they touched.
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -13,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from sessions_api.analytics import rollups
-from sessions_api.models import Session, ToolCallRecord
+from sessions_api.models import ModelUsage, Session, SessionError, ToolCallRecord
 from tests.support.job_sessions import T0
 
 pytestmark = pytest.mark.django_db
@@ -100,20 +102,65 @@ def test_incremental_run_reads_changes_and_their_hours_through_indexes(changed):
 
 
 @sqlite_only
-def test_a_full_rebuild_reads_the_session_table_in_order_and_usage_by_session(changed):
+def test_a_full_rebuild_reads_the_session_table_once_and_usage_in_table_order(changed):
     with CaptureQueriesContext(connection) as captured:
         rollups.rebuild_rollups(now=LATER)
     session_table = Session._meta.db_table
-    reads = [
+    usage_table = ModelUsage._meta.db_table
+    aggregations = [
         query["sql"]
         for query in captured.captured_queries
-        if query["sql"].startswith("SELECT") and "GROUP BY" in query["sql"]
+        if f"INSERT INTO {rollups.STAGE}" in query["sql"] and "GROUP BY" in query["sql"]
     ]
-    by_usage = [sql for sql in reads if "model_usage" in sql or "modelusage" in sql]
-    by_session = [sql for sql in reads if f'FROM "{session_table}" NOT INDEXED' in sql]
-    assert by_usage and len(by_session) == 2  # status, agent and user; durations
-    for sql in by_session:
-        assert plan_of(sql)[0] == f"SCAN {session_table}"
+    by_usage = [sql for sql in aggregations if usage_table in sql]
+    by_session = [sql for sql in aggregations if f'FROM "{session_table}" NOT INDEXED' in sql]
+    # One scan of the sessions for the status, agent, user and duration series together.
+    assert len(by_usage) == 1 and len(by_session) == 1
+    assert f"SCAN {session_table}" in plan_of(by_session[0])
     plan = plan_of(by_usage[0])
-    assert plan[0].startswith(f"SCAN {session_table} USING COVERING INDEX"), plan
-    assert "session_id=?" in plan[1], plan
+    assert plan[0] == "SCAN u", plan  # usage rows in table order
+    assert plan[1].startswith("SEARCH s USING INDEX") and "(id=?)" in plan[1], plan
+
+
+@sqlite_only
+def test_an_incremental_run_aggregates_its_hours_through_the_time_indexes(changed):
+    with CaptureQueriesContext(connection) as captured:
+        rollups.rollup_analytics(now=LATER + timedelta(minutes=1))
+    statements = {re.sub(r"^\d+ times: ", "", query["sql"]) for query in captured.captured_queries}
+    buckets = rollups.RollupBucket._meta.db_table
+    aggregations = [
+        sql
+        for sql in statements
+        if f"INSERT INTO {rollups.STAGE}" in sql and "GROUP BY" in sql and buckets not in sql
+    ]
+    assert len(aggregations) == 5  # sessions, usage, all and failed tool calls, errors
+    sources = [m._meta.db_table for m in (Session, ModelUsage, ToolCallRecord, SessionError)]
+    for sql in aggregations:
+        with connection.cursor() as cursor:
+            bounds = ["2026-01-01 00:00:00"] * sql.count("%s")
+            cursor.execute("EXPLAIN QUERY PLAN " + sql, bounds)
+            plan = [row[-1] for row in cursor.fetchall()]
+        whole = [step for step in plan if step in {f"SCAN {table}" for table in sources}]
+        assert not whole, plan
+        assert any("started_at>?" in step or "occurred_at>?" in step for step in plan), plan
+
+
+def test_sqlite_writes_to_a_temp_table_leave_the_main_database_unlocked(tmp_path):
+    """What the stage relies on: aggregating into a TEMP table reads the main database but
+    takes no write lock on it, so another connection can still write meanwhile."""
+    path = tmp_path / "main.sqlite3"
+    aggregating = sqlite3.connect(path, isolation_level=None)
+    aggregating.execute("PRAGMA journal_mode=WAL")
+    aggregating.execute("CREATE TABLE rows (hour TEXT)")
+    aggregating.execute("INSERT INTO rows VALUES ('10'), ('10'), ('11')")
+    aggregating.execute("CREATE TEMP TABLE stage (hour TEXT, n INTEGER)")
+    aggregating.execute("BEGIN")
+    aggregating.execute("INSERT INTO stage SELECT hour, COUNT(*) FROM rows GROUP BY hour")
+    writer = sqlite3.connect(path, isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")  # raises "database is locked" if the stage held it
+    writer.execute("INSERT INTO rows VALUES ('12')")
+    writer.execute("COMMIT")
+    aggregating.execute("COMMIT")
+    assert aggregating.execute("SELECT COUNT(*) FROM stage").fetchone() == (2,)
+    writer.close()
+    aggregating.close()

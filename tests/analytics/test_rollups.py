@@ -11,7 +11,7 @@ from django.core.management import call_command
 from sessions_api.analytics import overview as analytics
 from sessions_api.analytics import rollups
 from sessions_api.lifecycle import expiry, purge
-from sessions_api.models import JobState, ModelPrice, RollupBucket, Session
+from sessions_api.models import JobState, ModelPrice, RollupBucket, RollupDirtyHour, Session
 from tests.support.job_sessions import T0, ingest, picoflow_doc
 
 pytestmark = pytest.mark.django_db
@@ -161,12 +161,12 @@ def test_purged_sessions_drop_out_at_the_next_run(settings, scenario):
     rollups.rollup_analytics(now=NOW)
     Session.objects.filter(external_id="c").update(status="expired", expired_at=T0)
     purge.purge_sessions(now=NOW)
-    assert JobState.objects.get(name=rollups.DIRTY_STATE).value["hours"]
+    assert RollupDirtyHour.objects.exists()
 
     rollups.rollup_analytics(now=NOW + timedelta(minutes=5))
 
     assert not RollupBucket.objects.filter(key="OtherFlow").exists()
-    assert JobState.objects.get(name=rollups.DIRTY_STATE).value["hours"] == []
+    assert not RollupDirtyHour.objects.exists()
     rebuilt_incrementally = snapshot()
     rollups.rebuild_rollups(now=NOW + timedelta(minutes=6))
     assert snapshot() == rebuilt_incrementally

@@ -7,15 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from sessions_api.analytics import rollups
 from sessions_api.lifecycle import prune, purge
+from sessions_api.lifecycle.batches import FIRST_BATCH
 from sessions_api.models import (
     Checkpoint,
     DocumentBody,
     DocumentVersion,
     JobRun,
-    JobState,
     ModelUsage,
+    RollupDirtyHour,
     Session,
     SessionError,
     ToolCallRecord,
@@ -155,8 +155,16 @@ def test_purge_marks_the_analytics_hours_of_deleted_sessions_dirty(make_session)
     session = make_session(created=T0)
     expire(session, T0)
     purge.purge_sessions(now=LATER)
-    hours = JobState.objects.get(name=rollups.DIRTY_STATE).value["hours"]
-    assert T0.isoformat() in hours  # started (and tool call) hour
+    hours = set(RollupDirtyHour.objects.values_list("hour", flat=True))
+    assert T0 in hours  # started (and tool call) hour
+
+
+def test_purge_starts_with_a_small_batch_whatever_its_batch_size(make_session):
+    for index in range(FIRST_BATCH + 5):
+        expire(make_session(session_id=f"gone-{index}", created=T0), T0)
+    result = purge.purge_sessions(now=LATER, batch_size=500)
+    assert result.counts()["purged"] == FIRST_BATCH + 5
+    assert result.policy["batches"]["batches"] == 2  # FIRST_BATCH, then the rest
 
 
 # --- prune_versions -------------------------------------------------------------------------
