@@ -291,29 +291,69 @@ def delete_by_ids(model: type[models.Model], ids: Sequence[Any]) -> dict[str, in
 
     The outcome of ``model.objects.filter(pk__in=ids).delete()`` without its collector, which
     first loads every row into Python: cascaded rows are deleted by key and SET_NULL links
-    cleared the same way. When a relation needs more than that (PROTECT, a delete signal
-    receiver, a cascade that cascades further) Django's collector does the whole batch.
+    cleared the same way. The statements are written once per model and run as plain SQL:
+    building a queryset per table and compiling it cost as long as running the statements,
+    inside the caller's transaction (purge's write lock). When a relation needs more than
+    that (PROTECT, a delete signal receiver, a cascade that cascades further) Django's
+    collector does the whole batch.
     """
+    if not ids:
+        return {}
     using = router.db_for_write(model)
-    steps = _direct_delete_steps(model, using)
+    connection = connections[using]
+    steps = _direct_delete_statements(model, using)
     if steps is None:
         _, per_model = model._base_manager.using(using).filter(pk__in=ids).delete()
         return dict(per_model)
+    pk = model._meta.pk
+    params = [pk.get_db_prep_value(pk.to_python(value), connection) for value in ids]
+    in_list = "(" + ", ".join(["%s"] * len(params)) + ")"
     deleted: dict[str, int] = defaultdict(int)
-    for foreign_key, action in steps:
-        related = foreign_key.model._base_manager.using(using).filter(
-            **{f"{foreign_key.name}__in": ids}
-        )
-        if action is SET_NULL:
-            related.update(**{foreign_key.name: None})
-            continue
-        count, _ = related.delete()  # fast-deletable (checked): one DELETE statement
-        deleted[foreign_key.model._meta.label] += count
-    # Nothing refers to these rows any more: delete them without collecting them again.
-    deleted[model._meta.label] += (
-        model._base_manager.using(using).filter(pk__in=ids)._raw_delete(using)
-    )
+    with connection.cursor() as cursor:
+        for label, statement in steps:
+            cursor.execute(statement + in_list, params)
+            if label is not None:
+                deleted[label] += cursor.rowcount
     return dict(deleted)
+
+
+def _direct_delete_statements(
+    model: type[models.Model], using: str
+) -> tuple[tuple[str | None, str], ...] | None:
+    """(model label, or None for a cleared link; SQL up to its ``IN`` list) for every related
+    table and then ``model``'s own, or None when the collector is needed."""
+    planned = _direct_delete_sql(model, using)
+    if planned is None:
+        return None
+    involved, statements = planned
+    # Receivers come and go (tests connect them): checked on every call, not cached.
+    if any(_has_delete_signals(each) for each in involved):
+        return None
+    return statements
+
+
+@functools.cache
+def _direct_delete_sql(
+    model: type[models.Model], using: str
+) -> tuple[tuple[type[models.Model], ...], tuple[tuple[str | None, str], ...]] | None:
+    steps = _direct_delete_steps(model, using)
+    if steps is None:
+        return None
+    quote = connections[using].ops.quote_name
+    statements: list[tuple[str | None, str]] = []
+    for foreign_key, action in steps:
+        table, column = quote(foreign_key.model._meta.db_table), quote(foreign_key.column)
+        if action is SET_NULL:
+            statements.append((None, f"UPDATE {table} SET {column} = NULL WHERE {column} IN "))
+        else:
+            statements.append(
+                (foreign_key.model._meta.label, f"DELETE FROM {table} WHERE {column} IN ")
+            )
+    # Nothing refers to these rows any more: delete them without collecting them again.
+    table, column = quote(model._meta.db_table), quote(model._meta.pk.column)
+    statements.append((model._meta.label, f"DELETE FROM {table} WHERE {column} IN "))
+    involved = (model, *(foreign_key.model for foreign_key, _ in steps))
+    return involved, tuple(statements)
 
 
 def _direct_delete_steps(
