@@ -28,6 +28,7 @@ way in with or without statistics (lifecycle.batches.recheck).
 from __future__ import annotations
 
 import functools
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -253,6 +254,10 @@ def _field_kind(field: models.Field) -> tuple[str, type | None]:
     return "other", None
 
 
+#: How often a batch job copies the WAL back (about 1 s of its batches' pages at a time).
+CHECKPOINT_EVERY_S = 1.0
+
+
 @contextmanager
 def checkpoint_between_batches(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[Callable[[], None]]:
     """For a job that writes in many short transactions: yields ``after_batch``, to call after
@@ -260,7 +265,10 @@ def checkpoint_between_batches(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[Cal
 
     Within the block this connection's commits do not checkpoint; ``after_batch`` runs a
     PASSIVE checkpoint instead, which waits for no reader or writer (ingestion keeps writing
-    meanwhile) and leaves the WAL short. The connection's own setting comes back afterwards.
+    meanwhile) and leaves the WAL short, at most once every CHECKPOINT_EVERY_S: successive
+    batches rewrite the same pages (the tables' and indexes' upper levels), which one
+    checkpoint copies once instead of once per batch. The connection's own setting comes back
+    afterwards.
     """
     connection = connections[using]
     if connection.vendor != "sqlite" or not connection.get_autocommit():
@@ -272,9 +280,15 @@ def checkpoint_between_batches(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[Cal
         previous = int(cursor.fetchone()[0])
         cursor.execute("PRAGMA wal_autocheckpoint=0")
 
+    last = time.monotonic()
+
     def after_batch() -> None:
+        nonlocal last
+        if time.monotonic() - last < CHECKPOINT_EVERY_S:
+            return
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        last = time.monotonic()
 
     try:
         yield after_batch
