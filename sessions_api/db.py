@@ -28,6 +28,7 @@ way in with or without statistics (lifecycle.batches.recheck).
 from __future__ import annotations
 
 import functools
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -253,6 +254,10 @@ def _field_kind(field: models.Field) -> tuple[str, type | None]:
     return "other", None
 
 
+#: How often a batch job copies the WAL back (about 1 s of its batches' pages at a time).
+CHECKPOINT_EVERY_S = 1.0
+
+
 @contextmanager
 def checkpoint_between_batches(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[Callable[[], None]]:
     """For a job that writes in many short transactions: yields ``after_batch``, to call after
@@ -260,7 +265,10 @@ def checkpoint_between_batches(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[Cal
 
     Within the block this connection's commits do not checkpoint; ``after_batch`` runs a
     PASSIVE checkpoint instead, which waits for no reader or writer (ingestion keeps writing
-    meanwhile) and leaves the WAL short. The connection's own setting comes back afterwards.
+    meanwhile) and leaves the WAL short, at most once every CHECKPOINT_EVERY_S: successive
+    batches rewrite the same pages (the tables' and indexes' upper levels), which one
+    checkpoint copies once instead of once per batch. The connection's own setting comes back
+    afterwards.
     """
     connection = connections[using]
     if connection.vendor != "sqlite" or not connection.get_autocommit():
@@ -272,9 +280,15 @@ def checkpoint_between_batches(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[Cal
         previous = int(cursor.fetchone()[0])
         cursor.execute("PRAGMA wal_autocheckpoint=0")
 
+    last = time.monotonic()
+
     def after_batch() -> None:
+        nonlocal last
+        if time.monotonic() - last < CHECKPOINT_EVERY_S:
+            return
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        last = time.monotonic()
 
     try:
         yield after_batch
@@ -291,29 +305,69 @@ def delete_by_ids(model: type[models.Model], ids: Sequence[Any]) -> dict[str, in
 
     The outcome of ``model.objects.filter(pk__in=ids).delete()`` without its collector, which
     first loads every row into Python: cascaded rows are deleted by key and SET_NULL links
-    cleared the same way. When a relation needs more than that (PROTECT, a delete signal
-    receiver, a cascade that cascades further) Django's collector does the whole batch.
+    cleared the same way. The statements are written once per model and run as plain SQL:
+    building a queryset per table and compiling it cost as long as running the statements,
+    inside the caller's transaction (purge's write lock). When a relation needs more than
+    that (PROTECT, a delete signal receiver, a cascade that cascades further) Django's
+    collector does the whole batch.
     """
+    if not ids:
+        return {}
     using = router.db_for_write(model)
-    steps = _direct_delete_steps(model, using)
+    connection = connections[using]
+    steps = _direct_delete_statements(model, using)
     if steps is None:
         _, per_model = model._base_manager.using(using).filter(pk__in=ids).delete()
         return dict(per_model)
+    pk = model._meta.pk
+    params = [pk.get_db_prep_value(pk.to_python(value), connection) for value in ids]
+    in_list = "(" + ", ".join(["%s"] * len(params)) + ")"
     deleted: dict[str, int] = defaultdict(int)
-    for foreign_key, action in steps:
-        related = foreign_key.model._base_manager.using(using).filter(
-            **{f"{foreign_key.name}__in": ids}
-        )
-        if action is SET_NULL:
-            related.update(**{foreign_key.name: None})
-            continue
-        count, _ = related.delete()  # fast-deletable (checked): one DELETE statement
-        deleted[foreign_key.model._meta.label] += count
-    # Nothing refers to these rows any more: delete them without collecting them again.
-    deleted[model._meta.label] += (
-        model._base_manager.using(using).filter(pk__in=ids)._raw_delete(using)
-    )
+    with connection.cursor() as cursor:
+        for label, statement in steps:
+            cursor.execute(statement + in_list, params)
+            if label is not None:
+                deleted[label] += cursor.rowcount
     return dict(deleted)
+
+
+def _direct_delete_statements(
+    model: type[models.Model], using: str
+) -> tuple[tuple[str | None, str], ...] | None:
+    """(model label, or None for a cleared link; SQL up to its ``IN`` list) for every related
+    table and then ``model``'s own, or None when the collector is needed."""
+    planned = _direct_delete_sql(model, using)
+    if planned is None:
+        return None
+    involved, statements = planned
+    # Receivers come and go (tests connect them): checked on every call, not cached.
+    if any(_has_delete_signals(each) for each in involved):
+        return None
+    return statements
+
+
+@functools.cache
+def _direct_delete_sql(
+    model: type[models.Model], using: str
+) -> tuple[tuple[type[models.Model], ...], tuple[tuple[str | None, str], ...]] | None:
+    steps = _direct_delete_steps(model, using)
+    if steps is None:
+        return None
+    quote = connections[using].ops.quote_name
+    statements: list[tuple[str | None, str]] = []
+    for foreign_key, action in steps:
+        table, column = quote(foreign_key.model._meta.db_table), quote(foreign_key.column)
+        if action is SET_NULL:
+            statements.append((None, f"UPDATE {table} SET {column} = NULL WHERE {column} IN "))
+        else:
+            statements.append(
+                (foreign_key.model._meta.label, f"DELETE FROM {table} WHERE {column} IN ")
+            )
+    # Nothing refers to these rows any more: delete them without collecting them again.
+    table, column = quote(model._meta.db_table), quote(model._meta.pk.column)
+    statements.append((model._meta.label, f"DELETE FROM {table} WHERE {column} IN "))
+    involved = (model, *(foreign_key.model for foreign_key, _ in steps))
+    return involved, tuple(statements)
 
 
 def _direct_delete_steps(

@@ -117,9 +117,8 @@ def expire_sessions(
             for rows in candidate_batches(
                 candidates, batch=batch, skip=changed, seek=_EXPIRY_SEEK.get(reason)
             ):
-                started = time.perf_counter()
-                done = _expire_batch(rows=rows, condition=condition, now=now)
-                batch.observe(rows=len(rows), seconds=time.perf_counter() - started)
+                done, hold_s = _expire_batch(rows=rows, condition=condition, now=now)
+                batch.observe(rows=len(rows), seconds=hold_s)
                 listing.add_batch(rows, done=done, reason=reason, changed=changed)
                 expired[reason] += len(done)
                 skipped += len(rows) - len(done)
@@ -142,19 +141,24 @@ def expire_sessions(
     )
 
 
-def _expire_batch(*, rows: list[dict[str, Any]], condition: Q, now: datetime) -> set[uuid.UUID]:
+def _expire_batch(
+    *, rows: list[dict[str, Any]], condition: Q, now: datetime
+) -> tuple[set[uuid.UUID], float]:
     """Expire the rows that still match ``condition`` at the version that was read; returns
-    the ids that were expired."""
+    the ids that were expired and how long the transaction held the write lock (from after
+    BEGIN, which on SQLite may first wait for another writer's commit)."""
     by_version: dict[int, list[uuid.UUID]] = defaultdict(list)
     for row in rows:
         by_version[row["latest_version"]].append(row["id"])
     with transaction.atomic():
+        started = time.perf_counter()
         for version, ids in by_version.items():
             Session.objects.filter(recheck(condition), id__in=ids, latest_version=version).update(
                 status_before_expiry=F("status"), status=EXPIRED, expired_at=now
             )
-        return set(
+        done = set(
             Session.objects.filter(
                 recheck(Q(status=EXPIRED, expired_at=now)), id__in=[r["id"] for r in rows]
             ).values_list("id", flat=True)
         )
+    return done, time.perf_counter() - started

@@ -190,8 +190,10 @@ def _purge_batch(
     # rollup recomputes them without the deleted sessions.
     hours = rollups.hours_touched_by(session_ids=ids)
     bodies = 0
-    started = time.perf_counter()
     with transaction.atomic():
+        # Timed from when the write lock is held: on SQLite BEGIN IMMEDIATE first waits for
+        # an ingest request's commit, which says nothing about what this batch's rows cost.
+        started = time.perf_counter()
         locked = list(
             Session.objects.select_for_update()
             .filter(recheck(condition), id__in=ids)
