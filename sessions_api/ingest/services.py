@@ -552,7 +552,7 @@ def _store_prepared(
     detection, warnings = prepared.detection, prepared.warnings
     row = _insert_new_session(prepared, now=now)
     if row is not None:
-        _put_body(session_id=str(row.id), version=1, body=prepared.body)
+        _put_body(session_id=str(row.id), version=1, body=prepared.body, sha256=prepared.digest)
         _insert_version(row, prepared, number=1, source=source, now=now)
         _insert_derived_rows(row, prepared.index)
         note_session_saved(row, now=now)  # the alert outbox, in this transaction
@@ -669,7 +669,13 @@ def _store_new_version(
     counted_at = [row.started_at, row.updated_at]
     if merged is None:
         counted_at = [row.started_at, *rollups.event_times_of(session_id=row.pk)]
-    _put_body(session_id=str(row.id), version=number, body=prepared.body, previous=previous)
+    _put_body(
+        session_id=str(row.id),
+        version=number,
+        body=prepared.body,
+        previous=previous,
+        sha256=prepared.digest,
+    )
     _insert_version(row, prepared, number=number, source=source, now=now)
     if merged is not None:
         warnings = [*warnings, *merged.warnings]
@@ -808,10 +814,13 @@ def _put_body(
     version: int,
     body: bytes,
     previous: tuple[int, bytes] | SharedPrefix | None = None,
+    sha256: str | None = None,
 ) -> None:
     store = get_document_store()
     try:
-        store.put(session_id=session_id, version=version, body=body, previous=previous)
+        store.put(
+            session_id=session_id, version=version, body=body, previous=previous, sha256=sha256
+        )
     except ValueError:
         if store.transactional_with_index:
             raise
@@ -819,7 +828,7 @@ def _put_body(
         # row lock and `version` is one past the latest indexed): an orphan of a write whose
         # index transaction never committed. Replace it.
         store.delete_versions(session_id=session_id, versions=[version])
-        store.put(session_id=session_id, version=version, body=body)
+        store.put(session_id=session_id, version=version, body=body, sha256=sha256)
 
 
 # --- internals --------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ class DocumentStore(ABC):
         version: int,
         body: bytes,
         previous: tuple[int, bytes] | SharedPrefix | None = None,
+        sha256: str | None = None,
     ) -> None:
         """Store ``body`` for (session_id, version).
 
@@ -91,6 +92,10 @@ class DocumentStore(ABC):
         it at all. Passing bytes, or a prefix length, that are not that version's is the
         caller's error (every read is still checked against the body's SHA-256); a backend may
         ignore it.
+
+        ``sha256``: the body's hex SHA-256 when the caller has it already (ingest does), so a
+        large body is not hashed twice; a wrong one makes every read of the version fail its
+        check.
         """
 
     @abstractmethod

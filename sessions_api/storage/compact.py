@@ -77,10 +77,11 @@ class CompactDocumentStore(DocumentStore):
         version: int,
         body: bytes,
         previous: tuple[int, bytes] | SharedPrefix | None = None,
+        sha256: str | None = None,
     ) -> None:
         if not isinstance(body, bytes):
             raise TypeError(f"body must be bytes, not {type(body).__name__}")
-        sha256 = codec.digest(body)
+        sha256 = sha256 or codec.digest(body)
         # Two rounds only for the rare race where a delete removes the existing body between
         # our failed insert and our read of it.
         for _ in range(2):

@@ -95,10 +95,13 @@ class MongoDocumentStore(CompactDocumentStore):
         version: int,
         body: bytes,
         previous: tuple[int, bytes] | SharedPrefix | None = None,
+        sha256: str | None = None,
     ) -> None:
         _key(session_id, version)
         with _unavailable_on_network_errors():
-            super().put(session_id=session_id, version=version, body=body, previous=previous)
+            super().put(
+                session_id=session_id, version=version, body=body, previous=previous, sha256=sha256
+            )
 
     def get(self, *, session_id: str, version: int) -> bytes:
         _key(session_id, version)

@@ -30,9 +30,12 @@ class OrmDocumentStore(CompactDocumentStore):
         version: int,
         body: bytes,
         previous: tuple[int, bytes] | SharedPrefix | None = None,
+        sha256: str | None = None,
     ) -> None:
         try:
-            super().put(session_id=session_id, version=version, body=body, previous=previous)
+            super().put(
+                session_id=session_id, version=version, body=body, previous=previous, sha256=sha256
+            )
         except OperationalError as exc:
             raise StoreUnavailable(str(exc)) from exc
 

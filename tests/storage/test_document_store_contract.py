@@ -939,3 +939,24 @@ def test_mongo_store_put_survives_a_delete_racing_its_duplicate_check(
     mock_store.put(session_id="s", version=1, body=b"new")
 
     assert mock_store.get(session_id="s", version=1) == b"new"
+
+
+def test_put_given_the_body_digest_keeps_it_without_hashing_the_body_again(
+    store: DocumentStore, session_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(store, CompactDocumentStore)
+    body = b'{"messages": ["a given digest"]}'
+    hashed: list[bytes] = []
+    real_digest = codec.digest
+
+    def counting_digest(raw: bytes) -> str:
+        hashed.append(raw)
+        return real_digest(raw)
+
+    monkeypatch.setattr(codec, "digest", counting_digest)
+    store.put(session_id=session_id, version=1, body=body, sha256=real_digest(body))
+    store.put(session_id=session_id, version=1, body=body, sha256=real_digest(body))  # a retry
+    monkeypatch.undo()
+
+    assert hashed == []
+    assert store.get(session_id=session_id, version=1) == body
