@@ -152,6 +152,7 @@ class Context:
         data_dir: Path,
         params: dict[str, Any] | None = None,
         env_extra: dict[str, str] | None = None,
+        timeout: float = 3600,
     ) -> Any:
         out = self.work / f"task-{name}-{next(self.unique)}.json"
         env = {**os.environ, **production_like_env(), "DATA_DIR": str(data_dir)}
@@ -175,7 +176,7 @@ class Context:
             env=env,
             capture_output=True,
             text=True,
-            timeout=3600,
+            timeout=timeout,
         )
         if completed.returncode != 0:
             raise RuntimeError(f"task {name} failed:\n{completed.stderr[-4000:]}")
@@ -1447,6 +1448,7 @@ def bench_b10(ctx: Context) -> None:
                     "with_search": True,
                     "plants": B10_PLANTS,
                 },
+                timeout=6 * 3600,  # 1M sessions with their search rows: about an hour
             )
             log(f"B10: bulk-loaded {loaded['rows']} in {loaded['total_s']} s")
             have = target

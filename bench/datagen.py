@@ -486,6 +486,7 @@ def bulk_clone(
     load_s = time.perf_counter() - started
     for _, sql in indexes:
         db.execute(sql)
+    index_s = time.perf_counter() - started - load_s
     if with_search:  # the FTS table catches up as a write would (search/index.py), at once
         db.execute("BEGIN")
         db.execute(
@@ -496,6 +497,7 @@ def bulk_clone(
             f'UPDATE search_entry_fts_progress SET indexed_upto = (SELECT max(id) FROM "{SEARCH}")'
         )
         db.execute("COMMIT")
+    fts_s = time.perf_counter() - started - load_s - index_s
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     return {
@@ -503,6 +505,8 @@ def bulk_clone(
         "rows": counts,
         "templates": len(templates),
         "insert_s": round(load_s, 2),
+        "index_s": round(index_s, 2),
+        "fts_s": round(fts_s, 2),
         "total_s": round(time.perf_counter() - started, 2),
     }
 
