@@ -1452,10 +1452,20 @@ def bench_b10(ctx: Context) -> None:
             )
             log(f"B10: bulk-loaded {loaded['rows']} in {loaded['total_s']} s")
             have = target
-        measured = ctx.task("search", data_dir, {"queries": B10_QUERIES, "repeat": s.list_repeat})
+        recall = {
+            "planted": {
+                text: planted_in(every, s.templates, have) for text, every in B10_PLANTS.items()
+            },
+            "clones": sorted({have - 1, have // 2 + 7, have // 10 + 3}),
+        }
+        measured = ctx.task(
+            "search",
+            data_dir,
+            {"queries": B10_QUERIES, "repeat": s.list_repeat, "recall": recall},
+        )
         measured["bulk_load"] = loaded
         points.append(measured)
-        log(f"B10: {measured['sessions']:,} sessions measured")
+        log(f"B10: {measured['sessions']:,} sessions measured; recall {measured['recall']}")
 
     http_dir = ctx.fresh_dir("b10-http")
     seed_templates(ctx, http_dir, s.templates)
@@ -1559,6 +1569,9 @@ def bench_b10(ctx: Context) -> None:
             },
             "target_met": {
                 "every query p95<=100ms": worst_p95 <= 100,
+                "planted texts and clone ids all found": all(
+                    p["recall"]["complete"] for p in points
+                ),
                 "http miss/plain p95<=2": http_ratios["miss"] is not None
                 and http_ratios["miss"] <= 2,
                 "http hit/plain p95<=2": http_ratios["hit"] is not None and http_ratios["hit"] <= 2,
@@ -1713,6 +1726,12 @@ def bench_b11(ctx: Context) -> None:
             },
         },
     )
+
+
+def planted_in(every: int, first: int, end: int) -> int:
+    """How many clones numbered ``first`` to ``end - 1`` a text planted in every ``every``th
+    one went into (datagen: the numbers ``n`` with ``n % every == every // 2``)."""
+    return sum(1 for n in range(first, end) if n % every == every // 2)
 
 
 def b10_http(ctx: Context, data_dir: Path) -> dict[str, Any]:
