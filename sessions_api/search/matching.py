@@ -132,9 +132,13 @@ def _in_text(term: str) -> Q | GreaterThan:
 
 
 def filter_matching(rows: QuerySet[Session], query: SearchQuery) -> QuerySet[Session]:
-    """``rows`` narrowed to the sessions that hold every term of ``query``."""
+    """``rows`` narrowed to the sessions that hold every term of ``query``. A term no session
+    holds settles it: the index is not asked about the others (at 100,000 sessions on
+    PostgreSQL, "nowhere" alone cost 20 ms of the miss "zebra quantum nowhere")."""
     for term in query.terms:
         few = sessions_holding(term, limit=FEW_SESSIONS)
+        if few == []:
+            return rows.none()
         rows = rows.filter(pk__in=few) if few is not None else rows.filter(_holds(term))
     return rows
 
