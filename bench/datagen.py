@@ -432,7 +432,13 @@ def bulk_clone(
     for table in derived_tables:
         cols = derived_cols[table]
         sid = cols.index("session_id")
-        for row in db.execute(f'SELECT * FROM "{table}"'):
+        # The templates' rows only: a second load would otherwise hold every earlier clone's
+        # rows in memory (2.5 GB after 100,000 sessions with their search rows).
+        for row in db.execute(
+            f'SELECT * FROM "{table}" WHERE session_id IN '
+            f'(SELECT id FROM "{SESSION}" WHERE external_id NOT LIKE ?)',
+            ("%~bench~%",),
+        ):
             copy = list(row)
             copy[0] = None  # autoincrement id
             derived[table][row[sid]].append(copy)
@@ -573,7 +579,11 @@ def bulk_clone_postgres(
             derived_cols[table] = cols
             sid = cols.index("session_id")
             quoted = ", ".join(f'"{c}"' for c in cols)
-            for row in db.execute(f'SELECT {quoted} FROM "{table}"'):
+            for row in db.execute(
+                f'SELECT {quoted} FROM "{table}" WHERE session_id IN '
+                f'(SELECT id FROM "{SESSION}" WHERE external_id NOT LIKE %s)',
+                ("%~bench~%",),
+            ):
                 derived[table][row[sid]].append(list(row))
         version_cols: list[str] = []
         if with_bodies:

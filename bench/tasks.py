@@ -95,7 +95,7 @@ def task_bulk(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
         load, target = bulk_clone_postgres, os.environ["DATABASE_URL"]
     else:
         load, target = bulk_clone, Path(data_dir) / "observatory.sqlite3"
-    return load(
+    loaded = load(
         target,
         count=params["count"],
         start_index=params["start_index"],
@@ -107,6 +107,7 @@ def task_bulk(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
         with_search=params.get("with_search", False),
         plants=params.get("plants"),
     )
+    return {**loaded, "peak_rss_mb": self_peak_rss_mb()}
 
 
 # --- B4: lists ---------------------------------------------------------------------------------
