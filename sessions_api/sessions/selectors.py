@@ -189,7 +189,7 @@ def _first_holding(
     if matching.walks_in_pages():
         ids = list(rows.order_by(*ordering).values_list("id", flat=True)[:window])
         holders = matching.holding_in_order(ids, query, count)
-        if len(holders) < count and len(ids) == window:
+        if holders is None or (len(holders) < count and len(ids) == window):
             return None
         return list(rows.filter(id__in=holders).order_by(*ordering))
     edge = list(rows.order_by(*ordering).values_list("sort_key", "id")[window - 1 : window])
