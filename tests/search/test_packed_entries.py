@@ -194,24 +194,24 @@ def test_a_walk_that_finds_no_holder_on_its_first_page_asks_the_index(monkeypatc
     monkeypatch.setattr(matching, "worth_walking", lambda query: True)  # SQLite's glance
     for n in range(6):
         ingest_turns(f"s-walk-{n}", [Turn(user=f"hello {n}", reply="the same reply")])
-    walked: list[int] = []
-    holders = matching._holders
+    walked: list[tuple[int, int]] = []
+    holding = matching._holding
 
-    def counting(session_ids, query, count):
-        walked.append(len(session_ids))
-        return holders(session_ids, query, count)
+    def counting(rows, start, stop, query, count):
+        walked.append((start, stop))
+        return holding(rows, start, stop, query, count)
 
-    monkeypatch.setattr(matching, "_holders", counting)
+    monkeypatch.setattr(matching, "_holding", counting)
 
     def found(q: str) -> list[str]:
         page = selectors.list_sessions(filters=SessionFilters(q=q), limit=2)
         return [record.external_id for record in page.items]
 
     assert found("no-such-word") == []
-    assert walked == [3]  # the first page's worth (2 + 1), then the index said it is rare
+    assert walked == [(0, 3)]  # the first page's worth (2 + 1); the index: it is rare
     walked.clear()
     assert found('"hello 0"') == ["s-walk-0"]  # a phrase: the glance is not taken
-    assert walked == [3, 3]  # the rest of the six
+    assert walked == [(0, 3), (3, 15)]  # then the rest of the window (five pages' worth)
     walked.clear()
     assert len(found("same reply")) == 2
-    assert walked == [3]  # filled from the first page's worth
+    assert walked == [(0, 3)]  # filled from the first page's worth
