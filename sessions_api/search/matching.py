@@ -45,8 +45,9 @@ FEW_SESSIONS = 500
 # FEW_SESSIONS sessions hold it would have cost more (3.4 of a common word's 8.3 ms at 5,000
 # sessions). A rarer query then costs these checks more than before.
 WALK_PAGES = 5
-# Whether those first sessions are checked a page at a time rather than in one query (None:
-# on PostgreSQL, whose planner checked all of them before sorting; see holding_in_order).
+# Whether those first sessions are checked by holding_in_order (the first page's worth, then
+# the rest, each stopping at the page's last holder) rather than as one filtered query (None:
+# on PostgreSQL, whose planner checked all of them before sorting).
 WALK_IN_PAGES: bool | None = None
 
 
