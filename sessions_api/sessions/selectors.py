@@ -20,7 +20,7 @@ from django.core.cache import cache
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 
-from sessions_api.domain import ParsedSession
+from sessions_api.domain import ParsedSession, SessionStatus
 from sessions_api.domain import Session as CanonicalSession
 from sessions_api.errors import AmbiguousSessionId, InvalidQuery
 from sessions_api.formats import FORMAT_IDS, parse_document
@@ -91,6 +91,7 @@ def filtered_sessions(filters: SessionFilters, *, search: bool = True) -> QueryS
     """The index rows a filter selects (shared by the list, exports and charts); ``search``
     False leaves ``q`` to the caller."""
     _refuse_nul(filters)
+    _refuse_unknown_values(filters)
     rows = Session.objects.all()
     for name, lookup in _COLUMN_FILTERS.items():
         value = getattr(filters, name)
@@ -120,6 +121,20 @@ def _refuse_nul(filters: SessionFilters) -> None:
         values = value if isinstance(value, list) else [value]
         if any(isinstance(item, str) and "\x00" in item for item in values):
             raise InvalidQuery(f"{name} must not contain NUL (\\u0000)", path=name)
+
+
+_STATUS_VALUES = tuple(status.value for status in SessionStatus)
+
+
+def _refuse_unknown_values(filters: SessionFilters) -> None:
+    """A status or format no session can have is a typo, not an empty result: say so, and
+    which values there are, instead of answering an empty page."""
+    for name, known in (("status", _STATUS_VALUES), ("format", FORMAT_IDS)):
+        unknown = [value for value in getattr(filters, name) or [] if value not in known]
+        if unknown:
+            raise InvalidQuery(
+                f"unknown {name} {unknown[0][:80]!r}; use one of: {', '.join(known)}", path=name
+            )
 
 
 def list_sessions(
