@@ -9,6 +9,7 @@ length, and the canonical session on its own, so a request unpickles only what i
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from django.db.models.functions import Coalesce
 
 from sessions_api.domain import ParsedSession, SessionStatus
 from sessions_api.domain import Session as CanonicalSession
-from sessions_api.errors import AmbiguousSessionId, InvalidQuery
+from sessions_api.errors import AmbiguousSessionId, InvalidQuery, StoreUnavailable
 from sessions_api.formats import FORMAT_IDS, parse_document
 from sessions_api.models import DocumentVersion, ModelUsage, Session, ToolCallRecord
 from sessions_api.search import matching
@@ -279,8 +280,26 @@ def _with_external_id(external_id: str) -> QuerySet[Session]:
 
 
 def list_versions(*, session_id: str) -> list[VersionRecord]:
+    """Every version, with how the store keeps it where the store says (a store that cannot
+    be reached leaves that out rather than failing the list)."""
     rows = DocumentVersion.objects.filter(session_id=session_id).order_by("number")
-    return [version_from_row(row) for row in rows]
+    try:
+        forms = get_document_store().stored_forms(session_id=str(session_id))
+    except StoreUnavailable:
+        forms = {}
+    records = []
+    for row in rows:
+        record = version_from_row(row)
+        form = forms.get(row.number)
+        if form is not None:
+            record = dataclasses.replace(
+                record,
+                stored_encoding=form.encoding,
+                stored_base_version=form.base_version,
+                stored_bytes=form.stored_bytes,
+            )
+        records.append(record)
+    return records
 
 
 def get_raw_body(*, session_id: str, version: int) -> bytes:

@@ -625,6 +625,11 @@ def test_versions_list(api, seed_document):
         (2, len(seed_document) + 1),
     ]
     assert all(len(v["sha256"]) == 64 and v["received_at"] for v in body["versions"])
+    # How the store keeps each: v1 a compressed snapshot, v2 (one byte more) a delta of it.
+    first, second = body["versions"]
+    assert (first["stored_encoding"], first["stored_base_version"]) == ("zstd", None)
+    assert (second["stored_encoding"], second["stored_base_version"]) == ("delta", 1)
+    assert 0 < second["stored_bytes"] < first["stored_bytes"] < len(seed_document)
 
 
 # --- unknown ids --------------------------------------------------------------------------
