@@ -246,6 +246,12 @@ def otel_trace_memory() -> timedelta | None:
     return _duration("OTEL_TRACE_MEMORY", "7d")
 
 
+def job_history_retention() -> timedelta | None:
+    """Finished job runs older than this leave the Jobs history (each job keeps its latest
+    success whatever its age); ``never`` keeps them all."""
+    return _duration("JOB_HISTORY_RETENTION", "30d")
+
+
 def reconcile_orphan_min_age() -> timedelta:
     """Bodies without an index row are deleted only when older than this: an ingest may be
     between writing the body and committing the index right now."""

@@ -371,7 +371,11 @@ class JobRun(models.Model):
     error = models.TextField(blank=True, default="")
 
     class Meta:
-        indexes = [models.Index(fields=["job", "-queued_at"], name="jobrun_job_time_idx")]
+        indexes = [
+            models.Index(fields=["job", "-queued_at"], name="jobrun_job_time_idx"),
+            # The Jobs history of every job, latest first.
+            models.Index(fields=["-queued_at", "-id"], name="jobrun_time_idx"),
+        ]
         ordering = ["-queued_at"]
 
     def __str__(self) -> str:
