@@ -203,11 +203,7 @@ def _first_holding(
     when fewer hold it there, and the index narrows the list instead."""
     window = count * matching.WALK_PAGES
     if matching.walks_in_pages():
-        ids = list(rows.order_by(*ordering).values_list("id", flat=True)[:window])
-        holders = matching.holding_in_order(ids, query, count)
-        if len(holders) < count and len(ids) == window:
-            return None
-        return list(rows.filter(id__in=holders).order_by(*ordering))
+        return matching.holding_in_order(rows.order_by(*ordering), query, count, window)
     edge = list(rows.order_by(*ordering).values_list("sort_key", "id")[window - 1 : window])
     bounded = rows
     if edge:
