@@ -152,6 +152,7 @@ class Context:
         data_dir: Path,
         params: dict[str, Any] | None = None,
         env_extra: dict[str, str] | None = None,
+        timeout: float = 3600,
     ) -> Any:
         out = self.work / f"task-{name}-{next(self.unique)}.json"
         env = {**os.environ, **production_like_env(), "DATA_DIR": str(data_dir)}
@@ -175,7 +176,7 @@ class Context:
             env=env,
             capture_output=True,
             text=True,
-            timeout=3600,
+            timeout=timeout,
         )
         if completed.returncode != 0:
             raise RuntimeError(f"task {name} failed:\n{completed.stderr[-4000:]}")
@@ -1447,13 +1448,24 @@ def bench_b10(ctx: Context) -> None:
                     "with_search": True,
                     "plants": B10_PLANTS,
                 },
+                timeout=6 * 3600,  # 1M sessions with their search rows: about an hour
             )
             log(f"B10: bulk-loaded {loaded['rows']} in {loaded['total_s']} s")
             have = target
-        measured = ctx.task("search", data_dir, {"queries": B10_QUERIES, "repeat": s.list_repeat})
+        recall = {
+            "planted": {
+                text: planted_in(every, s.templates, have) for text, every in B10_PLANTS.items()
+            },
+            "clones": sorted({have - 1, have // 2 + 7, have // 10 + 3}),
+        }
+        measured = ctx.task(
+            "search",
+            data_dir,
+            {"queries": B10_QUERIES, "repeat": s.list_repeat, "recall": recall},
+        )
         measured["bulk_load"] = loaded
         points.append(measured)
-        log(f"B10: {measured['sessions']:,} sessions measured")
+        log(f"B10: {measured['sessions']:,} sessions measured; recall {measured['recall']}")
 
     http_dir = ctx.fresh_dir("b10-http")
     seed_templates(ctx, http_dir, s.templates)
@@ -1557,6 +1569,9 @@ def bench_b10(ctx: Context) -> None:
             },
             "target_met": {
                 "every query p95<=100ms": worst_p95 <= 100,
+                "planted texts and clone ids all found": all(
+                    p["recall"]["complete"] for p in points
+                ),
                 "http miss/plain p95<=2": http_ratios["miss"] is not None
                 and http_ratios["miss"] <= 2,
                 "http hit/plain p95<=2": http_ratios["hit"] is not None and http_ratios["hit"] <= 2,
@@ -1711,6 +1726,12 @@ def bench_b11(ctx: Context) -> None:
             },
         },
     )
+
+
+def planted_in(every: int, first: int, end: int) -> int:
+    """How many clones numbered ``first`` to ``end - 1`` a text planted in every ``every``th
+    one went into (datagen: the numbers ``n`` with ``n % every == every // 2``)."""
+    return sum(1 for n in range(first, end) if n % every == every // 2)
 
 
 def b10_http(ctx: Context, data_dir: Path) -> dict[str, Any]:

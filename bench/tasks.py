@@ -99,7 +99,7 @@ def task_bulk(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
         load, target = bulk_clone_postgres, os.environ["DATABASE_URL"]
     else:
         load, target = bulk_clone, Path(data_dir) / "observatory.sqlite3"
-    return load(
+    loaded = load(
         target,
         count=params["count"],
         start_index=params["start_index"],
@@ -111,6 +111,7 @@ def task_bulk(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
         with_search=params.get("with_search", False),
         plants=params.get("plants"),
     )
+    return {**loaded, "peak_rss_mb": self_peak_rss_mb()}
 
 
 # --- B4: lists ---------------------------------------------------------------------------------
@@ -603,6 +604,7 @@ def task_search(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     results["plain_first_page"] = summary_ms(
         timed(lambda: selectors.list_sessions(filters=plain, limit=50), repeat)
     )
+    recall = _search_recall(params.get("recall", {}))
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute(
@@ -621,8 +623,38 @@ def task_search(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
         "entries": SearchEntry.objects.count(),
         "index_bytes": sizes,
         "inproc": results,
+        "recall": recall,
         "peak_rss_mb": self_peak_rss_mb(),
     }
+
+
+def _search_recall(spec: dict[str, Any]) -> dict[str, Any]:
+    """Whether cloned sessions are found as ingested ones would be: every session a planted
+    text was put in (``planted``: text -> how many), counted through the same filter as ``q``;
+    and a few clones by their own external id (``clones``: the clone numbers; the id ends in
+    ``~bench~<number>``, which no other clone's does when the number is over a tenth of the
+    total), each found alone."""
+    from sessions_api.models import Session
+    from sessions_api.search import matching
+    from sessions_api.search.query import parse_query
+
+    def holding(text: str) -> list[str]:
+        rows = matching.filter_matching(Session.objects.all(), parse_query(f'"{text}"'))
+        return [str(pk) for pk in rows.values_list("pk", flat=True)]
+
+    planted = {
+        text: {"expected": expected, "found": len(holding(text))}
+        for text, expected in spec.get("planted", {}).items()
+    }
+    clones = {}
+    for number in spec.get("clones", []):
+        suffix = f"~bench~{number}"
+        own = Session.objects.filter(external_id__endswith=suffix).values_list("pk", flat=True)
+        clones[str(number)] = {"own": [str(pk) for pk in own], "found": holding(suffix)}
+    complete = all(v["expected"] == v["found"] for v in planted.values()) and all(
+        len(v["own"]) == 1 and v["found"] == v["own"] for v in clones.values()
+    )
+    return {"planted": planted, "clones": clones, "complete": complete}
 
 
 def _otel_stored() -> dict[str, int]:

@@ -239,6 +239,19 @@ def otel_inline_fold_spans() -> int:
     return _int("OTEL_INLINE_FOLD_SPANS", 64, minimum=0)
 
 
+def otel_trace_memory() -> timedelta | None:
+    """How long the session a trace's spans went to is remembered (OtelTrace) after its last
+    span: a span without a conversation id that comes later starts a session of its own.
+    Bounds the table, which gains a row per trace; ``never`` keeps every trace."""
+    return _duration("OTEL_TRACE_MEMORY", "7d")
+
+
+def job_history_retention() -> timedelta | None:
+    """Finished job runs older than this leave the Jobs history (each job keeps its latest
+    success whatever its age); ``never`` keeps them all."""
+    return _duration("JOB_HISTORY_RETENTION", "30d")
+
+
 def reconcile_orphan_min_age() -> timedelta:
     """Bodies without an index row are deleted only when older than this: an ingest may be
     between writing the body and committing the index right now."""

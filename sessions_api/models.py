@@ -371,7 +371,11 @@ class JobRun(models.Model):
     error = models.TextField(blank=True, default="")
 
     class Meta:
-        indexes = [models.Index(fields=["job", "-queued_at"], name="jobrun_job_time_idx")]
+        indexes = [
+            models.Index(fields=["job", "-queued_at"], name="jobrun_job_time_idx"),
+            # The Jobs history of every job, latest first.
+            models.Index(fields=["-queued_at", "-id"], name="jobrun_time_idx"),
+        ]
         ordering = ["-queued_at"]
 
     def __str__(self) -> str:
@@ -535,7 +539,10 @@ class OtelTrace(models.Model):
     session_key = models.CharField(max_length=512)
     # gen_ai.conversation.id, session.id or trace_id: how session_key was found.
     grouped_by = models.CharField(max_length=32)
-    received_at = models.DateTimeField()
+    received_at = models.DateTimeField()  # when its spans last went to that session
+
+    class Meta:
+        indexes = [models.Index(fields=["received_at"], name="oteltrace_received")]
 
     def __str__(self) -> str:
         return f"trace {self.trace_id} -> {self.session_key}"

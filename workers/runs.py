@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
+from sessions_api import conf
 from sessions_api.errors import InvalidParams, RunNotFound
 from sessions_api.models import JobRun
 from workers.locks import JobLock, LeaseHeartbeat, LeaseLost, job_lock, worker_name
@@ -265,6 +267,25 @@ def _repeat_of_previous_idle_run(row: JobRun, *, reason: str) -> RunRecord | Non
     return _record(previous)
 
 
+def _forget_old_runs(job: str, *, now: datetime) -> None:
+    """The job's finished runs past JOB_HISTORY_RETENTION leave its history, but for its latest
+    success (what "last success" shows, however long the job has failed since)."""
+    retention = conf.job_history_retention()
+    if retention is None:
+        return
+    old = JobRun.objects.filter(
+        job=job,
+        queued_at__lt=now - retention,
+        status__in=(Status.SUCCEEDED, Status.FAILED, Status.SKIPPED),
+    )
+    latest_success = (
+        JobRun.objects.filter(job=job, status=Status.SUCCEEDED).order_by("-queued_at").first()
+    )
+    if latest_success is not None:
+        old = old.exclude(pk=latest_success.pk)
+    old.delete()
+
+
 def note_retry(*, task_id: str, error: BaseException | str) -> None:
     """A failed attempt that the task will retry: back to queued, the error kept."""
     if not task_id:
@@ -323,6 +344,7 @@ def _finish(
         error=error,
     )
     row.refresh_from_db()
+    _forget_old_runs(row.job, now=now)
     record = _record(row)
     # One line per finished run, so log pipelines see job outcomes without reading JobRun.
     logger.log(
@@ -419,14 +441,20 @@ def job_overview(*, now: datetime, schedule: Mapping[str, ScheduleInfo]) -> list
 def list_runs(
     *, job: str | None = None, limit: int = 50, before_id: int | None = None
 ) -> list[RunRecord]:
-    """Newest first; page with ``before_id`` (keyset on id)."""
+    """Latest first, by when each run was last queued (a row that folds repeated idle runs
+    moves up with each repeat); page with ``before_id``, the last run of the previous page."""
     runs = JobRun.objects.all()
     if job:
         get_spec(job)
         runs = runs.filter(job=job)
     if before_id is not None:
-        runs = runs.filter(id__lt=before_id)
-    return [_record(row) for row in runs.order_by("-id")[: max(1, min(limit, 200))]]
+        before = JobRun.objects.filter(pk=before_id).values_list("queued_at", flat=True).first()
+        if before is None:  # gone since (retention): page on from its id alone
+            runs = runs.filter(id__lt=before_id)
+        else:
+            runs = runs.filter(Q(queued_at__lt=before) | Q(queued_at=before, id__lt=before_id))
+    ordered = runs.order_by("-queued_at", "-id")
+    return [_record(row) for row in ordered[: max(1, min(limit, 200))]]
 
 
 def get_run(*, run_id: int) -> RunRecord | None:

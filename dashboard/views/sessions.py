@@ -61,7 +61,7 @@ from sessions_api.sessions.explorer import (
     export_pages,
     filter_choices,
 )
-from sessions_api.sessions.records import SessionRecord
+from sessions_api.sessions.records import SessionRecord, VersionRecord
 
 TIMELINE_PAGE = 200
 EVENTS_HTML_CACHE_SECONDS = 3600
@@ -572,5 +572,13 @@ def versions(request: HttpRequest, session_id: str) -> HttpResponse:
             "problem": problem,
             "versions_count": record.version,
             "cost": _cost(record),
+            "received_bytes": sum(v.size_bytes for v in version_list),
+            "stored_bytes": _total_stored(version_list),
         },
     )
+
+
+def _total_stored(version_list: list[VersionRecord]) -> int | None:
+    """What every version takes in the store together; None unless the store says for each."""
+    sizes = [v.stored_bytes for v in version_list]
+    return sum(sizes) if sizes and None not in sizes else None

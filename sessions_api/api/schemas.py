@@ -161,6 +161,12 @@ class VersionOut(Schema):
     sha256: str
     revision: int | None
     source: str
+    stored_encoding: str | None = Field(
+        description="how the store keeps it: zstd (a snapshot), delta (of stored_base_version) "
+        "or raw; null where the store does not say"
+    )
+    stored_base_version: int | None
+    stored_bytes: int | None = Field(description="what it takes in the store")
 
 
 class VersionsOut(Schema):

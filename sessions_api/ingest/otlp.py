@@ -24,7 +24,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -357,6 +357,7 @@ class FoldResult:
     pending_spans: int
     # reason -> spans dropped for it (a session the spans would make too large, ...)
     dropped_reasons: dict[str, int] = field(default_factory=dict)
+    forgotten_traces: int = 0  # remembered traces past OTEL_TRACE_MEMORY, deleted
 
     def counts(self) -> dict[str, int]:
         return {
@@ -364,6 +365,7 @@ class FoldResult:
             "sessions_changed": self.sessions_changed,
             "dropped_spans": self.dropped_spans,
             "pending_spans": self.pending_spans,
+            "forgotten_traces": self.forgotten_traces,
         }
 
     def details(self) -> dict[str, Any]:
@@ -372,7 +374,13 @@ class FoldResult:
     @property
     def nothing_to_do(self) -> str:
         """Why the run had nothing to do ("" when it folded or dropped something)."""
-        if self.folded_spans or self.dropped_spans or self.pending_spans or self.sessions_changed:
+        if (
+            self.folded_spans
+            or self.dropped_spans
+            or self.pending_spans
+            or self.sessions_changed
+            or self.forgotten_traces
+        ):
             return ""
         return "no spans waiting to be folded"
 
@@ -423,6 +431,7 @@ def fold_otel_spans(
         ]
         changed.update(_store_spans(spans, outcome, now=now))
         checkpoint()
+    forgotten = _forget_old_traces(now=now, checkpoint=checkpoint) if only is None else 0
     return FoldResult(
         dry_run=False,
         folded_spans=outcome.accepted_spans,
@@ -430,7 +439,33 @@ def fold_otel_spans(
         dropped_spans=outcome.rejected_spans,
         pending_spans=OtelSpan.objects.count(),
         dropped_reasons=dict(outcome.reasons),
+        forgotten_traces=forgotten,
     )
+
+
+# Traces forgotten per transaction: a short hold of SQLite's write lock.
+_FORGET_BATCH = 2000
+
+
+def _forget_old_traces(*, now: datetime, checkpoint: Callable[[], None]) -> int:
+    """Forget the traces that received no span for OTEL_TRACE_MEMORY; how many went."""
+    memory = conf.otel_trace_memory()
+    if memory is None:
+        return 0
+    forgotten = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                OtelTrace.objects.filter(received_at__lt=now - memory)
+                .order_by("received_at")
+                .values_list("trace_id", flat=True)[:_FORGET_BATCH]
+            )
+            if ids:
+                OtelTrace.objects.filter(trace_id__in=ids).delete()
+        forgotten += len(ids)
+        if len(ids) < _FORGET_BATCH:
+            return forgotten
+        checkpoint()
 
 
 def ingest_export(
@@ -472,7 +507,7 @@ def _store_spans(pending: list[_Pending], outcome: ExportOutcome, *, now: dateti
     known = {
         row.trace_id: row
         for row in OtelTrace.objects.filter(trace_id__in=sorted(traces)).only(
-            "trace_id", "session_key", "grouped_by"
+            "trace_id", "session_key", "grouped_by", "received_at"
         )
     }
     for trace_id in traces:
@@ -511,6 +546,9 @@ def _store_spans(pending: list[_Pending], outcome: ExportOutcome, *, now: dateti
     return changed
 
 
+_TRACE_MEMORY_REFRESH = timedelta(hours=1)
+
+
 def _remember_traces(
     trace_keys: dict[str, tuple[str, str]], known: dict[str, OtelTrace], now: datetime
 ) -> None:
@@ -525,9 +563,13 @@ def _remember_traces(
         new_rows,
         if_absent=True,
     )
+    # A trace still sending spans is remembered from its latest; written at most once an hour.
+    stale = now - _TRACE_MEMORY_REFRESH
     for trace_id, (key, grouped_by) in trace_keys.items():
         row = known.get(trace_id)
-        if row is not None and (row.session_key, row.grouped_by) != (key, grouped_by):
+        if row is None:
+            continue
+        if (row.session_key, row.grouped_by) != (key, grouped_by) or row.received_at < stale:
             OtelTrace.objects.filter(trace_id=trace_id).update(
                 session_key=key, grouped_by=grouped_by, received_at=now
             )

@@ -13,12 +13,12 @@ session's events, which is what lets an appended save index only its new events
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sessions_api.domain import Session
-from sessions_api.sessions.timeline import build_timeline
+from sessions_api.domain import LogEntry, Message, Session
+from sessions_api.sessions.timeline import timeline_items
 
 #: The event index of the entry that holds the session's own fields (ids, title, agent, user).
 SESSION_FIELDS = -1
@@ -46,16 +46,56 @@ def build_entries(
     session: Session, events: list[dict[str, Any]] | None = None
 ) -> list[SearchEntryRow]:
     """The entries of one version: the session's fields (when it has any), then one per
-    timeline event. ``events`` is the session's timeline when the caller has it already."""
+    timeline event. ``events`` is the session's timeline when the caller has it already;
+    without it the texts are read from the session's objects in timeline order, without laying
+    out the timeline (about half the cost of building the entries)."""
     own = session_entry(session)
     rows = [own] if own is not None else []
-    for event in events if events is not None else build_timeline(session):
+    if events is not None:
+        for event in events:
+            rows.append(
+                SearchEntryRow(
+                    event_index=event["index"],
+                    seq=event.get("seq"),
+                    kind=event["kind"],
+                    text=event_text(event),
+                )
+            )
+        return rows
+    for index, (kind, source, call, _) in enumerate(timeline_items(session)):
+        if kind == "log":
+            entry: LogEntry = source  # type: ignore[assignment]
+            seq, values = None, (entry.level.value, entry.message, entry.extra)
+        else:
+            message: Message = source  # type: ignore[assignment]
+            seq = message.seq
+            if kind == "message":
+                values = (
+                    message.content_text,
+                    message.content_parts,
+                    message.author,
+                    message.model,
+                    message.error_code,
+                    message.external_id,
+                    message.extra,
+                )
+            elif kind == "tool_call":
+                assert call is not None
+                values = (
+                    call.name,
+                    call.call_id,
+                    call.arguments,
+                    call.arguments_error,
+                    call.result_content,
+                )
+            elif kind == "tool_result":
+                result = message.content_parts
+                values = (message.tool_call_id, message.content_text if result is None else result)
+            else:  # step
+                values = (message.step, message.flow)
         rows.append(
             SearchEntryRow(
-                event_index=event["index"],
-                seq=event.get("seq"),
-                kind=event["kind"],
-                text=event_text(event),
+                event_index=index, seq=seq, kind=kind, text=_text(values, kind == "message")
             )
         )
     return rows
@@ -85,17 +125,23 @@ def session_entry(session: Session, models: list[str] | None = None) -> SearchEn
 
 def event_text(event: dict[str, Any]) -> str:
     """Everything one timeline event says, as one line of words."""
-    fields = _EVENT_FIELDS.get(event.get("kind", ""), ())
+    kind = event.get("kind", "")
+    fields = _EVENT_FIELDS.get(kind, ())
+    return _text([event.get(name) for name in fields], kind == "message")
+
+
+def _text(values: Sequence[Any], has_parts: bool) -> str:
+    """The values of an event's searched fields (``_EVENT_FIELDS``, in that order) as one line
+    of words. A message's plain-text parts (its second field, a string) repeat its text."""
     parts: list[str] = []
-    for name in fields:
-        value = event.get(name)
+    for position, value in enumerate(values):
         if not value:
             continue
         if type(value) is str:  # the common case, without the generic walk
-            if name != "parts":  # plain text parts repeat "text"
+            if not (has_parts and position == 1):
                 parts.append(value)
         else:
-            parts.extend(_strings(value))
+            _add_strings(value, parts)
     return normalise(" ".join(parts))
 
 
@@ -106,20 +152,31 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def _strings(value: Any) -> Iterator[str]:
-    """The words of a JSON value: its strings, numbers and object keys, depth first."""
-    if value is None or isinstance(value, bool):
-        return
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, int | float):
-        yield str(value)
-    elif isinstance(value, dict):
+def _add_strings(value: Any, out: list[str]) -> None:
+    """Append the words of a JSON value to ``out``: its strings, numbers and object keys,
+    depth first (a loop over lists and objects: generators nested per level cost a third of
+    building the entries)."""
+    kind = type(value)
+    if kind is str:
+        out.append(value)
+    elif kind is dict:
         for key, item in value.items():
-            yield str(key)
-            yield from _strings(item)
-    elif isinstance(value, list | tuple):
+            out.append(key if type(key) is str else str(key))
+            if item is not None and type(item) is not bool:
+                _add_strings(item, out)
+    elif kind is list or kind is tuple:
         for item in value:
-            yield from _strings(item)
+            if item is not None and type(item) is not bool:
+                _add_strings(item, out)
+    elif value is None or isinstance(value, bool):
+        return
+    elif isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, int | float):
+        out.append(str(value))
+    elif isinstance(value, dict):
+        _add_strings(dict(value), out)
+    elif isinstance(value, list | tuple):
+        _add_strings(list(value), out)
     else:
-        yield str(value)
+        out.append(str(value))

@@ -60,6 +60,11 @@ class VersionRecord:
     sha256: str
     revision: int | None
     source: str
+    # How the store keeps it ("zstd" snapshot, "delta" of stored_base_version, "raw") and the
+    # bytes that takes; None where the store does not say.
+    stored_encoding: str | None = None
+    stored_base_version: int | None = None
+    stored_bytes: int | None = None
 
 
 def summary_from_row(row: Session) -> SessionSummary:

@@ -9,6 +9,7 @@ length, and the canonical session on its own, so a request unpickles only what i
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
@@ -20,9 +21,9 @@ from django.core.cache import cache
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 
-from sessions_api.domain import ParsedSession
+from sessions_api.domain import ParsedSession, SessionStatus
 from sessions_api.domain import Session as CanonicalSession
-from sessions_api.errors import AmbiguousSessionId, InvalidQuery
+from sessions_api.errors import AmbiguousSessionId, InvalidQuery, StoreUnavailable
 from sessions_api.formats import FORMAT_IDS, parse_document
 from sessions_api.models import DocumentVersion, ModelUsage, Session, ToolCallRecord
 from sessions_api.search import matching
@@ -91,6 +92,7 @@ def filtered_sessions(filters: SessionFilters, *, search: bool = True) -> QueryS
     """The index rows a filter selects (shared by the list, exports and charts); ``search``
     False leaves ``q`` to the caller."""
     _refuse_nul(filters)
+    _refuse_unknown_values(filters)
     rows = Session.objects.all()
     for name, lookup in _COLUMN_FILTERS.items():
         value = getattr(filters, name)
@@ -120,6 +122,20 @@ def _refuse_nul(filters: SessionFilters) -> None:
         values = value if isinstance(value, list) else [value]
         if any(isinstance(item, str) and "\x00" in item for item in values):
             raise InvalidQuery(f"{name} must not contain NUL (\\u0000)", path=name)
+
+
+_STATUS_VALUES = tuple(status.value for status in SessionStatus)
+
+
+def _refuse_unknown_values(filters: SessionFilters) -> None:
+    """A status or format no session can have is a typo, not an empty result: say so, and
+    which values there are, instead of answering an empty page."""
+    for name, known in (("status", _STATUS_VALUES), ("format", FORMAT_IDS)):
+        unknown = [value for value in getattr(filters, name) or [] if value not in known]
+        if unknown:
+            raise InvalidQuery(
+                f"unknown {name} {unknown[0][:80]!r}; use one of: {', '.join(known)}", path=name
+            )
 
 
 def list_sessions(
@@ -187,11 +203,7 @@ def _first_holding(
     when fewer hold it there, and the index narrows the list instead."""
     window = count * matching.WALK_PAGES
     if matching.walks_in_pages():
-        ids = list(rows.order_by(*ordering).values_list("id", flat=True)[:window])
-        holders = matching.holding_in_order(ids, query, count)
-        if len(holders) < count and len(ids) == window:
-            return None
-        return list(rows.filter(id__in=holders).order_by(*ordering))
+        return matching.holding_in_order(rows.order_by(*ordering), query, count, window)
     edge = list(rows.order_by(*ordering).values_list("sort_key", "id")[window - 1 : window])
     bounded = rows
     if edge:
@@ -264,8 +276,26 @@ def _with_external_id(external_id: str) -> QuerySet[Session]:
 
 
 def list_versions(*, session_id: str) -> list[VersionRecord]:
+    """Every version, with how the store keeps it where the store says (a store that cannot
+    be reached leaves that out rather than failing the list)."""
     rows = DocumentVersion.objects.filter(session_id=session_id).order_by("number")
-    return [version_from_row(row) for row in rows]
+    try:
+        forms = get_document_store().stored_forms(session_id=str(session_id))
+    except StoreUnavailable:
+        forms = {}
+    records = []
+    for row in rows:
+        record = version_from_row(row)
+        form = forms.get(row.number)
+        if form is not None:
+            record = dataclasses.replace(
+                record,
+                stored_encoding=form.encoding,
+                stored_base_version=form.base_version,
+                stored_bytes=form.stored_bytes,
+            )
+        records.append(record)
+    return records
 
 
 def get_raw_body(*, session_id: str, version: int) -> bytes:

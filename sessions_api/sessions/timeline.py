@@ -16,77 +16,101 @@ Order is document order (the only order every format has). Events:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sessions_api.domain import LogEntry, Message, Role, Session, StatusSource
+from sessions_api.domain import LogEntry, Message, Role, Session, StatusSource, ToolCall
 
 
 def build_timeline(session: Session) -> list[dict[str, Any]]:
+    events = [_event(item) for item in timeline_items(session)]
+    for index, event in enumerate(events):
+        event["index"] = index
+    return events
+
+
+#: One timeline event before it is laid out: (kind, message or log entry, the tool call of a
+#: ``tool_call``, the previous step of a ``step``).
+TimelineItem = tuple[str, Message | LogEntry, ToolCall | None, str | None]
+
+
+def timeline_items(session: Session) -> Iterator[TimelineItem]:
+    """The timeline's events in order, as the objects they are made of: what the search
+    entries read without laying out every event (its timestamps, tokens, statuses)."""
     paired_results = {
         call.result_seq
         for message in session.messages
         for call in message.tool_calls
         if call.result_seq is not None
     }
-    events: list[dict[str, Any]] = []
     logs = sorted(
         (entry for entry in session.logs if entry.timestamp is not None),
         key=lambda entry: entry.timestamp,  # type: ignore[arg-type, return-value]
     )
-    untimed_logs = [entry for entry in session.logs if entry.timestamp is None]
     log_index = 0
     current_step: str | None = None
 
     for message in session.messages:
         if message.timestamp is not None:
             while log_index < len(logs) and logs[log_index].timestamp < message.timestamp:  # type: ignore[operator]
-                events.append(_log_event(logs[log_index]))
+                yield "log", logs[log_index], None, None
                 log_index += 1
         answered = message.seq in paired_results
         if message.role is Role.TOOL and answered and not message.tool_calls:
             continue
         if message.step and message.step != current_step and message.role is not Role.TOOL:
-            events.append(
-                {
-                    "kind": "step",
-                    "step": message.step,
-                    "previous_step": current_step,
-                    "flow": message.flow,
-                    "seq": message.seq,
-                }
-            )
+            yield "step", message, None, current_step
             current_step = message.step
         if message.role is Role.TOOL:
             # A result that answers a call of its own (tool work no assistant turn announced)
             # is shown as that call, below.
             if not answered:
-                events.append(_unmatched_result_event(message))
+                yield "tool_result", message, None, None
         else:
-            events.append(_message_event(message))
+            yield "message", message, None, None
         for call in message.tool_calls:
-            events.append(
-                {
-                    "kind": "tool_call",
-                    "seq": message.seq,
-                    "call_id": call.call_id,
-                    "name": call.name,
-                    "arguments": call.arguments,
-                    "arguments_error": call.arguments_error,
-                    "status": call.status.value,
-                    "status_source": call.status_source.value,
-                    "heuristic": call.status_source is StatusSource.HEURISTIC,
-                    "result": call.result_content,
-                    "result_seq": call.result_seq,
-                    "step": message.step,
-                    "timestamp": _iso(message.timestamp),
-                }
-            )
-    events.extend(_log_event(entry) for entry in logs[log_index:])
-    events.extend(_log_event(entry) for entry in untimed_logs)
-    for index, event in enumerate(events):
-        event["index"] = index
-    return events
+            yield "tool_call", message, call, None
+    for entry in logs[log_index:]:
+        yield "log", entry, None, None
+    for entry in session.logs:
+        if entry.timestamp is None:
+            yield "log", entry, None, None
+
+
+def _event(item: TimelineItem) -> dict[str, Any]:
+    kind, source, call, previous_step = item
+    if kind == "log":
+        return _log_event(source)  # type: ignore[arg-type]
+    message: Message = source  # type: ignore[assignment]
+    if kind == "message":
+        return _message_event(message)
+    if kind == "tool_result":
+        return _unmatched_result_event(message)
+    if kind == "step":
+        return {
+            "kind": "step",
+            "step": message.step,
+            "previous_step": previous_step,
+            "flow": message.flow,
+            "seq": message.seq,
+        }
+    assert call is not None
+    return {
+        "kind": "tool_call",
+        "seq": message.seq,
+        "call_id": call.call_id,
+        "name": call.name,
+        "arguments": call.arguments,
+        "arguments_error": call.arguments_error,
+        "status": call.status.value,
+        "status_source": call.status_source.value,
+        "heuristic": call.status_source is StatusSource.HEURISTIC,
+        "result": call.result_content,
+        "result_seq": call.result_seq,
+        "step": message.step,
+        "timestamp": _iso(message.timestamp),
+    }
 
 
 def _message_event(message: Message) -> dict[str, Any]:

@@ -44,6 +44,16 @@ class SharedPrefix:
 
 
 @dataclass(frozen=True)
+class StoredForm:
+    """How one version is kept: ``encoding`` ("raw", "zstd" snapshot or "delta" of
+    ``base_version``) and the bytes its record takes in the store (``stored_bytes``)."""
+
+    encoding: str
+    base_version: int | None
+    stored_bytes: int
+
+
+@dataclass(frozen=True)
 class Compaction:
     """What :meth:`DocumentStore.compact_session` did (or, on a dry run, would do) for one
     session: how many bodies it holds, how many were rewritten, and their stored sizes before
@@ -115,6 +125,12 @@ class DocumentStore(ABC):
     @abstractmethod
     def list_versions(self, *, session_id: str) -> list[int]:
         """Version numbers stored for one session, ascending (the reconcile job reads this)."""
+
+    def stored_forms(self, *, session_id: str) -> dict[int, StoredForm]:
+        """Version number -> how that version is kept, for the versions a backend can describe
+        (the versions page shows what each one costs). The default: a store that keeps bodies
+        as they are describes none."""
+        return {}
 
     @abstractmethod
     def ping(self) -> None:

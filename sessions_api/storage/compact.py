@@ -18,7 +18,13 @@ from dataclasses import dataclass
 
 from sessions_api.errors import BodyNotFound
 from sessions_api.storage import codec
-from sessions_api.storage.base import BodyKey, Compaction, DocumentStore, SharedPrefix
+from sessions_api.storage.base import (
+    BodyKey,
+    Compaction,
+    DocumentStore,
+    SharedPrefix,
+    StoredForm,
+)
 from sessions_api.storage.codec import CorruptBody, EncodedBody
 
 
@@ -101,6 +107,17 @@ class CompactDocumentStore(DocumentStore):
         if chain is None:
             raise BodyNotFound(f"{session_id} v{version}")
         return codec.decode_chain(chain)
+
+    def stored_forms(self, *, session_id: str) -> dict[int, StoredForm]:
+        # Reads the payloads to measure them: a backend that can ask for a payload's length
+        # alone overrides this. A session's compact payloads are a fraction of its latest size.
+        records = self._read_records(
+            session_id, self._read_links(session_id, low=0, high=_NO_UPPER_BOUND)
+        )
+        return {
+            version: StoredForm(record.encoding, record.base_version, len(record.payload))
+            for version, record in records.items()
+        }
 
     def delete_versions(self, *, session_id: str, versions: Iterable[int]) -> int:
         doomed = set(versions)

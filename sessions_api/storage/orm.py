@@ -7,12 +7,13 @@ from collections.abc import Collection, Iterable
 
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
+from django.db.models.functions import Length
 
 from sessions_api import db
 from sessions_api.errors import StoreUnavailable
 from sessions_api.models import DocumentBody
 from sessions_api.storage import codec
-from sessions_api.storage.base import BodyKey, Compaction, SharedPrefix, StoredBody
+from sessions_api.storage.base import BodyKey, Compaction, SharedPrefix, StoredBody, StoredForm
 from sessions_api.storage.codec import EncodedBody
 from sessions_api.storage.compact import CompactDocumentStore, Link
 
@@ -127,6 +128,17 @@ class OrmDocumentStore(CompactDocumentStore):
             .order_by("version")
             .values_list("version", flat=True)
         )
+
+    def stored_forms(self, *, session_id: str) -> dict[int, StoredForm]:
+        rows = (
+            DocumentBody.objects.filter(session_id=session_id)
+            .annotate(stored_bytes=Length("body"))  # of the stored payload, not read back
+            .values_list("version", "encoding", "base_version", "stored_bytes")
+        )
+        return {
+            version: StoredForm(encoding or codec.RAW, base_version, stored_bytes)
+            for version, encoding, base_version, stored_bytes in rows
+        }
 
     # --- bulk methods: one statement per call, whatever the batch size --------------------------
 

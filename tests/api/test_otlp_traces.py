@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+from datetime import timedelta
 
 import pytest
 from django.test import override_settings
@@ -150,6 +151,38 @@ def test_children_exported_before_their_conversation_is_known_join_it_later(post
     assert row.external_id == CONVERSATION
     assert row.message_count == 8
     assert set(OtelTrace.objects.values_list("session_key", flat=True)) == {CONVERSATION}
+
+
+def test_a_trace_is_remembered_while_it_sends_spans_and_forgotten_a_memory_later(post) -> None:
+    spans = recorded_spans(weather_turns)
+    children = [s for s in spans if not s.name.startswith("invoke_agent")]
+    post(export_body(children[:2]))
+    traces = set(OtelTrace.objects.values_list("trace_id", flat=True))
+    assert traces
+    # Two hours later the same traces send more spans: they are remembered from then.
+    OtelTrace.objects.update(received_at=timezone.now() - timedelta(hours=2))
+    sent_again = timezone.now()
+    post(export_body(children[2:]))
+    assert not OtelTrace.objects.filter(received_at__lt=sent_again).exists()
+    traces = set(OtelTrace.objects.values_list("trace_id", flat=True))
+
+    kept = fold_otel_spans(now=sent_again + timedelta(days=6, hours=23))
+    forgot = fold_otel_spans(now=timezone.now() + timedelta(days=7, minutes=1))
+
+    assert kept.forgotten_traces == 0
+    assert forgot.forgotten_traces == len(traces)
+    assert forgot.counts()["forgotten_traces"] == len(traces)
+    assert not OtelTrace.objects.exists()
+    assert Session.objects.filter(format="otel").exists()  # the sessions themselves stay
+
+
+@override_settings(OTEL_TRACE_MEMORY="never")
+def test_a_trace_memory_of_never_keeps_every_trace(post) -> None:
+    post(export_body(recorded_spans(weather_turns)))
+    remembered = OtelTrace.objects.count()
+
+    assert fold_otel_spans(now=timezone.now() + timedelta(days=3650)).forgotten_traces == 0
+    assert OtelTrace.objects.count() == remembered > 0
 
 
 def test_bad_spans_are_counted_with_their_reason_and_the_rest_stored(post) -> None:

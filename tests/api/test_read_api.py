@@ -262,6 +262,18 @@ def test_unknown_order_is_400(api, corpus):
         assert response.json()["path"] == "order"
 
 
+def test_a_status_or_format_no_session_can_have_is_400_naming_the_choices(api, corpus):
+    for param, value in (("status", "complete"), ("status", "completed,done"), ("format", "foo")):
+        response = api.get("/sessions", **{param: value})
+        assert response.status_code == 400, (param, value)
+        body = response.json()
+        assert body["code"] == "invalid_query"
+        assert body["path"] == param
+        assert "use one of" in body["message"]
+    assert api.get("/sessions", status="completed,running").status_code == 200
+    assert api.get("/sessions", format="openai_chat").status_code == 200
+
+
 # --- keyset pagination --------------------------------------------------------------------
 
 
@@ -407,10 +419,11 @@ def test_count_order_cursor_with_a_non_integer_is_400(api, corpus):
 # --- operator injection -------------------------------------------------------------------
 
 
-INJECTIONS: list[tuple[str, list[str]]] = [
+# None: refused as a value no session can have (a status that is no status), not run.
+INJECTIONS: list[tuple[str, list[str] | None]] = [
     ("status[$ne]=x", ["list-d", "list-c", "list-b", "list-a"]),  # unknown parameter
-    ("status=$ne", []),
-    ("status=%7B%22%24ne%22%3A%22x%22%7D", []),  # status={"$ne":"x"}
+    ("status=$ne", None),
+    ("status=%7B%22%24ne%22%3A%22x%22%7D", None),  # status={"$ne":"x"}
     ("agent[$gt]=", ["list-d", "list-c", "list-b", "list-a"]),
     ("agent=%7B%22%24gt%22%3A%22%22%7D", []),
     ("q=%7B%22%24where%22%3A%22sleep(100)%22%7D", []),
@@ -430,6 +443,10 @@ def test_operator_injection_is_literal(api, corpus):
         response = api.client.get(
             f"/api/v1/sessions?{query}", headers={"Authorization": f"Bearer {api.key}"}
         )
+        if expected is None:
+            assert response.status_code == 400, (query, response.content[:300])
+            assert response.json()["path"] == "status"
+            continue
         assert response.status_code == 200, (query, response.content[:300])
         assert [item["external_id"] for item in response.json()["items"]] == expected, query
 
@@ -608,6 +625,11 @@ def test_versions_list(api, seed_document):
         (2, len(seed_document) + 1),
     ]
     assert all(len(v["sha256"]) == 64 and v["received_at"] for v in body["versions"])
+    # How the store keeps each: v1 a compressed snapshot, v2 (one byte more) a delta of it.
+    first, second = body["versions"]
+    assert (first["stored_encoding"], first["stored_base_version"]) == ("zstd", None)
+    assert (second["stored_encoding"], second["stored_base_version"]) == ("delta", 1)
+    assert 0 < second["stored_bytes"] < first["stored_bytes"] < len(seed_document)
 
 
 # --- unknown ids --------------------------------------------------------------------------

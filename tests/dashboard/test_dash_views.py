@@ -277,6 +277,8 @@ def test_versions_and_diff(viewer_client, now):
     assert response.status_code == 200
     assert response.context["diff"].added > 0
     assert 'class="d-add"' in html and "second question" in html
+    assert "delta of v1" in html and "snapshot" in html
+    assert response.context["stored_bytes"] < response.context["received_bytes"]
     assert viewer_client.get(f"/sessions/{sid}/versions/?a=1&b=9").context["problem"]
     raw_v1 = viewer_client.get(f"/sessions/{sid}/raw/?version=1").content.decode()
     assert "second question" not in raw_v1

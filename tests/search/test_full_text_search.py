@@ -127,6 +127,23 @@ def test_common_and_rare_terms_select_the_same_sessions(corpus, monkeypatch, few
     assert found("nothing-like-this-anywhere") == []
 
 
+def test_a_term_no_session_holds_ends_the_lookup(corpus, monkeypatch):
+    asked = []
+    holding = matching.sessions_holding
+
+    def recording(term, *, limit):
+        asked.append(term)
+        return holding(term, limit=limit)
+
+    monkeypatch.setattr(matching, "sessions_holding", recording)
+    monkeypatch.setattr(matching, "worth_walking", lambda query: False)  # the index narrows
+    assert found("nothing-like-this-anywhere refund lisbon") == []
+    assert asked == ["nothing-like-this-anywhere"]
+    asked.clear()
+    assert found("refund 4417") == ["s-refund"]  # terms that some session holds: all asked
+    assert asked == ["refund", "4417"]
+
+
 def test_percent_and_underscore_are_literal(corpus):
     ingest(pico("s-lookalike", [Turn(user="ordX4417 and 50 percent", reply="ok")]))
     assert found("ord_4417") == ["s-refund"]  # not ordX4417

@@ -168,3 +168,50 @@ def test_the_migration_packs_the_entries_stored_one_per_event():
     assert [record.external_id for record in found] == ["s-migrated"]
     if connection.vendor == "sqlite":
         fts_check()
+
+
+@pytest.mark.django_db
+def test_a_match_is_in_the_first_row_that_holds_a_term(monkeypatch):
+    monkeypatch.setattr(index, "PACK_CHARS", 40)  # about a turn per row
+    turns = [Turn(user=f"question {n} about the weather", reply=f"answer {n}") for n in range(6)]
+    turns[2] = Turn(user="question 2 about kiwis", reply="answer 2")
+    turns[4] = Turn(user="question 4", reply="more kiwis here")
+    outcome = ingest_turns("s-pack-first", turns)
+    assert SearchEntry.objects.filter(session_id=outcome.id, event_index__gte=0).count() > 4
+    events = selectors.get_parsed_version(
+        record=selectors.get_session(session_id=outcome.id)
+    ).events
+    for q, expected in (("kiwis", "question 2 about kiwis"), ("here", "more kiwis here")):
+        match = matching.first_matches([outcome.id], parse_query(q))[outcome.id]
+        assert events[match.event_index]["text"] == expected, q
+    match = matching.first_matches([outcome.id], parse_query("here kiwis"))[outcome.id]
+    assert events[match.event_index]["text"] == "question 2 about kiwis"  # the first of any
+
+
+@pytest.mark.django_db
+def test_a_walk_that_finds_no_holder_on_its_first_page_asks_the_index(monkeypatch):
+    monkeypatch.setattr(matching, "WALK_IN_PAGES", True)
+    monkeypatch.setattr(matching, "worth_walking", lambda query: True)  # SQLite's glance
+    for n in range(6):
+        ingest_turns(f"s-walk-{n}", [Turn(user=f"hello {n}", reply="the same reply")])
+    walked: list[tuple[int, int]] = []
+    holding = matching._holding
+
+    def counting(rows, start, stop, query, count):
+        walked.append((start, stop))
+        return holding(rows, start, stop, query, count)
+
+    monkeypatch.setattr(matching, "_holding", counting)
+
+    def found(q: str) -> list[str]:
+        page = selectors.list_sessions(filters=SessionFilters(q=q), limit=2)
+        return [record.external_id for record in page.items]
+
+    assert found("no-such-word") == []
+    assert walked == [(0, 3)]  # the first page's worth (2 + 1); the index: it is rare
+    walked.clear()
+    assert found('"hello 0"') == ["s-walk-0"]  # a phrase: the glance is not taken
+    assert walked == [(0, 3), (3, 15)]  # then the rest of the window (five pages' worth)
+    walked.clear()
+    assert len(found("same reply")) == 2
+    assert walked == [(0, 3)]  # filled from the first page's worth

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from sessions_api.search.entries import event_text
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sessions_api.errors import DomainError
+from sessions_api.formats import parse_document
+from sessions_api.search.entries import build_entries, event_text
 from sessions_api.search.query import matches, parse_query
 from sessions_api.search.snippets import make_snippet
+from sessions_api.sessions.timeline import build_timeline
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def test_words_and_quoted_phrases_are_terms():
@@ -54,3 +63,33 @@ def test_a_snippet_of_a_short_text_is_the_whole_text():
     snippet = make_snippet("timeout calling get_weather", parse_query("GET_WEATHER"))
     assert snippet.text == "timeout calling get_weather"
     assert snippet.highlights == ((16, 27),)
+
+
+def fixture_sessions():
+    """Every format's fixture documents that parse, and the demo's sessions."""
+    from sessions_api.demo.dataset import generate_documents
+
+    bodies = []
+    for path in sorted(FIXTURES.rglob("*.json")):
+        try:
+            bodies.append((path.name, json.loads(path.read_bytes())))
+        except ValueError:
+            continue
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    bodies += [(doc.key, json.loads(doc.body)) for doc in generate_documents(now=now, count=40)]
+    for name, doc in bodies:
+        try:
+            _, parsed = parse_document(doc)
+        except DomainError:  # a fixture of a list, a dump, a refused document
+            continue
+        yield name, parsed.session
+
+
+def test_entries_read_from_the_session_are_those_of_its_laid_out_timeline():
+    # Ingest reads the entries' texts from the session's objects in timeline order; the find
+    # box reads them from the timeline it shows: both must number and say the same.
+    checked = 0
+    for name, session in fixture_sessions():
+        assert build_entries(session) == build_entries(session, build_timeline(session)), name
+        checked += 1
+    assert checked > 40

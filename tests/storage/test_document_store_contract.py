@@ -520,6 +520,34 @@ def test_a_snapshot_is_stored_every_interval_versions(
     _assert_reads_back(store, session_id, dict(enumerate(versions, start=1)))
 
 
+def test_stored_forms_say_how_each_version_is_kept_and_what_it_takes(
+    store: DocumentStore, session_id: str, small_interval: int
+) -> None:
+    versions = _growing(small_interval + 2)
+    _put_versions(store, session_id, versions)
+    store.put(session_id="another", version=1, body=versions[0])
+
+    forms = store.stored_forms(session_id=session_id)
+
+    links = _links(store, session_id)
+    assert sorted(forms) == sorted(links) == list(range(1, len(versions) + 1))
+    for version, form in forms.items():
+        assert (form.encoding, form.base_version) == (
+            links[version].encoding,
+            links[version].base_version,
+        )
+    assert isinstance(store, CompactDocumentStore)
+    records = store._read_records(session_id, list(forms))
+    assert {v: f.stored_bytes for v, f in forms.items()} == {
+        v: len(r.payload) for v, r in records.items()
+    }
+    # A delta of an appended turn takes a small part of its version's raw size.
+    last = len(versions)
+    assert forms[last].encoding == codec.DELTA
+    assert forms[last].stored_bytes < len(versions[-1]) / 4
+    assert store.stored_forms(session_id="nobody") == {}
+
+
 def test_put_given_the_previous_bytes_stores_the_same_chain_as_reading_them(
     store: DocumentStore, session_id: str, small_interval: int
 ) -> None:

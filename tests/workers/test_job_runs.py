@@ -257,6 +257,69 @@ def test_idle_beat_runs_for_the_same_reason_share_one_row(monkeypatch):
     assert JobRun.objects.filter(job="sync_mongo_source").count() == 3
 
 
+def test_the_history_lists_a_folded_idle_row_by_its_latest_repeat(monkeypatch):
+    for name in ("MONGO_SOURCE_URL", "MONGODB_URL", "MONGO_SOURCE_COLLECTION"):
+        monkeypatch.delenv(name, raising=False)
+    idle = jobs.execute_run(job="sync_mongo_source", triggered_by="beat")
+    other = jobs.execute_run(job="expire_sessions", triggered_by="cli")
+    jobs.execute_run(job="sync_mongo_source", triggered_by="beat")  # folded into ``idle``
+
+    history = jobs.list_runs()
+
+    assert [run.id for run in history] == [idle.id, other.id]
+    assert [run.id for run in jobs.list_runs(before_id=idle.id)] == [other.id]
+    assert jobs.list_runs(before_id=other.id) == []
+
+
+def test_finished_runs_past_the_retention_leave_the_history_but_the_latest_success(settings):
+    settings.JOB_HISTORY_RETENTION = "30d"
+    long_ago = timezone.now() - timedelta(days=40)
+    succeeded = JobRun.objects.create(
+        job="expire_sessions", status="succeeded", triggered_by="beat", queued_at=long_ago
+    )
+    failed = JobRun.objects.create(
+        job="expire_sessions", status="failed", triggered_by="beat", queued_at=long_ago
+    )
+    older_success = JobRun.objects.create(
+        job="expire_sessions",
+        status="succeeded",
+        triggered_by="beat",
+        queued_at=long_ago - timedelta(days=1),
+    )
+    other_job = JobRun.objects.create(
+        job="purge_sessions", status="succeeded", triggered_by="beat", queued_at=long_ago
+    )
+    recent_failure = jobs.request_run(job="expire_sessions", params={}, triggered_by="cli")
+    JobRun.objects.filter(pk=recent_failure.id).update(status="failed")
+
+    recent = jobs.execute_run(job="expire_sessions", triggered_by="cli")
+
+    kept = set(JobRun.objects.filter(job="expire_sessions").values_list("pk", flat=True))
+    assert recent.id in kept and recent_failure.id in kept
+    assert succeeded.pk not in kept and failed.pk not in kept and older_success.pk not in kept
+    assert JobRun.objects.filter(pk=other_job.pk).exists()  # only the finishing job's runs
+
+
+def test_a_job_that_keeps_failing_keeps_its_latest_success_however_old(settings, monkeypatch):
+    settings.JOB_HISTORY_RETENTION = "30d"
+    success = JobRun.objects.create(
+        job="prune_versions",
+        status="succeeded",
+        triggered_by="beat",
+        queued_at=timezone.now() - timedelta(days=90),
+    )
+
+    def boom(**arguments):
+        raise RuntimeError("still broken")
+
+    monkeypatch.setattr(prune, "prune_versions", boom)
+    with pytest.raises(RuntimeError):
+        jobs.execute_run(job="prune_versions", triggered_by="beat")
+
+    assert JobRun.objects.filter(pk=success.pk).exists()
+    assert JobRun.objects.filter(job="prune_versions", status="failed").count() == 1
+
+
 def test_an_otel_fold_with_nothing_waiting_is_idle():
     record = jobs.execute_run(job="fold_otel_spans", triggered_by="beat")
     assert record.status == "skipped"
