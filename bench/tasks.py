@@ -26,6 +26,10 @@ def setup(data_dir: str) -> None:
     import django
 
     django.setup()
+    # As the web server's worker does once its application is loaded (config/wsgi.py).
+    from config.runtime import freeze_startup_objects
+
+    freeze_startup_objects(import_views=True)
 
 
 def timed(fn, repeat: int) -> list[float]:

@@ -102,9 +102,11 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'observ
 # Persistent connections: SQLite ingest measured 3-6x faster with them.
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's backend, with writers queued for the write lock instead of polling for it.
+    DATABASES["default"]["ENGINE"] = "config.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue (up to `timeout`)
-        # instead of failing with "database is locked" on lock upgrade.
+        # instead of failing with "database is locked" on lock upgrade. The queue: config/sqlite.
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
         # FULL: a commit is on disk before ingest answers 2xx, so an OS crash or power cut
@@ -112,7 +114,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 600
-DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME") or None}
+    # Tests: in memory, as Django does for SQLite when no name is given. Said explicitly because
+    # pytest-django recognises SQLite by Django's engine name, and would otherwise give each
+    # xdist worker a file named after the deployed database's path.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME") or ":memory:"}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME") or None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Document bodies --------------------------------------------------------------------------

@@ -15,11 +15,13 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from django.conf import settings  # after DJANGO_SETTINGS_MODULE is set
 
+from config.runtime import freeze_startup_objects
 from workers.schedule import beat_schedule
 
 app = Celery("observatory")
@@ -65,3 +67,10 @@ app.autodiscover_tasks(["workers"])
 
 # Its signal receivers: JSON logs with a correlation id in workers and beat too.
 import workers.log_context  # noqa: E402, F401
+
+
+@worker_process_init.connect
+def freeze_after_imports(**_: object) -> None:
+    # Each pool process, once it has imported the tasks and what they use: garbage collection
+    # then leaves those objects alone (config/runtime.py says why).
+    freeze_startup_objects()

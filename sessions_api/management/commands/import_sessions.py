@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from config.runtime import freeze_startup_objects
 from sessions_api.formats import FORMAT_IDS
 from sessions_api.ingest import importing
 
@@ -23,6 +24,7 @@ class Command(BaseCommand):
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             raise CommandError(f"no such file or folder: {', '.join(missing)}")
+        freeze_startup_objects()  # a long import parses many documents
         files = importing.find_files(paths)
         tally: Counter[str] = Counter()
         with tqdm(files, unit="file", disable=None, file=self.stderr._out) as progress:

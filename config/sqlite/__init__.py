@@ -1,0 +1,1 @@
+"""SQLite with queued writers: see base.py."""
