@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _with_ctrl_c(*command: str) -> list[str]:
+    """``command`` started with SIGINT at its default, as from a terminal. A test run launched
+    in the background of a non-interactive shell ignores SIGINT, every process it starts
+    inherits that, and bash can neither trap nor reset a signal ignored on entry: bin/run would
+    never see the Ctrl-C these tests send."""
+    restore = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", restore, *command]
 
 
 def test_bin_run_help_exits_zero_from_any_directory(tmp_path):
@@ -44,7 +57,7 @@ def test_bin_run_serves_the_demo_in_production_mode_and_stops_its_children(tmp_p
     env.update(DATA_DIR=str(tmp_path / "data"), PORT=str(port), PYTHONUNBUFFERED="1")
     log = (tmp_path / "run.log").open("w+")
     proc = subprocess.Popen(
-        [str(ROOT / "bin" / "run"), "--no-install"],
+        _with_ctrl_c(str(ROOT / "bin" / "run"), "--no-install"),
         cwd=tmp_path,
         env=env,
         stdout=log,
@@ -94,7 +107,7 @@ def test_bin_run_serves_the_demo_in_production_mode_and_stops_its_children(tmp_p
     again_log = tmp_path / "again.log"
     with again_log.open("w") as out:
         again = subprocess.Popen(
-            [str(ROOT / "bin" / "run"), "--no-install"],
+            _with_ctrl_c(str(ROOT / "bin" / "run"), "--no-install"),
             cwd=tmp_path,
             env=env,
             stdout=out,
