@@ -6,16 +6,15 @@ handler, which sleeps 1, 2, 5, 10 ... up to 100 ms between attempts: with the we
 threads in two processes waiting for a lock held a few milliseconds at a time, the lock sits
 idle between their polls and the slowest requests wait for the longest sleeps.
 
-So each transaction first takes a queue that hands the lock on as soon as the previous writer
-is done: a lock per database for the threads of this process (which wakes the next thread at
-once), then an ``flock`` on a file beside the database for the processes (polled every
-millisecond at most; the kernel drops it when a process dies). Both are released when the
-transaction commits, rolls back or its connection closes. Nested ``atomic`` blocks are
-savepoints inside the outer transaction and take nothing. The busy handler stays the
-backstop: for writers that bypass the queue (a statement in autocommit mode, another program),
-and for a writer that waited longer than the connection's ``timeout`` for the queue, which
-then goes on to BEGIN without it, so a transaction held open for long makes the others fail
-after the timeout as before, not hang.
+So each transaction first takes a queue that wakes the next writer as soon as the previous
+one ends: a lock per database for the threads of this process, then an ``flock`` on a file
+beside the database for the processes (the kernel drops it when a process dies). Both are
+released when the transaction commits, rolls back or its connection closes. Nested ``atomic``
+blocks are savepoints inside the outer transaction and take nothing. The busy handler stays
+the backstop: for writers that bypass the queue (a statement in autocommit mode, another
+program), and for a thread that waits on this process's lock longer than the connection's
+``timeout``, which then goes on to BEGIN without it. The wait for another process has no limit
+of its own: it ends when that process's transaction ends, or the process does.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-import time
 
 from django.db.backends.sqlite3 import base as sqlite3_base
 
@@ -40,20 +38,19 @@ class WriterQueue:
 
     def acquire(self, timeout: float) -> bool:
         """Wait for this database's writers ahead of us. False after ``timeout`` seconds of
-        waiting, behind this process's threads and then another process's writer together
-        (the caller goes on without the queue, and SQLite's busy timeout decides)."""
-        deadline = time.monotonic() + timeout
+        waiting behind this process's own threads (the caller goes on without the queue)."""
         if not self._threads.acquire(timeout=timeout):
             return False
         try:
             fd = self._file()
-            if fd is None or _flock_before(fd, deadline):
-                return True
+            if fd is not None:
+                # Blocks until the writer in another process is done; only one thread per
+                # process waits here, the others behind the thread lock.
+                fcntl.flock(fd, fcntl.LOCK_EX)
         except BaseException:
             self._threads.release()
             raise
-        self._threads.release()
-        return False
+        return True
 
     def release(self) -> None:
         try:
@@ -69,30 +66,6 @@ class WriterQueue:
             except OSError:
                 self.lock_path = None  # not ours to create: queue this process's threads only
         return self._fd
-
-
-# A writer in another process is waited for by trying the file lock again after a pause that
-# starts at 50 us and doubles up to 1 ms: one thread per process polls, a handover costs at
-# most about a millisecond (SQLite's busy handler sleeps up to 100 ms), and the wait is bounded
-# by the connection's timeout, so a process that keeps a transaction open for long makes the
-# others fail as they did before the queue rather than hang. (A blocking flock cannot be given
-# a timeout from a thread.)
-_FIRST_PAUSE_S = 0.00005
-_LONGEST_PAUSE_S = 0.001
-
-
-def _flock_before(fd: int, deadline: float) -> bool:
-    """Take the exclusive file lock on ``fd``; False if it is still held at ``deadline``."""
-    pause = _FIRST_PAUSE_S
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(pause)
-            pause = min(pause * 2, _LONGEST_PAUSE_S)
 
 
 _queues: dict[str, WriterQueue] = {}
