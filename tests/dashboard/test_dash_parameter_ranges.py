@@ -86,3 +86,15 @@ def test_a_cursor_holding_an_out_of_range_time_is_400(viewer_client):
     response = viewer_client.get("/sessions/", {"cursor": cursor})
     assert response.status_code == 400
     assert response.context["problem"]
+
+
+@pytest.mark.parametrize(("parameter", "value"), [("status", "complete"), ("format", "openai")])
+def test_a_status_or_format_no_session_can_have_is_said_not_dropped(viewer_client, parameter, value):
+    factories.session()
+    response = viewer_client.get("/sessions/", {parameter: value})
+    assert response.status_code == 400
+    assert f"unknown {parameter} '{value}'; use one of:" in response.context["problem"]
+    assert not response.context["rows"]
+    export = viewer_client.get("/sessions/export.csv", {parameter: value})
+    assert export.status_code == 400 and not export.streaming
+    assert viewer_client.get("/sessions/", {"status": "completed,running"}).status_code == 200
