@@ -89,7 +89,7 @@ def test_a_cursor_holding_an_out_of_range_time_is_400(viewer_client):
 
 
 @pytest.mark.parametrize(("parameter", "value"), [("status", "complete"), ("format", "openai")])
-def test_a_status_or_format_no_session_can_have_is_said_not_dropped(viewer_client, parameter, value):
+def test_an_unknown_status_or_format_is_said_not_dropped(viewer_client, parameter, value):
     factories.session()
     response = viewer_client.get("/sessions/", {parameter: value})
     assert response.status_code == 400
