@@ -563,16 +563,22 @@ def _remember_traces(
         new_rows,
         if_absent=True,
     )
-    # A trace still sending spans is remembered from its latest; written at most once an hour.
+    # A trace still sending spans is remembered from its latest; written at most once an hour,
+    # in one statement for all those whose session stays the same.
     stale = now - _TRACE_MEMORY_REFRESH
+    refreshed = []
     for trace_id, (key, grouped_by) in trace_keys.items():
         row = known.get(trace_id)
         if row is None:
             continue
-        if (row.session_key, row.grouped_by) != (key, grouped_by) or row.received_at < stale:
+        if (row.session_key, row.grouped_by) != (key, grouped_by):
             OtelTrace.objects.filter(trace_id=trace_id).update(
                 session_key=key, grouped_by=grouped_by, received_at=now
             )
+        elif row.received_at < stale:
+            refreshed.append(trace_id)
+    if refreshed:
+        OtelTrace.objects.filter(trace_id__in=refreshed).update(received_at=now)
 
 
 def _absorb_trace_sessions(group: _Group) -> None:
