@@ -273,17 +273,13 @@ def _forget_old_runs(job: str, *, now: datetime) -> None:
     retention = conf.job_history_retention()
     if retention is None:
         return
-    old = JobRun.objects.filter(
+    latest_success = JobRun.objects.filter(job=job, status=Status.SUCCEEDED).order_by("-queued_at")
+    # The success to keep is a subquery of the delete, not a read of its own.
+    JobRun.objects.filter(
         job=job,
         queued_at__lt=now - retention,
         status__in=(Status.SUCCEEDED, Status.FAILED, Status.SKIPPED),
-    )
-    latest_success = (
-        JobRun.objects.filter(job=job, status=Status.SUCCEEDED).order_by("-queued_at").first()
-    )
-    if latest_success is not None:
-        old = old.exclude(pk=latest_success.pk)
-    old.delete()
+    ).exclude(pk__in=latest_success.values("pk")[:1]).delete()
 
 
 def note_retry(*, task_id: str, error: BaseException | str) -> None:
