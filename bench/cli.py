@@ -1504,6 +1504,10 @@ def bench_b10(ctx: Context) -> None:
     cpu_with = median(r["with"]["cpu_s"] for r in cpu_runs)
     cpu_without = median(r["without"]["cpu_s"] for r in cpu_runs)
     cpu_added = ratio(cpu_with - cpu_without, cpu_without)
+    # The index_search job's CPU for the same rows (on SQLite; nothing on PostgreSQL), apart:
+    # what indexing costs in all, wherever it runs.
+    job_cpu = median(r["with"].get("index_job_cpu_s", 0.0) for r in cpu_runs)
+    cpu_added_with_job = ratio(cpu_with + job_cpu - cpu_without, cpu_without)
     # A session that grows (saved whole after every turn, as B9): appended saves are merged and
     # index only their new events.
     growing = {"messages": s.b10_growing_messages, "every": s.b10_growing_every}
@@ -1522,6 +1526,8 @@ def bench_b10(ctx: Context) -> None:
     grow_with = median(r["with"]["cpu_s"] for r in growing_runs)
     grow_without = median(r["without"]["cpu_s"] for r in growing_runs)
     grow_added = ratio(grow_with - grow_without, grow_without)
+    grow_job = median(r["with"].get("index_job_cpu_s", 0.0) for r in growing_runs)
+    grow_added_with_job = ratio(grow_with + grow_job - grow_without, grow_without)
 
     top = points[-1]
     queries = {k: v for k, v in top["inproc"].items() if k != "plain_first_page"}
@@ -1565,7 +1571,9 @@ def bench_b10(ctx: Context) -> None:
             "ratios": {
                 **{f"http_{k}_over_plain_p95": v for k, v in http_ratios.items()},
                 "ingest_cpu_added": cpu_added,
+                "ingest_cpu_added_with_job": cpu_added_with_job,
                 "growing_ingest_cpu_added": grow_added,
+                "growing_ingest_cpu_added_with_job": grow_added_with_job,
             },
             "target_met": {
                 "every query p95<=100ms": worst_p95 <= 100,
@@ -1576,6 +1584,8 @@ def bench_b10(ctx: Context) -> None:
                 and http_ratios["miss"] <= 2,
                 "http hit/plain p95<=2": http_ratios["hit"] is not None and http_ratios["hit"] <= 2,
                 "ingest CPU added<=25%": cpu_added is not None and cpu_added <= 0.25,
+                "ingest CPU added with the index job<=25%": cpu_added_with_job is not None
+                and cpu_added_with_job <= 0.25,
             },
             "headline": {
                 "sessions": top["sessions"],
@@ -1583,7 +1593,9 @@ def bench_b10(ctx: Context) -> None:
                 "index_mb": round(sum(top["index_bytes"].values()) / 1e6, 1),
                 "http_ratios": http_ratios,
                 "ingest_cpu_added": cpu_added,
+                "ingest_cpu_added_with_job": cpu_added_with_job,
                 "growing_ingest_cpu_added": grow_added,
+                "growing_ingest_cpu_added_with_job": grow_added_with_job,
             },
         },
     )

@@ -186,8 +186,10 @@ def _b10(r: dict[str, Any]) -> tuple[str, str]:
     return (
         f"at {h['sessions']:,} sessions, server p95: {p95}; index {fmt(h['index_mb'], ' MB')}",
         f"HTTP p95 / plain first page: miss {fmt(http['miss'], '', 2)}, hit "
-        f"{fmt(http['hit'], '', 2)}; ingest CPU added {fmt(h['ingest_cpu_added'], '', 2)} "
-        f"(a growing session's saves: {fmt(h.get('growing_ingest_cpu_added'), '', 2)})",
+        f"{fmt(http['hit'], '', 2)}; ingest CPU added {fmt(h['ingest_cpu_added'], '', 2)}, "
+        f"with the index job's {fmt(h.get('ingest_cpu_added_with_job'), '', 2)} "
+        f"(a growing session's saves: {fmt(h.get('growing_ingest_cpu_added'), '', 2)}, "
+        f"{fmt(h.get('growing_ingest_cpu_added_with_job'), '', 2)})",
     )
 
 

@@ -186,6 +186,17 @@ JOBS: dict[str, JobSpec] = {
             params={"batch_size": Param(int, 1000, minimum=1)},
         ),
         JobSpec(
+            name="index_search",
+            service="sessions_api.search.index.index_search",
+            summary="Adds the search entries ingest wrote to SQLite's full-text index.",
+            why_this_often="Every 15 seconds: search reads the entries still waiting directly, "
+            "and the fewer wait, the less a search reads (on PostgreSQL it has nothing to do).",
+            every=timedelta(seconds=15),
+            soft_time_limit=timedelta(minutes=5),
+            time_limit=timedelta(minutes=6),
+            params={"batch_size": Param(int, 1000, minimum=1)},
+        ),
+        JobSpec(
             name="fold_otel_spans",
             service="sessions_api.ingest.otlp.fold_otel_spans",
             summary="Appends the spans POST /v1/traces received to their sessions' documents.",

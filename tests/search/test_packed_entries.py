@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
 from sessions_api.ingest import services
 from sessions_api.models import SearchEntry
@@ -107,41 +108,59 @@ def fts_check() -> None:
         )
 
 
-def waiting_rows() -> int:
+def set_waiting_limit(rows: int) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM sessions_api_searchentry "
-            "WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress)"
-        )
-        return cursor.fetchone()[0]
+        cursor.execute("UPDATE search_entry_fts_progress SET waiting_limit = %s", [rows])
 
 
 @pytest.mark.django_db
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="the FTS5 table is SQLite's")
-def test_rows_waiting_for_the_fts_table_are_found_and_indexed_in_batches():
+def test_rows_waiting_for_the_fts_table_are_found_and_indexed_by_the_job():
     def found(q: str) -> list[str]:
         page = selectors.list_sessions(filters=SessionFilters(q=q), limit=100)
         return sorted(record.external_id for record in page.items)
 
     waiting = ingest_turns("s-waiting", [Turn(user="a pelican order", reply="noted")])
-    assert waiting_rows() == 2 and found("pelican") == ["s-waiting"]
-    index.catch_up_fts()
-    assert waiting_rows() == 0 and found("pelican") == ["s-waiting"]
-    for n in range(40):  # two rows each: the insert past 64 waiting indexes them all
+    assert index.waiting_rows() == 2 and found("pelican") == ["s-waiting"]
+    for n in range(40):  # two rows each, all left waiting: ingest does not tokenize
         ingest_turns(f"s-batch-{n}", [Turn(user=f"pelican number {n}", reply="ok")])
-    assert 0 <= waiting_rows() < 64
+    assert index.waiting_rows() == 82
+    assert len(found("pelican")) == 41
+    assert index.index_search(now=timezone.now(), dry_run=True).counts() == {
+        "indexed_rows": 0,
+        "waiting_rows": 82,
+        "transactions": 0,
+    }
+    run = index.index_search(now=timezone.now(), batch_size=30)
+    assert (run.indexed_rows, run.waiting_rows, run.transactions) == (82, 0, 3)
+    assert index.index_search(now=timezone.now()).nothing_to_do == "no entries waiting"
+    fts_check()
     assert len(found("pelican")) == 41
     # Deleting rows indexed and rows waiting keeps the index exact.
+    ingest_turns("s-late", [Turn(user="pelican late", reply="ok")])
     services.delete_session(session_id=waiting.id)
-    services.delete_session(
-        session_id=selectors.list_sessions(filters=SessionFilters(q='"number 39"'), limit=1)
-        .items[0]
-        .id
-    )
-    assert found('"pelican order"') == [] and found('"number 39"') == []
-    index.catch_up_fts()
+    services.delete_session(session_id=selectors.get_session(session_id="s-late").id)
+    assert found('"pelican order"') == [] and found('"pelican late"') == []
+    index.index_search(now=timezone.now())
     fts_check()
-    assert len(found("pelican")) == 39
+    assert len(found("pelican")) == 40
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the FTS5 table is SQLite's")
+def test_a_write_past_the_waiting_limit_indexes_the_oldest_quarter_itself():
+    set_waiting_limit(8)
+    for n in range(4):  # two rows each: 8 waiting, not past the limit
+        ingest_turns(f"s-limit-{n}", [Turn(user=f"heron {n}", reply="ok")])
+    assert index.waiting_rows() == 8
+    ingest_turns("s-limit-4", [Turn(user="heron 4", reply="ok")])
+    # The 9th row went past 8: the oldest 2 were indexed, then the 10th row waited.
+    assert index.waiting_rows() == 8
+    index.index_search(now=timezone.now())
+    fts_check()
+    assert index.waiting_rows() == 0
+    page = selectors.list_sessions(filters=SessionFilters(q="heron"), limit=100)
+    assert len(page.items) == 5
 
 
 @pytest.mark.django_db(transaction=True)

@@ -22,6 +22,7 @@ CONTRACT_JOB_NAMES = {
     "detect_stuck_sessions",
     "close_idle_otel_sessions",
     "fold_otel_spans",
+    "index_search",
     "evaluate_alerts",
     "deliver_alerts",
 }
