@@ -129,8 +129,10 @@ def _pack(entries):
     return rows
 
 
-def _each_session(SearchEntry):
-    ids = SearchEntry.objects.order_by().values_list("session_id", flat=True).distinct()
+def _each_session(SearchEntry, alias):
+    ids = (
+        SearchEntry.objects.using(alias).order_by().values_list("session_id", flat=True).distinct()
+    )
     yield from ids.iterator(chunk_size=2000)
 
 
@@ -143,13 +145,14 @@ def _check_now(schema_editor):
 
 def pack_entries(apps, schema_editor):
     SearchEntry = apps.get_model("sessions_api", "SearchEntry")
-    for session_id in _each_session(SearchEntry):
-        rows = SearchEntry.objects.filter(session_id=session_id)
+    alias = schema_editor.connection.alias  # the database being migrated, not the default
+    for session_id in _each_session(SearchEntry, alias):
+        rows = SearchEntry.objects.using(alias).filter(session_id=session_id)
         entries = list(
             rows.order_by("event_index").values_list("event_index", "seq", "kind", "text")
         )
         rows.delete()
-        SearchEntry.objects.bulk_create(
+        SearchEntry.objects.using(alias).bulk_create(
             SearchEntry(session_id=session_id, kind="", **row) for row in _pack(entries)
         )
     _check_now(schema_editor)
@@ -157,11 +160,12 @@ def pack_entries(apps, schema_editor):
 
 def unpack_entries(apps, schema_editor):
     SearchEntry = apps.get_model("sessions_api", "SearchEntry")
-    for session_id in _each_session(SearchEntry):
-        rows = SearchEntry.objects.filter(session_id=session_id)
+    alias = schema_editor.connection.alias  # the database being migrated, not the default
+    for session_id in _each_session(SearchEntry, alias):
+        rows = SearchEntry.objects.using(alias).filter(session_id=session_id)
         packed = list(rows.order_by("event_index").values_list("event_index", "events", "text"))
         rows.delete()
-        SearchEntry.objects.bulk_create(
+        SearchEntry.objects.using(alias).bulk_create(
             SearchEntry(
                 session_id=session_id,
                 event_index=first + i,

@@ -11,7 +11,8 @@ def move_dirty_hours_to_their_table(apps, schema_editor):
     RollupDirtyHour = apps.get_model("sessions_api", "RollupDirtyHour")
     from datetime import UTC, datetime
 
-    state = JobState.objects.filter(name=OLD_STATE).first()
+    alias = schema_editor.connection.alias  # the database being migrated, not the default
+    state = JobState.objects.using(alias).filter(name=OLD_STATE).first()
     if state is None:
         return
     hours = []
@@ -21,10 +22,10 @@ def move_dirty_hours_to_their_table(apps, schema_editor):
         except ValueError:
             continue
         hours.append(RollupDirtyHour(hour=hour if hour.tzinfo else hour.replace(tzinfo=UTC)))
-    RollupDirtyHour.objects.bulk_create(hours)
+    RollupDirtyHour.objects.using(alias).bulk_create(hours)
     if (state.value or {}).get("overflow"):
         # Forget the rollup watermark: the next run is then a full rebuild.
-        JobState.objects.filter(name="rollup_analytics").delete()
+        JobState.objects.using(alias).filter(name="rollup_analytics").delete()
     state.delete()
 
 

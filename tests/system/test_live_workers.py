@@ -33,6 +33,7 @@ from sessions_api.models import (
     DocumentBody,
     DocumentVersion,
     JobRun,
+    SearchEntry,
     Session,
     ToolCallRecord,
 )
@@ -293,6 +294,37 @@ def test_jobs_enqueued_on_redis_run_and_their_effects_show(redis_server, redis_e
     assert done.returncode == 0, done.stdout + done.stderr
     assert "rollup_analytics: SUCCEEDED" in done.stdout
     assert "on Redis" in done.stderr
+
+
+def test_index_search_run_by_the_worker_fills_the_full_text_table(redis_server, redis_env, worker):
+    (session,) = make_sessions(1, agent="index-e2e")
+    SearchEntry.objects.using(ALIAS).bulk_create(
+        SearchEntry(
+            session=session,
+            event_index=i,
+            seq=i,
+            last_seq=i,
+            events=f"{i}:message",
+            text=f"a cormorant counts {i} herrings",
+        )
+        for i in range(5)
+    )
+
+    def indexed(text: str) -> int:
+        with connections[ALIAS].cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM search_entry_fts WHERE text LIKE %s", [f"%{text}%"]
+            )
+            return cursor.fetchone()[0]
+
+    assert indexed("cormorant") == 0  # written, waiting for the job
+
+    task = client_app(redis_server.url).send_task("index_search", kwargs={"triggered_by": "test"})
+    run = finished_run(task.id, 60, worker)
+
+    assert run.status == "succeeded", run.error
+    assert run.counts["indexed_rows"] >= 5 and run.counts["waiting_rows"] == 0
+    assert indexed("cormorant") == 5
 
 
 def test_worker_logs_json_lines_under_the_id_of_the_request_that_queued_the_job(
