@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT
+from sessions_api.search import pairs
 
 FIXTURES = ROOT / "tests" / "fixtures"
 
@@ -417,6 +418,7 @@ def bulk_clone(
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=OFF")
     db.execute("PRAGMA cache_size=-262144")
+    pairs.register(db)  # the search triggers call search_pairs(text)
     session_cols = _columns(db, SESSION)
     templates = [
         list(row)
@@ -495,9 +497,11 @@ def bulk_clone(
     index_s = time.perf_counter() - started - load_s
     if with_search:  # the FTS table catches up as a write would (search/index.py), at once
         db.execute("BEGIN")
+        waiting = f'"{SEARCH}" WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress)'
+        db.execute(f"INSERT INTO search_entry_fts(rowid, text) SELECT id, text FROM {waiting}")
         db.execute(
-            "INSERT INTO search_entry_fts(rowid, text) SELECT id, text FROM "
-            f'"{SEARCH}" WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress)'
+            "INSERT INTO search_pair_fts(rowid, pairs) "
+            f"SELECT id, search_pairs(text) FROM {waiting}"
         )
         db.execute(
             f'UPDATE search_entry_fts_progress SET indexed_upto = (SELECT max(id) FROM "{SEARCH}")'

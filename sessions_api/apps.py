@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -17,3 +19,15 @@ class SessionsApiConfig(AppConfig):
         # A key edited anywhere (the admin too) is re-read on its next request.
         post_save.connect(forget, sender=ApiKey, weak=False, dispatch_uid="forget_api_key_save")
         post_delete.connect(forget, sender=ApiKey, weak=False, dispatch_uid="forget_api_key_delete")
+
+        from django.db.backends.signals import connection_created
+
+        from sessions_api.search import pairs
+
+        def register_search_function(sender: type, connection: Any, **kwargs: object) -> None:
+            if connection.vendor == "sqlite":  # the search triggers call it
+                pairs.register(connection.connection)
+
+        connection_created.connect(
+            register_search_function, weak=False, dispatch_uid="register_search_pairs"
+        )

@@ -158,10 +158,16 @@ def catch_up_fts(*, limit: int | None = None) -> int:
         upto, count = cursor.fetchone()
         if not count:
             return 0
+        waiting = "WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress) AND id <= %s"
         cursor.execute(
             "INSERT INTO search_entry_fts(rowid, text) SELECT id, text "
-            "FROM sessions_api_searchentry "
-            "WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress) AND id <= %s",
+            f"FROM sessions_api_searchentry {waiting}",
+            [upto],
+        )
+        # The phrase tokens (search/pairs.py) of the same rows.
+        cursor.execute(
+            "INSERT INTO search_pair_fts(rowid, pairs) SELECT id, search_pairs(text) "
+            f"FROM sessions_api_searchentry {waiting}",
             [upto],
         )
         cursor.execute("UPDATE search_entry_fts_progress SET indexed_upto = %s", [upto])

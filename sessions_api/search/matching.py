@@ -18,7 +18,7 @@ PostgreSQL a trigram GIN index on ``UPPER(text)``, which is what ``icontains`` c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from django.db.models.lookups import GreaterThan
 from sessions_api.models import SearchEntry, Session
 from sessions_api.search.entries import SESSION_FIELDS
 from sessions_api.search.index import EVENT_SEPARATOR, event_at
+from sessions_api.search.pairs import phrase_tokens
 from sessions_api.search.query import SearchQuery, term_pattern
 from sessions_api.search.snippets import Snippet, make_snippet
 
@@ -158,17 +159,25 @@ def worth_walking(query: SearchQuery) -> bool:
     for term in query.terms:
         if len(term) < TRIGRAM_CHARS:
             continue
-        trigrams = {term[i : i + TRIGRAM_CHARS] for i in range(len(term) - TRIGRAM_CHARS + 1)}
-        expression = " AND ".join('"' + t.replace('"', '""') + '"' for t in sorted(trigrams))
+        tokens = phrase_tokens(term)
+        if tokens:  # a phrase: the rows holding its spaces' tokens (search/pairs.py)
+            table, expression = "search_pair_fts", _fts_all(tokens)
+        else:
+            trigrams = {term[i : i + TRIGRAM_CHARS] for i in range(len(term) - TRIGRAM_CHARS + 1)}
+            table, expression = "search_entry_fts", _fts_all(trigrams)
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM search_entry_fts "
-                "WHERE search_entry_fts MATCH %s LIMIT %s)",
+                f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH %s LIMIT %s)",
                 [expression, FEW_SESSIONS + 1],
             )
             if cursor.fetchone()[0] <= FEW_SESSIONS:
                 return False
     return True
+
+
+def _fts_all(tokens: Iterable[str]) -> str:
+    """An FTS5 query for rows holding every one of ``tokens``, each quoted as a string."""
+    return " AND ".join('"' + t.replace('"', '""') + '"' for t in sorted(tokens))
 
 
 def _holds(term: str) -> Exists:
@@ -217,14 +226,24 @@ def _sqlite_sessions_holding(term: str, limit: int) -> list[Any]:
     ESCAPE clause: ``%`` and ``_`` in the term then act as wildcards there, so such a term is
     checked again, escaped, against the entry itself."""
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    indexed = (
-        "SELECT e.session_id FROM search_entry_fts f "
-        "JOIN sessions_api_searchentry e ON e.id = f.rowid WHERE f.text LIKE %s"
-    )
-    params: list[Any] = [f"%{term}%"]
-    if "%" in term or "_" in term:
-        indexed += " AND e.text LIKE %s ESCAPE '\\'"
-        params.append(f"%{escaped}%")
+    tokens = phrase_tokens(term)
+    if tokens:
+        # A phrase: the rows holding the tokens of its spaces, then the phrase itself.
+        indexed = (
+            "SELECT e.session_id FROM search_pair_fts p "
+            "JOIN sessions_api_searchentry e ON e.id = p.rowid "
+            "WHERE search_pair_fts MATCH %s AND e.text LIKE %s ESCAPE '\\'"
+        )
+        params: list[Any] = [_fts_all(tokens), f"%{escaped}%"]
+    else:
+        indexed = (
+            "SELECT e.session_id FROM search_entry_fts f "
+            "JOIN sessions_api_searchentry e ON e.id = f.rowid WHERE f.text LIKE %s"
+        )
+        params = [f"%{term}%"]
+        if "%" in term or "_" in term:
+            indexed += " AND e.text LIKE %s ESCAPE '\\'"
+            params.append(f"%{escaped}%")
     waiting = (
         "SELECT session_id FROM sessions_api_searchentry "
         "WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress) "

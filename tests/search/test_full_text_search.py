@@ -102,7 +102,15 @@ def corpus() -> dict[str, str]:
     }
 
 
-def test_words_phrases_case_ids_tools_and_cjk(corpus):
+@pytest.fixture(params=[False, True], ids=["rows-waiting", "rows-indexed"])
+def indexed(request) -> bool:
+    """Whether the index job has run: search reads rows it has not indexed yet directly."""
+    return request.param
+
+
+def test_words_phrases_case_ids_tools_and_cjk(corpus, indexed):
+    if indexed:
+        search_index.index_waiting()
     assert found("REFUND") == ["s-refund"]
     assert found("refund lisbon") == []  # every word must match
     assert found("refund 4417") == ["s-refund"]  # words in different events
@@ -118,10 +126,15 @@ def test_words_phrases_case_ids_tools_and_cjk(corpus):
 
 
 @pytest.mark.parametrize("few", [0, 5000], ids=["walked-as-common", "filtered-as-rare"])
-def test_common_and_rare_terms_select_the_same_sessions(corpus, monkeypatch, few):
+def test_common_and_rare_terms_select_the_same_sessions(corpus, monkeypatch, few, indexed):
+    if indexed:
+        search_index.index_waiting()
     monkeypatch.setattr(matching, "FEW_SESSIONS", few)
     assert found("refund 4417") == ["s-refund"]
     assert found('"payment gateway timeout"') == ["s-refund"]
+    assert found('"ment gateway tim"') == ["s-refund"]  # a phrase inside longer words
+    assert found('"gateway payment"') == []
+    assert found('"PAYMENT gateway"', status=["running"]) == []
     assert found("SearchFlow", status=["running"]) == ["s-cjk"]
     assert found("订单") == ["s-cjk"]
     assert found("nothing-like-this-anywhere") == []

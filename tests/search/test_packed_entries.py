@@ -108,6 +108,14 @@ def fts_check() -> None:
         )
 
 
+def pair_rows(token: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM search_pair_fts WHERE search_pair_fts MATCH %s", [f'"{token}"']
+        )
+        return cursor.fetchone()[0]
+
+
 def set_waiting_limit(rows: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("UPDATE search_entry_fts_progress SET waiting_limit = %s", [rows])
@@ -133,6 +141,7 @@ def test_rows_waiting_for_the_fts_table_are_found_and_indexed_by_the_job():
     }
     run = index.index_search(now=timezone.now(), batch_size=30)
     assert (run.indexed_rows, run.waiting_rows, run.transactions) == (82, 0, 3)
+    assert pair_rows("canord") == 1 and pair_rows("cannum") == 40
     assert index.index_search(now=timezone.now()).nothing_to_do == "no entries waiting"
     fts_check()
     assert len(found("pelican")) == 41
@@ -144,6 +153,8 @@ def test_rows_waiting_for_the_fts_table_are_found_and_indexed_by_the_job():
     index.index_search(now=timezone.now())
     fts_check()
     assert len(found("pelican")) == 40
+    # The phrase tokens of the rows deleted went with them; those of the others are there.
+    assert pair_rows("canord") == 0 and pair_rows("cannum") == 40
 
 
 @pytest.mark.django_db

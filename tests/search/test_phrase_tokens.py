@@ -1,0 +1,36 @@
+"""The tokens of the spaces between words: a text holding a phrase holds its tokens (pure)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sessions_api.search.entries import normalise
+from sessions_api.search.pairs import boundary_tokens, phrase_tokens
+
+
+def test_a_space_with_three_characters_on_each_side_makes_a_token():
+    assert set(boundary_tokens("Your ORDER number is 4417").split()) == {"ourord", "dernum"}
+    assert phrase_tokens("order number") == ["dernum"]
+    assert phrase_tokens("rder numb") == ["dernum"]  # parts of words, three characters or more
+    assert phrase_tokens("order of number") == []  # "of" beside both spaces
+    assert phrase_tokens("er number") == []  # the word before may be longer: "order", "over"
+    assert phrase_tokens("order") == []
+
+
+def test_a_token_the_tokenizer_would_split_is_not_asked_for():
+    assert phrase_tokens("ab\u200bc def") == []  # a format character inside
+    assert phrase_tokens("注文番号 照合に失敗") == ["文番号照合に"]
+
+
+words = st.text(alphabet=st.sampled_from("abcÉé注文ß.,_-\u200b"), min_size=1, max_size=6)
+
+
+@given(st.lists(words, min_size=2, max_size=12), st.data())
+def test_a_text_holding_a_phrase_holds_the_phrase_tokens(text_words, data):
+    text = normalise(" ".join(text_words))
+    start = data.draw(st.integers(0, len(text) - 1))
+    end = data.draw(st.integers(start + 1, len(text)))
+    phrase = text[start:end].strip()
+    held = set(boundary_tokens(text.upper()).split())  # case does not matter
+    assert set(phrase_tokens(phrase)) <= held
