@@ -6,6 +6,10 @@ by the index job and the writes' catch-up for new rows, by the triggers for rows
 changed, all through ``search_pairs(text)``, a function every connection registers
 (sessions_api/search/pairs.py). Self-contained: the token function is repeated here for the fill,
 and the raw SQL names only this app's own tables.
+
+PostgreSQL: ``search_pairs(text)``, the same tokens cut from ``UPPER(text)`` (what its
+``icontains`` compares), and a GIN index on it. It also makes a token where a line break is
+among the three characters (a row's events are one per line), which no phrase asks for.
 """
 
 import re
@@ -99,6 +103,33 @@ def _sqlite(statements):
     return run
 
 
+PG_FORWARD = [
+    # A loop over the words: PostgreSQL's regular expressions took 0.7 ms (and a look-behind
+    # 2.8 ms) for a row of 2,000 characters, this 0.24 ms.
+    "CREATE OR REPLACE FUNCTION search_pairs(t text) RETURNS text[] "
+    "LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$ "
+    "DECLARE w text; prev text := ''; tokens text[] := '{}'; "
+    "BEGIN FOREACH w IN ARRAY string_to_array(upper(t), ' ') LOOP "
+    "IF length(prev) >= 3 AND length(w) >= 3 THEN "
+    "tokens := tokens || (right(prev, 3) || left(w, 3)); END IF; "
+    "prev := w; END LOOP; RETURN tokens; END $$",
+    "CREATE INDEX search_entry_pairs ON sessions_api_searchentry USING gin (search_pairs(text))",
+]
+PG_BACKWARD = [
+    "DROP INDEX IF EXISTS search_entry_pairs",
+    "DROP FUNCTION IF EXISTS search_pairs(text)",
+]
+
+
+def _postgresql(statements):
+    def run(apps, schema_editor):
+        if schema_editor.connection.vendor == "postgresql":
+            for statement in statements:
+                schema_editor.execute(statement)
+
+    return run
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("sessions_api", "0018_search_index_in_background"),
@@ -106,4 +137,5 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunPython(_sqlite(FORWARD), _sqlite(BACKWARD)),
+        migrations.RunPython(_postgresql(PG_FORWARD), _postgresql(PG_BACKWARD)),
     ]

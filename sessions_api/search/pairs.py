@@ -12,7 +12,9 @@ trigrams alone.
 On SQLite the tokens are a contentless FTS5 table (migration 0019_search_pair_index), written
 with the trigram table from ``search_pairs(text)``, which every connection registers
 (``register``). Changing what a text's tokens are means rebuilding that table: a 'delete' of a
-row gives the tokens it was indexed with again.
+row gives the tokens it was indexed with again. On PostgreSQL ``search_pairs(text)`` is a SQL
+function of the same migration, cutting the same tokens from ``UPPER(text)``, with a GIN index
+on it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ def phrase_tokens(term: str) -> list[str]:
     parts, which a query cannot name."""
     tokens = set(map("".join, _BOUNDARY.findall(term.casefold())))
     return sorted(token for token in tokens if all(_kept(c) for c in token))
+
+
+def phrase_tokens_upper(term: str) -> list[str]:
+    """The same for PostgreSQL's index, whose tokens are cut from ``UPPER(text)`` (what its
+    ``icontains`` compares): only the tokens of ASCII characters, where Python's ``upper`` and
+    PostgreSQL's agree, uppercased."""
+    tokens = {left + right for left, right in _BOUNDARY.findall(term)}
+    return sorted(token.upper() for token in tokens if token.isascii())
 
 
 def _kept(char: str) -> bool:

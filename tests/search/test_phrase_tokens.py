@@ -1,12 +1,14 @@
-"""The tokens of the spaces between words: a text holding a phrase holds its tokens (pure)."""
+"""The tokens of the spaces between words: a text holding a phrase holds its tokens."""
 
 from __future__ import annotations
 
+import pytest
+from django.db import connection
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sessions_api.search.entries import normalise
-from sessions_api.search.pairs import boundary_tokens, phrase_tokens
+from sessions_api.search.pairs import boundary_tokens, phrase_tokens, phrase_tokens_upper
 
 
 def test_a_space_with_three_characters_on_each_side_makes_a_token():
@@ -34,3 +36,23 @@ def test_a_text_holding_a_phrase_holds_the_phrase_tokens(text_words, data):
     phrase = text[start:end].strip()
     held = set(boundary_tokens(text.upper()).split())  # case does not matter
     assert set(phrase_tokens(phrase)) <= held
+
+
+CASES = [
+    ("Your ORDER number is 4417", "order number"),
+    ("the cat sat on the mat", "the cat sat"),
+    ("ready\nplease confirm the booking", "please confirm the"),
+    ("Straße \u017ftop nummer here", "STOP nummer"),  # a long s: its upper case is S
+    ("注文番号 照合に失敗 order abc", "失敗 order abc"),
+    ("a b c", "a b"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's search_pairs(text)")
+@pytest.mark.parametrize(("text", "phrase"), CASES)
+def test_postgresql_cuts_the_tokens_a_phrase_asks_for(text, phrase):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT search_pairs(%s)", [text])
+        held = set(cursor.fetchone()[0])
+    assert set(phrase_tokens_upper(phrase)) <= held
