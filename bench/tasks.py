@@ -609,12 +609,14 @@ def task_search(data_dir: str, params: dict[str, Any]) -> dict[str, Any]:
         if connection.vendor == "sqlite":
             cursor.execute(
                 "SELECT name, SUM(pgsize) FROM dbstat WHERE name LIKE 'search_entry_fts%' "
+                "OR name LIKE 'search_pair_fts%' "
                 "OR name IN ('sessions_api_searchentry', 'search_session_event_idx') GROUP BY name"
             )
         else:
             cursor.execute(
                 "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname IN "
-                "('sessions_api_searchentry', 'search_entry_text_trgm', 'search_session_event_idx')"
+                "('sessions_api_searchentry', 'search_entry_text_trgm', "
+                "'search_session_event_idx', 'search_entry_pairs')"
             )
         sizes = {name: int(size) for name, size in cursor.fetchall()}
     return {
