@@ -13,7 +13,10 @@ the sessions that hold it, at most ``FEW_SESSIONS + 1`` of them:
 
 The index: on SQLite an FTS5 table with the trigram tokenizer (``LIKE '%term%'`` is answered
 from it for a term of 3 or more characters; a shorter term reads the entries themselves); on
-PostgreSQL a trigram GIN index on ``UPPER(text)``, which is what ``icontains`` compares.
+PostgreSQL a trigram GIN index on ``UPPER(text)``, which is what ``icontains`` compares. A
+phrase whose spaces make tokens (search/pairs.py) is looked up by those instead: the rows
+holding all of a phrase's trigrams are many when its words are common, the rows holding its
+tokens few.
 """
 
 from __future__ import annotations
