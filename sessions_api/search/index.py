@@ -135,39 +135,37 @@ def write_entries(
         )
 
 
-def catch_up_fts(*, limit: int | None = None) -> int:
-    """On SQLite, index the rows the FTS table does not hold yet, the oldest ``limit`` of them
-    (all when None), and return how many. Writes leave their rows waiting: FTS5 flushes its
-    pending terms at each commit, at a cost per distinct term, so indexing in batches costs
-    less per row the larger the batch (149 µs at 64 rows, 110 µs at 1,024). The
-    ``index_search`` job indexes them; an insert that leaves more than ``waiting_limit`` (a
-    column of ``search_entry_fts_progress``, 2,048) indexes the oldest quarter itself (a
-    trigger, migration 0018_search_index_in_background); search reads the waiting ones
-    directly. Call it within a transaction: the write lock keeps two from indexing the same
-    rows."""
+#: On SQLite, the condition of the search rows the FTS tables do not hold yet (their ids only
+#: grow, and the tables hold every row up to the recorded one).
+WAITING = "id > (SELECT indexed_upto FROM search_entry_fts_progress)"
+
+
+def catch_up_fts(*, limit: int) -> int:
+    """On SQLite, index the oldest ``limit`` rows the FTS tables do not hold yet, and return
+    how many. Writes leave their rows waiting: FTS5 flushes its pending terms at each commit,
+    at a cost per distinct term, so indexing in batches costs less per row the larger the batch
+    (149 µs at 64 rows, 110 µs at 1,024). The ``index_search`` job indexes them; an insert
+    that leaves more than ``waiting_limit`` (a column of ``search_entry_fts_progress``, 2,048)
+    indexes the oldest quarter itself (a trigger, migration 0018_search_index_in_background);
+    search reads the waiting ones directly. Call it within a transaction: the write lock keeps
+    two from indexing the same rows."""
     connection = connections[DEFAULT_DB_ALIAS]
     if connection.vendor != "sqlite":
         return 0  # PostgreSQL's GIN index batches its own inserts (its pending list)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT max(id), count(*) FROM (SELECT id FROM sessions_api_searchentry "
-            "WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress) ORDER BY id"
-            + (" LIMIT %s)" if limit is not None else ")"),
-            [limit] if limit is not None else [],
+            f"WHERE {WAITING} ORDER BY id LIMIT %s)",
+            [limit],
         )
         upto, count = cursor.fetchone()
         if not count:
             return 0
-        waiting = "WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress) AND id <= %s"
-        cursor.execute(
-            "INSERT INTO search_entry_fts(rowid, text) SELECT id, text "
-            f"FROM sessions_api_searchentry {waiting}",
-            [upto],
-        )
+        batch = f"FROM sessions_api_searchentry WHERE {WAITING} AND id <= %s"
+        cursor.execute(f"INSERT INTO search_entry_fts(rowid, text) SELECT id, text {batch}", [upto])
         # The phrase tokens (search/pairs.py) of the same rows.
         cursor.execute(
-            "INSERT INTO search_pair_fts(rowid, pairs) SELECT id, search_pairs(text) "
-            f"FROM sessions_api_searchentry {waiting}",
+            f"INSERT INTO search_pair_fts(rowid, pairs) SELECT id, search_pairs(text) {batch}",
             [upto],
         )
         cursor.execute("UPDATE search_entry_fts_progress SET indexed_upto = %s", [upto])
@@ -175,15 +173,12 @@ def catch_up_fts(*, limit: int | None = None) -> int:
 
 
 def waiting_rows() -> int:
-    """How many rows the FTS table does not hold yet (0 on PostgreSQL)."""
+    """How many rows the FTS tables do not hold yet (0 on PostgreSQL)."""
     connection = connections[DEFAULT_DB_ALIAS]
     if connection.vendor != "sqlite":
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM sessions_api_searchentry "
-            "WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress)"
-        )
+        cursor.execute(f"SELECT count(*) FROM sessions_api_searchentry WHERE {WAITING}")
         return cursor.fetchone()[0]
 
 

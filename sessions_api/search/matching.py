@@ -33,7 +33,7 @@ from django.db.models.lookups import GreaterThan
 
 from sessions_api.models import SearchEntry, Session
 from sessions_api.search.entries import SESSION_FIELDS
-from sessions_api.search.index import EVENT_SEPARATOR, event_at
+from sessions_api.search.index import EVENT_SEPARATOR, WAITING, event_at
 from sessions_api.search.pairs import phrase_tokens, phrase_tokens_upper
 from sessions_api.search.query import SearchQuery, term_pattern
 from sessions_api.search.snippets import Snippet, make_snippet
@@ -229,8 +229,8 @@ def sessions_holding(term: str, *, limit: int) -> list[Any] | None:
     """The ids of every session holding ``term`` when there are at most ``limit``; else None."""
     if connection.vendor == "sqlite" and len(term) >= TRIGRAM_CHARS:
         ids = _sqlite_sessions_holding(term, limit + 1)
-    elif connection.vendor == "postgresql" and phrase_tokens_upper(term):
-        ids = _postgresql_phrase_holders(term, limit + 1)
+    elif connection.vendor == "postgresql" and (tokens := phrase_tokens_upper(term)):
+        ids = _postgresql_phrase_holders(term, tokens, limit + 1)
     else:
         ids = list(
             SearchEntry.objects.filter(text__icontains=term)
@@ -240,15 +240,15 @@ def sessions_holding(term: str, *, limit: int) -> list[Any] | None:
     return ids if len(ids) <= limit else None
 
 
-def _postgresql_phrase_holders(term: str, limit: int) -> list[Any]:
+def _postgresql_phrase_holders(term: str, tokens: list[str], limit: int) -> list[Any]:
     """A phrase, on PostgreSQL: the rows whose ``search_pairs(text)`` (GIN index, migration
-    0019_search_pair_index) hold its spaces' tokens, then the phrase itself."""
+    0019_search_pair_index) hold its spaces' ``tokens``, then the phrase itself."""
     table = connection.ops.quote_name(SearchEntry._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT DISTINCT session_id FROM {table} WHERE search_pairs(text) @> %s::text[] "
             "AND strpos(UPPER(text), UPPER(%s)) > 0 LIMIT %s",
-            [phrase_tokens_upper(term), term, limit],
+            [tokens, term, limit],
         )
         return [row[0] for row in cursor.fetchall()]
 
@@ -278,8 +278,7 @@ def _sqlite_sessions_holding(term: str, limit: int) -> list[Any]:
             indexed += " AND e.text LIKE %s ESCAPE '\\'"
             params.append(f"%{escaped}%")
     waiting = (
-        "SELECT session_id FROM sessions_api_searchentry "
-        "WHERE id > (SELECT indexed_upto FROM search_entry_fts_progress) "
+        f"SELECT session_id FROM sessions_api_searchentry WHERE {WAITING} "
         "AND text LIKE %s ESCAPE '\\'"
     )
     params.append(f"%{escaped}%")
